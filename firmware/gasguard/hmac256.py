@@ -1,0 +1,44 @@
+"""HMAC-SHA256 (RFC 2104) on top of hashlib, because MicroPython has no hmac module.
+
+micropython-lib's hmac is not installable from the registries this project can reach
+(docs/dependencies.md), and the device needs only this one construction. Tested against
+CPython's hmac on both interpreters (host_tests/portable/test_hmac256.py).
+"""
+
+import hashlib
+
+_BLOCK = 64
+
+
+def _pads(key):
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    ipad = bytearray(_BLOCK)
+    opad = bytearray(_BLOCK)
+    for i in range(len(key)):
+        ipad[i] = key[i] ^ 0x36
+        opad[i] = key[i] ^ 0x5C
+    for i in range(len(key), _BLOCK):
+        ipad[i] = 0x36
+        opad[i] = 0x5C
+    return ipad, opad
+
+
+def digest(key, msg):
+    """Return the 32-byte HMAC-SHA256 of msg under key (both bytes-like)."""
+    ipad, opad = _pads(key)
+    inner = hashlib.sha256(ipad)
+    inner.update(msg)
+    outer = hashlib.sha256(opad)
+    outer.update(inner.digest())
+    return outer.digest()
+
+
+def equal(a, b):
+    """Compare two tags in time independent of where they differ."""
+    if len(a) != len(b):
+        return False
+    acc = 0
+    for i in range(len(a)):
+        acc |= a[i] ^ b[i]
+    return acc == 0

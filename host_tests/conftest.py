@@ -1,0 +1,68 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRMWARE = ROOT / "firmware"
+SIMBOARD = ROOT / "boards" / "sim"
+PORTABLE = ROOT / "host_tests" / "portable"
+
+for p in (FIRMWARE, SIMBOARD, PORTABLE, ROOT / "tools"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+# ESP32 (no PSRAM) leaves roughly this much GC heap to a MicroPython application.
+ESP32_HEAP = "112k"
+
+
+def micropython_exe():
+    exe = shutil.which("micropython") or str(Path(sys.executable).parent / "micropython")
+    if not Path(exe).exists():
+        pytest.fail("the micropython command is missing: run `make test`, which installs it")
+    return exe
+
+
+def micropath(*extra):
+    parts = [str(p) for p in extra] + [str(FIRMWARE), str(SIMBOARD), str(PORTABLE), ".frozen"]
+    return os.pathsep.join(parts)
+
+
+def run_micropython(args, stdin=None, heap=None, timeout=120, extra_path=()):
+    cmd = [micropython_exe()]
+    if heap:
+        cmd += ["-X", "heapsize=" + heap]
+    cmd += [str(a) for a in args]
+    env = dict(os.environ, MICROPYPATH=micropath(*extra_path))
+    return subprocess.run(
+        cmd, input=stdin, capture_output=True, timeout=timeout, env=env, cwd=str(ROOT)
+    )
+
+
+@pytest.fixture
+def mpy():
+    return run_micropython
+
+
+def run_cpython(args, stdin=None, timeout=120):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(FIRMWARE), str(SIMBOARD), str(PORTABLE)]))
+    return subprocess.run(
+        [sys.executable] + [str(a) for a in args], input=stdin, capture_output=True,
+        timeout=timeout, env=env, cwd=str(ROOT),
+    )
+
+
+def run_both(driver, stdin):
+    """Run host_tests/drivers/<driver>.py on both interpreters; return both stdouts.
+
+    Fails the test if either interpreter exits non-zero.
+    """
+    path = ROOT / "host_tests" / "drivers" / (driver + ".py")
+    a = run_cpython([path], stdin=stdin)
+    assert a.returncode == 0, a.stderr.decode()
+    b = run_micropython([path], stdin=stdin)
+    assert b.returncode == 0, (b.stdout + b.stderr).decode()
+    return a.stdout, b.stdout
