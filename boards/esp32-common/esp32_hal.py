@@ -1,0 +1,92 @@
+"""Binds the gasguard hardware boundary to the ESP32's `machine` module.
+
+This is the only place (with esp32_radio.py) that imports machine. Everything it
+returns has the small interfaces described in docs/architecture.md, so the logic in
+firmware/gasguard/ never knows it runs on real hardware.
+"""
+
+import sys
+import time
+
+import machine
+import select
+
+
+class AnalogIn:
+    """An ADC pin at 11 dB attenuation; read_uv() applies the chip's eFuse calibration."""
+
+    def __init__(self, gpio):
+        self._adc = machine.ADC(machine.Pin(gpio), atten=machine.ADC.ATTN_11DB)
+
+    def read_uv(self):
+        return self._adc.read_uv()
+
+
+def output(gpio, active_low=False, value=0):
+    pin = machine.Pin(gpio, machine.Pin.OUT, value=value ^ active_low)
+    return machine.Signal(pin, invert=active_low)
+
+
+def input_pin(gpio, pull_up=True, active_low=True):
+    pin = machine.Pin(gpio, machine.Pin.IN, machine.Pin.PULL_UP if pull_up else None)
+    return machine.Signal(pin, invert=active_low)
+
+
+class Console:
+    """USB serial as a non-blocking byte stream (the service protocol's line)."""
+
+    def __init__(self):
+        self._poll = select.poll()
+        self._poll.register(sys.stdin, select.POLLIN)
+        self._in = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
+        self._out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout
+
+    def read(self, n=64):
+        if not self._poll.poll(0):
+            return None
+        data = self._in.read(1)
+        return data if data else None
+
+    def write(self, data):
+        return self._out.write(data)
+
+
+class Board:
+    """The boundary objects of one ESP32 board, built from its pin map (pins.py)."""
+
+    def __init__(self, pins):
+        self.pins = pins
+        self.clock = time  # ticks_ms/ticks_diff/ticks_add, wrapping at 2**30
+        self.console = Console()
+        for name, gpio in pins.get("adc", {}).items():
+            setattr(self, name, AnalogIn(gpio))
+        for name, spec in pins.get("out", {}).items():
+            setattr(self, name, output(spec[0], spec[1]))
+        for name, spec in pins.get("in", {}).items():
+            setattr(self, name, input_pin(spec[0], spec[1], spec[2]))
+        for name in pins.get("absent", ()):
+            setattr(self, name, None)
+
+    def watchdog(self, timeout_ms):
+        return machine.WDT(timeout=timeout_ms)
+
+    def unique_id(self):
+        return machine.unique_id()
+
+    def reset_cause(self):
+        causes = {
+            machine.PWRON_RESET: "power_on",
+            machine.HARD_RESET: "hard_reset",
+            machine.WDT_RESET: "watchdog",
+            machine.DEEPSLEEP_RESET: "deep_sleep",
+            machine.SOFT_RESET: "soft_reset",
+        }
+        return causes.get(machine.reset_cause(), "unknown")
+
+    def free_heap(self):
+        import gc
+
+        return gc.mem_free()
+
+    def reboot(self):
+        machine.reset()
