@@ -1,0 +1,444 @@
+"""The detector application: one object that owns the components and runs the main loop.
+
+DetectorApp builds the Detector (alarm path), the service console, the event log, and
+implements the `device` facade the service protocol talks to (docs/service-protocol.md).
+The board's main.py (and boards/sim/virtual_device.py) do only:
+
+    app = DetectorApp(board, store, config)
+    app.run_forever(10)
+
+Nothing here blocks: poll() gives each component one bounded step. Other parts are
+plugged in by appending to two lists:
+    app.sinks    objects with event(ev): every stamped event (reporter, ...)
+    app.pollers  objects with poll(): driven every loop turn (interlock links, reporter)
+A poller or sink that raises is counted and logged but never stops the alarm path; an
+exception in the detector itself propagates so the watchdog resets the device.
+"""
+
+import json
+
+from gasguard import VERSION, record
+from gasguard.eventlog import EventLog
+from gasguard.service import PROTOCOL, Service, ServiceError, E_STATE, E_UNSUPPORTED
+from gasguard.validate import ConfigError
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+BOOT_NAME = "boot.rec"
+CONFIG_NAME = "config.rec"
+KEY_NAME = "factory.key"
+MAINT_NAME = "maint.flag"
+_HIST_POINTS = const(120)
+
+APP_DEFAULTS = {"history_period_s": 60}
+
+
+def boot_mode(store):
+    """'maintenance' once after MAINT (the flag is consumed), else 'app'. For main.py."""
+    if store.read(MAINT_NAME) is not None:
+        store.remove(MAINT_NAME)
+        return "maintenance"
+    return "app"
+
+
+def bump_boot_count(store):
+    n = 0
+    try:
+        n = json.loads(record.unseal(store.read(BOOT_NAME)))["boots"]
+    except (record.RecordError, ValueError, KeyError, TypeError):
+        n = 0
+    n += 1
+    try:
+        store.write(BOOT_NAME, record.seal(json.dumps({"boots": n}).encode()))
+    except OSError:
+        pass
+    return n
+
+
+def load_config(store, default):
+    """The persisted config (written by CFG) when valid, else the given default."""
+    try:
+        cfg = json.loads(record.unseal(store.read(CONFIG_NAME)))
+        if isinstance(cfg, dict):
+            return cfg
+    except (record.RecordError, ValueError):
+        pass
+    return _copy(default or {})
+
+
+def _copy(d):
+    return json.loads(json.dumps(d))
+
+
+def _default_detector(board, config, store, emit):
+    from gasguard.detector import Detector
+
+    return Detector(board, config, store, emit)
+
+
+class DetectorApp:
+    KIND = "detector"
+
+    def __init__(self, board, store, config=None, identity=None, detector_factory=None,
+                 rng=None, reset_cause=None, button_at_boot=None, board_name="unknown"):
+        self.board = board
+        self.clock = board.clock
+        self.store = store
+        self.board_name = board_name
+        self.boot_count = bump_boot_count(store)
+        if reset_cause is None:
+            rc = getattr(board, "reset_cause", None)
+            reset_cause = rc() if rc is not None else "unknown"
+        self.reset_cause = reset_cause
+        self._last = self.clock.ticks_ms()
+        self._up_s = 0
+        self._up_ms = 0
+        self.sinks = []
+        self.pollers = []
+        self.errors = []  # last few (where, message) from pollers/sinks
+        self.error_count = 0
+        self.log = EventLog(store, boot=self.boot_count)
+        self.config = load_config(store, config)
+        app_cfg = dict(APP_DEFAULTS)
+        app_cfg.update(self.config.get("app", {}))
+        self._hist_period_ms = int(app_cfg["history_period_s"]) * 1000
+        if identity is None:
+            try:
+                from gasguard.identity import IdentityStore
+
+                identity = IdentityStore(store)
+            except ImportError:
+                identity = None
+        self.identity = identity
+        if button_at_boot is None:
+            btn = getattr(board, "button", None)
+            button_at_boot = bool(btn.value()) if btn is not None else False
+        self.button_at_boot = button_at_boot
+        self._staged = {}  # channel -> {"zero_uv":..., "span_uv":..., "span_ppm":...}
+        self._pending = None  # "reboot" / "maintenance" after the reply is out
+        self.on_reboot = getattr(board, "reboot", None)
+        factory = detector_factory or _default_detector
+        self.detector = factory(board, self.config.get("detector", {}), store, self.emit)
+        # concentration history: peak ppm_x10 per period, for service reports
+        from array import array
+
+        self._hist = {}
+        self._hist_peak = {}
+        for gas in self._channels():
+            self._hist[gas] = array("i", [-1] * _HIST_POINTS)
+            self._hist_peak[gas] = -1
+        self._hist_n = 0
+        self._hist_t = self.clock.ticks_ms()
+        self.service = Service(board.console, self, self.clock, self.config.get("service"),
+                               rng=rng, button_at_boot=button_at_boot)
+        self.emit({"event": "boot", "reset_cause": self.reset_cause, "fw": VERSION,
+                   "factory": bool(button_at_boot)})
+
+    # ------------------------------------------------------------ event path
+    def uptime_s(self):
+        return self._up_s
+
+    def emit(self, ev):
+        """Stamp, log and forward an event (the Detector's emit callable)."""
+        ev = self.log.add(ev, self._up_s)
+        for s in self.sinks:
+            try:
+                s.event(ev)
+            except Exception as e:
+                self._note_error("sink", e)
+        return ev
+
+    def _note_error(self, where, e):
+        self.error_count += 1
+        self.errors.append("%s: %s: %s" % (where, type(e).__name__, e))
+        if len(self.errors) > 5:
+            self.errors.pop(0)
+
+    # ------------------------------------------------------------ main loop
+    def poll(self):
+        now = self.clock.ticks_ms()
+        d = self.clock.ticks_diff(now, self._last)
+        self._last = now
+        if d > 0:
+            self._up_ms += d
+            if self._up_ms >= 1000:
+                self._up_s += self._up_ms // 1000
+                self._up_ms %= 1000
+        self.detector.poll()
+        self._history(now)
+        for p in self.pollers:
+            try:
+                p.poll()
+            except Exception as e:
+                self._note_error("poller", e)
+        try:
+            self.service.poll()
+        except Exception as e:
+            self._note_error("service", e)
+        if self._pending is not None:
+            what = self._pending
+            self._pending = None
+            self._do_reboot(what)
+
+    def run_forever(self, sleep_ms=10, sleep=None, watchdog=None):
+        if sleep is None:
+            import time
+
+            sleep = time.sleep_ms
+        while True:
+            self.poll()
+            if watchdog is not None:
+                watchdog.feed()
+            sleep(sleep_ms)
+
+    def _do_reboot(self, what):
+        if what == "maintenance":
+            self.store.write(MAINT_NAME, b"1")
+        self.emit({"event": "reboot", "cause": what})
+        if self.on_reboot is not None:
+            self.on_reboot()
+
+    def _history(self, now):
+        chans = self._channels()
+        for gas in self._hist_peak:
+            ch = chans.get(gas)
+            if ch is not None and ch.ppm_x10 > self._hist_peak[gas]:
+                self._hist_peak[gas] = ch.ppm_x10
+        if self.clock.ticks_diff(now, self._hist_t) >= self._hist_period_ms:
+            self._hist_t = self.clock.ticks_add(self._hist_t, self._hist_period_ms)
+            if self.clock.ticks_diff(now, self._hist_t) >= self._hist_period_ms:
+                self._hist_t = now  # fell behind (long stall): resynchronise
+            i = self._hist_n % _HIST_POINTS
+            for gas in self._hist:
+                self._hist[gas][i] = self._hist_peak[gas]
+                self._hist_peak[gas] = -1
+            self._hist_n += 1
+
+    def _channels(self):
+        det = self.detector
+        chans = getattr(det, "channels", None)
+        if isinstance(chans, dict):
+            return chans
+        out = {}
+        if chans:
+            for ch in chans:
+                if ch is not None:
+                    out[ch.gas] = ch
+            return out
+        for gas in ("ch4", "co"):
+            ch = getattr(det, gas, None)
+            if ch is not None:
+                out[gas] = ch
+        return out
+
+    # ------------------------------------------------------------ device facade
+    def info(self):
+        rec = self.identity.load() if self.identity is not None else None
+        tier = (rec or {}).get("tier") or self.config.get("tier")
+        return {"fw": VERSION, "proto": PROTOCOL, "kind": self.KIND, "tier": tier,
+                "profile": self.config.get("profile"), "board": self.board_name}
+
+    def factory_key(self):
+        return self.store.read(KEY_NAME)
+
+    def readings(self):
+        out = {}
+        for gas, ch in self._channels().items():
+            out[gas] = {"ppm_x10": ch.ppm_x10, "raw_uv": ch.raw_uv, "fault": ch.fault,
+                        "warming_up": bool(getattr(ch, "warming_up", False))}
+        out["uptime_s"] = self._up_s
+        return out
+
+    def status(self):
+        info = self.info()
+        rec = self.identity.load() if self.identity is not None else None
+        fh = getattr(self.board, "free_heap", None)
+        if fh is None:
+            try:
+                import gc
+
+                fh = gc.mem_free
+            except AttributeError:
+                fh = None
+        det = self.detector.status()
+        links = []
+        for s in getattr(self.detector, "interlocks", ()) or ():
+            links.append({"type": type(s).__name__, "state": getattr(s, "state", None),
+                          "fault": getattr(s, "fault", None)})
+        outbox = None
+        extra = {}
+        for p in self.pollers + self.sinks:
+            if outbox is None and hasattr(p, "outbox_depth"):
+                v = p.outbox_depth
+                outbox = v() if callable(v) else v
+            st = getattr(p, "status", None)
+            name = getattr(p, "name", None)
+            if st is not None and name:
+                try:
+                    extra[name] = st()
+                except Exception as e:
+                    extra[name] = {"error": str(e)}
+        last = []
+        for ev in self.log.recent(32):
+            if ev.get("event") == "fault" and ev.get("state") == "on":
+                last.append(ev)
+        d = {
+            "id": (rec or {}).get("id"),
+            "fw": info["fw"],
+            "kind": info["kind"],
+            "tier": info["tier"],
+            "profile": info["profile"],
+            "uptime_s": self._up_s,
+            "reset_cause": self.reset_cause,
+            "boot_count": self.boot_count,
+            "free_heap": fh() if fh is not None else None,
+            "readings": self.readings(),
+            "detector": det,
+            "interlocks": links,
+            "outbox_depth": outbox,
+            "last_faults": last[-5:],
+            "last_errors": list(self.errors),
+            "log": {"seq": self.log.seq, "write_errors": self.log.write_errors},
+        }
+        d.update(extra)
+        return d
+
+    def events(self, n):
+        if n <= len(self.log.recent(n)):
+            return self.log.recent(n)
+        return self.log.persisted()[-n:]
+
+    def history(self):
+        n = min(self._hist_n, _HIST_POINTS)
+        out = {"period_s": self._hist_period_ms // 1000, "points": n}
+        for gas in self._hist:
+            h = self._hist[gas]
+            out[gas] = [h[(self._hist_n - n + i) % _HIST_POINTS] for i in range(n)]
+        return out
+
+    def config_get(self, key=None):
+        return _copy(self.config)
+
+    def config_set(self, key, value):
+        """Set a dotted key that already exists; validated, persisted, used after reboot."""
+        new = _copy(self.config)
+        parts = key.split(".")
+        node = new
+        for p in parts[:-1]:
+            if not isinstance(node, dict) or p not in node or not isinstance(node[p], dict):
+                raise ConfigError("%s: no such config section" % key)
+            node = node[p]
+        if parts[-1] not in node:
+            raise ConfigError("%s: unknown key (typos are refused)" % key)
+        old = node[parts[-1]]
+        if isinstance(old, dict) or isinstance(value, dict):
+            raise ConfigError("%s: set the leaves of a section one by one" % key)
+        node[parts[-1]] = value
+        self._validate_config(new)
+        self.store.write(CONFIG_NAME, record.seal(json.dumps(new).encode()))
+        self.config = new
+        self.emit({"event": "config", "key": key})
+        return {"key": key, "value": value, "reboot_required": True}
+
+    def _validate_config(self, cfg):
+        try:
+            from gasguard import detector as detmod
+        except ImportError:
+            return
+        v = getattr(detmod, "validate_config", None)
+        if v is not None:
+            v(cfg.get("detector", {}))
+
+    # calibration -----------------------------------------------------------
+    def _channel(self, gas):
+        ch = self._channels().get(gas)
+        if ch is None:
+            raise ServiceError(E_UNSUPPORTED, "this device has no %s channel" % gas)
+        return ch
+
+    def cal_get(self):
+        cur = None
+        try:
+            from gasguard import calibration
+
+            rec = calibration.load(self.store)
+            cur = rec.to_dict() if hasattr(rec, "to_dict") else rec
+        except ImportError:
+            cur = None
+        except ValueError as e:
+            cur = {"error": str(e)}
+        return {"current": cur, "staged": _copy(self._staged)}
+
+    def cal_zero(self, gas):
+        ch = self._channel(gas)
+        if ch.fault not in (None, "cal_missing"):
+            raise ValueError("channel %s is faulted (%s): cannot take zero" % (gas, ch.fault))
+        st = self._staged.setdefault(gas, {})
+        st["zero_uv"] = ch.raw_uv
+        st.pop("span_uv", None)
+        st.pop("span_ppm", None)
+        return {"ch": gas, "zero_uv": ch.raw_uv}
+
+    def cal_span(self, gas, ppm):
+        ch = self._channel(gas)
+        st = self._staged.get(gas)
+        if not st or "zero_uv" not in st:
+            raise ServiceError(E_STATE, "take CAL ZERO %s before the span" % gas)
+        if ch.fault not in (None, "cal_missing"):
+            raise ValueError("channel %s is faulted (%s): cannot take span" % (gas, ch.fault))
+        st["span_uv"] = ch.raw_uv
+        st["span_ppm"] = ppm
+        return {"ch": gas, "span_uv": ch.raw_uv, "span_ppm": ppm, "zero_uv": st["zero_uv"]}
+
+    def cal_commit(self, meta):
+        if not self._staged:
+            raise ServiceError(E_STATE, "nothing staged: CAL ZERO/SPAN first")
+        for gas, st in self._staged.items():
+            if "span_uv" not in st:
+                raise ServiceError(E_STATE, "channel %s has a zero but no span" % gas)
+        from gasguard import calibration
+
+        rec = calibration.commit(self.store, self._staged, meta)  # validates; raises CalibrationError
+        self._staged = {}
+        reload = getattr(self.detector, "reload_calibration", None)
+        applied = False
+        if reload is not None:
+            reload()
+            applied = True
+        self.emit({"event": "calibration", "channels": sorted(rec.get("channels", {}).keys())
+                   if isinstance(rec, dict) else []})
+        return {"committed": rec, "applied": applied, "reboot_required": not applied}
+
+    def cal_abort(self):
+        self._staged = {}
+
+    # actions ----------------------------------------------------------------
+    def self_test(self):
+        r = self.detector.self_test()
+        self.emit({"event": "self_test", "source": "service"})
+        return r if isinstance(r, dict) else {"started": True, "result": r}
+
+    def interlock_test(self):
+        sinks = getattr(self.detector, "interlocks", None) or []
+        if not sinks:
+            raise ServiceError(E_UNSUPPORTED, "no interlock configured")
+        for s in sinks:
+            s.close("test")
+        self.emit({"event": "interlock", "state": "close", "cause": "test"})
+        return {"closing": len(sinks), "states": [getattr(s, "state", None) for s in sinks]}
+
+    def hush(self):
+        self.detector.hush()
+        return {"hushed": True}
+
+    def reboot(self):
+        self._pending = "reboot"
+
+    def maintenance(self):
+        self._pending = "maintenance"

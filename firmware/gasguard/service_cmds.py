@@ -1,0 +1,280 @@
+"""The commands of the service protocol (GGSP/1): one function per verb.
+
+Split from gasguard.service so that each module compiles within an ESP32-sized heap
+(the parser needs memory in proportion to a module's source). Every handler takes
+(service, rest-of-line) and returns a JSON-able dict, or raises ServiceError.
+"""
+
+import json
+
+from gasguard import hmac256
+from gasguard.service import (
+    E_ARG, E_AUTH, E_IDENTITY, E_LOCKOUT, E_STATE, E_UNKNOWN, E_UNSUPPORTED, FACTORY_VERBS,
+    PROTOCOL, ServiceError, _hex, _unhex, auth_message,
+)
+
+
+def _args(rest, lo, hi, usage):
+    a = rest.split()
+    if len(a) < lo or len(a) > hi:
+        raise ServiceError(E_ARG, "usage: " + usage)
+    return a
+
+
+def _channel(name):
+    ch = name.lower()
+    if ch not in ("ch4", "co"):
+        raise ServiceError(E_ARG, "channel must be ch4 or co, not %r" % name)
+    return ch
+
+
+# ------------------------------------------------------------------- commands
+def _cmd_hello(svc, rest):
+    info = svc._call("info")
+    d = {"proto": PROTOCOL, "factory": svc.factory}
+    d.update(info)
+    d["id"] = svc._device_id()
+    return d
+
+
+def _cmd_help(svc, rest):
+    verbs = sorted(list(VERBS.keys()) + list(svc.handlers.keys()))
+    return {"proto": PROTOCOL, "commands": verbs, "factory_only": list(FACTORY_VERBS)}
+
+
+def _cmd_id(svc, rest):
+    ident = getattr(svc.device, "identity", None)
+    if ident is None:
+        return {"provisioned": False, "locked": False}
+    try:
+        rec = ident.load()
+    except ValueError as e:
+        return {"provisioned": False, "locked": True, "corrupt": str(e)}
+    out = {"provisioned": rec is not None, "locked": bool(ident.locked)}
+    if rec:
+        for k in rec:
+            if k not in ("secret", "key", "device_key"):
+                out[k] = rec[k]
+    return out
+
+
+def _cmd_status(svc, rest):
+    d = svc._call("status")
+    d["factory"] = svc.factory
+    d["console"] = {"lines": svc.lines, "errors": svc.errors, "dropped_partial": svc.dropped_partial}
+    return d
+
+
+def _cmd_read(svc, rest):
+    return svc._call("readings")
+
+
+def _cmd_hist(svc, rest):
+    return svc._call("history")
+
+
+def _cmd_log(svc, rest):
+    a = _args(rest, 0, 1, "LOG? [n]")
+    n = 20
+    if a:
+        try:
+            n = int(a[0])
+        except ValueError:
+            raise ServiceError(E_ARG, "n must be an integer")
+        if n < 1 or n > svc.log_max:
+            raise ServiceError(E_ARG, "n must be in 1..%d" % svc.log_max)
+    return {"events": svc._call("events", n)}
+
+
+def _cmd_cfg(svc, rest):
+    rest = rest.strip()
+    if not rest:
+        return {"config": svc._call("config_get", None)}
+    parts = rest.split(None, 1)
+    key = parts[0]
+    if len(parts) == 1:
+        raise ServiceError(E_ARG, "usage: CFG key <json value>  (read with CFG?)")
+    try:
+        value = json.loads(parts[1])
+    except Exception:
+        raise ServiceError(E_ARG, "value must be JSON (strings in double quotes)")
+    r = svc._call("config_set", key, value)
+    return r if isinstance(r, dict) else {"key": key, "value": value}
+
+
+def _cmd_cfg_q(svc, rest):
+    a = _args(rest, 0, 1, "CFG? [key]")
+    cfg = svc._call("config_get", None)
+    if a:
+        if a[0] not in cfg:
+            raise ServiceError(E_ARG, "no config key %r" % a[0])
+        return {"key": a[0], "value": cfg[a[0]]}
+    return {"config": cfg}
+
+
+def _cmd_cal_q(svc, rest):
+    return svc._call("cal_get")
+
+
+def _cmd_cal(svc, rest):
+    a = rest.split()
+    if not a:
+        return svc._call("cal_get")
+    sub = a[0].upper()
+    if sub == "ZERO":
+        a = _args(rest, 2, 2, "CAL ZERO <ch4|co>")
+        return svc._call("cal_zero", _channel(a[1]))
+    if sub == "SPAN":
+        a = _args(rest, 3, 3, "CAL SPAN <ch4|co> <ppm>")
+        try:
+            ppm = float(a[2])
+        except ValueError:
+            raise ServiceError(E_ARG, "ppm must be a number")
+        if not (ppm > 0 and ppm < 1000000):
+            raise ServiceError(E_ARG, "ppm must be in (0, 1000000)")
+        return svc._call("cal_span", _channel(a[1]), ppm)
+    if sub == "COMMIT":
+        meta = {}
+        if len(a) > 1:
+            try:
+                meta = json.loads(rest.split(None, 1)[1])
+            except Exception:
+                raise ServiceError(E_ARG, "usage: CAL COMMIT [json metadata]")
+            if not isinstance(meta, dict):
+                raise ServiceError(E_ARG, "metadata must be a JSON object")
+        return svc._call("cal_commit", meta)
+    if sub == "ABORT":
+        _args(rest, 1, 1, "CAL ABORT")
+        svc._call("cal_abort")
+        return {"aborted": True}
+    raise ServiceError(E_ARG, "usage: CAL ZERO|SPAN|COMMIT|ABORT ...  (read with CAL?)")
+
+
+def _cmd_auth(svc, rest):
+    a = _args(rest, 0, 1, "AUTH | AUTH <hex response> | AUTH END")
+    now = svc.clock.ticks_ms()
+    if a and a[0].upper() == "END":
+        svc.factory = False
+        svc.factory_via = None
+        svc._nonce = None
+        return {"factory": False}
+    if svc._locked_until is not None:
+        left = svc.clock.ticks_diff(svc._locked_until, now)
+        if left > 0:
+            raise ServiceError(E_LOCKOUT, "too many wrong responses; retry in %d s" % ((left + 999) // 1000))
+        svc._locked_until = None
+        svc._fails = 0
+    key_fn = getattr(svc.device, "factory_key", None)
+    key = key_fn() if key_fn is not None else None
+    if not key:
+        raise ServiceError(E_UNSUPPORTED, "no factory key installed: hold the button at boot")
+    if not a:
+        svc._nonce = _hex(svc.rng(16))
+        return {"nonce": svc._nonce, "id": svc._device_id(), "alg": "HMAC-SHA256"}
+    if svc._nonce is None:
+        raise ServiceError(E_STATE, "no challenge pending: send AUTH first")
+    nonce = svc._nonce
+    svc._nonce = None  # a challenge answers exactly one attempt
+    try:
+        got = _unhex(a[0].lower())
+    except ValueError:
+        got = b""
+    want = hmac256.digest(key, auth_message(nonce, svc._device_id()))
+    if not hmac256.equal(got, want):
+        svc._fails += 1
+        if svc._fails >= svc.auth_fail_limit:
+            svc._locked_until = svc.clock.ticks_add(now, svc.auth_lockout_ms)
+        raise ServiceError(E_AUTH, "wrong response")
+    svc._fails = 0
+    svc.factory = True
+    svc.factory_via = "auth"
+    svc._factory_seen = now
+    return {"factory": True, "timeout_s": svc.factory_timeout_ms // 1000}
+
+
+def _cmd_factory_q(svc, rest):
+    return {"factory": svc.factory, "via": svc.factory_via}
+
+
+def _cmd_prov(svc, rest):
+    ident = getattr(svc.device, "identity", None)
+    if ident is None:
+        raise ServiceError(E_UNSUPPORTED, "this device has no identity store")
+    rest = rest.strip()
+    words = rest.split()
+    if words and words[0].upper() == "LOCK":
+        if len(words) > 2:
+            raise ServiceError(E_ARG, "usage: PROV LOCK [expected identifier]")
+        ident.lock(words[1] if len(words) == 2 else None)
+        return _cmd_id(svc, "")
+    if words and words[0].upper() == "RESET":
+        # erasing an identity needs physical presence, not just the factory key
+        ident.factory_reset(svc.factory_via == "button")
+        return _cmd_id(svc, "")
+    try:
+        fields = json.loads(rest)
+    except Exception:
+        raise ServiceError(E_ARG, "usage: PROV {json identity fields} | PROV LOCK")
+    if not isinstance(fields, dict):
+        raise ServiceError(E_ARG, "identity fields must be a JSON object")
+    secret = fields.pop("secret", None)
+    if secret is not None:
+        try:
+            secret = _unhex(secret)
+        except (ValueError, TypeError):
+            raise ServiceError(E_ARG, "secret must be hex")
+    if ident.locked:
+        raise ServiceError(E_IDENTITY, "identity is locked")
+    ident.provision(fields, secret)
+    return _cmd_id(svc, "")
+
+
+def _cmd_selftest(svc, rest):
+    return svc._call("self_test")
+
+
+def _cmd_itest(svc, rest):
+    return svc._call("interlock_test")
+
+
+def _cmd_hush(svc, rest):
+    r = svc._call("hush")
+    return r if isinstance(r, dict) else {"hushed": True}
+
+
+def _cmd_reboot(svc, rest):
+    svc._call("info")  # fails early on a facade without reboot support
+    if getattr(svc.device, "reboot", None) is None:
+        raise ServiceError(E_UNSUPPORTED, "this device cannot reboot")
+    svc._after_reply = svc.device.reboot  # reply first, then reboot
+    return {"rebooting": True}
+
+
+def _cmd_maint(svc, rest):
+    if getattr(svc.device, "maintenance", None) is None:
+        raise ServiceError(E_UNSUPPORTED, "this device has no maintenance mode")
+    svc._after_reply = svc.device.maintenance
+    return {"maintenance": True, "rebooting": True}
+
+
+VERBS = {
+    "HELLO": _cmd_hello,
+    "HELP": _cmd_help,
+    "ID?": _cmd_id,
+    "STATUS?": _cmd_status,
+    "READ?": _cmd_read,
+    "LOG?": _cmd_log,
+    "HIST?": _cmd_hist,
+    "CFG?": _cmd_cfg_q,
+    "CFG": _cmd_cfg,
+    "CAL?": _cmd_cal_q,
+    "CAL": _cmd_cal,
+    "AUTH": _cmd_auth,
+    "FACTORY?": _cmd_factory_q,
+    "PROV": _cmd_prov,
+    "SELFTEST": _cmd_selftest,
+    "ITEST": _cmd_itest,
+    "HUSH": _cmd_hush,
+    "REBOOT": _cmd_reboot,
+    "MAINT": _cmd_maint,
+}

@@ -1,0 +1,226 @@
+"""DetectorApp (device facade, event log, boot count) with a stub detector, on both interpreters."""
+
+import json
+
+from gasguard.store import FileStore
+from ptest import tmpdir
+from simboard import SimClock, SimConsole, SimPin
+
+
+class StubChannel:
+    def __init__(self, gas):
+        self.gas = gas
+        self.ppm_x10 = 0
+        self.raw_uv = 400000
+        self.fault = None
+        self.warming_up = False
+
+
+class StubDetector:
+    def __init__(self, board, config, store, emit):
+        self.emit = emit
+        self.channels = [StubChannel("ch4"), StubChannel("co")]
+        self.polls = 0
+        self.interlocks = []
+
+    def poll(self):
+        self.polls += 1
+
+    def status(self):
+        return {"alarm": {"ch4": 0, "co": 0}}
+
+    def self_test(self):
+        self.emit({"event": "self_test_done"})
+        return {"ok": True}
+
+    def hush(self):
+        pass
+
+
+class Board:
+    def __init__(self):
+        self.clock = SimClock()
+        self.console = SimConsole()
+        self.button = SimPin("button", SimPin.IN)
+        self.reboots = 0
+
+    def reboot(self):
+        self.reboots += 1
+
+
+class StubIdentity:
+    locked = False
+
+    def load(self):
+        return {"id": "88.9/TEST", "tier": "M"}
+
+
+def _app():
+    # imported on first use, after this module is compiled: a 112k heap is too fragmented
+    # to compile app + service from source behind a big test module
+    import gc
+
+    gc.collect()
+    from gasguard import app
+
+    return app
+
+
+def boot_mode(store):
+    return _app().boot_mode(store)
+
+
+def EventLog(*a, **k):
+    from gasguard.eventlog import EventLog as E
+
+    return E(*a, **k)
+
+
+def make(root, board=None, config=None):
+    board = board or Board()
+    store = FileStore(root)
+    a = _app().DetectorApp(board, store, config or {"detector": {}, "app": {"history_period_s": 1}},
+                           identity=StubIdentity(), detector_factory=StubDetector,
+                           reset_cause="power_on")
+    return a, board, store
+
+
+def ask(a, board, line):
+    board.console.feed(line + "\n")
+    for _ in range(20):
+        a.poll()
+    out = board.console.take_output().decode().strip()
+    return out
+
+
+def test_boot_count_and_event_log_survive_reboot():
+    root = tmpdir("app1")
+    a, board, store = make(root)
+    assert a.boot_count == 1
+    a.emit({"event": "alarm", "gas": "ch4", "level": 1, "state": "on"})
+    a2, _, _ = make(root)
+    assert a2.boot_count == 2
+    evs = a2.events(10)
+    kinds = [e["event"] for e in evs]
+    assert kinds == ["boot", "alarm", "boot"], kinds
+    assert [e["seq"] for e in evs] == [0, 1, 2]
+    assert evs[1]["boot"] == 1 and evs[2]["boot"] == 2
+
+
+def test_torn_event_log_tail_is_cut():
+    root = tmpdir("app2")
+    store = FileStore(root)
+    log = EventLog(store)
+    log.add({"event": "a"}, 0)
+    log.add({"event": "b"}, 1)
+    store.append("events.log", b"\xa5\x01\x30\x00garbage")
+    log2 = EventLog(store)
+    assert [e["event"] for e in log2.recent(5)] == ["a", "b"]
+    assert log2.dropped_torn > 0 and log2.seq == 2
+
+
+def test_event_log_stays_bounded():
+    root = tmpdir("app3")
+    store = FileStore(root)
+    log = EventLog(store, ram=4, max_bytes=1024)
+    for i in range(200):
+        log.add({"event": "x", "i": i}, i)
+    assert store.size("events.log") <= 1024
+    p = log.persisted()
+    assert p[-1]["i"] == 199 and len(p) > 4
+    assert [e["i"] for e in log.recent(4)] == [196, 197, 198, 199]
+
+
+def test_status_over_the_console():
+    a, board, store = make(tmpdir("app4"))
+    r = ask(a, board, "STATUS?")
+    assert r.startswith("OK "), r
+    d = json.loads(r[3:])
+    assert d["boot_count"] == 1 and d["reset_cause"] == "power_on"
+    assert d["readings"]["ch4"]["raw_uv"] == 400000
+    assert d["detector"] == {"alarm": {"ch4": 0, "co": 0}}
+    assert a.detector.polls >= 20
+
+
+def test_history_keeps_the_peak_per_period():
+    a, board, store = make(tmpdir("app5"))
+    ch4 = a.detector.channels[0]
+    for v in (10, 500, 20):
+        ch4.ppm_x10 = v
+        a.poll()
+        board.clock.advance(300)
+    board.clock.advance(200)
+    ch4.ppm_x10 = 0
+    a.poll()
+    h = a.history()
+    assert h["points"] == 1 and h["ch4"] == [500] and h["co"] == [0]
+
+
+def test_reboot_and_maintenance_flag():
+    root = tmpdir("app6")
+    a, board, store = make(root)
+    a.reboot()
+    a.poll()
+    assert board.reboots == 1
+    assert boot_mode(store) == "app"
+    a.maintenance()
+    a.poll()
+    assert board.reboots == 2
+    assert boot_mode(store) == "maintenance"
+    assert boot_mode(store) == "app"  # consumed
+
+
+def test_config_set_validates_persists_and_refuses_typos():
+    root = tmpdir("app7")
+    a, board, store = make(root, config={"detector": {"sample_period_ms": 1000}, "app": {}})
+    e = None
+    try:
+        a.config_set("detector.sample_perod_ms", 5)
+    except ValueError as x:
+        e = x
+    assert e is not None and "unknown key" in str(e)
+    a.config_set("detector.sample_period_ms", 500)
+    a2, _, _ = make(root, config={"detector": {"sample_period_ms": 1000}, "app": {}})
+    assert a2.config["detector"]["sample_period_ms"] == 500
+
+
+def test_calibration_staging_requires_zero_first():
+    a, board, store = make(tmpdir("app8"))
+    board2 = board
+    board2.button.set_input(1)
+    r = ask(a, board, "CAL SPAN ch4 5000")
+    assert r.startswith("ERR E_FACTORY"), r  # button was not held at boot
+    a.service.factory = True
+    r = ask(a, board, "CAL SPAN ch4 5000")
+    assert r.startswith("ERR E_STATE"), r
+    r = ask(a, board, "CAL ZERO ch4")
+    assert r.startswith("OK "), r
+    a.detector.channels[0].raw_uv = 900000
+    r = ask(a, board, "CAL SPAN ch4 5000")
+    assert r.startswith("OK "), r
+    assert a._staged["ch4"] == {"zero_uv": 400000, "span_uv": 900000, "span_ppm": 5000.0}
+    ask(a, board, "CAL ABORT")
+    assert a._staged == {}
+
+
+def test_sink_failure_does_not_stop_the_loop():
+    a, board, store = make(tmpdir("app9"))
+
+    class Bad:
+        def event(self, ev):
+            raise OSError(5)
+
+        def poll(self):
+            raise RuntimeError("boom")
+
+    a.sinks.append(Bad())
+    a.pollers.append(Bad())
+    a.emit({"event": "x"})
+    a.poll()
+    assert a.error_count == 2
+    assert ask(a, board, "HELLO").startswith("OK ")
+
+
+def test_module_constants():
+    appmod = _app()
+    assert appmod.MAINT_NAME != appmod.CONFIG_NAME
