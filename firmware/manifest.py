@@ -2,9 +2,12 @@
 metadata(description="gasguard gas-safety firmware", version="0.1.0")
 
 module("gasguard/__init__.py", opt=3)
+module("gasguard/active_id.py", opt=3)
 module("gasguard/app.py", opt=3)
 module("gasguard/eventlog.py", opt=3)
 module("gasguard/hmac256.py", opt=3)
+module("gasguard/identifier.py", opt=3)
+module("gasguard/identity.py", opt=3)
 module("gasguard/record.py", opt=3)
 module("gasguard/service.py", opt=3)
 module("gasguard/service_cmds.py", opt=3)

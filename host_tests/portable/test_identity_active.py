@@ -1,0 +1,163 @@
+"""Active identifier: registration, forged/replayed acks, heartbeat, remote read/update."""
+
+import json
+
+from ptest import raises, tmpdir
+
+from gasguard.active_id import (
+    ActiveId, MessageError, direction_keys, open_msg, platform_ack, platform_cmd, platform_open,
+    seal,
+)
+from gasguard.identity import IdentityError, IdentityStore
+from gasguard.store import FileStore
+from gasguard.validate import ConfigError
+from simboard import SimClock
+
+ID_H = "88.118.8/GDH.240915.00123F"
+KEY = bytes(range(1, 33))
+OTHER = bytes(range(2, 34))
+
+
+def setup(tag, cfg=None, tier="H"):
+    st = FileStore(tmpdir("act-" + tag))
+    ids = IdentityStore(st)
+    ident = ID_H if tier == "H" else "88.118.8/GDL.240915.00123N"
+    ids.provision({"id": ident, "serial": "GDH24091500123", "model": "GG-200", "tier": tier,
+                   "kind": "detector", "hw_rev": "1.2", "mfg_date": "2024-09-15",
+                   "qr_template": "{id}"}, KEY if tier != "L" else None)
+    ids.lock()
+    clock = SimClock()
+    sent = []
+
+    def send(kind, payload):
+        sent.append((kind, payload))
+        return True
+
+    n = [0]
+
+    def rng(k):
+        n[0] += 1
+        return bytes([n[0]] * k)
+
+    a = ActiveId(clock, ids, cfg or {}, send, "0.1.0", rng=rng, status_fn=lambda: {"alarm": 0})
+    return st, ids, clock, sent, a
+
+
+def test_registration_round_trip_and_forged_acks():
+    st, ids, clock, sent, a = setup("a")
+    assert a.poll() == "reg"
+    kind, reg = sent[-1]
+    body = platform_open(KEY, reg)
+    assert body["t"] == "reg" and body["id"] == ID_H and body["fw"] == "0.1.0"
+    assert body["tier"] == "H" and body["kid"] == ids.key_id() and body["seq"] == 1
+    assert KEY.hex() not in reg.decode()
+    # forged: signed with another key
+    # (the attacker re-seals the registration under its own key and acks it)
+    forged_reg = seal(direction_keys(OTHER)[0], body)
+    ok, why = a.on_message(platform_ack(OTHER, forged_reg, 1700000000))
+    assert not ok and why == "bad mac"
+    # forged: the device's own uplink reflected back
+    assert a.on_message(reg) == (False, "bad mac")
+    # tampered: valid ack with a changed field
+    good = platform_ack(KEY, reg, 1700000000)
+    m = json.loads(good)
+    m["ts"] = 1700000001
+    assert a.on_message(json.dumps(m).encode()) == (False, "bad mac")
+    assert not a.registered
+    # genuine
+    assert a.on_message(good) == (True, "registered")
+    assert a.registered and ids.platform()["reg_ts"] == 1700000000
+    # replayed ack: refused
+    assert a.on_message(good)[0] is False
+    assert a.counters["rejected"] == 4
+
+
+def test_stale_ack_from_an_earlier_attempt_is_refused():
+    st, ids, clock, sent, a = setup("b")
+    a.poll()
+    first = sent[-1][1]
+    clock.advance(31000)
+    assert a.poll() == "reg"
+    second = sent[-1][1]
+    ok, why = a.on_message(platform_ack(KEY, first, 5))
+    assert not ok and "stale nonce" in why
+    assert a.on_message(platform_ack(KEY, second, 6)) == (True, "registered")
+
+
+def test_registration_retry_backs_off_and_never_blocks():
+    st, ids, clock, sent, a = setup("c", {"reg_retry_min_s": 10, "reg_retry_max_s": 60})
+    times = []
+    for _ in range(400):
+        if a.poll() == "reg":
+            times.append(clock.elapsed_ms // 1000)
+        clock.advance(1000)
+    gaps = [b - t for t, b in zip(times, times[1:])]
+    assert gaps[:4] == [10, 20, 40, 60] and max(gaps) == 60
+    seqs = [platform_open(KEY, p)["seq"] for _k, p in sent]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+def test_heartbeat_interval_and_survives_reboot():
+    st, ids, clock, sent, a = setup("d", {"heartbeat_s": 120})
+    a.poll()
+    a.on_message(platform_ack(KEY, sent[-1][1], 1))
+    del sent[:]
+    for _ in range(600):
+        a.poll()
+        clock.advance(1000)
+    hbs = [platform_open(KEY, p) for k, p in sent if k == "hb"]
+    assert len(hbs) == 4  # at 120, 240, 360 and 480 s
+    assert hbs[0]["st"] == {"alarm": 0} and hbs[0]["up"] == 120 and hbs[1]["up"] == 240
+    # reboot: already registered, heartbeat at once, seq keeps increasing
+    sent2 = []
+    b = ActiveId(clock, IdentityStore(st), {"heartbeat_s": 120}, lambda k, p: sent2.append((k, p)),
+                 "0.1.1")
+    assert b.poll() == "hb"
+    assert platform_open(KEY, sent2[0][1])["seq"] > hbs[-1]["seq"]
+    assert platform_open(KEY, sent2[0][1])["fw"] == "0.1.1"
+
+
+def test_remote_read_and_update():
+    st, ids, clock, sent, a = setup("e")
+    a.poll()
+    a.on_message(platform_ack(KEY, sent[-1][1], 1))
+    assert a.on_message(platform_cmd(KEY, ID_H, 1, "get_id")) == (True, "get_id")
+    rsp = platform_open(KEY, sent[-1][1])
+    assert rsp["t"] == "rsp" and rsp["re"] == 1 and rsp["ok"] is True
+    assert rsp["data"]["model"] == "GG-200" and rsp["data"]["registered"] is True
+    assert "key" not in "".join(rsp["data"].keys()).replace("key_id", "")
+    ok, why = a.on_message(platform_cmd(KEY, ID_H, 2, "set_attr", {"site_ref": "ACCT-1"}))
+    assert ok and ids.platform_fields()["site_ref"] == "ACCT-1"
+    ok, why = a.on_message(platform_cmd(KEY, ID_H, 3, "set_attr", {"model": "EVIL", "site_ref": "x"}))
+    assert not ok and "locked" in why
+    rsp = platform_open(KEY, sent[-1][1])
+    assert rsp["ok"] is False and "locked" in rsp["err"]
+    assert ids.load()["model"] == "GG-200" and ids.platform_fields()["site_ref"] == "ACCT-1"
+    # replayed command (old seq) and a forged one
+    assert a.on_message(platform_cmd(KEY, ID_H, 2, "set_attr", {"site_ref": "B"}))[0] is False
+    assert a.on_message(platform_cmd(OTHER, ID_H, 9, "set_attr", {"site_ref": "B"})) == \
+        (False, "bad mac")
+    assert a.on_message(platform_cmd(KEY, "88.118.8/GVM.240915.00077G", 10, "get_id"))[0] is False
+    assert ids.platform_fields()["site_ref"] == "ACCT-1"
+    # heartbeat interval within bounds
+    assert a.on_message(platform_cmd(KEY, ID_H, 11, "set_hb", {"seconds": 59}))[0] is False
+    assert a.on_message(platform_cmd(KEY, ID_H, 12, "set_hb", {"seconds": 600})) == (True, "set_hb")
+    assert a.hb_s == 600
+
+
+def test_garbage_downlinks_never_raise():
+    st, ids, clock, sent, a = setup("f")
+    for junk in (b"", b"{", b"[]", b"null", b'{"mac":1}', b'{"mac":"' + b"0" * 64 + b'"}',
+                 "\u00e9", None, 5, b'{"a":1.5,"mac":"' + b"a" * 64 + b'"}', b"\xff\xfe",
+                 b'{"mac":"' + b"z" * 64 + b'"}', b"x" * 5000):
+        ok, why = a.on_message(junk)
+        assert ok is False and isinstance(why, str)
+    raises(MessageError, open_msg, KEY, b"{}")
+
+
+def test_config_and_tier_rules():
+    raises(ConfigError, setup, "g", {"heartbeat_s": 59})
+    raises(ConfigError, setup, "g2", {"heartbeat_s": 86401})
+    raises(ConfigError, setup, "g3", {"hb": 100})
+    raises(ConfigError, setup, "g4", {"reg_retry_min_s": 100, "reg_retry_max_s": 60})
+    raises(IdentityError, setup, "g5", None, "L")
