@@ -1,0 +1,191 @@
+"""Standard profiles and product tiers as data, and the detector-config check.
+
+A *profile* (cn, en, ul) carries the numbers a standard fixes: methane set-point
+bounds, the methane LEL convention, the CO time-to-alarm table and its no-alarm
+level. A *tier* (low, mid, high) carries what a product must have: which gases,
+whether an interlock is mandatory, whether the identifier is active.
+
+`load(config)` checks a detector config against both and returns a complete,
+normalised dict (defaults filled in, %LEL converted to integer ppm x 10). A config
+that violates a standard's bounds or a tier's minimum raises ConfigError naming
+the key, the value and the allowed range; nothing is applied. Sources of every
+number: docs/alarms.md.
+
+Config time only: floats are allowed here, never on the sample path.
+"""
+
+from gasguard.validate import ConfigError, need_int, need_num, need_choice, need_bool
+
+# CO time-to-alarm tables. Each window: (ppm, earliest_s, latest_s); latest None =
+# "must not alarm within earliest_s" only; earliest 0 = "must alarm by latest_s".
+# Targets: (ppm, target_s) anchor points of the dose curve, interpolated log-log.
+CO_CN_UL_WINDOWS = (
+    (30, 30 * 86400, None),  # UL 2034: 30 ppm no alarm for 30 days
+    (70, 60 * 60, 240 * 60),  # GB 15322.2-2019 3.3.20 / UL 2034
+    (150, 10 * 60, 50 * 60),  # UL 2034
+    (400, 4 * 60, 15 * 60),  # UL 2034
+)
+CO_EN_WINDOWS = (
+    (30, 120 * 60, None),  # EN 50291-1: 30 ppm no alarm before 120 min
+    (50, 60 * 60, 90 * 60),
+    (100, 10 * 60, 40 * 60),
+    (300, 0, 3 * 60),
+)
+# Anchor targets near the geometric middle of each window (standards.md §4.2 [derived]).
+CO_CN_UL_TARGETS = ((41, 720 * 60), (50, 300 * 60), (70, 120 * 60), (150, 24 * 60), (400, 8 * 60))
+CO_EN_TARGETS = ((36, 300 * 60), (50, 75 * 60), (100, 20 * 60), (300, 90))
+
+PROFILES = {
+    "cn": {
+        "name": "CN (GB 15322.1/.2-2019 + 2026 revisions, GB/T 50493, CJJ/T 146)",
+        "lel_pct_vol": (5.0, 4.0, 5.0),  # default, lo, hi
+        "ch4_low_pct_lel": (10, 3, 25),
+        "ch4_high_pct_lel": (25, 10, 50),
+        "ch4_delay_s": (15, 15, 45),
+        "co_no_alarm_ppm": 40,
+        "co_windows": CO_CN_UL_WINDOWS,
+        "co_targets": CO_CN_UL_TARGETS,
+    },
+    "ul": {
+        "name": "UL (UL 1484 methane, UL 2034 CO)",
+        "lel_pct_vol": (5.0, 4.0, 5.0),
+        "ch4_low_pct_lel": (10, 3, 25),
+        "ch4_high_pct_lel": (25, 10, 50),
+        "ch4_delay_s": (15, 5, 45),
+        "co_no_alarm_ppm": 40,
+        "co_windows": CO_CN_UL_WINDOWS,
+        "co_targets": CO_CN_UL_TARGETS,
+    },
+    "en": {
+        "name": "EN (EN 50194-1 methane, EN 50291-1 CO)",
+        "lel_pct_vol": (4.4, 4.0, 5.0),
+        "ch4_low_pct_lel": (10, 3, 20),
+        "ch4_high_pct_lel": (25, 10, 50),
+        "ch4_delay_s": (15, 5, 45),
+        "co_no_alarm_ppm": 35,
+        "co_windows": CO_EN_WINDOWS,
+        "co_targets": CO_EN_TARGETS,
+    },
+}
+
+TIERS = {
+    # gases: what the product measures; interlock: valve shut-off mandatory;
+    # identifier: active identifier (registration) mandatory.
+    "low": {"co": False, "interlock": False, "identifier": False},
+    "mid": {"co": True, "interlock": True, "identifier": True},
+    "high": {"co": True, "interlock": True, "identifier": True},
+}
+
+RELAY_SOURCES = ("none", "ch4_low", "ch4_high", "co", "any")
+
+# Detector keys this module validates; sub-dicts are handed to the sensing modules.
+KNOWN = (
+    "profile", "tier", "sample_period_ms",
+    "lel_pct_vol", "ch4_low_pct_lel", "ch4_high_pct_lel", "ch4_hyst_pct_lel",
+    "ch4_delay_s", "ch4_clear_s", "warmup_gross_only",
+    "co_enabled", "co_clear_s", "co_washout_min",
+    "hush_s", "hush_co_rise_pct",
+    "relay", "relay_latch", "interlock_ch4_level", "interlock_on_co",
+    "identifier_active", "self_test_relay", "fault_chirp_s",
+    "ch4", "co", "supply",
+)
+
+
+def profile(name):
+    p = PROFILES.get(name)
+    if p is None:
+        raise ConfigError("profile: %r is not one of cn, en, ul" % (name,))
+    return p
+
+
+def _bounded(cfg, key, spec, is_int=True):
+    d, lo, hi = spec
+    if is_int and isinstance(d, int):
+        return need_int(cfg, key, lo, hi, d)
+    return need_num(cfg, key, lo, hi, d)
+
+
+def load(config):
+    """Validate a detector config; return a complete normalised copy or raise ConfigError."""
+    if not isinstance(config, dict):
+        raise ConfigError("detector config: expected a dict, got %r" % (config,))
+    for k in config:
+        if k not in KNOWN:
+            raise ConfigError("detector config: unknown key %r" % (k,))
+    pname = need_choice(config, "profile", ("cn", "en", "ul"), "cn")
+    prof = PROFILES[pname]
+    tname = need_choice(config, "tier", ("low", "mid", "high"), "mid")
+    tier = TIERS[tname]
+    out = {"profile": pname, "tier": tname}
+    out["sample_period_ms"] = need_int(config, "sample_period_ms", 200, 2000, 1000)
+
+    # --- methane ---------------------------------------------------------------
+    lel = need_num(config, "lel_pct_vol", prof["lel_pct_vol"][1], prof["lel_pct_vol"][2],
+                   prof["lel_pct_vol"][0])
+    out["lel_pct_vol"] = lel
+    low = need_num(config, "ch4_low_pct_lel", prof["ch4_low_pct_lel"][1],
+                   prof["ch4_low_pct_lel"][2], prof["ch4_low_pct_lel"][0])
+    high = need_num(config, "ch4_high_pct_lel", prof["ch4_high_pct_lel"][1],
+                    prof["ch4_high_pct_lel"][2], prof["ch4_high_pct_lel"][0])
+    hyst = need_num(config, "ch4_hyst_pct_lel", 1, 5, 3)
+    if high < low + 5:
+        raise ConfigError(
+            "ch4_high_pct_lel: %r must be at least 5 %%LEL above ch4_low_pct_lel (%r)" % (high, low))
+    if low - hyst < 1:
+        raise ConfigError("ch4_hyst_pct_lel: %r leaves a release point below 1 %%LEL" % (hyst,))
+    out["ch4_low_pct_lel"] = low
+    out["ch4_high_pct_lel"] = high
+    out["ch4_hyst_pct_lel"] = hyst
+    # 1 %LEL in ppm x 10 = lel_pct_vol * 10000 ppm / 100 * 10 = lel_pct_vol * 1000
+    per_pct = lel * 1000.0
+    out["ch4_low_x10"] = int(low * per_pct + 0.5)
+    out["ch4_high_x10"] = int(high * per_pct + 0.5)
+    out["ch4_hyst_x10"] = int(hyst * per_pct + 0.5)
+    out["ch4_pct_lel_x10"] = int(per_pct + 0.5)  # ppm x 10 per %LEL
+    d = prof["ch4_delay_s"]
+    out["ch4_delay_s"] = need_int(config, "ch4_delay_s", d[1], d[2], d[0])
+    out["ch4_clear_s"] = need_int(config, "ch4_clear_s", 0, 30, 10)
+    out["warmup_gross_only"] = need_bool(config, "warmup_gross_only", True)
+
+    # --- CO ----------------------------------------------------------------------
+    co = need_bool(config, "co_enabled", tier["co"])
+    if tier["co"] and not co:
+        raise ConfigError("co_enabled: tier %s requires the CO channel (methane + CO)" % tname)
+    if co and not tier["co"]:
+        raise ConfigError("co_enabled: tier low is methane only; use tier mid or high for CO")
+    out["co_enabled"] = co
+    out["co_clear_s"] = need_int(config, "co_clear_s", 10, 600, 60)
+    out["co_washout_min"] = need_int(config, "co_washout_min", 60, 480, 180)
+    out["co_no_alarm_ppm"] = prof["co_no_alarm_ppm"]
+    out["co_targets"] = prof["co_targets"]
+    out["co_windows"] = prof["co_windows"]
+
+    # --- hush ----------------------------------------------------------------------
+    # UL 2034 (1998): silence lasts 4..6 min; re-alarm within 6 min if CO persists.
+    out["hush_s"] = need_int(config, "hush_s", 60, 360, 300)
+    out["hush_co_rise_pct"] = need_int(config, "hush_co_rise_pct", 10, 100, 50)
+
+    # --- outputs / interlock -------------------------------------------------------
+    out["relay"] = need_choice(config, "relay", RELAY_SOURCES, "any")
+    out["relay_latch"] = need_bool(config, "relay_latch", False)
+    out["interlock_ch4_level"] = need_int(config, "interlock_ch4_level", 1, 2, 2)
+    ioc = need_bool(config, "interlock_on_co", co)
+    if ioc and not co:
+        raise ConfigError("interlock_on_co: true needs the CO channel (tier mid or high)")
+    out["interlock_on_co"] = ioc
+    ida = need_bool(config, "identifier_active", tier["identifier"])
+    if tier["identifier"] and not ida:
+        raise ConfigError("identifier_active: tier %s requires an active identifier" % tname)
+    out["identifier_active"] = ida
+    out["interlock_required"] = tier["interlock"]
+    out["self_test_relay"] = need_bool(config, "self_test_relay", False)
+    out["fault_chirp_s"] = need_int(config, "fault_chirp_s", 10, 60, 45)
+
+    for k in ("ch4", "co", "supply"):
+        v = config.get(k, {})
+        if not isinstance(v, dict):
+            raise ConfigError("%s: expected a dict of sensing settings, got %r" % (k, v))
+        out[k] = v
+    if not co and "co" in config and config["co"]:
+        raise ConfigError("co: CO sensing settings given but tier %s has no CO channel" % tname)
+    return out
