@@ -82,6 +82,14 @@ def _default_detector(board, config, store, emit):
     return Detector(board, config, store, emit)
 
 
+class _NullConsole:
+    def read(self, n):
+        return None
+
+    def write(self, b):
+        return len(b)
+
+
 class DetectorApp:
     KIND = "detector"
 
@@ -124,6 +132,7 @@ class DetectorApp:
         self._pending = None  # "reboot" / "maintenance" after the reply is out
         self.on_reboot = getattr(board, "reboot", None)
         factory = detector_factory or _default_detector
+        self._validate_detector = getattr(factory, "validate_config", None)
         self.detector = factory(board, self.config.get("detector", {}), store, self.emit)
         # concentration history: peak ppm_x10 per period, for service reports
         from array import array
@@ -239,10 +248,9 @@ class DetectorApp:
 
     # ------------------------------------------------------------ device facade
     def info(self):
-        rec = self.identity.load() if self.identity is not None else None
-        tier = (rec or {}).get("tier") or self.config.get("tier")
-        return {"fw": VERSION, "proto": PROTOCOL, "kind": self.KIND, "tier": tier,
-                "profile": self.config.get("profile"), "board": self.board_name}
+        dcfg = getattr(self.detector, "cfg", None) or self.config.get("detector", {})
+        return {"fw": VERSION, "proto": PROTOCOL, "kind": self.KIND, "tier": dcfg.get("tier"),
+                "profile": dcfg.get("profile"), "board": self.board_name}
 
     def factory_key(self):
         return self.store.read(KEY_NAME)
@@ -326,18 +334,17 @@ class DetectorApp:
         return _copy(self.config)
 
     def config_set(self, key, value):
-        """Set a dotted key that already exists; validated, persisted, used after reboot."""
+        """Set one dotted leaf (e.g. detector.ch4_delay_s); validated, persisted, used after reboot."""
         new = _copy(self.config)
         parts = key.split(".")
         node = new
         for p in parts[:-1]:
-            if not isinstance(node, dict) or p not in node or not isinstance(node[p], dict):
-                raise ConfigError("%s: no such config section" % key)
+            if p not in node:
+                node[p] = {}
             node = node[p]
-        if parts[-1] not in node:
-            raise ConfigError("%s: unknown key (typos are refused)" % key)
-        old = node[parts[-1]]
-        if isinstance(old, dict) or isinstance(value, dict):
+            if not isinstance(node, dict):
+                raise ConfigError("%s: %s is not a section" % (key, p))
+        if isinstance(node.get(parts[-1]), dict) or isinstance(value, dict):
             raise ConfigError("%s: set the leaves of a section one by one" % key)
         node[parts[-1]] = value
         self._validate_config(new)
@@ -347,13 +354,18 @@ class DetectorApp:
         return {"key": key, "value": value, "reboot_required": True}
 
     def _validate_config(self, cfg):
-        try:
-            from gasguard import detector as detmod
-        except ImportError:
-            return
-        v = getattr(detmod, "validate_config", None)
-        if v is not None:
-            v(cfg.get("detector", {}))
+        """Every section is checked by its owner; unknown keys (typos) are refused."""
+        from gasguard.service import DEFAULTS as SERVICE_DEFAULTS
+        from gasguard.validate import reject_unknown
+
+        reject_unknown(cfg, ("detector", "service", "app", "board"), "config")
+        reject_unknown(cfg.get("app", {}), APP_DEFAULTS, "app")
+        Service(_NullConsole(), self, self.clock, cfg.get("service"))  # validates, builds nothing
+        reject_unknown(cfg.get("service", {}) or {}, SERVICE_DEFAULTS, "service")
+        v = self._validate_detector
+        if v is None:
+            from gasguard.detector import validate_config as v
+        v(cfg.get("detector", {}))
 
     # calibration -----------------------------------------------------------
     def _channel(self, gas):
@@ -363,57 +375,84 @@ class DetectorApp:
         return ch
 
     def cal_get(self):
-        cur = None
-        try:
-            from gasguard import calibration
+        from gasguard import calibration
 
-            rec = calibration.load(self.store)
-            cur = rec.to_dict() if hasattr(rec, "to_dict") else rec
-        except ImportError:
-            cur = None
-        except ValueError as e:
-            cur = {"error": str(e)}
-        return {"current": cur, "staged": _copy(self._staged)}
+        rec = calibration.load(self.store)
+        chans = {}
+        for gas in rec.gases():
+            chans[gas] = rec.get(gas).as_dict()
+        return {"problem": rec.problem, "channels": chans, "staged": _copy(self._staged)}
+
+    def _reading_uv(self, ch):
+        uv = getattr(ch, "filtered_uv", None)
+        return ch.raw_uv if uv is None else uv
 
     def cal_zero(self, gas):
+        from gasguard import calibration
+
         ch = self._channel(gas)
-        if ch.fault not in (None, "cal_missing"):
-            raise ValueError("channel %s is faulted (%s): cannot take zero" % (gas, ch.fault))
-        st = self._staged.setdefault(gas, {})
-        st["zero_uv"] = ch.raw_uv
-        st.pop("span_uv", None)
-        st.pop("span_ppm", None)
-        return {"ch": gas, "zero_uv": ch.raw_uv}
+        if ch.fault not in (None, "cal_missing", "end_of_life"):
+            raise ServiceError(E_STATE, "channel %s is faulted (%s): cannot take zero" % (gas, ch.fault))
+        uv = self._reading_uv(ch)
+        calibration.compute_zero(ch.model, uv)  # CalibrationError names the reason
+        self._staged[gas] = {"zero_uv": uv}
+        return {"ch": gas, "zero_uv": uv}
 
     def cal_span(self, gas, ppm):
         ch = self._channel(gas)
         st = self._staged.get(gas)
         if not st or "zero_uv" not in st:
             raise ServiceError(E_STATE, "take CAL ZERO %s before the span" % gas)
-        if ch.fault not in (None, "cal_missing"):
-            raise ValueError("channel %s is faulted (%s): cannot take span" % (gas, ch.fault))
-        st["span_uv"] = ch.raw_uv
-        st["span_ppm"] = ppm
-        return {"ch": gas, "span_uv": ch.raw_uv, "span_ppm": ppm, "zero_uv": st["zero_uv"]}
+        from gasguard import calibration
+
+        if ch.fault not in (None, "cal_missing", "end_of_life"):
+            raise ServiceError(E_STATE, "channel %s is faulted (%s): cannot take span" % (gas, ch.fault))
+        uv = self._reading_uv(ch)
+        ppm_x10 = int(ppm * 10 + 0.5)
+        gain = calibration.compute_span(ch.model, st["zero_uv"], uv, ppm_x10)
+        st["span_uv"] = uv
+        st["span_ppm_x10"] = ppm_x10
+        return {"ch": gas, "zero_uv": st["zero_uv"], "span_uv": uv, "span_ppm_x10": ppm_x10,
+                "gain_pct": int(gain * 100 + 0.5)}
 
     def cal_commit(self, meta):
+        """Write the staged channels into the record (others kept), read back, apply."""
+        from gasguard import calibration
+
         if not self._staged:
             raise ServiceError(E_STATE, "nothing staged: CAL ZERO/SPAN first")
         for gas, st in self._staged.items():
             if "span_uv" not in st:
                 raise ServiceError(E_STATE, "channel %s has a zero but no span" % gas)
-        from gasguard import calibration
-
-        rec = calibration.commit(self.store, self._staged, meta)  # validates; raises CalibrationError
+        date = calibration.check_date(meta.get("date"))
+        op = meta.get("operator", "factory")
+        rec = calibration.load(self.store)
+        if rec.problem is not None:
+            rec = calibration.CalibrationRecord()
+        for gas, st in self._staged.items():
+            model = self._channel(gas).model
+            rec = rec.with_zero(model, st["zero_uv"], date, op)
+            rec = rec.with_span(model, st["span_uv"], st["span_ppm_x10"], date, op)
+        calibration.save(self.store, rec)
+        back = calibration.load(self.store)
+        for gas in self._staged:
+            if back.get(gas) != rec.get(gas):
+                raise ServiceError(E_STATE, "read-back of the calibration differs")
+        gases = sorted(self._staged.keys())
         self._staged = {}
-        reload = getattr(self.detector, "reload_calibration", None)
-        applied = False
-        if reload is not None:
-            reload()
-            applied = True
-        self.emit({"event": "calibration", "channels": sorted(rec.get("channels", {}).keys())
-                   if isinstance(rec, dict) else []})
-        return {"committed": rec, "applied": applied, "reboot_required": not applied}
+        for gas in gases:
+            ch = self._channel(gas)
+            if hasattr(ch, "reload_calibration"):
+                ch.reload_calibration(self.store)
+            else:
+                calibration.apply(ch.model, back.get(gas))
+                ch.cal = back.get(gas)
+                ch.cal_problem = None
+        self.emit({"event": "calibration", "channels": gases, "operator": op, "date": date})
+        out = {}
+        for gas in gases:
+            out[gas] = back.get(gas).as_dict()
+        return {"committed": out}
 
     def cal_abort(self):
         self._staged = {}

@@ -16,7 +16,15 @@ class StubChannel:
         self.warming_up = False
 
 
+def _validate(cfg):
+    for k in cfg:
+        if k not in ("sample_period_ms", "tier", "profile"):
+            raise ValueError("detector config: unknown key %r" % k)
+
+
 class StubDetector:
+    validate_config = staticmethod(_validate)
+
     def __init__(self, board, config, store, emit):
         self.emit = emit
         self.channels = [StubChannel("ch4"), StubChannel("co")]
@@ -184,23 +192,22 @@ def test_config_set_validates_persists_and_refuses_typos():
     assert a2.config["detector"]["sample_period_ms"] == 500
 
 
-def test_calibration_staging_requires_zero_first():
+def test_calibration_needs_factory_mode_and_zero_first():
     a, board, store = make(tmpdir("app8"))
-    board2 = board
-    board2.button.set_input(1)
+    board.button.set_input(1)  # pressed after boot: does not grant factory mode
     r = ask(a, board, "CAL SPAN ch4 5000")
-    assert r.startswith("ERR E_FACTORY"), r  # button was not held at boot
+    assert r.startswith("ERR E_FACTORY"), r
     a.service.factory = True
     r = ask(a, board, "CAL SPAN ch4 5000")
     assert r.startswith("ERR E_STATE"), r
-    r = ask(a, board, "CAL ZERO ch4")
-    assert r.startswith("OK "), r
-    a.detector.channels[0].raw_uv = 900000
-    r = ask(a, board, "CAL SPAN ch4 5000")
-    assert r.startswith("OK "), r
-    assert a._staged["ch4"] == {"zero_uv": 400000, "span_uv": 900000, "span_ppm": 5000.0}
-    ask(a, board, "CAL ABORT")
     assert a._staged == {}
+
+
+def test_button_held_at_boot_grants_factory_mode():
+    board = Board()
+    board.button.set_input(1)
+    a, board, store = make(tmpdir("app10"), board=board)
+    assert a.service.factory is True and a.service.factory_via == "button"
 
 
 def test_sink_failure_does_not_stop_the_loop():
