@@ -1,0 +1,353 @@
+"""The safety self-closing valve controller: position, trip coil, why it closed.
+
+The valve itself closes mechanically on over-pressure, under-pressure and excess flow
+and latches closed (CJ/T 447-2014); it is reopened by hand. This controller
+  * watches the open/closed switch (debounced) and reports every change,
+  * drives the trip coil when the interlock (or link supervision, or a local/platform
+    request, or the electronic backup of a mechanical trip point) asks for a close,
+  * classifies *why* the valve closed: interlock, over_pressure, under_pressure,
+    over_flow, manual, link_lost or unknown,
+  * detects a manual reopening and reports it ("manual_reset"). It never opens the
+    valve: there is no code path that could, and the trip coil can only close.
+
+Board object (duck-typed, see docs/valve.md): clock, switch (digital in), trip
+(digital out), pressure (analog in or None), flow (analog in, or a counter with
+value(), or None), supply (analog in or None), radio (or None).
+Defaults and their sources: docs/valve.md.
+"""
+
+from gasguard import record
+from gasguard.espnow_link import ValveLink
+from gasguard.valve_cfg import CLOSE_CAUSES, DEFAULTS, valve_config, pa_to_uv, flow_to_uv  # noqa: F401
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+INVALID = const(-(1 << 29))
+_LAST_NAME = "valve_last"
+_CLAMP = const(3200000)
+
+
+def _nop(ev):
+    pass
+
+
+class ValveController:
+    """Step machine; call poll() often (every 10-50 ms). Never blocks, never opens."""
+
+    def __init__(self, board, cfg, store, emit=None, rand=None):
+        self.cfg = c = valve_config(cfg)
+        self.board = board
+        self.clock = board.clock
+        self.store = store
+        self.emit = emit or _nop
+        self.trip = board.trip
+        self.trip.value(0)
+        self.switch = board.switch
+        self.pressure_in = getattr(board, "pressure", None)
+        self.flow_in = getattr(board, "flow", None) if c["flow_mode"] != "none" else None
+        self.supply_in = getattr(board, "supply", None)
+        now = self.clock.ticks_ms()
+        n = c["classify_window_ms"] // c["sample_ms"] + 1
+        self._p_ring = [INVALID] * n
+        self._f_ring = [INVALID] * n
+        self._ring_i = 0
+        self.pressure_pa = None
+        self.flow_m3h_x1000 = None
+        self.supply_mv = None
+        self.faults = []
+        self.counters = {"closes": 0, "reopens": 0, "trips": 0, "trip_retries": 0, "remote_closes": 0}
+        # switch
+        closed = self.switch.value() == c["switch_closed_level"]
+        self._stable_closed = closed
+        self._cand = closed
+        self._cand_since = now
+        self.state = "closed" if closed else "open"
+        self.cause = None
+        if closed:
+            self.cause = self._load_cause()
+        # trip drive
+        self._trip_cause = None
+        self._trip_source = None
+        self._trip_started = now
+        self._pulse_on = False
+        self._pulse_end = now
+        self._tries = 0
+        self._backup_cause = None
+        self._backup_since = now
+        self._sample_at = now
+        self._supply_at = now
+        self._flow_last_count = None
+        self._flow_last_ms = now
+        self.last_close_latency_ms = None
+        radio = getattr(board, "radio", None)
+        self.link = None
+        if radio is not None:
+            self.link = ValveLink(radio, self.clock, store, c["link"], self.emit, rand, self._remote_close, self._state_pair)
+        self._link_state = self.link.link if self.link else "none"
+
+    # --- persistence of the last cause (one write per close) ---------------
+    def _load_cause(self):
+        try:
+            p = record.unseal(self.store.read(_LAST_NAME), 1)
+            name = p.decode()
+            if name in CLOSE_CAUSES:
+                return name
+        except (record.RecordError, OSError, ValueError):
+            pass
+        return "unknown"
+
+    def _save_cause(self, cause):
+        try:
+            self.store.write(_LAST_NAME, record.seal(cause.encode(), 1))
+        except OSError:
+            self._fault("store_error", True)
+
+    # --- requests to close -------------------------------------------------
+    def close(self, cause="manual", source="local"):
+        """Close the valve (local button, platform command). cause must be a close cause."""
+        if cause not in CLOSE_CAUSES:
+            raise ValueError("unknown close cause %r" % cause)
+        self._trip(cause, source)
+
+    def _remote_close(self, request):
+        self.counters["remote_closes"] += 1
+        self._trip("interlock", request)
+
+    def _trip(self, cause, source):
+        if self.state == "closed":
+            return
+        if self._trip_cause is not None:
+            return  # already closing: idempotent
+        now = self.clock.ticks_ms()
+        self._trip_cause = cause
+        self._trip_source = source
+        self._trip_started = now
+        self._tries = 0
+        self.counters["trips"] += 1
+        self._pulse(now)
+        self.state = "closing"
+        self.emit({"event": "valve", "state": "closing", "cause": cause, "source": source})
+
+    def _pulse(self, now):
+        self.trip.value(1)
+        self._pulse_on = True
+        self._pulse_end = self.clock.ticks_add(now, self.cfg["trip_pulse_ms"])
+
+    def _state_pair(self):
+        if "valve_stuck_open" in self.faults:
+            return "fault", self.cause or "none"
+        return self.state, self.cause or "none"
+
+    def pair_button(self):
+        if self.link is not None:
+            self.link.pair_button()
+
+    # --- the step ----------------------------------------------------------
+    def poll(self):
+        clock = self.clock
+        now = clock.ticks_ms()
+        c = self.cfg
+        if clock.ticks_diff(now, self._sample_at) >= 0:
+            self._sample_at = clock.ticks_add(now, c["sample_ms"])
+            self._sample(now)
+        if self.supply_in is not None and clock.ticks_diff(now, self._supply_at) >= 0:
+            self._supply_at = clock.ticks_add(now, c["supply_ms"])
+            self.supply_mv = (self.supply_in.read_uv() // 1000) * c["_s_x1000"] // 1000
+            self._fault("supply_low", self.supply_mv < c["supply_low_mv"])
+        self._debounce(now)
+        self._drive(now)
+        if self.link is not None:
+            self.link.poll()
+            ls = self.link.link
+            if ls != self._link_state:
+                self._link_state = ls
+                if ls == "lost" and c["link_lost_action"] == "close" and self.state == "open":
+                    self._trip("link_lost", "supervision")
+
+    def _sample(self, now):
+        c = self.cfg
+        p = INVALID
+        if self.pressure_in is not None:
+            uv = self.pressure_in.read_uv()
+            ok = c["pressure_uv_min"] <= uv <= c["pressure_uv_max"]
+            self._fault("pressure_sensor", not ok)
+            if ok:
+                p = ((uv - c["pressure_uv_zero"]) * c["_p_gain"]) >> c["_p_shift"]
+                if p < 0:
+                    p = 0
+        f = INVALID
+        if self.flow_in is not None:
+            if c["flow_mode"] == "analog":
+                d = self.flow_in.read_uv() - c["flow_uv_zero"]
+                if d > _CLAMP:
+                    d = _CLAMP
+                f = (d * c["_f_gain"]) >> c["_f_shift"]
+                if f < 0:
+                    f = 0
+            else:
+                f = self._pulse_flow(now)
+        self.pressure_pa = None if p == INVALID else p
+        self.flow_m3h_x1000 = None if f == INVALID else f
+        i = self._ring_i
+        self._p_ring[i] = p
+        self._f_ring[i] = f
+        self._ring_i = (i + 1) % len(self._p_ring)
+        if c["backup_trip"] and self.state == "open":
+            self._backup(now, p, f)
+
+    def _pulse_flow(self, now):
+        count = self.flow_in.value()
+        if self._flow_last_count is None:
+            self._flow_last_count = count
+            self._flow_last_ms = now
+            self._flow_rate = 0
+            return 0
+        dt = self.clock.ticks_diff(now, self._flow_last_ms)
+        if dt >= self.cfg["flow_window_ms"]:
+            dp = count - self._flow_last_count
+            if dp < 0:
+                dp = 0  # counter wrapped or reset
+            if dp > 1000:
+                dp = 1000
+            self._flow_rate = dp * (self.cfg["_flow_k"] // dt)
+            self._flow_last_count = count
+            self._flow_last_ms = now
+        return self._flow_rate
+
+    def _backup(self, now, p, f):
+        """Electronic backup of the mechanical trip points: beyond the tolerance band, confirmed."""
+        c = self.cfg
+        cause = None
+        if p != INVALID:
+            if p >= c["_p_over_backup"]:
+                cause = "over_pressure"
+            elif p <= c["_p_under_backup"]:
+                cause = "under_pressure"
+        if cause is None and f != INVALID and f >= c["_flow_backup"]:
+            cause = "over_flow"
+        if cause != self._backup_cause:
+            self._backup_cause = cause
+            self._backup_since = now
+            return
+        if cause is not None and self.clock.ticks_diff(now, self._backup_since) >= c["backup_confirm_ms"]:
+            self._trip(cause, "backup")
+
+    def _debounce(self, now):
+        closed = self.switch.value() == self.cfg["switch_closed_level"]
+        if closed != self._cand:
+            self._cand = closed
+            self._cand_since = now
+            return
+        if closed == self._stable_closed:
+            return
+        if self.clock.ticks_diff(now, self._cand_since) < self.cfg["switch_debounce_ms"]:
+            return
+        self._stable_closed = closed
+        if closed:
+            self._closed(now)
+        else:
+            self._reopened()
+
+    def _closed(self, now):
+        cause = self._classify(now)
+        src = self._trip_source if cause == self._trip_cause else None
+        if self._trip_cause is not None:
+            self.last_close_latency_ms = self.clock.ticks_diff(now, self._trip_started)
+        self._trip_cause = None
+        self._trip_source = None
+        self._pulse_off()
+        self.state = "closed"
+        self.cause = cause
+        self.counters["closes"] += 1
+        self._fault("valve_stuck_open", False)
+        self._save_cause(cause)
+        ev = {"event": "valve", "state": "closed", "cause": cause}
+        if src is not None:
+            ev["source"] = src
+        self.emit(ev)
+
+    def _reopened(self):
+        self._trip_cause = None
+        self._pulse_off()
+        self._backup_cause = None
+        self.state = "open"
+        self.cause = None
+        self.counters["reopens"] += 1
+        self.emit({"event": "valve", "state": "open", "cause": "manual_reset"})
+
+    def _classify(self, now):
+        c = self.cfg
+        if self._trip_cause is not None and self.clock.ticks_diff(now, self._trip_started) <= c["attribution_ms"]:
+            return self._trip_cause
+        pmax = fmax = INVALID
+        pmin = 1 << 29
+        have_p = have_f = False
+        for v in self._p_ring:
+            if v != INVALID:
+                have_p = True
+                if v > pmax:
+                    pmax = v
+                if v < pmin:
+                    pmin = v
+        for v in self._f_ring:
+            if v != INVALID:
+                have_f = True
+                if v > fmax:
+                    fmax = v
+        if have_p and pmax >= c["_p_over_classify"]:
+            return "over_pressure"
+        if have_f and fmax >= c["_flow_classify"]:
+            return "over_flow"
+        if have_p and pmin <= c["_p_under_classify"]:
+            return "under_pressure"
+        if have_p or have_f:
+            return "manual"  # supply was normal: a hand closed it
+        return "unknown"
+
+    def _drive(self, now):
+        if self._pulse_on and self.clock.ticks_diff(now, self._pulse_end) >= 0:
+            self._pulse_off()
+        if self._trip_cause is None or self._stable_closed:
+            return
+        if self.clock.ticks_diff(now, self._trip_started) >= (self._tries + 1) * self.cfg["close_time_ms"]:
+            if self._tries < self.cfg["trip_retries"]:
+                self._tries += 1
+                self.counters["trip_retries"] += 1
+                self._pulse(now)
+            elif "valve_stuck_open" not in self.faults:
+                self._fault("valve_stuck_open", True)
+
+    def _pulse_off(self):
+        if self._pulse_on:
+            self.trip.value(0)
+            self._pulse_on = False
+
+    def _fault(self, code, on):
+        if on and code not in self.faults:
+            self.faults.append(code)
+            self.emit({"event": "fault", "code": code, "state": "on"})
+        elif not on and code in self.faults:
+            self.faults.remove(code)
+            self.emit({"event": "fault", "code": code, "state": "off"})
+
+    def status(self):
+        d = {
+            "valve": "fault" if "valve_stuck_open" in self.faults else self.state,
+            "cause": self.cause,
+            "link": self.link.link if self.link else "none",
+            "pressure_pa": self.pressure_pa,
+            "flow_m3h_x1000": self.flow_m3h_x1000,
+            "supply_mv": self.supply_mv,
+            "faults": list(self.faults),
+            "counters": dict(self.counters),
+        }
+        if self.link is not None:
+            d["link_detail"] = self.link.status()
+            d["counters"]["rejected_frames"] = self.link.rejected_total()
+        return d
