@@ -1,0 +1,232 @@
+"""Downlink commands: authenticated, validated, replay-protected; never "open valve".
+
+A command (topic <base>/<dev>/command, JSON) is
+    {"v": 1, "id": "c-17", "cmd": "set_interval", "args": {"seconds": 300},
+     "ctr": 42, "ts": 1790000000, "mac": "<64 hex>"}
+mac = HMAC-SHA256(device key, canonical(dev, id, ctr, ts, cmd, args)) in lowercase hex,
+canonical = "gasguard-cmd/1|<dev>|<id>|<ctr>|<ts>|<cmd>|<arg>" where <arg> is the decimal
+seconds for set_interval and empty for the others (sign() below builds it; the
+platform does the same).
+
+Checks, in order; the first failure rejects with that reason and changes nothing:
+    malformed       not a JSON object / wrong types / unknown keys / v != 1
+    bad_mac         the HMAC does not match (or the device has no key)
+    replay          ctr is not greater than the last accepted counter
+    stale           wall time is synchronised and |ts - now| > window_s
+    unknown_command cmd is not in the allow-list (COMMANDS)
+    forbidden       cmd would open the valve (there is no such command, ever)
+    bad_args        arguments missing, extra or out of range
+    unsupported     this device's handler has no such action (e.g. close_valve on a
+                    detector without an interlock)
+    store_failed    the new counter could not be persisted (so it is not executed)
+    handler_error   the action raised
+The accepted counter is persisted (record-framed) *before* the action runs, so a power
+cut can never make a command replayable.
+"""
+
+import json
+import struct
+
+from gasguard import hmac256, record
+
+COMMANDS = ("self_test", "hush", "report_now", "set_interval", "close_valve")
+FORBIDDEN = ("open_valve", "open", "reopen", "reset_valve", "valve_open")
+INTERVAL_MIN_S = 10
+INTERVAL_MAX_S = 86400
+_KEYS = ("v", "id", "cmd", "args", "ctr", "ts", "mac")
+_CTR_MAX = (1 << 53) - 1
+_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:"
+_HEX = "0123456789abcdef"
+
+
+class CommandError(ValueError):
+    def __init__(self, reason, detail=""):
+        ValueError.__init__(self, reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def canonical(dev, cid, ctr, ts, cmd, args):
+    arg = ""
+    if cmd == "set_interval" and isinstance(args, dict) and "seconds" in args:
+        arg = "%d" % args["seconds"]
+    return ("gasguard-cmd/1|%s|%s|%d|%d|%s|%s" % (dev, cid, ctr, ts, cmd, arg)).encode()
+
+
+def _hex(b):
+    out = []
+    for x in b:
+        out.append(_HEX[x >> 4])
+        out.append(_HEX[x & 15])
+    return "".join(out)
+
+
+def sign(key, dev, cid, ctr, ts, cmd, args=None):
+    """Build a signed command dict (used by the platform side, tools and tests)."""
+    m = {"v": 1, "id": cid, "cmd": cmd, "ctr": ctr, "ts": ts}
+    if args is not None:
+        m["args"] = args
+    m["mac"] = _hex(hmac256.digest(key, canonical(dev, cid, ctr, ts, cmd, args)))
+    return m
+
+
+def _is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+class Commands:
+    """Commands(dev, key, store, handler, wall=None, window_s=300, builtins=None)
+
+    handle(payload_bytes) -> result dict for the command_result message:
+        {"id", "cmd", "ok", "reason"?, "detail"?, "ctr"?, "q"?}
+    """
+
+    CTR_FILE = "cmdctr"
+
+    def __init__(self, dev, key, store, handler, wall=None, window_s=300, builtins=None):
+        self.dev = dev
+        self.key = key
+        self.store = store
+        self.handler = handler
+        self.wall = wall
+        self.window_s = window_s
+        self.builtins = builtins or {}  # cmd -> fn(*args): actions the reporter does itself
+        self.accepted = 0
+        self.rejected = 0
+        self.last_ctr = self._load_ctr()
+
+    def _load_ctr(self):
+        try:
+            data = self.store.read(self.CTR_FILE)
+            if data:
+                return struct.unpack("<Q", record.unseal(data))[0]
+        except (OSError, ValueError):
+            pass  # a corrupt counter is treated as 0: replay of old commands is then
+            # still bounded by the time window once wall time is known
+        return 0
+
+    def _save_ctr(self, ctr):
+        self.store.write(self.CTR_FILE, record.seal(struct.pack("<Q", ctr)))
+
+    def handle(self, payload):
+        cid = None
+        cmd = None
+        try:
+            msg = self._parse(payload)
+            cid = msg["id"]
+            cmd = msg["cmd"]
+            q = self._check(msg)
+            self._execute(msg)
+        except CommandError as e:
+            self.rejected += 1
+            r = {"id": cid, "cmd": cmd, "ok": False, "reason": e.reason}
+            if e.detail:
+                r["detail"] = e.detail
+            return r
+        self.accepted += 1
+        r = {"id": cid, "cmd": cmd, "ok": True, "ctr": msg["ctr"]}
+        if q:
+            r["q"] = q
+        return r
+
+    def _parse(self, payload):
+        try:
+            if isinstance(payload, (bytes, bytearray)):
+                payload = bytes(payload).decode()
+            msg = json.loads(payload)
+        except (ValueError, UnicodeError):
+            raise CommandError("malformed", "not JSON")
+        if not isinstance(msg, dict):
+            raise CommandError("malformed", "not a JSON object")
+        for k in msg:
+            if k not in _KEYS:
+                raise CommandError("malformed", "unknown key %s" % k)
+        for k in ("v", "id", "cmd", "ctr", "ts", "mac"):
+            if k not in msg:
+                raise CommandError("malformed", "missing %s" % k)
+        if msg["v"] != 1 or not _is_int(msg["v"]):
+            raise CommandError("malformed", "unsupported version")
+        cid = msg["id"]
+        if not isinstance(cid, str) or not 1 <= len(cid) <= 32:
+            raise CommandError("malformed", "id must be a string of 1..32 chars")
+        for ch in cid:
+            if ch not in _ID_CHARS:
+                raise CommandError("malformed", "id has a forbidden character")
+        if not isinstance(msg["cmd"], str) or not 1 <= len(msg["cmd"]) <= 32:
+            raise CommandError("malformed", "cmd must be a short string")
+        if "|" in msg["cmd"]:
+            raise CommandError("malformed", "cmd has a forbidden character")
+        if not _is_int(msg["ctr"]) or not 1 <= msg["ctr"] <= _CTR_MAX:
+            raise CommandError("malformed", "ctr must be a positive integer")
+        if not _is_int(msg["ts"]) or not 0 <= msg["ts"] <= _CTR_MAX:
+            raise CommandError("malformed", "ts must be a non-negative integer")
+        mac = msg["mac"]
+        if not isinstance(mac, str) or len(mac) != 64:
+            raise CommandError("malformed", "mac must be 64 hex digits")
+        for ch in mac:
+            if ch not in _HEX:
+                raise CommandError("malformed", "mac must be lowercase hex")
+        if "args" in msg and not isinstance(msg["args"], dict):
+            raise CommandError("malformed", "args must be an object")
+        return msg
+
+    def _check(self, msg):
+        q = []
+        if not self.key:
+            raise CommandError("bad_mac", "device has no key")
+        args = msg.get("args")
+        want = hmac256.digest(
+            self.key, canonical(self.dev, msg["id"], msg["ctr"], msg["ts"], msg["cmd"], args)
+        )
+        if not hmac256.equal(want, _unhex(msg["mac"])):
+            raise CommandError("bad_mac")
+        if msg["ctr"] <= self.last_ctr:
+            raise CommandError("replay", "counter %d <= %d" % (msg["ctr"], self.last_ctr))
+        now = self.wall.now() if self.wall is not None else None
+        if now is None:
+            q.append("time_unverified")
+        elif abs(msg["ts"] - now) > self.window_s:
+            raise CommandError("stale", "ts is %d s from device time" % (msg["ts"] - now))
+        cmd = msg["cmd"]
+        if cmd in FORBIDDEN:
+            raise CommandError("forbidden", "the valve is never opened remotely")
+        if cmd not in COMMANDS:
+            raise CommandError("unknown_command")
+        if cmd == "set_interval":
+            if args is None or len(args) != 1 or "seconds" not in args:
+                raise CommandError("bad_args", "set_interval takes {seconds}")
+            s = args["seconds"]
+            if not _is_int(s) or not INTERVAL_MIN_S <= s <= INTERVAL_MAX_S:
+                raise CommandError(
+                    "bad_args", "seconds must be %d..%d" % (INTERVAL_MIN_S, INTERVAL_MAX_S)
+                )
+        elif args:
+            raise CommandError("bad_args", "%s takes no arguments" % cmd)
+        if getattr(self.handler, cmd, None) is None and cmd not in self.builtins:
+            raise CommandError("unsupported")
+        return q
+
+    def _execute(self, msg):
+        cmd = msg["cmd"]
+        try:
+            self._save_ctr(msg["ctr"])
+        except OSError:
+            raise CommandError("store_failed")
+        self.last_ctr = msg["ctr"]
+        args = (msg["args"]["seconds"],) if cmd == "set_interval" else ()
+        try:
+            fn = getattr(self.handler, cmd, None)
+            if fn is not None:
+                fn(*args)
+            fn = self.builtins.get(cmd)
+            if fn is not None:
+                fn(*args)
+        except Exception as e:
+            raise CommandError("handler_error", type(e).__name__)
+
+
+def _unhex(s):
+    out = bytearray(len(s) // 2)
+    for i in range(len(out)):
+        out[i] = (_HEX.index(s[2 * i]) << 4) | _HEX.index(s[2 * i + 1])
+    return bytes(out)

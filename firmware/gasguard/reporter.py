@@ -1,0 +1,348 @@
+"""Reporting to the platform: events -> outbox -> MQTT, telemetry ring, state, commands.
+
+    rep = Reporter(clock, store, identity_info, cfg, transport, handler=None, key=None)
+    rep.event(ev)        # safety/any event dict -> persistent outbox (QoS 1); returns seq
+    rep.telemetry(d)     # telemetry dict -> RAM ring (QoS 0, drop oldest, counted)
+    rep.state(d)         # run state for the retained state message (sent when changed)
+    rep.send(kind, body) # other message kinds (identity registration/heartbeat, ...)
+    rep.poll()           # bounded, non-blocking: MQTT I/O, deliveries, SNTP, commands
+
+identity_info: {"device_id", "fw", "tier", "kind"} (contracts.md). transport: the socket
+module (usocket/socket) or None for a device without network; handler: the object
+with hush(), self_test(), report_now(), set_interval(seconds), close_valve() that
+downlink commands call (any subset; missing ones answer "unsupported"); key: the
+device key (bytes) for command authentication.
+
+Nothing here blocks: event() appends one record to the store (flash, ~one page write;
+see docs/protocol.md for the measured cost) and returns; the network is only touched in
+poll(), through the non-blocking MQTT client. The protocol is in docs/protocol.md.
+"""
+
+import struct
+
+from gasguard import protocol, record
+from gasguard.commands import Commands
+from gasguard.mqtt import MQTTClient
+from gasguard.outbox import Outbox
+from gasguard.telemetry import TelemetryRing
+from gasguard.validate import ConfigError, need_int, reject_unknown
+from gasguard.walltime import WallTime
+
+DEFAULTS = {
+    "base": "gasguard",
+    "mqtt": None,  # dict for gasguard.mqtt.MQTTClient (host, port, keepalive_s, ...)
+    "outbox_bytes": 8192,
+    "outbox_reserve": 2048,
+    "telemetry_slots": 8,
+    "window": 4,  # outbox messages in flight at once
+    "interval_s": 60,  # telemetry interval (set_interval changes it)
+    "ntp_server": None,  # numeric IPv4 of an SNTP server, or None
+    "ntp_resync_s": 3600,
+    "cmd_window_s": 300,
+    "commands": True,
+    "max_per_poll": 4,  # publishes per poll() (bounded work)
+}
+
+BOOT_FILE = "boot"
+_STATE_KEY = (-1, -1)
+
+
+def _check_ident(ident):
+    if not isinstance(ident, dict):
+        raise ConfigError("identity_info: expected a dict")
+    for k in ("device_id", "fw"):
+        v = ident.get(k)
+        if not isinstance(v, str) or not v:
+            raise ConfigError("identity_info.%s: required string" % k)
+    dev = ident["device_id"]
+    # identifiers have one "/" (prefix/suffix): the device id spans two topic levels
+    if not protocol.valid_base(dev) or len(dev) > 128:
+        raise ConfigError("identity_info.device_id: %r cannot be used in a topic" % dev)
+
+
+def next_boot(store):
+    """Increment and persist the boot counter (record-framed); return the new value."""
+    n = 0
+    try:
+        data = store.read(BOOT_FILE)
+        if data:
+            n = struct.unpack("<I", record.unseal(data))[0]
+    except (OSError, ValueError):
+        n = 0
+    n = (n + 1) & 0x7FFFFFFF
+    try:
+        store.write(BOOT_FILE, record.seal(struct.pack("<I", n)))
+    except OSError:
+        pass
+    return n
+
+
+class Reporter:
+    def __init__(self, clock, store, identity_info, cfg, transport, handler=None, key=None,
+                 ssl_context=None, rand=None):
+        _check_ident(identity_info)
+        c = dict(DEFAULTS)
+        if cfg:
+            reject_unknown(cfg, DEFAULTS, "reporter")
+            c.update(cfg)
+        if not protocol.valid_base(c["base"]):
+            raise ConfigError("reporter.base: %r is not a valid base topic" % (c["base"],))
+        self.base = c["base"]
+        ob = need_int(c, "outbox_bytes", 1024, 1 << 20)
+        res = need_int(c, "outbox_reserve", 0, 1 << 20)
+        slots = need_int(c, "telemetry_slots", 1, 256)
+        self.window = need_int(c, "window", 1, 16)
+        self.interval_s = need_int(c, "interval_s", 10, 86400)
+        self.max_per_poll = need_int(c, "max_per_poll", 1, 64)
+        cmd_window = need_int(c, "cmd_window_s", 10, 86400)
+        self.clock = clock
+        self.store = store
+        self.ident = identity_info
+        self.dev = identity_info["device_id"]
+        self.handler = handler
+        self.boot = next_boot(store)
+        self.seq = 0
+        self._up_ms = 0
+        self._last_tick = clock.ticks_ms()
+        self._last_telemetry = None
+        self._report_now = False
+        self.outbox = Outbox(store, "outbox", ob, res)
+        self.ring = TelemetryRing(slots)
+        ntp = c["ntp_server"]
+        self.wall = WallTime(clock, transport if ntp else None, ntp,
+                             resync_s=need_int(c, "ntp_resync_s", 60, 7 * 86400), rand=rand)
+        self.commands = None
+        if c["commands"]:
+            self.commands = Commands(self.dev, key, store, handler, self.wall, cmd_window,
+                                     {"report_now": self._cmd_report_now,
+                                      "set_interval": self._cmd_set_interval})
+        self._run_state = {}
+        self._state_dirty = True
+        self._pid_key = {}  # MQTT packet id -> (boot, seq) of the outbox message
+        self._inflight = {}  # (boot, seq) -> pid
+        self._tried = {}  # (boot, seq) already sent once (re-sends carry DUP)
+        self.published = 0
+        self.mqtt = None
+        if transport is not None:
+            mc = dict(c["mqtt"] or {})
+            mc.setdefault("client_id", self.dev)
+            self.mqtt = MQTTClient(clock, transport, mc, None, ssl_context, rand)
+            self.mqtt.on_connect = self._on_connect
+            self.mqtt.on_disconnect = self._on_disconnect
+            self.mqtt.on_puback = self._on_puback
+            self.mqtt.on_message = self._on_message
+            if self.commands is not None:
+                self.mqtt.subscribe(self.topic(protocol.COMMAND), 1)
+            self._arm_will()
+
+    # ---- message building --------------------------------------------------------------
+    def topic(self, kind):
+        return protocol.topic(self.base, self.dev, kind)
+
+    def uptime_ms(self):
+        now = self.clock.ticks_ms()
+        self._up_ms += self.clock.ticks_diff(now, self._last_tick)
+        self._last_tick = now
+        return self._up_ms
+
+    def _envelope(self, kind, q=None):
+        self.seq += 1
+        ts = self.wall.now()
+        flags = list(q) if q else []
+        if ts is None:
+            flags.append("time_unsynced")
+        return protocol.envelope(kind, self.ident, self.boot, self.seq, self.uptime_ms(), ts, flags)
+
+    def _counters(self):
+        ob = self.outbox
+        d = {
+            "outbox": len(ob),
+            "outbox_bytes": ob.live_bytes,
+            "dropped_events": ob.dropped,
+            "lost_safety": ob.lost_safety,
+            "store_errors": ob.store_errors,
+            "telemetry_dropped": self.ring.dropped,
+        }
+        if self.mqtt is not None:
+            d["connects"] = self.mqtt.connects
+            d["conn_failures"] = self.mqtt.failures
+        if self.commands is not None:
+            d["cmd_accepted"] = self.commands.accepted
+            d["cmd_rejected"] = self.commands.rejected
+        return d
+
+    def _state_message(self, online):
+        m = self._envelope(protocol.STATE)
+        m["online"] = online
+        m["tier"] = self.ident.get("tier")
+        m["device_kind"] = self.ident.get("kind")
+        m["interval_s"] = self.interval_s
+        m["status"] = self._run_state
+        m["counters"] = self._counters()
+        return m
+
+    def _arm_will(self):
+        m = self._state_message(False)
+        m["reason"] = "connection_lost"
+        self.mqtt.will = (self.topic(protocol.STATE), protocol.encode(m), 1, True)
+
+    # ---- public API ----------------------------------------------------------------------
+    def event(self, ev):
+        """Queue one event for delivery (persistent). Returns its seq. Never blocks on I/O
+        other than one flash append; never drops silently (see outbox.py)."""
+        name = ev.get("event") if isinstance(ev, dict) else None
+        if not isinstance(name, str) or not name:
+            raise ValueError("event dict without a name: %r" % (ev,))
+        kind = protocol.kind_of_event(name)
+        m = protocol.event_body(self._envelope(kind), ev)
+        prio = 0 if protocol.is_safety(name) else 1
+        self.outbox.append(self.boot, self.seq, protocol.KIND_CODES[kind], prio, protocol.encode(m))
+        if prio == 0:
+            self._state_dirty = True
+        return self.seq
+
+    def send(self, kind, body, persist=True):
+        """Send another message kind (identity, command_result) with the envelope."""
+        if kind not in protocol.DELIVERY or kind in (protocol.STATE, protocol.TELEMETRY):
+            raise ValueError("send(): unsupported kind %r" % (kind,))
+        m = self._envelope(kind, body.get("q") if isinstance(body, dict) else None)
+        for k in body:
+            if k != "q":
+                m[k] = body[k]
+        data = protocol.encode(m)
+        if persist:
+            self.outbox.append(self.boot, self.seq, protocol.KIND_CODES[kind], 1, data)
+        else:
+            self.ring.push((kind, data))
+        return self.seq
+
+    def telemetry(self, d):
+        """Queue one telemetry reading (RAM ring; the oldest is dropped when full)."""
+        q = d.get("q")
+        data = {}
+        for k in d:
+            if k != "q":
+                data[k] = d[k]
+        m = self._envelope(protocol.TELEMETRY, q)
+        m["data"] = data
+        m["dropped"] = self.ring.dropped
+        self.ring.push((protocol.TELEMETRY, protocol.encode(m)))
+        self._last_telemetry = self.clock.ticks_ms()
+        self._report_now = False
+        return self.seq
+
+    def telemetry_due(self):
+        """True when the app should call telemetry(): interval elapsed or report_now asked."""
+        if self._report_now or self._last_telemetry is None:
+            return True
+        return self.clock.ticks_diff(self.clock.ticks_ms(), self._last_telemetry) >= self.interval_s * 1000
+
+    def state(self, d):
+        """Set the run state (small dict) carried by the retained state message."""
+        if d != self._run_state:
+            self._run_state = dict(d)
+            self._state_dirty = True
+
+    @property
+    def online(self):
+        return self.mqtt is not None and self.mqtt.connected
+
+    def status(self):
+        d = self._counters()
+        d["boot"] = self.boot
+        d["seq"] = self.seq
+        d["online"] = self.online
+        d["mqtt"] = self.mqtt.state_name() if self.mqtt is not None else "none"
+        d["time_synced"] = self.wall.synced
+        return d
+
+    def close(self):
+        """Graceful shutdown: publish offline state (retained), then DISCONNECT."""
+        if self.online:
+            m = self._state_message(False)
+            m["reason"] = "shutdown"
+            self.mqtt.publish(self.topic(protocol.STATE), protocol.encode(m), 0, True)
+            self.mqtt.disconnect()
+
+    def poll(self):
+        """Bounded, non-blocking step: SNTP, MQTT I/O, then deliveries in order."""
+        self.uptime_ms()
+        self.wall.poll()
+        c = self.mqtt
+        if c is None:
+            return
+        c.poll()
+        if not c.connected:
+            return
+        budget = self.max_per_poll
+        if self._state_dirty and c.can_publish(1, 512):
+            pid = c.publish(self.topic(protocol.STATE), protocol.encode(self._state_message(True)), 1, True)
+            if pid is not None:
+                self._state_dirty = False
+                self._pid_key[pid] = _STATE_KEY
+                budget -= 1
+        for e in self.outbox.entries:
+            if budget <= 0 or len(self._inflight) >= self.window:
+                break
+            key = (e[0], e[1])
+            if key in self._inflight:
+                continue
+            kind = protocol.KIND_BY_CODE.get(e[2], protocol.EVENT)
+            qos, retain = protocol.DELIVERY[kind]
+            pid = c.publish(self.topic(kind), e[4], 1, retain, key in self._tried or e[0] != self.boot)
+            if pid is None:
+                break
+            self._tried[key] = True
+            self._inflight[key] = pid
+            self._pid_key[pid] = key
+            budget -= 1
+        while budget > 0 and len(self.ring) and not self._inflight_blocks():
+            kind, data = self.ring.peek()
+            if c.publish(self.topic(kind), data, 0, False) is None:
+                break
+            self.ring.pop()
+            self.published += 1
+            budget -= 1
+
+    def _inflight_blocks(self):
+        # telemetry yields to events: while an outbox message waits for a window slot,
+        # no telemetry goes out
+        return len(self._inflight) < len(self.outbox.entries)
+
+    # ---- MQTT callbacks ------------------------------------------------------------------
+    def _on_connect(self):
+        self._state_dirty = True
+
+    def _on_disconnect(self, why):
+        self._pid_key = {}
+        self._inflight = {}
+        self._arm_will()
+
+    def _on_puback(self, pid):
+        key = self._pid_key.pop(pid, None)
+        if key is None or key == _STATE_KEY:
+            return
+        self._inflight.pop(key, None)
+        self._tried.pop(key, None)
+        self.published += 1
+        self.outbox.ack(key[0], key[1])
+
+    def _on_message(self, topic, payload, retain):
+        if self.commands is None or topic != self.topic(protocol.COMMAND):
+            return
+        if retain:
+            # a retained command would run again on every reconnect: refuse it
+            r = {"id": None, "cmd": None, "ok": False, "reason": "malformed", "detail": "retained"}
+            self.commands.rejected += 1
+        else:
+            r = self.commands.handle(payload)
+        self.send(protocol.COMMAND_RESULT, r)
+
+    # ---- builtin command actions -----------------------------------------------------------
+    def _cmd_report_now(self):
+        self._report_now = True
+        self._state_dirty = True
+
+    def _cmd_set_interval(self, seconds):
+        self.interval_s = seconds
+        self._state_dirty = True
