@@ -1,0 +1,266 @@
+"""Factory provisioning of a device's identity over the serial service protocol (GGSP/1).
+
+Sequence (docs/identity.md, "Factory provisioning"):
+  1. ID?            read what the device holds; a locked device is left alone (ok when it
+                    carries the label's identifier, refused otherwise)
+  2. AUTH           factory mode by challenge-response with the factory key, unless the
+                    operator held the button at power-up (then the device is already in it)
+  3. PROV {json}    identity fields + the 32-byte secret (mid/high) as hex
+  4. ID?            read back; every field must equal what was sent and the identifier
+                    must equal the label's, otherwise nothing is locked
+  5. PROV LOCK <id> lock (the device checks the identifier again)
+  6. ID?            confirm locked; AUTH END
+
+The same sequence runs against an IdentityStore directly (provision_store) for benches
+without a console. Secrets are never printed: they go to the key-escrow file the platform
+imports (mode 0600), and the device reports only key_id.
+
+    python -m gasguard_tools.factory --port /dev/ttyUSB0 --id 88.118.8/GDH.240915.00123F \\
+        --model GG-200 --hw-rev 1.2 --escrow keys.csv [--factory-key-file k.hex]
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from . import FIRMWARE
+from .runtime import ToolError
+
+if str(FIRMWARE) not in sys.path:
+    sys.path.insert(0, str(FIRMWARE))
+
+from gasguard.identifier import IdentifierError, factory_serial, parse, validate  # noqa: E402
+from gasguard.identity import (  # noqa: E402
+    FACTORY_FIELDS, IdentityError, check_fields, check_secret, key_fingerprint,
+)
+
+SERVICE_LINE_MAX = 256  # the device console's default line_max (docs/service-protocol.md)
+
+
+class DeviceError(ToolError):
+    """The device answered ERR <code> <message>."""
+
+    def __init__(self, code, msg):
+        super().__init__("device refused: %s %s" % (code, msg))
+        self.code = code
+        self.msg = msg
+
+
+# ---- the label check ----------------------------------------------------------------------
+
+
+def check_label_matches(device_id, label_id):
+    """Refuse (ToolError) unless the device's identifier equals the label's, both valid."""
+    try:
+        validate(label_id)
+    except (IdentifierError, TypeError) as e:
+        raise ToolError("label identifier %r is not valid: %s" % (label_id, e))
+    if device_id is None:
+        raise ToolError("the device has no identifier yet (not provisioned)")
+    if device_id != label_id:
+        raise ToolError("device identifier %s differs from the label %s: not locking"
+                        % (device_id, label_id))
+    return True
+
+
+def fields_for(identifier, model, hw_rev, qr_template="{id}", serial=None):
+    """The factory record for an identifier: tier, kind, dates and serial come from it."""
+    try:
+        p = parse(identifier)
+    except IdentifierError as e:
+        raise ToolError("identifier %r: %s" % (identifier, e))
+    d = p["date"]
+    f = {
+        "id": identifier,
+        "serial": serial or factory_serial(identifier),
+        "model": model,
+        "tier": p["tier"],
+        "kind": p["kind"],
+        "hw_rev": hw_rev,
+        "mfg_date": "20%s-%s-%s" % (d[0:2], d[2:4], d[4:6]),
+        "qr_template": qr_template,
+    }
+    try:
+        return check_fields(f)
+    except IdentityError as e:
+        raise ToolError(str(e))
+
+
+def new_secret(tier):
+    return None if tier == "L" else os.urandom(32)
+
+
+# ---- GGSP/1 client ------------------------------------------------------------------------
+
+
+class Link:
+    """Request/reply over a byte stream with write(bytes) and readline() -> bytes (pyserial).
+
+    Every request is tagged (#n) so stray output (boot banner, logs) is skipped.
+    """
+
+    def __init__(self, stream, timeout_s=3.0):
+        self.stream = stream
+        self.timeout_s = timeout_s
+        self._tag = 0
+
+    def request(self, line):
+        self._tag += 1
+        tag = "#%d" % self._tag
+        out = ("%s %s\n" % (tag, line)).encode()
+        if len(out) - len(tag) - 1 > SERVICE_LINE_MAX:
+            raise ToolError("request of %d bytes is longer than the device console accepts (%d)"
+                            % (len(out), SERVICE_LINE_MAX))
+        self.stream.write(out)
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            raw = self.stream.readline()
+            if not raw:
+                continue
+            text = raw.decode("ascii", "replace").strip()
+            if not text.startswith(tag + " "):
+                continue
+            rest = text[len(tag) + 1:]
+            if rest.startswith("OK"):
+                body = rest[2:].strip()
+                return json.loads(body) if body else {}
+            if rest.startswith("ERR"):
+                parts = rest.split(None, 2)
+                raise DeviceError(parts[1] if len(parts) > 1 else "?",
+                                  parts[2] if len(parts) > 2 else "")
+            raise ToolError("unexpected reply %r" % text)
+        raise ToolError("no reply to %s within %.1f s" % (line.split()[0], self.timeout_s))
+
+
+def open_port(port, baud=115200):
+    try:
+        import serial
+    except ImportError:
+        raise ToolError("pyserial is not installed")
+    try:
+        return serial.Serial(port, baud, timeout=0.2)
+    except (serial.SerialException, OSError) as e:
+        raise ToolError("cannot open %s: %s" % (port, e))
+
+
+def read_device_identifier(port_or_link, baud=115200):
+    """The identifier the device reports with ID? (None when not provisioned)."""
+    link = port_or_link if hasattr(port_or_link, "request") else Link(open_port(port_or_link, baud))
+    info = link.request("ID?")
+    return info.get("id") if info.get("provisioned") else None
+
+
+def _compare(sent, got):
+    bad = [k for k in FACTORY_FIELDS if got.get(k) != sent[k]]
+    if bad:
+        raise ToolError("read-back differs in %s: not locking" % ", ".join(bad))
+
+
+def provision_link(link, fields, secret, label_id, factory_key=None, log=print):
+    """The whole factory sequence over a GGSP link. Returns the final ID? reply."""
+    fields = check_fields(dict(fields)) if isinstance(fields, dict) else fields
+    check_secret(fields["tier"], secret)
+    check_label_matches(fields["id"], label_id)
+    info = link.request("ID?")
+    if info.get("locked"):
+        check_label_matches(info.get("id"), label_id)
+        log("already provisioned and locked as %s" % label_id)
+        return info
+    fq = link.request("FACTORY?")
+    if not fq.get("factory"):
+        if factory_key is None:
+            raise ToolError("the device is not in factory mode: hold its button at power-up, "
+                            "or give the factory key")
+        from gasguard.service import auth_response
+
+        ch = link.request("AUTH")
+        link.request("AUTH " + auth_response(factory_key, ch["nonce"], ch.get("id")))
+        log("factory mode (challenge-response)")
+    body = dict(fields)
+    if secret is not None:
+        body["secret"] = secret.hex()
+    link.request("PROV " + json.dumps(body, separators=(",", ":"), sort_keys=True))
+    log("written %s" % fields["id"] + ("" if secret is None else " key_id %s" % key_fingerprint(secret)))
+    back = link.request("ID?")
+    _compare(fields, back)
+    if back.get("key_id") not in (None, key_fingerprint(secret) if secret else None):
+        raise ToolError("device key_id %s is not the key written: not locking" % back.get("key_id"))
+    check_label_matches(back.get("id"), label_id)
+    link.request("PROV LOCK " + label_id)
+    final = link.request("ID?")
+    if not final.get("locked"):
+        raise ToolError("device did not report locked after PROV LOCK")
+    try:
+        link.request("AUTH END")
+    except DeviceError:
+        pass
+    log("locked %s" % label_id)
+    return final
+
+
+def provision_store(ids, fields, secret, label_id, log=print):
+    """The same sequence against an IdentityStore (no console): write, read back, verify, lock."""
+    fields = check_fields(dict(fields))
+    check_secret(fields["tier"], secret)
+    check_label_matches(fields["id"], label_id)
+    if ids.locked:
+        rec = ids.load()
+        check_label_matches(rec["id"] if rec else None, label_id)
+        log("already provisioned and locked as %s" % label_id)
+        return ids.info()
+    ids.provision(fields, secret)
+    back = ids.load()
+    _compare(fields, back)
+    if secret is not None and ids.key_id() != key_fingerprint(secret):
+        raise ToolError("stored key differs from the key written: not locking")
+    check_label_matches(back["id"], label_id)
+    ids.lock(label_id)
+    log("locked %s" % label_id)
+    return ids.info()
+
+
+def escrow(path, identifier, secret):
+    """Append id,key_hex to the platform's key-import file (created 0600)."""
+    if secret is None:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a") as f:
+        f.write("%s,%s,%s\n" % (identifier, key_fingerprint(secret), secret.hex()))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m gasguard_tools.factory",
+                                description="provision and lock a device's identity over serial")
+    p.add_argument("--port", required=True)
+    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--id", required=True, help="the identifier on the label")
+    p.add_argument("--model", required=True)
+    p.add_argument("--hw-rev", required=True)
+    p.add_argument("--template", default="{id}", help="QR template stored on the device")
+    p.add_argument("--escrow", help="key-escrow CSV for the platform (required for M/H)")
+    p.add_argument("--factory-key-file", help="hex factory key for AUTH (else: button at boot)")
+    a = p.parse_args(argv)
+    try:
+        fields = fields_for(a.id, a.model, a.hw_rev, a.template)
+        secret = new_secret(fields["tier"])
+        if secret is not None and not a.escrow:
+            raise ToolError("tier %s needs --escrow (the platform must receive the key)" % fields["tier"])
+        fkey = None
+        if a.factory_key_file:
+            fkey = bytes.fromhex(open(a.factory_key_file).read().strip())
+        link = Link(open_port(a.port, a.baud))
+        # escrow first: a key the platform never received must never be locked into a device
+        # (a row for a key that ends up unused is harmless: its key_id matches no device)
+        if a.escrow:
+            escrow(a.escrow, a.id, secret)
+        provision_link(link, fields, secret, a.id, fkey)
+    except (ToolError, IdentityError, ValueError, OSError) as e:
+        print("factory: error: %s" % e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
