@@ -54,16 +54,27 @@ def validate_config(config):
 
 
 def _default_channels(board, cfg, store, clock):
-    """Build the sensing channels from the board and the sensing sub-configs."""
-    from gasguard.channel import build as build_channel
+    """Build the sensing channels (gasguard.channel) from the board and the sub-configs
+    cfg["ch4"] / cfg["co"] = {"sensor": {model config}, "channel": {channel config}}."""
+    from gasguard import calibration, sensors
+    from gasguard.channel import Channel
 
-    chans = {"ch4": build_channel("ch4", board.adc_ch4, clock, store, cfg["ch4"])}
+    rec = calibration.load(store) if store is not None else None
+    gases = ["ch4"]
     if cfg["co_enabled"]:
-        adc = getattr(board, "adc_co", None)
+        gases.append("co")
+    chans = {}
+    for gas in gases:
+        adc = getattr(board, "adc_" + gas, None)
         if adc is None:
-            raise ConfigError("co_enabled: tier %s needs a CO channel but the board has no adc_co"
-                              % cfg["tier"])
-        chans["co"] = build_channel("co", adc, clock, store, cfg["co"])
+            raise ConfigError("%s: tier %s needs a %s channel but the board has no adc_%s"
+                              % (gas, cfg["tier"], gas, gas))
+        sub = cfg[gas]
+        model = sensors.from_config(sub["sensor"])
+        if model.gas != gas:
+            raise ConfigError("%s.sensor: model %s measures %s" % (gas, model.name, model.gas))
+        cal = rec.get(gas) if rec is not None else None
+        chans[gas] = Channel(adc, clock, model, cal, sub["channel"])
     return chans
 
 
@@ -96,6 +107,11 @@ class Detector:
         self.co = channels.get("co") if cfg["co_enabled"] else None
         self.supply = _default_supply(board, cfg, self.clock) if supply is None else supply
         self.methane = MethaneAlarm(cfg)
+        self._ch4_high = cfg["ch4_high_x10"]
+        rng = getattr(getattr(self.ch4, "model", None), "range_ppm_x10", None)
+        if rng is not None and rng < cfg["ch4_low_x10"]:
+            raise ConfigError("ch4_low_pct_lel: %r %%LEL (%d ppm) is above the sensor range (%d ppm)"
+                              % (cfg["ch4_low_pct_lel"], cfg["ch4_low_x10"] // 10, rng // 10))
         self.co_alarm = COAlarm(cfg) if self.co is not None else None
         self.outputs = Outputs(board, self.clock)
         self.interlocks = []
@@ -210,6 +226,10 @@ class Detector:
             x = ch4.ppm_x10
             if x > self.peak_ch4_x10:
                 self.peak_ch4_x10 = x
+            if getattr(ch4, "over_range", False) and x < self._ch4_high:
+                # a saturated sensor cannot tell how big the leak is: treat it as at
+                # least the high set point (the sensor's range may end below it)
+                x = self._ch4_high
             ch = self.methane.update(x, dt, ch4.warming_up)
             if ch:
                 self._methane_events(ch)
@@ -546,10 +566,33 @@ class Detector:
 
     # ------------------------------------------------------------------ misc
     def reload_calibration(self):
+        """Re-read the calibration record and apply it to every channel (after CAL COMMIT)."""
+        from gasguard import calibration
+
+        rec = calibration.load(self.store)
+        for gas, ch in self.channels.items():
+            cal = rec.get(gas)
+            setter = getattr(ch, "set_calibration", None)
+            if setter is not None:
+                setter(cal)
+                continue
+            ch.cal = cal
+            ch.cal_problem = None
+            try:
+                calibration.apply(ch.model, cal)
+            except ValueError as e:
+                ch.cal_problem = str(e)
+            bits = ch.fault_bits & ~16  # channel.F_CAL
+            if ch.cal_problem is not None:
+                bits |= 16
+            ch._set_bits(bits)
+
+    def set_environment(self, temp_c_x10, rh_pct=None):
+        """Temperature/humidity for the sensor models' compensation (from the app)."""
         for ch in self.channels.values():
-            r = getattr(ch, "reload_calibration", None)
-            if r is not None:
-                r(self.store)
+            f = getattr(ch, "set_environment", None)
+            if f is not None:
+                f(temp_c_x10, rh_pct)
 
     def alarm_level(self, gas):
         if gas == "ch4":

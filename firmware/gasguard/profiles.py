@@ -181,11 +181,29 @@ def load(config):
     out["self_test_relay"] = need_bool(config, "self_test_relay", False)
     out["fault_chirp_s"] = need_int(config, "fault_chirp_s", 10, 60, 45)
 
-    for k in ("ch4", "co", "supply"):
+    defaults = {"ch4": "mq4", "co": "ec_co"}
+    for k in ("ch4", "co"):
         v = config.get(k, {})
         if not isinstance(v, dict):
-            raise ConfigError("%s: expected a dict of sensing settings, got %r" % (k, v))
-        out[k] = v
-    if not co and "co" in config and config["co"]:
+            raise ConfigError("%s: expected a dict {sensor, channel}, got %r" % (k, v))
+        for kk in v:
+            if kk not in ("sensor", "channel"):
+                raise ConfigError("%s: unknown key %r (sensor, channel)" % (k, kk))
+        sensor = v.get("sensor", {"model": defaults[k]})
+        channel = v.get("channel", {})
+        if not isinstance(sensor, dict) or not isinstance(channel, dict):
+            raise ConfigError("%s: sensor and channel must be dicts" % k)
+        if k == "ch4" and "lel_vol_pct" not in sensor:
+            sensor = dict(sensor)
+            sensor["lel_vol_pct"] = lel
+        elif k == "ch4" and sensor["lel_vol_pct"] != lel:
+            raise ConfigError("ch4.sensor.lel_vol_pct: %r differs from lel_pct_vol %r"
+                              % (sensor["lel_vol_pct"], lel))
+        out[k] = {"sensor": sensor, "channel": channel}
+    v = config.get("supply", {})
+    if not isinstance(v, dict):
+        raise ConfigError("supply: expected a dict of supply-monitor settings, got %r" % (v,))
+    out["supply"] = v
+    if not co and config.get("co"):
         raise ConfigError("co: CO sensing settings given but tier %s has no CO channel" % tname)
     return out
