@@ -101,8 +101,9 @@ class Link:
     Every request is tagged (#n) so stray output (boot banner, logs) is skipped.
     """
 
-    def __init__(self, stream, timeout_s=3.0):
+    def __init__(self, stream, timeout_s=3.0, line_max=SERVICE_LINE_MAX):
         self.stream = stream
+        self.line_max = line_max
         self.timeout_s = timeout_s
         self._tag = 0
 
@@ -110,9 +111,10 @@ class Link:
         self._tag += 1
         tag = "#%d" % self._tag
         out = ("%s %s\n" % (tag, line)).encode()
-        if len(out) - len(tag) - 1 > SERVICE_LINE_MAX:
-            raise ToolError("request of %d bytes is longer than the device console accepts (%d)"
-                            % (len(out), SERVICE_LINE_MAX))
+        if len(out) - 1 > self.line_max:
+            raise ToolError("request of %d bytes is longer than the device console accepts (%d); "
+                            "a shorter qr_template or a larger service line_max is needed"
+                            % (len(out) - 1, self.line_max))
         self.stream.write(out)
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
@@ -241,6 +243,8 @@ def main(argv=None):
     p.add_argument("--template", default="{id}", help="QR template stored on the device")
     p.add_argument("--escrow", help="key-escrow CSV for the platform (required for M/H)")
     p.add_argument("--factory-key-file", help="hex factory key for AUTH (else: button at boot)")
+    p.add_argument("--line-max", type=int, default=SERVICE_LINE_MAX,
+                   help="the device's service line_max (default %d)" % SERVICE_LINE_MAX)
     a = p.parse_args(argv)
     try:
         fields = fields_for(a.id, a.model, a.hw_rev, a.template)
@@ -250,7 +254,7 @@ def main(argv=None):
         fkey = None
         if a.factory_key_file:
             fkey = bytes.fromhex(open(a.factory_key_file).read().strip())
-        link = Link(open_port(a.port, a.baud))
+        link = Link(open_port(a.port, a.baud), line_max=a.line_max)
         # escrow first: a key the platform never received must never be locked into a device
         # (a row for a key that ends up unused is harmless: its key_id matches no device)
         if a.escrow:

@@ -1,0 +1,124 @@
+"""Factory provisioning: the host sequence against the real Service console (GGSP/1) and
+against an IdentityStore directly; the label check refuses to lock on a mismatch."""
+
+import pytest
+
+from gasguard.identity import IdentityStore, key_fingerprint
+from gasguard.service import Service
+from gasguard.store import FileStore
+from gasguard_tools.factory import (
+    DeviceError, Link, check_label_matches, fields_for, provision_link, provision_store,
+    read_device_identifier,
+)
+from gasguard_tools.runtime import ToolError
+from simboard import SimClock, SimConsole
+
+ID = "88.118.8/GDH.240915.00123F"
+ID_L = "88.118.8/GDL.240915.00123N"
+KEY = bytes(range(1, 33))
+FKEY = b"factory-key-0123456789abcdef0123"
+
+
+class Device:
+    """The facade the Service talks to: just what provisioning needs."""
+
+    def __init__(self, ids):
+        self.identity = ids
+
+    def factory_key(self):
+        return FKEY
+
+
+class ConsoleStream:
+    """pyserial-like stream over SimConsole + Service.poll(), for Link."""
+
+    def __init__(self, svc, console):
+        self.svc, self.console, self.buf = svc, console, b""
+
+    def write(self, b):
+        self.console.feed(b)
+
+    def readline(self):
+        for _ in range(200):
+            if b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                return line + b"\n"
+            self.svc.poll()
+            self.buf += self.console.take_output()
+        return b""
+
+
+def device(tmp_path, button=False):
+    ids = IdentityStore(FileStore(str(tmp_path / "flash")))
+    con = SimConsole()
+    svc = Service(con, Device(ids), SimClock(), {"line_max": 512}, button_at_boot=button)
+    return ids, Link(ConsoleStream(svc, con), line_max=512)
+
+
+def test_provision_over_the_console_with_challenge_response(tmp_path):
+    ids, link = device(tmp_path)
+    f = fields_for(ID, "GG-200", "1.2", "https://id.example.com/id/{id}")
+    assert read_device_identifier(link) is None
+    final = provision_link(link, f, KEY, ID, FKEY, log=lambda m: None)
+    assert final["locked"] is True and final["id"] == ID
+    assert ids.locked and ids.device_key() == KEY and ids.load() == f
+    assert read_device_identifier(link) == ID
+    # a second run with the same label: left alone; with another label: refused
+    provision_link(link, f, KEY, ID, FKEY, log=lambda m: None)
+    f2 = fields_for("88.118.8/GDH.240915.00124D", "GG-200", "1.2")
+    with pytest.raises(ToolError, match="differs from the label"):
+        provision_link(link, f2, KEY, "88.118.8/GDH.240915.00124D", FKEY, log=lambda m: None)
+    assert ids.load() == f
+
+
+def test_button_at_boot_needs_no_key_and_low_tier_has_no_secret(tmp_path):
+    ids, link = device(tmp_path, button=True)
+    f = fields_for(ID_L, "GG-100", "1.0")
+    provision_link(link, f, None, ID_L, None, log=lambda m: None)
+    assert ids.locked and ids.device_key() is None
+
+
+def test_not_in_factory_mode_and_no_key_is_refused(tmp_path):
+    ids, link = device(tmp_path)
+    with pytest.raises(ToolError, match="factory mode"):
+        provision_link(link, fields_for(ID, "GG-200", "1.2"), KEY, ID, None, log=lambda m: None)
+    assert ids.status() == "blank"
+    with pytest.raises(DeviceError) as e:
+        link.request("PROV LOCK")
+    assert e.value.code == "E_FACTORY"
+
+
+def test_label_mismatch_refuses_before_anything_is_written(tmp_path):
+    ids, link = device(tmp_path)
+    f = fields_for(ID, "GG-200", "1.2")
+    with pytest.raises(ToolError, match="differs from the label"):
+        provision_link(link, f, KEY, "88.118.8/GDH.240915.00124D", FKEY, log=lambda m: None)
+    assert ids.status() == "blank"
+
+
+def test_check_label_matches():
+    assert check_label_matches(ID, ID)
+    with pytest.raises(ToolError, match="differs"):
+        check_label_matches("88.118.8/GDH.240915.00124D", ID)
+    with pytest.raises(ToolError, match="not provisioned"):
+        check_label_matches(None, ID)
+    with pytest.raises(ToolError, match="not valid"):
+        check_label_matches(ID, ID[:-1] + "G")
+
+
+def test_provision_store_directly(tmp_path):
+    ids = IdentityStore(FileStore(str(tmp_path / "f")))
+    f = fields_for(ID, "GG-200", "1.2")
+    info = provision_store(ids, f, KEY, ID, log=lambda m: None)
+    assert info["locked"] and info["key_id"] == key_fingerprint(KEY)
+    with pytest.raises(ToolError, match="differs"):
+        provision_store(ids, f, KEY, "88.118.8/GDH.240915.00124D", log=lambda m: None)
+
+
+def test_long_requests_are_refused_on_the_host_side():
+    class Null:
+        def write(self, b):
+            raise AssertionError("nothing may be sent")
+
+    with pytest.raises(ToolError, match="longer than"):
+        Link(Null()).request("PROV " + "x" * 300)
