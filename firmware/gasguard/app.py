@@ -34,6 +34,7 @@ BOOT_NAME = "boot.rec"
 CONFIG_NAME = "config.rec"
 KEY_NAME = "factory.key"
 MAINT_NAME = "maint.flag"
+CAL_BACKUP = "calibration.bak"
 _HIST_POINTS = const(120)
 
 APP_DEFAULTS = {"history_period_s": 60}
@@ -171,6 +172,19 @@ class DetectorApp:
 
     # ------------------------------------------------------------ main loop
     def poll(self):
+        """One loop turn: the alarm path and background work, then the console."""
+        self.poll_core()
+        try:
+            self.service.poll()
+        except Exception as e:
+            self._note_error("service", e)
+        if self._pending is not None:
+            what = self._pending
+            self._pending = None
+            self._do_reboot(what)
+
+    def poll_core(self):
+        """Everything except the console (also used by the simulator to jump time)."""
         now = self.clock.ticks_ms()
         d = self.clock.ticks_diff(now, self._last)
         self._last = now
@@ -186,14 +200,6 @@ class DetectorApp:
                 p.poll()
             except Exception as e:
                 self._note_error("poller", e)
-        try:
-            self.service.poll()
-        except Exception as e:
-            self._note_error("service", e)
-        if self._pending is not None:
-            what = self._pending
-            self._pending = None
-            self._do_reboot(what)
 
     def run_forever(self, sleep_ms=10, sleep=None, watchdog=None):
         if sleep is None:
@@ -433,6 +439,8 @@ class DetectorApp:
             model = self._channel(gas).model
             rec = rec.with_zero(model, st["zero_uv"], date, op)
             rec = rec.with_span(model, st["span_uv"], st["span_ppm_x10"], date, op)
+        prev = self.store.read(calibration.STORE_NAME)
+        self.store.write(CAL_BACKUP, prev if prev is not None else b"")
         calibration.save(self.store, rec)
         back = calibration.load(self.store)
         for gas in self._staged:
@@ -440,14 +448,7 @@ class DetectorApp:
                 raise ServiceError(E_STATE, "read-back of the calibration differs")
         gases = sorted(self._staged.keys())
         self._staged = {}
-        for gas in gases:
-            ch = self._channel(gas)
-            if hasattr(ch, "reload_calibration"):
-                ch.reload_calibration(self.store)
-            else:
-                calibration.apply(ch.model, back.get(gas))
-                ch.cal = back.get(gas)
-                ch.cal_problem = None
+        self._reload_cal(gases)
         self.emit({"event": "calibration", "channels": gases, "operator": op, "date": date})
         out = {}
         for gas in gases:
@@ -456,6 +457,40 @@ class DetectorApp:
 
     def cal_abort(self):
         self._staged = {}
+
+    def cal_revert(self):
+        """Put back the record that the last CAL COMMIT replaced (one level of undo)."""
+        from gasguard import calibration
+
+        bak = self.store.read(CAL_BACKUP)
+        if bak is None:
+            raise ServiceError(E_STATE, "nothing to revert")
+        if bak:
+            self.store.write(calibration.STORE_NAME, bak)
+        else:
+            self.store.remove(calibration.STORE_NAME)
+        self.store.remove(CAL_BACKUP)
+        self._staged = {}
+        gases = sorted(self._channels().keys())
+        self._reload_cal(gases)
+        self.emit({"event": "calibration", "channels": gases, "reverted": True})
+        return self.cal_get()
+
+    def _reload_cal(self, gases):
+        from gasguard import calibration
+
+        rec = calibration.load(self.store)
+        for gas in gases:
+            ch = self._channel(gas)
+            if hasattr(ch, "set_calibration"):
+                ch.set_calibration(rec.get(gas))
+                continue
+            ch.cal = rec.get(gas)
+            try:
+                calibration.apply(ch.model, ch.cal)
+                ch.cal_problem = None
+            except calibration.CalibrationError as e:
+                ch.cal_problem = str(e)
 
     # actions ----------------------------------------------------------------
     def self_test(self):

@@ -143,11 +143,14 @@ def _cmd_cal(svc, rest):
             if not isinstance(meta, dict):
                 raise ServiceError(E_ARG, "metadata must be a JSON object")
         return svc._call("cal_commit", meta)
+    if sub == "REVERT":
+        _args(rest, 1, 1, "CAL REVERT")
+        return svc._call("cal_revert")
     if sub == "ABORT":
         _args(rest, 1, 1, "CAL ABORT")
         svc._call("cal_abort")
         return {"aborted": True}
-    raise ServiceError(E_ARG, "usage: CAL ZERO|SPAN|COMMIT|ABORT ...  (read with CAL?)")
+    raise ServiceError(E_ARG, "usage: CAL ZERO|SPAN|COMMIT|ABORT|REVERT ...  (read with CAL?)")
 
 
 def _cmd_auth(svc, rest):

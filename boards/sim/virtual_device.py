@@ -1,0 +1,298 @@
+"""The virtual detector: the real gasguard application on the simulated board.
+
+    micropython boards/sim/virtual_device.py --state DIR [--speed N] [--reset-cause C]
+                                              [--button] [--board-name NAME]
+
+Runs DetectorApp (detector, service console, event log) exactly as main.py does on the
+ESP32, with the console on stdin/stdout (non-blocking through select.poll), the SimClock
+advanced with real time (times --speed) and the gas at the sensors set by the
+simulation-only console command SIM (never available on hardware):
+
+    SIM GAS <ch4|co> <ppm>       the concentration at the sensor (it follows with a
+                                 first-order response, tau = --tau seconds)
+    SIM BUTTON <0|1>             the test/hush button
+    SIM FAULT <ch4|co> <open|short|none>   break or short the sensor wiring
+    SIM SPEED <n>                simulated ms per real ms
+    SIM ADVANCE <s>              jump the simulated clock forward (in 1 s steps)
+    SIM STATE?                   gas, outputs, simulated time
+
+The board's flash is DIR (like the ESP32's LittleFS root): DIR/data is the store,
+DIR/config.json the device config. `gasguard sim --serial pty` runs this on a
+pseudo-terminal and restarts it on REBOOT (exit code 75) or into the REPL after MAINT
+(exit code 76), like a real board would.
+
+The simulated sensors are not the nominal ones: each unit has its own deviation
+(SENSOR_TRUTH), so an uncalibrated device reads wrong and calibration has real work.
+"""
+
+import gc
+import json
+import sys
+import time
+
+import select
+
+from gasguard import VERSION
+from gasguard.app import DetectorApp, boot_mode
+from gasguard.sensors import from_config
+from gasguard.store import FileStore
+from simboard import SimAnalogIn, SimClock, SimPin
+
+EXIT_REBOOT = 75
+EXIT_MAINTENANCE = 76
+
+# How this simulated unit's sensors really respond (vs. the nominal models the firmware
+# assumes): a methane element with a higher R0 and a CO cell with an offset zero and
+# 10 % more sensitivity. Calibration has to find exactly this.
+SENSOR_TRUTH = {
+    "ch4": {"model": "mq4", "r0_ohm": 12000},
+    "co": {"model": "ec_co", "zero_uv": 430000, "uv_per_ppm": 3520.0},
+}
+SUPPLY_UV = 2500000  # 5.0 V rail through the 2:1 divider
+
+DEFAULT_CONFIG = {"detector": {"profile": "cn", "tier": "mid"}}
+
+
+class StdioConsole:
+    """sys.stdin/sys.stdout as the board console: read() never blocks."""
+
+    def __init__(self):
+        self._poll = select.poll()
+        self._poll.register(sys.stdin, select.POLLIN)
+        self._in = sys.stdin.buffer
+        self._out = sys.stdout.buffer
+        self.closed = False
+
+    def read(self, n=64):
+        out = None
+        while n > 0:
+            ev = self._poll.poll(0)
+            if not ev:
+                break
+            if ev[0][1] & (select.POLLHUP | select.POLLERR) and not ev[0][1] & select.POLLIN:
+                self.closed = True
+                break
+            b = self._in.read(1)
+            if not b:
+                self.closed = True
+                break
+            out = b if out is None else out + b
+            n -= 1
+        return out
+
+    def write(self, data):
+        self._out.write(data)
+        try:
+            self._out.flush()
+        except AttributeError:
+            pass
+        return len(data)
+
+
+class GasSource:
+    """The concentration at one sensor, following its target with a first-order lag."""
+
+    def __init__(self, gas, clock, tau_s):
+        self.model = from_config(SENSOR_TRUTH[gas])
+        self.clock = clock
+        self.tau_ms = tau_s * 1000
+        self.target = 0.0
+        self.ppm = 0.0
+        self.fault = None  # None, "open", "short"
+        self._t = clock.elapsed_ms
+        self._seed = 12345 + len(gas)
+
+    def _noise(self):
+        # small deterministic jitter (±150 µV) so stability detection has something to do
+        self._seed = (self._seed * 1103515245 + 12345) & 0x7FFFFFFF
+        return (self._seed >> 8) % 301 - 150
+
+    def __call__(self):
+        now = self.clock.elapsed_ms
+        dt = now - self._t
+        self._t = now
+        if dt > 0:
+            if self.tau_ms <= 0:
+                self.ppm = self.target
+            else:
+                k = dt / self.tau_ms
+                self.ppm += (self.target - self.ppm) * (k if k < 1 else 1.0)
+                if abs(self.ppm - self.target) < 0.05:
+                    self.ppm = self.target
+        if self.fault == "open":
+            return 0
+        if self.fault == "short":
+            return 3100000
+        return self.model.uv(int(self.ppm * 10 + 0.5)) + self._noise()
+
+
+class VirtualBoard:
+    def __init__(self, clock, console, tau_s, reset_cause, button):
+        self.clock = clock
+        self.console = console
+        self.gas = {"ch4": GasSource("ch4", clock, tau_s), "co": GasSource("co", clock, tau_s)}
+        self.adc_ch4 = SimAnalogIn(self.gas["ch4"])
+        self.adc_co = SimAnalogIn(self.gas["co"])
+        self.adc_supply = SimAnalogIn(SUPPLY_UV)
+        for name in ("led_green", "led_yellow", "led_red", "buzzer", "relay", "heater"):
+            pin = SimPin(name, SimPin.OUT)
+            pin.clock = clock
+            setattr(self, name, pin)
+        self.button = SimPin("button", SimPin.IN)
+        self.button.set_input(1 if button else 0)
+        self._reset_cause = reset_cause
+        self.exit_code = None
+
+    def reset_cause(self):
+        return self._reset_cause
+
+    def free_heap(self):
+        return gc.mem_free()
+
+    def unique_id(self):
+        return b"\x24\x0a\xc4\x00\x51\x7e"
+
+    def reboot(self):
+        self.exit_code = EXIT_REBOOT
+
+
+class Sim:
+    """The SIM console command: simulation control, refused on real hardware."""
+
+    def __init__(self, board, clock, speed):
+        self.board = board
+        self.clock = clock
+        self.speed = speed
+        self.app = None
+
+    def __call__(self, svc, rest):
+        from gasguard.service import E_ARG, ServiceError
+
+        a = rest.split()
+        if not a:
+            raise ServiceError(E_ARG, "usage: SIM GAS|BUTTON|FAULT|SPEED|ADVANCE|STATE? ...")
+        sub = a[0].upper()
+        if sub == "GAS" and len(a) == 3 and a[1] in self.board.gas:
+            try:
+                ppm = float(a[2])
+            except ValueError:
+                raise ServiceError(E_ARG, "ppm must be a number")
+            if not 0 <= ppm <= 1000000:
+                raise ServiceError(E_ARG, "ppm must be in 0..1000000")
+            self.board.gas[a[1]].target = ppm
+            return {"gas": a[1], "target_ppm": ppm}
+        if sub == "BUTTON" and len(a) == 2 and a[1] in ("0", "1"):
+            self.board.button.set_input(int(a[1]))
+            return {"button": int(a[1])}
+        if sub == "FAULT" and len(a) == 3 and a[1] in self.board.gas and a[2] in ("open", "short", "none"):
+            self.board.gas[a[1]].fault = None if a[2] == "none" else a[2]
+            return {"gas": a[1], "fault": a[2]}
+        if sub == "SPEED" and len(a) == 2:
+            try:
+                self.speed = max(0.0, min(1000.0, float(a[1])))
+            except ValueError:
+                raise ServiceError(E_ARG, "speed must be a number")
+            return {"speed": self.speed}
+        if sub == "ADVANCE" and len(a) == 2:
+            try:
+                s = int(a[1])
+            except ValueError:
+                raise ServiceError(E_ARG, "seconds must be an integer")
+            if not 0 <= s <= 86400:
+                raise ServiceError(E_ARG, "seconds must be in 0..86400")
+            for _ in range(s * 10):
+                self.clock.advance(100)
+                self.app.poll_core()
+            return {"advanced_s": s}
+        if sub == "STATE?":
+            b = self.board
+            return {
+                "elapsed_ms": self.clock.elapsed_ms,
+                "speed": self.speed,
+                "gas": dict((g, {"target": s.target, "ppm": int(s.ppm * 10 + 0.5) / 10.0,
+                                 "fault": s.fault}) for g, s in b.gas.items()),
+                "outputs": dict((n, getattr(b, n).value()) for n in
+                                ("led_green", "led_yellow", "led_red", "buzzer", "relay")),
+                "button": b.button.value(),
+            }
+        raise ServiceError(E_ARG, "unknown SIM command (GAS, BUTTON, FAULT, SPEED, ADVANCE, STATE?)")
+
+
+def parse_args(argv):
+    opts = {"state": None, "speed": 1.0, "reset_cause": "power_on", "button": False,
+            "tau": 8.0, "board_name": "sim-detector"}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--button":
+            opts["button"] = True
+            i += 1
+            continue
+        if i + 1 >= len(argv):
+            raise SystemExit("virtual_device: %s needs a value" % a)
+        v = argv[i + 1]
+        if a == "--state":
+            opts["state"] = v
+        elif a == "--speed":
+            opts["speed"] = float(v)
+        elif a == "--tau":
+            opts["tau"] = float(v)
+        elif a == "--reset-cause":
+            opts["reset_cause"] = v
+        elif a == "--board-name":
+            opts["board_name"] = v
+        else:
+            raise SystemExit("virtual_device: unknown option %s" % a)
+        i += 2
+    if not opts["state"]:
+        raise SystemExit("virtual_device: --state DIR is required")
+    return opts
+
+
+def load_config(root):
+    try:
+        with open(root + "/config.json") as f:
+            return json.loads(f.read())
+    except OSError:
+        return DEFAULT_CONFIG
+
+
+def main(argv):
+    opts = parse_args(argv)
+    root = opts["state"].rstrip("/")
+    store = FileStore(root + "/data")
+    console = StdioConsole()
+    if boot_mode(store) == "maintenance":
+        console.write(b"gasguard: maintenance mode: application not started (REPL)\n")
+        return EXIT_MAINTENANCE
+    clock = SimClock()
+    board = VirtualBoard(clock, console, opts["tau"], opts["reset_cause"], opts["button"])
+    sim = Sim(board, clock, opts["speed"])
+    app = DetectorApp(board, store, load_config(root), board_name=opts["board_name"])
+    app.service.handlers["SIM"] = sim
+    sim.app = app
+    console.write(("gasguard %s virtual detector ready (GGSP/1, boot %d)\n"
+                   % (VERSION, app.boot_count)).encode())
+    last = time.ticks_ms()
+    carry = 0.0
+    while board.exit_code is None and not console.closed:
+        now = time.ticks_ms()
+        real = time.ticks_diff(now, last)
+        last = now
+        carry += real * sim.speed
+        step = int(carry)
+        carry -= step
+        # advance in slices so the detector sees every sample period even when fast
+        while step > 0:
+            d = 100 if step > 100 else step
+            clock.advance(d)
+            step -= d
+            if step > 0:
+                app.poll_core()
+        app.poll()
+        time.sleep_ms(5)
+    return board.exit_code or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
