@@ -251,9 +251,9 @@ class CalibrationRecord:
                 chans.append(ChannelCal(strs[0], strs[1], zero, su, sp, date, op))
             if pos != len(p):
                 raise CalibrationError("record: %d trailing bytes" % (len(p) - pos))
-        except (IndexError, UnicodeError, ValueError) as e:
-            if isinstance(e, CalibrationError):
-                raise
+        except CalibrationError:
+            raise
+        except Exception as e:  # IndexError, UnicodeError, struct.error (not a ValueError)
             raise CalibrationError("record: malformed payload (%s)" % e)
         return CalibrationRecord(chans)
 

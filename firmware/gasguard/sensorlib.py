@@ -49,7 +49,7 @@ _EXP2 = (
 )
 
 LOG2_MAX_IN = const((1 << 30) - 1)
-EXP2_MAX_Q12 = const(28 * 4096)  # 2**28.999 < 2**29
+EXP2_MAX_Q12 = const(29 * 4096 - 1)  # result <= 2**29
 
 
 def log2_q12(x):
@@ -143,7 +143,7 @@ def comp_table(cfg, key, lo, hi):
         if not isinstance(p, (list, tuple)) or len(p) != 2:
             raise ConfigError("%s: %r is not an [x, factor] pair" % (key, p))
         x = need_num({key: p[0]}, key, lo, hi)
-        f = need_num({key: p[1]}, key + " factor", 0.1, 10.0)
+        f = need_num({key + " factor": p[1]}, key + " factor", 0.1, 10.0)
         x10 = int(x * 10 + (0.5 if x >= 0 else -0.5))
         if last is not None and x10 <= last:
             raise ConfigError("%s: x values must increase (%r)" % (key, p[0]))
