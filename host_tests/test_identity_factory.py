@@ -121,4 +121,47 @@ def test_long_requests_are_refused_on_the_host_side():
             raise AssertionError("nothing may be sent")
 
     with pytest.raises(ToolError, match="longer than"):
-        Link(Null()).request("PROV " + "x" * 300)
+        Link(Null()).cmd("PROV " + "x" * 300)
+
+
+# ---- end to end: the virtual board (real firmware on MicroPython, console on a pty) ---------
+
+
+@pytest.fixture
+def virtual_board(tmp_path):
+    from gasguard_tools.cmd_sim import VirtualSerialDevice
+
+    dev = VirtualSerialDevice(tmp_path / "board", speed=1.0)
+    port = dev.start()
+    try:
+        yield port
+    finally:
+        dev.stop()
+
+
+def test_factory_tool_and_label_check_against_the_virtual_board(virtual_board, tmp_path, capsys):
+    from gasguard_tools import factory
+    from gasguard_tools.cli import main as cli_main
+    from gasguard_tools.cmd_sim import SIM_FACTORY_KEY
+
+    port = virtual_board
+    esc = tmp_path / "keys.csv"
+    # blank device: the label check refuses
+    assert cli_main(["label", "--id", ID, "--verify-port", port]) == 2
+    assert "not provisioned" in capsys.readouterr().err
+    rc = factory.main(["--port", port, "--id", ID, "--model", "GG-200", "--hw-rev", "1.2",
+                       "--escrow", str(esc), "--factory-key", SIM_FACTORY_KEY])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    row = esc.read_text().strip().split(",")
+    assert row[0] == ID and len(row[2]) == 64
+    assert row[2] not in out.out + out.err  # the key is never printed
+    assert oct(esc.stat().st_mode & 0o777) == "0o600"
+    assert cli_main(["label", "--id", ID, "--verify-port", port]) == 0
+    assert cli_main(["label", "--id", "88.118.8/GDH.240915.00124D", "--verify-port", port]) == 2
+    assert "differs from the label" in capsys.readouterr().err
+    # a second provisioning with another identifier is refused; the device is unchanged
+    rc = factory.main(["--port", port, "--id", "88.118.8/GDH.240915.00124D", "--model", "GG-200",
+                       "--hw-rev", "1.2", "--escrow", str(esc), "--factory-key", SIM_FACTORY_KEY])
+    assert rc == 2
+    assert factory.read_device_identifier(port) == ID

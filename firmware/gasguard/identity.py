@@ -21,7 +21,7 @@ import json
 from binascii import hexlify
 
 from gasguard import record
-from gasguard.identifier import IdentifierError, parse, validate, ALNUM, show
+from gasguard.identifier import IdentifierError, factory_serial, parse, validate, ALNUM, show
 
 REC = "id_rec"
 KEY = "id_key"
@@ -37,6 +37,7 @@ HB_MAX = 86400
 HB_DEFAULT = 3600
 
 FACTORY_FIELDS = ("id", "serial", "model", "tier", "kind", "hw_rev", "mfg_date", "qr_template")
+REQUIRED_FIELDS = ("id", "model", "hw_rev")  # the others default from the identifier
 PLATFORM_FIELDS = ("linked_dev", "install_date", "installer", "site_ref")
 TIER_NAMES = {"L": "low", "M": "mid", "H": "high"}
 
@@ -197,19 +198,29 @@ def qr_payload(template, identifier):
 
 
 def check_fields(fields):
-    """Validate a factory record; return a clean copy. Raises IdentityError naming the field."""
+    """Validate a factory record; return a complete clean copy. Raises IdentityError naming
+    the field. serial, tier, kind, mfg_date and qr_template default from the identifier
+    (serial = factory_serial(id), qr_template = "{id}")."""
     if not isinstance(fields, dict):
         raise IdentityError("identity fields must be a dict")
     for k in fields:
         if k not in FACTORY_FIELDS:
             raise IdentityError("unknown identity field %r" % (k,))
-    for k in FACTORY_FIELDS:
+    for k in REQUIRED_FIELDS:
         if k not in fields:
             raise IdentityError("identity field %s is missing" % k)
     try:
         p = parse(fields["id"])
     except IdentifierError as e:
         raise IdentityError("id: %s" % e)
+    # fields that follow from the identifier may be left out (short PROV lines); given, they
+    # must agree with it
+    d = p["date"]
+    derived = {"serial": factory_serial(fields["id"]), "tier": p["tier"], "kind": p["kind"],
+               "mfg_date": "20%s-%s-%s" % (d[0:2], d[2:4], d[4:6]), "qr_template": "{id}"}
+    full = dict(derived)
+    full.update(fields)
+    fields = full
     _charset(fields["serial"], "serial", 1, 32, ALNUM + "-")
     _printable(fields["model"], "model", 1, 32)
     tier = fields["tier"]

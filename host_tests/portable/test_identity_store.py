@@ -192,3 +192,14 @@ def test_identity_record_is_a_framed_record():
     ids.provision(fields(), KEY)
     payload = record.unseal(st.read("id_rec"), 1)
     assert payload.startswith(b'{"hw_rev":"1.2","id":"88.118.8/GDH.240915.00123F"')
+
+
+def test_fields_that_follow_from_the_identifier_may_be_left_out():
+    st, ids = fresh("k")
+    rec = ids.provision({"id": ID_H, "model": "GG-200", "hw_rev": "1.2"}, KEY)
+    assert rec == fields(qr_template="{id}")
+    e = raises(IdentityError, ids.provision, {"id": ID_H, "model": "GG-200"}, KEY)
+    assert "hw_rev" in str(e)
+    e = raises(IdentityError, ids.provision, {"id": ID_H, "model": "GG-200", "hw_rev": "1",
+                                              "tier": "M"}, KEY)
+    assert "tier" in str(e)

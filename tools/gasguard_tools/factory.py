@@ -16,7 +16,7 @@ without a console. Secrets are never printed: they go to the key-escrow file the
 imports (mode 0600), and the device reports only key_id.
 
     python -m gasguard_tools.factory --port /dev/ttyUSB0 --id 88.118.8/GDH.240915.00123F \\
-        --model GG-200 --hw-rev 1.2 --escrow keys.csv [--factory-key-file k.hex]
+        --model GG-200 --hw-rev 1.2 --escrow keys.csv [--factory-key HEX]
 """
 
 import argparse
@@ -39,13 +39,7 @@ from gasguard.identity import (  # noqa: E402
 SERVICE_LINE_MAX = 256  # the device console's default line_max (docs/service-protocol.md)
 
 
-class DeviceError(ToolError):
-    """The device answered ERR <code> <message>."""
-
-    def __init__(self, code, msg):
-        super().__init__("device refused: %s %s" % (code, msg))
-        self.code = code
-        self.msg = msg
+from .serialdev import DeviceError, ServiceClient, factory_key  # noqa: E402  (the TOOLS engineer's client)
 
 
 # ---- the label check ----------------------------------------------------------------------
@@ -88,6 +82,13 @@ def fields_for(identifier, model, hw_rev, qr_template="{id}", serial=None):
         raise ToolError(str(e))
 
 
+def compact_fields(fields):
+    """The fields to send: those the device derives from the identifier are left out when
+    they equal the derived value (keeps PROV within the console's 256-byte lines)."""
+    derived = check_fields({"id": fields["id"], "model": fields["model"], "hw_rev": fields["hw_rev"]})
+    return {k: v for k, v in fields.items() if k in ("id", "model", "hw_rev") or derived[k] != v}
+
+
 def new_secret(tier):
     return None if tier == "L" else os.urandom(32)
 
@@ -96,8 +97,10 @@ def new_secret(tier):
 
 
 class Link:
-    """Request/reply over a byte stream with write(bytes) and readline() -> bytes (pyserial).
+    """Minimal GGSP/1 request/reply over a stream with write(bytes) and readline() -> bytes.
 
+    Used in-process (tests drive the firmware's Service through a SimConsole); real ports
+    use serialdev.ServiceClient. Both offer cmd(line) -> dict or raise DeviceError.
     Every request is tagged (#n) so stray output (boot banner, logs) is skipped.
     """
 
@@ -107,14 +110,14 @@ class Link:
         self.timeout_s = timeout_s
         self._tag = 0
 
+    def cmd(self, line):
+        check_line(line, self.line_max)
+        return self.request(line)
+
     def request(self, line):
         self._tag += 1
         tag = "#%d" % self._tag
         out = ("%s %s\n" % (tag, line)).encode()
-        if len(out) - 1 > self.line_max:
-            raise ToolError("request of %d bytes is longer than the device console accepts (%d); "
-                            "a shorter qr_template or a larger service line_max is needed"
-                            % (len(out) - 1, self.line_max))
         self.stream.write(out)
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
@@ -131,26 +134,39 @@ class Link:
             if rest.startswith("ERR"):
                 parts = rest.split(None, 2)
                 raise DeviceError(parts[1] if len(parts) > 1 else "?",
-                                  parts[2] if len(parts) > 2 else "")
+                                  parts[2] if len(parts) > 2 else "", line.split(" ")[0])
             raise ToolError("unexpected reply %r" % text)
         raise ToolError("no reply to %s within %.1f s" % (line.split()[0], self.timeout_s))
 
 
-def open_port(port, baud=115200):
-    try:
-        import serial
-    except ImportError:
-        raise ToolError("pyserial is not installed")
-    try:
-        return serial.Serial(port, baud, timeout=0.2)
-    except (serial.SerialException, OSError) as e:
-        raise ToolError("cannot open %s: %s" % (port, e))
+TAG_ROOM = 12  # "#ssss-nnnnn " the client puts in front of every request
 
 
-def read_device_identifier(port_or_link, baud=115200):
+def check_line(line, line_max):
+    if len(line) + TAG_ROOM > line_max:
+        raise ToolError("request of %d bytes is longer than the device console accepts (%d); "
+                        "a shorter qr_template or a larger service line_max is needed"
+                        % (len(line) + TAG_ROOM, line_max))
+
+
+class _Checked:
+    """A ServiceClient with the request length checked before sending."""
+
+    def __init__(self, client, line_max):
+        self.client, self.line_max = client, line_max
+
+    def cmd(self, line):
+        check_line(line, self.line_max)
+        return self.client.cmd(line)
+
+
+def read_device_identifier(port_or_client, baud=115200):
     """The identifier the device reports with ID? (None when not provisioned)."""
-    link = port_or_link if hasattr(port_or_link, "request") else Link(open_port(port_or_link, baud))
-    info = link.request("ID?")
+    if hasattr(port_or_client, "cmd"):
+        info = port_or_client.cmd("ID?")
+    else:
+        with ServiceClient.open(port_or_client, baud) as c:
+            info = c.cmd("ID?")
     return info.get("id") if info.get("provisioned") else None
 
 
@@ -165,37 +181,37 @@ def provision_link(link, fields, secret, label_id, factory_key=None, log=print):
     fields = check_fields(dict(fields)) if isinstance(fields, dict) else fields
     check_secret(fields["tier"], secret)
     check_label_matches(fields["id"], label_id)
-    info = link.request("ID?")
+    info = link.cmd("ID?")
     if info.get("locked"):
         check_label_matches(info.get("id"), label_id)
         log("already provisioned and locked as %s" % label_id)
         return info
-    fq = link.request("FACTORY?")
+    fq = link.cmd("FACTORY?")
     if not fq.get("factory"):
         if factory_key is None:
             raise ToolError("the device is not in factory mode: hold its button at power-up, "
                             "or give the factory key")
         from gasguard.service import auth_response
 
-        ch = link.request("AUTH")
-        link.request("AUTH " + auth_response(factory_key, ch["nonce"], ch.get("id")))
+        ch = link.cmd("AUTH")
+        link.cmd("AUTH " + auth_response(factory_key, ch["nonce"], ch.get("id")))
         log("factory mode (challenge-response)")
-    body = dict(fields)
+    body = compact_fields(fields)
     if secret is not None:
         body["secret"] = secret.hex()
-    link.request("PROV " + json.dumps(body, separators=(",", ":"), sort_keys=True))
+    link.cmd("PROV " + json.dumps(body, separators=(",", ":"), sort_keys=True))
     log("written %s" % fields["id"] + ("" if secret is None else " key_id %s" % key_fingerprint(secret)))
-    back = link.request("ID?")
+    back = link.cmd("ID?")
     _compare(fields, back)
     if back.get("key_id") not in (None, key_fingerprint(secret) if secret else None):
         raise ToolError("device key_id %s is not the key written: not locking" % back.get("key_id"))
     check_label_matches(back.get("id"), label_id)
-    link.request("PROV LOCK " + label_id)
-    final = link.request("ID?")
+    link.cmd("PROV LOCK " + label_id)
+    final = link.cmd("ID?")
     if not final.get("locked"):
         raise ToolError("device did not report locked after PROV LOCK")
     try:
-        link.request("AUTH END")
+        link.cmd("AUTH END")
     except DeviceError:
         pass
     log("locked %s" % label_id)
@@ -242,7 +258,8 @@ def main(argv=None):
     p.add_argument("--hw-rev", required=True)
     p.add_argument("--template", default="{id}", help="QR template stored on the device")
     p.add_argument("--escrow", help="key-escrow CSV for the platform (required for M/H)")
-    p.add_argument("--factory-key-file", help="hex factory key for AUTH (else: button at boot)")
+    p.add_argument("--factory-key", help="hex factory key for AUTH (default: $GASGUARD_FACTORY_KEY; "
+                   "without one the device must be in factory mode by its button)")
     p.add_argument("--line-max", type=int, default=SERVICE_LINE_MAX,
                    help="the device's service line_max (default %d)" % SERVICE_LINE_MAX)
     a = p.parse_args(argv)
@@ -251,10 +268,9 @@ def main(argv=None):
         secret = new_secret(fields["tier"])
         if secret is not None and not a.escrow:
             raise ToolError("tier %s needs --escrow (the platform must receive the key)" % fields["tier"])
-        fkey = None
-        if a.factory_key_file:
-            fkey = bytes.fromhex(open(a.factory_key_file).read().strip())
-        link = Link(open_port(a.port, a.baud), line_max=a.line_max)
+        client = ServiceClient.open(a.port, a.baud)
+        fkey = factory_key(a, client.hello(), log=print)
+        link = _Checked(client, a.line_max)
         # escrow first: a key the platform never received must never be locked into a device
         # (a row for a key that ends up unused is harmless: its key_id matches no device)
         if a.escrow:
