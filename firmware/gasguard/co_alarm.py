@@ -3,8 +3,10 @@
 Integer accumulator (same alarm times on every float width):
 
 - D is kept in units of 1/DOSE_FULL (DOSE_FULL = 2**24 = one alarm dose).
-- RATE[ppm] = round(DOSE_FULL / T_alarm_s(ppm)), dose units per second, for
-  ppm = 0..PPM_MAX, built once at config time by log-log interpolation between the
+- RATE[i] = round(DOSE_FULL / T_alarm_s(ppm)), dose units per second, for
+  ppm = 0..PPM_MAX (1 ppm steps up to FINE_MAX, then FINE_STEP ppm steps, rounded
+  down: 441 entries, 1.8 kB), built once per profile at config time (and shared by
+  every detector) by log-log interpolation between the
   profile's anchor points (ppm, T_alarm_s). The interpolation itself is done in
   fixed-point integers (binary log2/exp2 on Python ints), so the table is
   bit-identical on CPython, the MicroPython unix port and the ESP32's
@@ -29,7 +31,10 @@ except ImportError:  # pragma: no cover
 
 DOSE_FULL = 1 << 24
 DOSE_CAP = 2 * DOSE_FULL  # D never exceeds this (keeps it a small int)
-PPM_MAX = 1000  # rate table size; readings above use the PPM_MAX rate
+PPM_MAX = 1000  # readings above use the PPM_MAX rate
+FINE_MAX = 300  # 1 ppm resolution below this, FINE_STEP ppm above
+FINE_STEP = 5
+TABLE_LEN = FINE_MAX + (PPM_MAX - FINE_MAX) // FINE_STEP + 1
 T_MIN_S = 30  # fastest time to alarm (clamp)
 
 Q = 24
@@ -125,8 +130,37 @@ def t_alarm_s_q(ppm, targets):
     return lt0 + step
 
 
+def index(ppm):
+    """Rate-table index of an integer ppm (clamped to 0..PPM_MAX)."""
+    if ppm < FINE_MAX:
+        return ppm if ppm > 0 else 0
+    if ppm > PPM_MAX:
+        ppm = PPM_MAX
+    return FINE_MAX + (ppm - FINE_MAX) // FINE_STEP
+
+
+def table_ppm(i):
+    """The ppm a table entry was computed for (inverse of index for grid points)."""
+    if i < FINE_MAX:
+        return i
+    return FINE_MAX + (i - FINE_MAX) * FINE_STEP
+
+
+_CACHE = {}
+
+
+def rates_for(targets, no_alarm_ppm):
+    """The shared rate table (an array of ints) for a profile's curve."""
+    key = (targets, no_alarm_ppm)
+    t = _CACHE.get(key)
+    if t is None:
+        t = build_rates(targets, no_alarm_ppm)
+        _CACHE[key] = t
+    return t
+
+
 def build_rates(targets, no_alarm_ppm):
-    """RATE table (dose units per second) for ppm 0..PPM_MAX as a list of ints."""
+    """RATE table (dose units per second) indexed by index(ppm), as an array('i')."""
     prev_p = 0
     prev_t = None
     for p, t in targets:
@@ -137,8 +171,11 @@ def build_rates(targets, no_alarm_ppm):
         prev_p = p
         prev_t = t
     lfull = Q << Q  # log2(DOSE_FULL) = 24, in Q
-    rates = [0] * (PPM_MAX + 1)
-    for ppm in range(no_alarm_ppm + 1, PPM_MAX + 1):
+    rates = array("i", bytes(4 * TABLE_LEN)) if array is not None else [0] * TABLE_LEN
+    for i in range(index(no_alarm_ppm + 1), TABLE_LEN):
+        ppm = table_ppm(i)
+        if ppm <= no_alarm_ppm:
+            continue
         lt = t_alarm_s_q(ppm, targets)
         lmin = log2_q(T_MIN_S)
         if lt < lmin:
@@ -148,15 +185,13 @@ def build_rates(targets, no_alarm_ppm):
             r = 0
         else:
             r = (exp2_q(ly) + (_ONE >> 1)) >> Q
-        rates[ppm] = r if r > 0 else 1
+        rates[i] = r if r > 0 else 1
     return rates
 
 
 def alarm_time_s(rates, ppm):
     """Whole seconds to reach one dose at a constant ppm (None if it never alarms)."""
-    if ppm > PPM_MAX:
-        ppm = PPM_MAX
-    r = rates[ppm]
+    r = rates[index(ppm)]
     if r <= 0:
         return None
     return (DOSE_FULL + r - 1) // r
@@ -166,8 +201,8 @@ class COAlarm:
     def __init__(self, cfg, rates=None):
         self.no_alarm_x10 = cfg["co_no_alarm_ppm"] * 10
         if rates is None:
-            rates = build_rates(cfg["co_targets"], cfg["co_no_alarm_ppm"])
-        self.rates = array("i", rates) if array is not None else rates
+            rates = rates_for(cfg["co_targets"], cfg["co_no_alarm_ppm"])
+        self.rates = rates
         # exponential washout: tau = half-life / ln 2, in whole seconds
         self.tau_s = (cfg["co_washout_min"] * 60 * 1000000 + 346573) // 693147
         self.clear_ms = cfg["co_clear_s"] * 1000
@@ -194,9 +229,13 @@ class COAlarm:
             dt_ms = 0
         if x10 > self.no_alarm_x10:
             ppm = x10 // 10
-            if ppm > PPM_MAX:
-                ppm = PPM_MAX
-            r = self.rates[ppm]
+            if ppm < FINE_MAX:
+                i = ppm
+            else:
+                if ppm > PPM_MAX:
+                    ppm = PPM_MAX
+                i = FINE_MAX + (ppm - FINE_MAX) // FINE_STEP
+            r = self.rates[i]
             d = self.dose
             rem = self._rem
             left = dt_ms

@@ -37,7 +37,6 @@ CO_EN_TARGETS = ((36, 300 * 60), (50, 75 * 60), (100, 20 * 60), (300, 90))
 
 PROFILES = {
     "cn": {
-        "name": "CN (GB 15322.1/.2-2019 + 2026 revisions, GB/T 50493, CJJ/T 146)",
         "lel_pct_vol": (5.0, 4.0, 5.0),  # default, lo, hi
         "ch4_low_pct_lel": (10, 3, 25),
         "ch4_high_pct_lel": (25, 10, 50),
@@ -47,7 +46,6 @@ PROFILES = {
         "co_targets": CO_CN_UL_TARGETS,
     },
     "ul": {
-        "name": "UL (UL 1484 methane, UL 2034 CO)",
         "lel_pct_vol": (5.0, 4.0, 5.0),
         "ch4_low_pct_lel": (10, 3, 25),
         "ch4_high_pct_lel": (25, 10, 50),
@@ -57,7 +55,6 @@ PROFILES = {
         "co_targets": CO_CN_UL_TARGETS,
     },
     "en": {
-        "name": "EN (EN 50194-1 methane, EN 50291-1 CO)",
         "lel_pct_vol": (4.4, 4.0, 5.0),
         "ch4_low_pct_lel": (10, 3, 20),
         "ch4_high_pct_lel": (25, 10, 50),
@@ -76,6 +73,19 @@ TIERS = {
     "high": {"co": True, "interlock": True, "identifier": True},
 }
 
+# Plain bounded settings: (key, lo, hi, default). Sources: docs/alarms.md.
+_INTS = (
+    ("sample_period_ms", 200, 2000, 1000),
+    ("ch4_clear_s", 0, 30, 10),  # + MOS recovery (<= 30 s) stays within the 60 s rule
+    ("co_clear_s", 10, 600, 60),
+    ("co_washout_min", 60, 480, 180),  # COHb-like washout half-life
+    ("hush_s", 60, 360, 300),  # UL 2034 (1998): silence 4..6 min
+    ("hush_co_rise_pct", 10, 100, 50),
+    ("interlock_ch4_level", 1, 2, 2),
+    ("fault_chirp_s", 10, 60, 45),
+)
+_BOOLS = (("warmup_gross_only", True), ("relay_latch", False), ("self_test_relay", False))
+
 RELAY_SOURCES = ("none", "ch4_low", "ch4_high", "co", "any")
 
 # Detector keys this module validates; sub-dicts are handed to the sensing modules.
@@ -91,20 +101,6 @@ KNOWN = (
 )
 
 
-def profile(name):
-    p = PROFILES.get(name)
-    if p is None:
-        raise ConfigError("profile: %r is not one of cn, en, ul" % (name,))
-    return p
-
-
-def _bounded(cfg, key, spec, is_int=True):
-    d, lo, hi = spec
-    if is_int and isinstance(d, int):
-        return need_int(cfg, key, lo, hi, d)
-    return need_num(cfg, key, lo, hi, d)
-
-
 def load(config):
     """Validate a detector config; return a complete normalised copy or raise ConfigError."""
     if not isinstance(config, dict):
@@ -117,16 +113,18 @@ def load(config):
     tname = need_choice(config, "tier", ("low", "mid", "high"), "mid")
     tier = TIERS[tname]
     out = {"profile": pname, "tier": tname}
-    out["sample_period_ms"] = need_int(config, "sample_period_ms", 200, 2000, 1000)
+    for k, lo, hi, d in _INTS:
+        out[k] = need_int(config, k, lo, hi, d)
+    for k, d in _BOOLS:
+        out[k] = need_bool(config, k, d)
 
     # --- methane ---------------------------------------------------------------
-    lel = need_num(config, "lel_pct_vol", prof["lel_pct_vol"][1], prof["lel_pct_vol"][2],
-                   prof["lel_pct_vol"][0])
+    vals = []
+    for k in ("lel_pct_vol", "ch4_low_pct_lel", "ch4_high_pct_lel"):
+        d, lo, hi = prof[k]
+        vals.append(need_num(config, k, lo, hi, d))
+    lel, low, high = vals
     out["lel_pct_vol"] = lel
-    low = need_num(config, "ch4_low_pct_lel", prof["ch4_low_pct_lel"][1],
-                   prof["ch4_low_pct_lel"][2], prof["ch4_low_pct_lel"][0])
-    high = need_num(config, "ch4_high_pct_lel", prof["ch4_high_pct_lel"][1],
-                    prof["ch4_high_pct_lel"][2], prof["ch4_high_pct_lel"][0])
     hyst = need_num(config, "ch4_hyst_pct_lel", 1, 5, 3)
     if high < low + 5:
         raise ConfigError(
@@ -144,8 +142,6 @@ def load(config):
     out["ch4_pct_lel_x10"] = int(per_pct + 0.5)  # ppm x 10 per %LEL
     d = prof["ch4_delay_s"]
     out["ch4_delay_s"] = need_int(config, "ch4_delay_s", d[1], d[2], d[0])
-    out["ch4_clear_s"] = need_int(config, "ch4_clear_s", 0, 30, 10)
-    out["warmup_gross_only"] = need_bool(config, "warmup_gross_only", True)
 
     # --- CO ----------------------------------------------------------------------
     co = need_bool(config, "co_enabled", tier["co"])
@@ -154,21 +150,12 @@ def load(config):
     if co and not tier["co"]:
         raise ConfigError("co_enabled: tier low is methane only; use tier mid or high for CO")
     out["co_enabled"] = co
-    out["co_clear_s"] = need_int(config, "co_clear_s", 10, 600, 60)
-    out["co_washout_min"] = need_int(config, "co_washout_min", 60, 480, 180)
     out["co_no_alarm_ppm"] = prof["co_no_alarm_ppm"]
     out["co_targets"] = prof["co_targets"]
     out["co_windows"] = prof["co_windows"]
 
-    # --- hush ----------------------------------------------------------------------
-    # UL 2034 (1998): silence lasts 4..6 min; re-alarm within 6 min if CO persists.
-    out["hush_s"] = need_int(config, "hush_s", 60, 360, 300)
-    out["hush_co_rise_pct"] = need_int(config, "hush_co_rise_pct", 10, 100, 50)
-
     # --- outputs / interlock -------------------------------------------------------
     out["relay"] = need_choice(config, "relay", RELAY_SOURCES, "any")
-    out["relay_latch"] = need_bool(config, "relay_latch", False)
-    out["interlock_ch4_level"] = need_int(config, "interlock_ch4_level", 1, 2, 2)
     ioc = need_bool(config, "interlock_on_co", co)
     if ioc and not co:
         raise ConfigError("interlock_on_co: true needs the CO channel (tier mid or high)")
@@ -178,8 +165,6 @@ def load(config):
         raise ConfigError("identifier_active: tier %s requires an active identifier" % tname)
     out["identifier_active"] = ida
     out["interlock_required"] = tier["interlock"]
-    out["self_test_relay"] = need_bool(config, "self_test_relay", False)
-    out["fault_chirp_s"] = need_int(config, "fault_chirp_s", 10, 60, 45)
 
     defaults = {"ch4": "mq4", "co": "ec_co"}
     for k in ("ch4", "co"):
