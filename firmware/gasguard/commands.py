@@ -41,7 +41,7 @@ _HEX = "0123456789abcdef"
 
 class CommandError(ValueError):
     def __init__(self, reason, detail=""):
-        ValueError.__init__(self, reason)
+        super().__init__(reason)
         self.reason = reason
         self.detail = detail
 

@@ -155,13 +155,13 @@ class MQTTClient:
         if st == HANDSHAKE:
             self._step_tls(now)
             return
-        # CONNACK_WAIT or UP: move bytes both ways
-        if not self._flush():
-            return
+        # CONNACK_WAIT or UP: read what arrived, run the timers, send what is queued
         if not self._read(now):
             return
         if self.state == UP:
             self._timers(now)
+        if self.state != DOWN:
+            self._flush()
 
     # ---- internals -------------------------------------------------------------------
     def _next_pid(self):

@@ -65,10 +65,12 @@ def is_numeric_ipv4(host):
 
 
 def errno_of(e):
-    try:
-        return e.errno
-    except AttributeError:
-        return e.args[0] if e.args else None
+    """errno of an OSError: MicroPython has it in args[0]; CPython in .errno (None for
+    OSError(n) built with one argument, so fall back to args[0])."""
+    n = getattr(e, "errno", None)
+    if n is None and e.args:
+        n = e.args[0]
+    return n
 
 
 def _enc_str(s):

@@ -18,83 +18,26 @@ see docs/protocol.md for the measured cost) and returns; the network is only tou
 poll(), through the non-blocking MQTT client. The protocol is in docs/protocol.md.
 """
 
-import struct
-
-from gasguard import protocol, record
+from gasguard import protocol
 from gasguard.commands import Commands
 from gasguard.mqtt import MQTTClient
 from gasguard.outbox import Outbox
+from gasguard.report_cfg import DEFAULTS, check_ident, configure, next_boot  # noqa: F401
 from gasguard.telemetry import TelemetryRing
-from gasguard.validate import ConfigError, need_int, reject_unknown
 from gasguard.walltime import WallTime
 
-DEFAULTS = {
-    "base": "gasguard",
-    "mqtt": None,  # dict for gasguard.mqtt.MQTTClient (host, port, keepalive_s, ...)
-    "outbox_bytes": 8192,
-    "outbox_reserve": 2048,
-    "telemetry_slots": 8,
-    "window": 4,  # outbox messages in flight at once
-    "interval_s": 60,  # telemetry interval (set_interval changes it)
-    "ntp_server": None,  # numeric IPv4 of an SNTP server, or None
-    "ntp_resync_s": 3600,
-    "cmd_window_s": 300,
-    "commands": True,
-    "max_per_poll": 4,  # publishes per poll() (bounded work)
-}
-
-BOOT_FILE = "boot"
 _STATE_KEY = (-1, -1)
-
-
-def _check_ident(ident):
-    if not isinstance(ident, dict):
-        raise ConfigError("identity_info: expected a dict")
-    for k in ("device_id", "fw"):
-        v = ident.get(k)
-        if not isinstance(v, str) or not v:
-            raise ConfigError("identity_info.%s: required string" % k)
-    dev = ident["device_id"]
-    # identifiers have one "/" (prefix/suffix): the device id spans two topic levels
-    if not protocol.valid_base(dev) or len(dev) > 128:
-        raise ConfigError("identity_info.device_id: %r cannot be used in a topic" % dev)
-
-
-def next_boot(store):
-    """Increment and persist the boot counter (record-framed); return the new value."""
-    n = 0
-    try:
-        data = store.read(BOOT_FILE)
-        if data:
-            n = struct.unpack("<I", record.unseal(data))[0]
-    except (OSError, ValueError):
-        n = 0
-    n = (n + 1) & 0x7FFFFFFF
-    try:
-        store.write(BOOT_FILE, record.seal(struct.pack("<I", n)))
-    except OSError:
-        pass
-    return n
 
 
 class Reporter:
     def __init__(self, clock, store, identity_info, cfg, transport, handler=None, key=None,
                  ssl_context=None, rand=None):
-        _check_ident(identity_info)
-        c = dict(DEFAULTS)
-        if cfg:
-            reject_unknown(cfg, DEFAULTS, "reporter")
-            c.update(cfg)
-        if not protocol.valid_base(c["base"]):
-            raise ConfigError("reporter.base: %r is not a valid base topic" % (c["base"],))
+        check_ident(identity_info)
+        c = configure(cfg)
         self.base = c["base"]
-        ob = need_int(c, "outbox_bytes", 1024, 1 << 20)
-        res = need_int(c, "outbox_reserve", 0, 1 << 20)
-        slots = need_int(c, "telemetry_slots", 1, 256)
-        self.window = need_int(c, "window", 1, 16)
-        self.interval_s = need_int(c, "interval_s", 10, 86400)
-        self.max_per_poll = need_int(c, "max_per_poll", 1, 64)
-        cmd_window = need_int(c, "cmd_window_s", 10, 86400)
+        self.window = c["window"]
+        self.interval_s = c["interval_s"]
+        self.max_per_poll = c["max_per_poll"]
         self.clock = clock
         self.store = store
         self.ident = identity_info
@@ -106,14 +49,14 @@ class Reporter:
         self._last_tick = clock.ticks_ms()
         self._last_telemetry = None
         self._report_now = False
-        self.outbox = Outbox(store, "outbox", ob, res)
-        self.ring = TelemetryRing(slots)
+        self.outbox = Outbox(store, "outbox", c["outbox_bytes"], c["outbox_reserve"])
+        self.ring = TelemetryRing(c["telemetry_slots"])
         ntp = c["ntp_server"]
-        self.wall = WallTime(clock, transport if ntp else None, ntp,
-                             resync_s=need_int(c, "ntp_resync_s", 60, 7 * 86400), rand=rand)
+        self.wall = WallTime(clock, transport if ntp else None, ntp, resync_s=c["ntp_resync_s"],
+                             rand=rand)
         self.commands = None
         if c["commands"]:
-            self.commands = Commands(self.dev, key, store, handler, self.wall, cmd_window,
+            self.commands = Commands(self.dev, key, store, handler, self.wall, c["cmd_window_s"],
                                      {"report_now": self._cmd_report_now,
                                       "set_interval": self._cmd_set_interval})
         self._run_state = {}
@@ -225,7 +168,7 @@ class Reporter:
                 data[k] = d[k]
         m = self._envelope(protocol.TELEMETRY, q)
         m["data"] = data
-        m["dropped"] = self.ring.dropped
+        # "dropped" is appended when the message is sent, so it counts the drops up to then
         self.ring.push((protocol.TELEMETRY, protocol.encode(m)))
         self._last_telemetry = self.clock.ticks_ms()
         self._report_now = False
@@ -298,6 +241,8 @@ class Reporter:
             budget -= 1
         while budget > 0 and len(self.ring) and not self._inflight_blocks():
             kind, data = self.ring.peek()
+            if kind == protocol.TELEMETRY:
+                data = data[:-1] + b',"dropped":%d}' % self.ring.dropped
             if c.publish(self.topic(kind), data, 0, False) is None:
                 break
             self.ring.pop()

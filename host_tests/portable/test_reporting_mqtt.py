@@ -1,0 +1,277 @@
+"""The MQTT client against a strict fake network: never blocks, recovers, retransmits."""
+
+import struct
+
+from gasguard import mqtt_wire
+from gasguard.mqtt import MQTTClient
+from gasguard.validate import ConfigError
+from ptest import raises
+from reporting_fakes import (
+    CONNACK_OK, FakeNet, puback, publish_fields, run_until_up,
+)
+from simboard import MisuseError, SimClock
+
+
+def _client(mode="ok", **cfg):
+    clock = SimClock()
+    net = FakeNet(mode)
+    c = {"host": "10.0.0.5", "port": 1883, "client_id": "dev1", "keepalive_s": 30}
+    c.update(cfg)
+    cl = MQTTClient(clock, net, c, will=("gg/dev1/state", b"offline", 1, True), rand=lambda n: n - 1)
+    return cl, clock, net
+
+
+def test_connect_sends_connect_with_will_and_nodelay_on_nonblocking_socket():
+    cl, clock, net = _client()
+    first, body = run_until_up(cl, clock)
+    s = net.last
+    assert s.blocking is False
+    assert (6, 1, 1) in s.opts  # TCP_NODELAY
+    assert body[:7] == b"\x00\x04MQTT\x04"
+    flags = body[7]
+    assert flags & 0x02  # clean session
+    assert flags & 0x04  # will
+    assert (flags >> 3) & 3 == 1  # will QoS 1
+    assert flags & 0x20  # will retained
+    assert struct.unpack("!H", body[8:10])[0] == 30
+    assert b"gg/dev1/state" in body and b"offline" in body
+    assert net.lookups == [("10.0.0.5", 1883)]
+
+
+def test_blocking_socket_use_is_refused_by_the_fake():
+    # the structural check itself can fail: a blocking recv raises
+    net = FakeNet()
+    s = net.socket()
+    assert isinstance(raises(MisuseError, s.recv, 10), MisuseError)
+    raises(MisuseError, s.settimeout, 5)
+
+
+def test_stalling_broker_times_out_and_backs_off_with_jitter():
+    cl, clock, net = _client("ok", connect_timeout_ms=5000, backoff_min_ms=1000, backoff_max_ms=8000)
+    polls = 0
+    # connect succeeds, CONNECT is sent, the broker never answers
+    for _ in range(600):
+        cl.poll()
+        polls += 1
+        clock.advance(10)
+        if cl.failures:
+            break
+    assert cl.failures == 1
+    assert cl.state_name() == "down"
+    assert "timeout" in cl.last_error
+    assert net.sockets[0].closed
+    # backoff 1000 with jitter in [500, 1000]; rand gives the top
+    waited = 0
+    while len(net.sockets) == 1:
+        cl.poll()
+        clock.advance(10)
+        waited += 10
+        assert waited <= 1010
+    assert waited >= 500
+    # the next failure waits up to twice as long
+    assert cl._backoff == 2000
+
+
+def test_backoff_doubles_to_the_cap_and_resets_after_connack():
+    cl, clock, net = _client("refused", backoff_min_ms=100, backoff_max_ms=1600)
+    for _ in range(4000):
+        cl.poll()
+        clock.advance(10)
+    assert cl.failures >= 6
+    assert cl._backoff == 1600
+    net.mode = "ok"
+    for _ in range(300):
+        cl.poll()
+        clock.advance(10)
+        if cl._sock is not None and cl._sock.tx:
+            break
+    cl._sock.take()
+    cl._sock.feed(CONNACK_OK)
+    cl.poll()
+    assert cl.connected and cl._backoff == 100
+
+
+def test_connect_that_never_completes_times_out():
+    cl, clock, net = _client("hang", connect_timeout_ms=2000)
+    for _ in range(250):
+        cl.poll()
+        clock.advance(10)
+    assert cl.failures == 1 and "connecting" in cl.last_error
+
+
+def test_connack_refusal_is_a_failure():
+    cl, clock, net = _client()
+    for _ in range(5):
+        cl.poll()
+    s = cl._sock
+    s.take()
+    s.feed(b"\x20\x02\x00\x05")
+    cl.poll()
+    assert not cl.connected and "refused" in cl.last_error
+
+
+def test_connack_trickled_one_byte_at_a_time():
+    cl, clock, net = _client()
+    net.trickle = 1
+    for _ in range(5):
+        cl.poll()
+    cl._sock.take()
+    cl._sock.feed(CONNACK_OK)
+    for _ in range(4):
+        cl.poll()
+    assert cl.connected
+
+
+def test_qos1_publish_retransmits_with_dup_until_puback():
+    cl, clock, net = _client(retry_ms=2000)
+    run_until_up(cl, clock)
+    acked = []
+    cl.on_puback = acked.append
+    pid = cl.publish("gg/dev1/event", b"{}", 1)
+    cl.poll()
+    s = cl._sock
+    (first, body), = s.take()
+    t, p, q, r, dup, pid1 = publish_fields(first, body)
+    assert (t, p, q, dup, pid1) == ("gg/dev1/event", b"{}", 1, False, pid)
+    clock.advance(2000)
+    cl.poll()
+    pk = [x for x in s.take() if x[0] >> 4 == 3]
+    assert len(pk) == 1
+    t, p, q, r, dup, pid2 = publish_fields(*pk[0])
+    assert dup and pid2 == pid and cl.retransmits == 1
+    s.feed(puback(pid))
+    cl.poll()
+    assert acked == [pid] and cl.inflight() == 0
+    clock.advance(5000)
+    cl.poll()
+    assert [x for x in s.take() if x[0] >> 4 == 3] == []
+
+
+def test_inflight_window_and_not_connected_refuse_instead_of_blocking():
+    cl, clock, net = _client(max_inflight=2)
+    assert cl.publish("a/b", b"x", 1) is None  # not connected: the caller keeps it
+    run_until_up(cl, clock)
+    assert cl.publish("a/b", b"x", 1) is not None
+    assert cl.publish("a/b", b"y", 1) is not None
+    assert cl.publish("a/b", b"z", 1) is None
+    assert cl.publish("a/b", b"t", 0) == 0  # QoS 0 is not limited by the window
+
+
+def test_keepalive_ping_and_dead_broker_detection():
+    cl, clock, net = _client(keepalive_s=10, ping_timeout_ms=3000)
+    run_until_up(cl, clock)
+    s = cl._sock
+    s.take()
+    clock.advance(5000)
+    cl.poll()
+    assert (0xC0, b"") in s.take()
+    s.feed(b"\xd0\x00")
+    cl.poll()
+    assert cl._ping_sent is None
+    clock.advance(5000)
+    cl.poll()
+    assert (0xC0, b"") in s.take()
+    clock.advance(3000)
+    cl.poll()
+    assert not cl.connected and cl.last_error == "no PINGRESP"
+
+
+def test_resubscribes_after_reconnect_and_acks_incoming_qos1():
+    cl, clock, net = _client(backoff_min_ms=100)
+    cl.subscribe("gg/dev1/command", 1)
+    got = []
+    cl.on_message = lambda t, p, r: got.append((t, bytes(p), r))
+    downs = []
+    cl.on_disconnect = downs.append
+    run_until_up(cl, clock)
+    cl.poll()
+    subs = [b for f, b in cl._sock.take() if f == 0x82]
+    assert len(subs) == 1 and b"gg/dev1/command" in subs[0]
+    # broker drops the connection
+    cl._sock.peer_closed = True
+    cl.poll()
+    assert not cl.connected and downs == ["closed by broker"]
+    for _ in range(100):
+        clock.advance(10)
+        cl.poll()
+        if cl._sock is not None and cl._sock.tx:
+            break
+    cl._sock.take()
+    cl._sock.feed(CONNACK_OK)
+    cl.poll()
+    cl.poll()
+    subs = [b for f, b in cl._sock.take() if f == 0x82]
+    assert len(subs) == 1 and b"gg/dev1/command" in subs[0]
+    # incoming QoS 1 publish: PUBACK with its packet id, callback gets it
+    body = struct.pack("!H", 15) + b"gg/dev1/command" + b"\x12\x34" + b'{"x":1}'
+    cl._sock.feed(mqtt_wire.packet(0x32, body))
+    cl.poll()
+    cl.poll()
+    assert got == [("gg/dev1/command", b'{"x":1}', False)]
+    assert (0x40, b"\x12\x34") in cl._sock.take()
+
+
+def test_oversized_and_garbage_packets_drop_the_connection():
+    cl, clock, net = _client(max_packet=64)
+    run_until_up(cl, clock)
+    cl._sock.feed(mqtt_wire.packet(0x30, b"\x00\x01a" + b"x" * 100))
+    cl.poll()
+    assert not cl.connected and "max_packet" in cl.last_error
+    cl2, clock2, net2 = _client()
+    run_until_up(cl2, clock2)
+    cl2._sock.feed(b"\x30\xff\xff\xff\xff\x01")
+    cl2.poll()
+    assert not cl2.connected
+
+
+def test_dns_names_are_refused_unless_allowed_then_resolved_once():
+    e = raises(ConfigError, _client, "ok", host="broker.example")
+    assert "numeric" in str(e)
+    cl, clock, net = _client("refused", host="broker.example", allow_dns=True, backoff_min_ms=10,
+                             backoff_max_ms=20)
+    for _ in range(300):
+        cl.poll()
+        clock.advance(10)
+    assert cl.failures >= 5
+    assert net.lookups == [("broker.example", 1883)]
+
+
+def test_bad_config_is_refused_with_the_key_named():
+    for bad, key in (({"port": 0}, "port"), ({"keepalive_s": -1}, "keepalive_s"),
+                     ({"bogus": 1}, "bogus"), ({"backoff_min_ms": 5000, "backoff_max_ms": 1000},
+                                               "backoff_max_ms")):
+        e = raises(ConfigError, _client, "ok", **bad)
+        assert key in str(e), (bad, str(e))
+
+
+def test_partial_sends_are_completed_in_order():
+    cl, clock, net = _client()
+    run_until_up(cl, clock)
+    s = cl._sock
+    s.take()
+    s.send_limit = 7
+    for i in range(3):
+        cl.publish("t/x", b"payload-%d" % i, 0)
+    for _ in range(40):
+        cl.poll()
+    pk = s.take()
+    assert [publish_fields(f, b)[1] for f, b in pk] == [b"payload-0", b"payload-1", b"payload-2"]
+
+
+def test_disconnect_sends_disconnect_and_closes():
+    cl, clock, net = _client()
+    run_until_up(cl, clock)
+    s = cl._sock
+    s.take()
+    cl.disconnect()
+    assert (0xE0, b"") in s.take()
+    assert s.closed and not cl.connected
+
+
+def test_wire_remaining_length_roundtrip():
+    for n in (0, 1, 127, 128, 16383, 16384, 2097151, 2097152, 268435455):
+        enc = mqtt_wire._remaining(n)
+        buf = b"\x30" + enc
+        assert mqtt_wire.parse_remaining(buf, 0) == (n, 1 + len(enc))
+        if len(enc) > 1:
+            assert mqtt_wire.parse_remaining(buf[:-1], 0) is None

@@ -1,0 +1,198 @@
+"""The Reporter end to end over a strict fake network: order, outages, reboots, commands."""
+
+import gasguard.mqtt  # noqa: F401  (big modules first: the unix port compiles source on
+import gasguard.commands  # noqa: F401  import and a 112k heap fragments otherwise)
+import gasguard.reporter  # noqa: F401
+import json
+
+from gasguard.commands import sign
+from gasguard.reporter import Reporter
+from gasguard.store import FileStore
+from gasguard.validate import ConfigError
+from ptest import raises, tmpdir
+from reporting_fakes import AutoBroker, FakeNet
+from simboard import SimClock
+
+DEV = "88.118.8/GDH.240915.00123F"
+IDENT = {"device_id": DEV, "fw": "0.1.0", "tier": "M", "kind": "detector"}
+KEY = b"\x01" * 32
+CFG = {"base": "gg", "mqtt": {"host": "10.0.0.9", "backoff_min_ms": 100, "backoff_max_ms": 1000}}
+
+
+class Handler:
+    def __init__(self):
+        self.calls = []
+
+    def hush(self):
+        self.calls.append("hush")
+
+
+def _rep(tag, net=None, clock=None, d=None, **kw):
+    clock = clock or SimClock()
+    net = net or FakeNet()
+    d = d or tmpdir(tag)
+    r = Reporter(clock, FileStore(d), IDENT, kw.pop("cfg", CFG), net, rand=lambda n: 0, **kw)
+    return r, clock, net, d
+
+
+def _run(r, clock, broker, ms=1000, step=10):
+    for _ in range(ms // step):
+        r.poll()
+        broker.service()
+        clock.advance(step)
+
+
+ALARMS = [
+    {"event": "alarm", "gas": "ch4", "level": 1, "state": "on"},
+    {"event": "alarm", "gas": "ch4", "level": 2, "state": "on"},
+    {"event": "relay", "state": "on"},
+    {"event": "alarm", "gas": "ch4", "level": 2, "state": "off"},
+]
+
+
+def test_events_are_delivered_in_order_with_the_envelope_and_then_forgotten():
+    r, clock, net, d = _rep("rp1")
+    b = AutoBroker(net)
+    for ev in ALARMS:
+        r.event(ev)
+    _run(r, clock, b)
+    evs = [m for m in b.messages() if m["kind"] in ("event", "valve")]
+    assert [(m["event"], m["data"].get("state")) for m in evs] == [
+        ("alarm", "on"), ("alarm", "on"), ("relay", "on"), ("alarm", "off")]
+    seqs = [m["seq"] for m in evs]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+    for m in evs:
+        assert m["v"] == 1 and m["dev"] == DEV and m["fw"] == "0.1.0" and m["boot"] == 1
+        assert isinstance(m["up_ms"], int) and "ts" not in m and "time_unsynced" in m["q"]
+    topics = [t for t, p, q, rt, dup in b.published if q == 1 and not rt]
+    assert topics[2] == "gg/" + DEV + "/valve" and topics[0] == "gg/" + DEV + "/event"
+    assert len(r.outbox) == 0
+    assert len(Reporter(clock, FileStore(d), IDENT, CFG, None).outbox) == 0
+
+
+def test_state_is_retained_online_and_the_will_says_offline():
+    r, clock, net, d = _rep("rp2")
+    b = AutoBroker(net)
+    r.state({"alarm": 0})
+    _run(r, clock, b, 200)
+    st = [(t, json.loads(p), rt) for t, p, q, rt, dup in b.published if t.endswith("/state")]
+    assert st and st[0][2] is True and st[0][1]["online"] is True
+    assert st[0][1]["status"] == {"alarm": 0}
+    wt, wp, wq, wr = r.mqtt.will
+    assert wt == "gg/" + DEV + "/state" and wq == 1 and wr is True
+    assert json.loads(wp)["online"] is False
+
+
+def test_outage_queues_events_and_delivers_them_in_order_after_reconnect():
+    r, clock, net, d = _rep("rp3")
+    b = AutoBroker(net)
+    _run(r, clock, b, 200)
+    assert r.online
+    net.last.peer_closed = True  # broker gone
+    net.mode = "refused"
+    _run(r, clock, b, 200)
+    assert not r.online
+    for ev in ALARMS:
+        r.event(ev)
+    for _ in range(50):  # an hour of simulated outage, polled every 72 s
+        r.poll()
+        clock.advance(72000)
+    assert len(r.outbox) == 4
+    net.mode = "ok"
+    _run(r, clock, b, 3000)
+    assert r.online and len(r.outbox) == 0
+    got = [m for m in b.messages() if m["kind"] in ("event", "valve")]
+    assert [m["seq"] for m in got] == sorted(m["seq"] for m in got)
+    assert len(got) == 4
+
+
+def test_unacked_messages_are_resent_with_dup_after_reconnect_and_survive_reboot():
+    r, clock, net, d = _rep("rp4")
+    b = AutoBroker(net)
+    b.ack = False  # broker takes messages but PUBACK never comes
+    s1 = r.event(ALARMS[0])
+    _run(r, clock, b, 300)
+    assert len(r.outbox) == 1
+    net.last.peer_closed = True
+    _run(r, clock, b, 2000)
+    dups = [dup for t, p, q, rt, dup in b.published if t.endswith("/event")]
+    assert dups[0] is False and True in dups[1:]
+    # reboot before any PUBACK: the message is still there, boot count moved on
+    r2, clock, net2, d = _rep("rp4", d=d, clock=clock)
+    assert r2.boot == 2 and r2.outbox.keys() == [(1, s1)]
+    b2 = AutoBroker(net2)
+    s2 = r2.event(ALARMS[1])
+    _run(r2, clock, b2, 500)
+    got = [(m["boot"], m["seq"]) for m in b2.messages("event")]
+    assert got == [(1, s1), (2, s2)]
+    assert [dup for t, p, q, rt, dup in b2.published if t.endswith("/event")] == [True, False]
+    assert len(r2.outbox) == 0
+
+
+def test_telemetry_ring_drops_oldest_counts_and_yields_to_events():
+    r, clock, net, d = _rep("rp5", cfg=dict(CFG, telemetry_slots=3, window=1))
+    b = AutoBroker(net)
+    for i in range(5):
+        r.telemetry({"ch4_ppm_x10": i})
+    assert r.ring.dropped == 2
+    for ev in ALARMS:
+        r.event(ev)
+    _run(r, clock, b, 500)
+    kinds = [m["kind"] for m in b.messages() if m["kind"] != "state"]
+    assert kinds[:4] in (["event", "event", "valve", "event"],)
+    tel = b.messages("telemetry")
+    assert [m["data"]["ch4_ppm_x10"] for m in tel] == [2, 3, 4]
+    assert [m["dropped"] for m in tel] == [2, 2, 2]
+    qos = set(q for t, p, q, rt, dup in b.published if t.endswith("/telemetry"))
+    assert qos == {0}
+
+
+def test_downlink_command_is_executed_and_answered():
+    h = Handler()
+    r, clock, net, d = _rep("rp6", handler=h, key=KEY)
+    b = AutoBroker(net)
+    _run(r, clock, b, 200)
+    cmd = json.dumps(sign(KEY, DEV, "c1", 1, 0, "hush")).encode()
+    topic = ("gg/" + DEV + "/command").encode()
+    from gasguard.mqtt_wire import packet
+
+    net.last.feed(packet(0x32, bytes([0, len(topic)]) + topic + b"\x00\x07" + cmd))
+    net.last.feed(packet(0x32, bytes([0, len(topic)]) + topic + b"\x00\x08" + b"garbage"))
+    _run(r, clock, b, 300)
+    assert h.calls == ["hush"]
+    res = b.messages("command_result")
+    assert [(m["id"], m["ok"], m.get("reason")) for m in res] == [("c1", True, None),
+                                                                  (None, False, "malformed")]
+    # report_now and set_interval are handled by the reporter itself
+    net.last.feed(packet(0x30, bytes([0, len(topic)]) + topic
+                         + json.dumps(sign(KEY, DEV, "c2", 2, 0, "set_interval",
+                                           {"seconds": 120})).encode()))
+    _run(r, clock, b, 300)
+    assert r.interval_s == 120
+
+
+def test_boot_counter_and_sequence_make_a_unique_key():
+    d = tmpdir("rp7")
+    keys = set()
+    for boot in range(1, 4):
+        r, clock, net, d = _rep("rp7", d=d, cfg=dict(CFG, commands=False))
+        assert r.boot == boot
+        for ev in ALARMS:
+            seq = r.event(ev)
+            keys.add((r.boot, seq))
+    assert len(keys) == 12
+
+
+def test_bad_config_and_identity_are_refused():
+    raises(ConfigError, _rep, "rp8", cfg={"base": "a/+/b"})
+    raises(ConfigError, _rep, "rp8", cfg={"bsae": "x"})
+    raises(ConfigError, Reporter, SimClock(), FileStore(tmpdir("rp9")), {"device_id": "x"}, {}, None)
+    raises(ValueError, Reporter(SimClock(), FileStore(tmpdir("rp10")), IDENT, CFG, None).event,
+           {"gas": "ch4"})
+
+
+def test_no_network_means_events_stay_in_the_outbox():
+    r = Reporter(SimClock(), FileStore(tmpdir("rp11")), IDENT, CFG, None)
+    r.event(ALARMS[0])
+    r.poll()
+    assert len(r.outbox) == 1 and r.status()["mqtt"] == "none"
