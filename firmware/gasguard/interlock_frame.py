@@ -68,9 +68,9 @@ PAIR_KEY = b"gasguard-pair-v1"
 class FrameError(ValueError):
     """A frame that cannot be accepted; .reason is the counter it is counted under."""
 
-    def __init__(self, reason):
-        ValueError.__init__(self, reason)
-        self.reason = reason
+    @property
+    def reason(self):
+        return self.args[0]
 
 
 def code_of(table, name):

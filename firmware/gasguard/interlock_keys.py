@@ -24,19 +24,23 @@ PAIR_NAME = "ilk_pair"
 COUNTER_NAME = "ilk_ctr"
 _REC_VERSION = const(1)
 
-LINK_DEFAULTS = {
-    "heartbeat_ms": 2000,
-    "link_timeout_ms": 20000,
-    "retry_initial_ms": 100,
-    "retry_max_ms": 1000,
-    "retry_bound_ms": 60000,
-    "pair_window_ms": 60000,
-    "pair_retry_ms": 500,
-    "counter_block": 1024,
-    "sync_min_ms": 200,
-    "max_frames_per_poll": 8,
-    "reject_report_ms": 60000,
-}
+# (key, default, lo, hi); retry_max_ms must also be >= retry_initial_ms.
+_LINK_INTS = (
+    ("heartbeat_ms", 2000, 200, 60000),
+    ("link_timeout_ms", 20000, 1000, 600000),
+    ("retry_initial_ms", 100, 10, 5000),
+    ("retry_max_ms", 1000, 10, 30000),
+    ("retry_bound_ms", 60000, 1000, 600000),
+    ("pair_window_ms", 60000, 5000, 300000),
+    ("pair_retry_ms", 500, 50, 5000),
+    ("counter_block", 1024, 16, 65536),
+    ("sync_min_ms", 200, 10, 5000),
+    ("max_frames_per_poll", 8, 1, 64),
+    ("reject_report_ms", 60000, 1000, 3600000),
+)
+LINK_DEFAULTS = {}
+for _k, _d, _lo, _hi in _LINK_INTS:
+    LINK_DEFAULTS[_k] = _d
 
 REJECT_REASONS = (
     "malformed",  # too short/long, wrong length for its type, counter 0
@@ -59,22 +63,14 @@ def link_config(cfg):
         raise ConfigError("link: expected a dict")
     reject_unknown(cfg, LINK_DEFAULTS, "link")
     c = {}
-    d = LINK_DEFAULTS
-    c["heartbeat_ms"] = need_int(cfg, "heartbeat_ms", 200, 60000, d["heartbeat_ms"])
-    c["link_timeout_ms"] = need_int(cfg, "link_timeout_ms", 1000, 600000, d["link_timeout_ms"])
+    for k, d, lo, hi in _LINK_INTS:
+        c[k] = need_int(cfg, k, lo, hi, d)
     if c["link_timeout_ms"] < 3 * c["heartbeat_ms"]:
         raise ConfigError(
             "link_timeout_ms: %d is below 3 x heartbeat_ms (%d)" % (c["link_timeout_ms"], 3 * c["heartbeat_ms"])
         )
-    c["retry_initial_ms"] = need_int(cfg, "retry_initial_ms", 10, 5000, d["retry_initial_ms"])
-    c["retry_max_ms"] = need_int(cfg, "retry_max_ms", c["retry_initial_ms"], 30000, d["retry_max_ms"])
-    c["retry_bound_ms"] = need_int(cfg, "retry_bound_ms", 1000, 600000, d["retry_bound_ms"])
-    c["pair_window_ms"] = need_int(cfg, "pair_window_ms", 5000, 300000, d["pair_window_ms"])
-    c["pair_retry_ms"] = need_int(cfg, "pair_retry_ms", 50, 5000, d["pair_retry_ms"])
-    c["counter_block"] = need_int(cfg, "counter_block", 16, 65536, d["counter_block"])
-    c["sync_min_ms"] = need_int(cfg, "sync_min_ms", 10, 5000, d["sync_min_ms"])
-    c["max_frames_per_poll"] = need_int(cfg, "max_frames_per_poll", 1, 64, d["max_frames_per_poll"])
-    c["reject_report_ms"] = need_int(cfg, "reject_report_ms", 1000, 3600000, d["reject_report_ms"])
+    if c["retry_max_ms"] < c["retry_initial_ms"]:
+        raise ConfigError("retry_max_ms: %d is below retry_initial_ms %d" % (c["retry_max_ms"], c["retry_initial_ms"]))
     return c
 
 

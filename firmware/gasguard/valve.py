@@ -17,7 +17,6 @@ Defaults and their sources: docs/valve.md.
 """
 
 from gasguard import record
-from gasguard.espnow_link import ValveLink
 from gasguard.valve_cfg import CLOSE_CAUSES, DEFAULTS, valve_config, pa_to_uv, flow_to_uv  # noqa: F401
 
 try:
@@ -52,7 +51,6 @@ class ValveController:
         self.pressure_in = getattr(board, "pressure", None)
         self.flow_in = getattr(board, "flow", None) if c["flow_mode"] != "none" else None
         self.supply_in = getattr(board, "supply", None)
-        now = self.clock.ticks_ms()
         n = c["classify_window_ms"] // c["sample_ms"] + 1
         self._p_ring = [INVALID] * n
         self._f_ring = [INVALID] * n
@@ -62,16 +60,24 @@ class ValveController:
         self.supply_mv = None
         self.faults = []
         self.counters = {"closes": 0, "reopens": 0, "trips": 0, "trip_retries": 0, "remote_closes": 0}
-        # switch
-        closed = self.switch.value() == c["switch_closed_level"]
+        self.last_close_latency_ms = None
+        self._init_state(self.clock.ticks_ms())
+        self.link = None
+        radio = getattr(board, "radio", None)
+        if radio is not None:
+            from gasguard.valve_link import ValveLink
+
+            self.link = ValveLink(radio, self.clock, store, c["link"], self.emit, rand, self._remote_close,
+                                  self._state_pair)
+        self._link_state = self.link.link if self.link else "none"
+
+    def _init_state(self, now):
+        closed = self.switch.value() == self.cfg["switch_closed_level"]
         self._stable_closed = closed
         self._cand = closed
         self._cand_since = now
         self.state = "closed" if closed else "open"
-        self.cause = None
-        if closed:
-            self.cause = self._load_cause()
-        # trip drive
+        self.cause = self._load_cause() if closed else None
         self._trip_cause = None
         self._trip_source = None
         self._trip_started = now
@@ -84,12 +90,7 @@ class ValveController:
         self._supply_at = now
         self._flow_last_count = None
         self._flow_last_ms = now
-        self.last_close_latency_ms = None
-        radio = getattr(board, "radio", None)
-        self.link = None
-        if radio is not None:
-            self.link = ValveLink(radio, self.clock, store, c["link"], self.emit, rand, self._remote_close, self._state_pair)
-        self._link_state = self.link.link if self.link else "none"
+        self._flow_rate = 0
 
     # --- persistence of the last cause (one write per close) ---------------
     def _load_cause(self):

@@ -65,12 +65,13 @@ class WiredInterlock:
         self._pulse_end = now
         self._last_pulse = now
         self._bad_since = None
+        self._pulsing = False
 
     def close(self, cause="other"):
         """Drive the output now (idempotent, never blocks)."""
         now = self.clock.ticks_ms()
         c = self.cfg
-        if self.state == "closing":
+        if self.state == "closing" or self._pulsing:
             return
         if self.state in ("confirmed", "failed") and c["mode"] == "level":
             return
@@ -80,13 +81,15 @@ class WiredInterlock:
         self.closes += 1
         self.out.value(c["active_level"])
         self._last_pulse = now
+        if c["mode"] == "pulse":
+            self._pulsing = True
+            self._pulse_end = self.clock.ticks_add(now, c["pulse_ms"])
         if self.fault == "interlock_open_circuit":
             self.state = "failed"  # driven anyway: the fault may be in the sense wiring
         elif c["mode"] == "level":
             self.state = "confirmed"
         else:
             self.state = "closing"
-            self._pulse_end = self.clock.ticks_add(now, c["pulse_ms"])
         if self.emit is not None:
             self.emit({"event": "interlock", "state": self.state, "via": "wired", "cause": cause})
 
@@ -95,8 +98,9 @@ class WiredInterlock:
 
     def poll(self):
         now = self.clock.ticks_ms()
-        if self.state == "closing" and self.clock.ticks_diff(now, self._pulse_end) >= 0:
+        if self._pulsing and self.clock.ticks_diff(now, self._pulse_end) >= 0:
             self.out.value(self._idle)
+            self._pulsing = False
             self._last_pulse = now
             self.state = "failed" if self.fault else "confirmed"
         if self.sense is None or self._driving():

@@ -1,0 +1,146 @@
+"""Detector end of the wireless interlock: an interlock sink (see gasguard.espnow_link)."""
+
+from gasguard import interlock_frame as F
+from gasguard.interlock_keys import BROADCAST, provision
+from gasguard.link_core import LinkCore
+
+
+class DetectorLink(LinkCore):
+    """Detector end; an interlock sink (docs/interlock.md).
+
+    close(cause) starts one close request (a close_id); it is sent at once and
+    retried with exponential backoff until the valve acknowledges it or
+    retry_bound_ms passes. state: "idle" | "closing" | "confirmed" | "failed".
+    fault: None | "interlock_unpaired" | "interlock_no_ack" | "valve_fault" | "link_lost".
+    """
+
+    ROLE = "D"
+    ACCEPT = (F.T_STATUS, F.T_ACK)
+
+    def __init__(self, radio, clock, store, cfg=None, emit=None, rand=None):
+        LinkCore.__init__(self, radio, clock, store, cfg, emit, rand)
+        self.state = "idle"
+        self._fault = None
+        self.close_id = 0
+        self.cause = None
+        self.valve_state = "unknown"
+        self.valve_cause = "none"
+        self.attempts = 0
+        self.last_latency_ms = None
+        self._nonce = None
+        self._pair_tx_at = 0
+
+    @property
+    def fault(self):
+        if self.key is None:
+            return "interlock_unpaired"
+        if self._fault is not None:
+            return self._fault
+        if self.link == "lost":
+            return "link_lost"
+        return None
+
+    def close(self, cause="other"):
+        """Request the valve to close. Idempotent, never blocks."""
+        if self.key is None:
+            if self.state != "failed":
+                self.state = "failed"
+                self.emit({"event": "interlock", "state": "failed", "via": "espnow", "reason": "unpaired"})
+            return
+        if self.state == "closing":
+            return
+        if self.state == "confirmed" and self.valve_state in ("closing", "closed"):
+            return
+        self.cause = cause
+        self.close_id = 0
+        self._fault = None
+        self.state = "closing"
+        self.attempts = 0
+        now = self.clock.ticks_ms()
+        self._close_started = now
+        self._delay = self.cfg["retry_initial_ms"]
+        self._send_close(now)
+
+    def _send_close(self, now):
+        ctr = self._next()
+        if not ctr:
+            self._fail("counter_exhausted")
+            return
+        if not self.close_id:
+            self.close_id = ctr
+        self.attempts += 1
+        self._send(self.peer, F.close(self.key, ctr, self.seen, self.close_id, F.request_code(self.cause)))
+        self._retry_at = self.clock.ticks_add(now, self._delay)
+        self._delay = min(self._delay * 2, self.cfg["retry_max_ms"])
+
+    def _fail(self, reason):
+        self.state = "failed"
+        self._fault = "valve_fault" if reason == "valve_fault" else "interlock_no_ack"
+        self.emit({"event": "interlock", "state": "failed", "via": "espnow", "reason": reason})
+
+    def poll(self):
+        self._receive()
+        now = self.clock.ticks_ms()
+        if self.state == "closing" and self.clock.ticks_diff(now, self._retry_at) >= 0:
+            if self.clock.ticks_diff(now, self._close_started) >= self.cfg["retry_bound_ms"]:
+                self._fail("no_ack")
+            else:
+                self._send_close(now)
+        if self.pairing and self.clock.ticks_diff(now, self._pair_tx_at) >= 0:
+            self._pair_tx_at = self.clock.ticks_add(now, self.cfg["pair_retry_ms"])
+            self._send(BROADCAST, F.pair_request(self._nonce))
+        self._supervise()
+
+    def _heartbeat(self):
+        ctr = self._next()
+        if ctr:
+            flags = 1 if self.state == "closing" else 0
+            self._send(self.peer, F.heartbeat(self.key, ctr, self.seen, flags))
+
+    def _handle(self, ftype, fields):
+        if ftype == F.T_STATUS:
+            state, cause, _flags = fields
+            self._valve(state, cause)
+            if self.state == "confirmed" and self.valve_state == "open":
+                self.state = "idle"  # reopened by hand since; a new close() starts over
+        elif ftype == F.T_ACK:
+            close_id, state, cause = fields
+            self._valve(state, cause)
+            if self.state != "closing" or close_id != self.close_id:
+                return  # an ack for an earlier request: duplicates are harmless
+            if self.valve_state in ("closing", "closed"):
+                self.state = "confirmed"
+                self.last_latency_ms = self.clock.ticks_diff(self.clock.ticks_ms(), self._close_started)
+                self.emit({"event": "interlock", "state": "confirmed", "via": "espnow", "cause": self.valve_cause})
+            elif self.valve_state == "fault":
+                self._fail("valve_fault")
+            else:
+                self.state = "idle"
+
+    def _valve(self, state, cause):
+        self.valve_state = F.name_of(F.STATES, state)
+        self.valve_cause = F.name_of(F.CAUSES, cause)
+
+    # --- pairing: we broadcast PAIR_REQ with our nonce until a valve answers ----
+    def _pair_start(self):
+        self._nonce = bytes(self.rand(F.NONCE_LEN))
+        self._pair_tx_at = self.clock.ticks_ms()
+
+    def _pair_frame(self, mac, ftype, data):
+        if ftype != F.T_PAIR_RESP:
+            raise F.FrameError("unsupported")
+        key, _nv = F.decode_pair_response(data, self._nonce)
+        provision(self.store, self.ROLE, key, mac)
+        self._paired(key, mac)
+        self.state = "idle"
+        self._fault = None
+        self._hb_at = self.clock.ticks_ms()  # a heartbeat under the new key confirms it
+
+    def status(self):
+        d = self.link_status()
+        d["state"] = self.state
+        d["fault"] = self.fault
+        d["valve_state"] = self.valve_state
+        d["valve_cause"] = self.valve_cause
+        d["close_attempts"] = self.attempts
+        return d

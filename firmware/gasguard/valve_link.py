@@ -1,0 +1,103 @@
+"""Valve end of the wireless interlock (see gasguard.espnow_link)."""
+
+from gasguard import interlock_frame as F
+from gasguard.interlock_keys import provision
+from gasguard.link_core import LinkCore
+
+
+class ValveLink(LinkCore):
+    """Valve end. The controller gives two callables:
+
+    on_close(request) -> None   trip the valve (request: the detector's cause name)
+    get_state() -> (state, cause)   names from interlock_frame.STATES / CAUSES
+    Close ids are executed once each (they only grow); duplicates are just acknowledged.
+    """
+
+    ROLE = "V"
+    ACCEPT = (F.T_HEARTBEAT, F.T_CLOSE)
+
+    def __init__(self, radio, clock, store, cfg=None, emit=None, rand=None, on_close=None, get_state=None):
+        LinkCore.__init__(self, radio, clock, store, cfg, emit, rand)
+        self.on_close = on_close
+        self.get_state = get_state
+        self.done_close_id = 0
+        self.closes_executed = 0
+        self.acks_sent = 0
+        self._pending = None  # (key, mac, nonce_d) during a pairing window
+
+    def _install(self, key, peer):
+        LinkCore._install(self, key, peer)
+        self.done_close_id = 0
+
+    def _codes(self):
+        if self.get_state is None:
+            return 0, 0
+        s, c = self.get_state()
+        return F.code_of(F.STATES, s), F.code_of(F.CAUSES, c)
+
+    def poll(self):
+        self._receive()
+        self._supervise()
+
+    def _heartbeat(self):
+        ctr = self._next()
+        if ctr:
+            s, c = self._codes()
+            self._send(self.peer, F.status(self.key, ctr, self.seen, s, c, 1 if self.link == "up" else 0))
+
+    def _handle(self, ftype, fields):
+        if ftype == F.T_CLOSE:
+            close_id, req = fields
+            if close_id > self.done_close_id:
+                self.done_close_id = close_id
+                self.closes_executed += 1
+                if self.on_close is not None:
+                    self.on_close(F.name_of(F.REQUESTS, req))
+            ctr = self._next()
+            if ctr:
+                s, c = self._codes()
+                self.acks_sent += 1
+                self._send(self.peer, F.ack(self.key, ctr, self.seen, close_id, s, c))
+        # HEARTBEAT: freshness already recorded; our STATUS goes out on our own schedule.
+
+    # --- pairing: answer one detector's PAIR_REQ; commit on its first authentic frame
+    def _pair_start(self):
+        self._pending = None
+
+    def _pair_frame(self, mac, ftype, data):
+        if ftype != F.T_PAIR_REQ:
+            raise F.FrameError("unsupported")
+        nonce_d = F.decode_pair_request(data)
+        mac = bytes(mac)
+        p = self._pending
+        if p is not None and p[1] != mac:
+            # two detectors in pairing mode at once: refuse to guess
+            self._pending = None
+            self.pairing = False
+            self.emit({"event": "link", "state": "pair_failed", "reason": "conflict"})
+            return
+        if p is None or p[2] != nonce_d:
+            nonce_v = bytes(self.rand(F.NONCE_LEN))
+            p = (F.pair_key(nonce_d, nonce_v), mac, nonce_d, nonce_v)
+            self._pending = p
+        self._send(mac, F.pair_response(p[2], p[3]))
+
+    def _pending_frame(self, mac, data):
+        p = self._pending
+        if p is None or not self.pairing or bytes(mac) != p[1]:
+            return False
+        try:
+            F.decode(p[0], data, self.ACCEPT)
+        except F.FrameError:
+            return False
+        provision(self.store, self.ROLE, p[0], p[1])
+        self._pending = None
+        self._paired(p[0], p[1])
+        self._receive_one(mac, data)  # now under the committed key
+        return True
+
+    def status(self):
+        d = self.link_status()
+        d["closes_executed"] = self.closes_executed
+        d["acks_sent"] = self.acks_sent
+        return d

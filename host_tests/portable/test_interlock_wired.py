@@ -1,0 +1,99 @@
+"""Wired interlock (relay / pulse output with line supervision) on both interpreters."""
+
+from ptest import raises
+
+from gasguard.validate import ConfigError
+from gasguard.wired_interlock import WiredInterlock
+from simboard import SimClock, SimPin
+
+
+def _make(cfg=None, sense=True):
+    clock = SimClock()
+    out = SimPin("ilk_out", SimPin.OUT)
+    out.clock = clock
+    s = SimPin("ilk_sense", SimPin.IN, 1) if sense else None
+    events = []
+    return clock, out, s, WiredInterlock(out, s, clock, cfg, events.append), events
+
+
+def _run(clock, sink, ms, step=10):
+    for _ in range(ms // step):
+        clock.advance(step)
+        sink.poll()
+
+
+def test_pulse_mode_pulses_once_for_the_configured_time():
+    clock, out, s, w, ev = _make({"mode": "pulse", "pulse_ms": 500})
+    assert w.state == "idle" and out.value() == 0 and w.fault is None
+    w.close("ch4_high")
+    assert out.value() == 1 and w.state == "closing"
+    w.close("ch4_high")  # idempotent
+    _run(clock, w, 1000)
+    assert out.value() == 0 and w.state == "confirmed"
+    assert [lvl for _t, lvl in out.history] == [1, 0]
+    assert out.history[1][0] - out.history[0][0] == 500
+    assert ev[0] == {"event": "interlock", "state": "closing", "via": "wired", "cause": "ch4_high"}
+    w.close("co")  # within repeat_ms: nothing
+    assert len(out.history) == 2 and w.closes == 1
+
+
+def test_pulse_repeats_after_repeat_ms():
+    clock, out, s, w, ev = _make({"mode": "pulse", "pulse_ms": 200, "repeat_ms": 5000})
+    w.close("ch4_high")
+    _run(clock, w, 6000)
+    w.close("ch4_high")
+    assert w.closes == 2 and out.value() == 1
+
+
+def test_level_mode_latches_and_never_releases():
+    clock, out, s, w, ev = _make({"mode": "level"})
+    w.close("co")
+    _run(clock, w, 60000, step=100)
+    assert out.value() == 1 and w.state == "confirmed"
+    w.close("co")
+    assert w.closes == 1
+    for name in ("open", "release", "reset", "reopen"):
+        assert not hasattr(w, name)
+
+
+def test_fail_safe_level_wiring_de_energises_to_close():
+    clock, out, s, w, ev = _make({"mode": "level", "active_level": 0})
+    assert out.value() == 1  # held open while all is well
+    w.close("ch4_high")
+    assert out.value() == 0
+
+
+def test_open_circuit_is_detected_after_debounce_and_clears():
+    clock, out, s, w, ev = _make({"sense_debounce_ms": 1000})
+    _run(clock, w, 500)
+    s.set_input(0)  # wire cut: no supervision current
+    _run(clock, w, 500)
+    assert w.fault is None
+    _run(clock, w, 600)
+    assert w.fault == "interlock_open_circuit"
+    assert {"event": "fault", "code": "interlock_open_circuit", "state": "on"} in ev
+    w.close("ch4_high")  # still driven: the fault may be in the sense wiring only
+    assert out.value() == 1
+    _run(clock, w, 1000)
+    assert w.state == "failed"
+    s.set_input(1)
+    _run(clock, w, 100)
+    assert w.fault is None
+    assert {"event": "fault", "code": "interlock_open_circuit", "state": "off"} in ev
+
+
+def test_short_glitch_is_not_a_fault_and_no_sense_means_no_supervision():
+    clock, out, s, w, ev = _make()
+    s.set_input(0)
+    _run(clock, w, 300)
+    s.set_input(1)
+    _run(clock, w, 2000)
+    assert w.fault is None
+    clock, out, s, w, ev = _make(sense=False)
+    _run(clock, w, 5000)
+    assert w.fault is None
+
+
+def test_config_validation():
+    for bad in ({"mode": "toggle"}, {"pulse_ms": 5}, {"active_level": 2}, {"pulse": 100}):
+        raises(ConfigError, _make, bad)
