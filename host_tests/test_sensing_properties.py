@@ -160,7 +160,8 @@ def test_co_inverse_round_trip_exact(cfg, p, temp_x10):
     p = min(p, m.range_ppm_x10)
     m.set_environment(temp_x10)
     assume(m.uv(p) <= 3300000)  # readable by the ADC
-    assert m.ppm_x10(m.uv(p)) == p
+    # exact while one µV is worth at most 1 ppm×10 (s_eff >= 64), else within one µV
+    assert abs(m.ppm_x10(m.uv(p)) - p) <= 64 // m.s_eff
 
 
 # --- calibration ----------------------------------------------------------------------

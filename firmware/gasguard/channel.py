@@ -52,6 +52,7 @@ F_STUCK = const(8)
 F_CAL = const(16)
 F_EOL = const(32)
 INVALIDATING = const(15)  # short | open | range | stuck
+RAIL = const(3)  # short | open
 
 FAULT_CODES = ("sensor_short", "sensor_open", "out_of_range", "sensor_stuck", "cal_missing",
                "end_of_life")
@@ -135,6 +136,7 @@ class Channel:
         self.filtered_uv = 0
         self.over_range = False
         self.samples = 0
+        self._refill = False
         self._last_t = self.clock.ticks_ms()
         self._warm_elapsed = 0
         self.warming_up = self.warmup_ms > 0
@@ -235,7 +237,18 @@ class Channel:
                     self._stuck_elapsed = self.stuck_ms
                     bits |= F_STUCK
 
-        f = self.pipeline.update(raw)
+        # a reading at a rail is not a measurement: it does not enter the filters (the
+        # last filtered value holds while the fault debounces); after a rail fault the
+        # filters restart, so no stale history or rail value leaks into the reading
+        if raw > high or raw < low:
+            f = self.filtered_uv if self.samples > 1 else raw
+            if bits & RAIL:
+                self._refill = True
+        else:
+            if self._refill:
+                self._refill = False
+                self.pipeline.reset()
+            f = self.pipeline.update(raw)
         self.filtered_uv = f
         model = self.model
         p = model.ppm_x10(f)

@@ -62,7 +62,6 @@ class MethaneMOS:
         self.c_q12 = log2_real_q12(a * 10.0)  # fit constant for ppm×10
         self.air_q12 = log2_real_q12(air)
         self.high_q12 = self.air_q12 + log2_real_q12(hf)
-        self.max_q12 = log2_q12(self.range_ppm * 10)
         self.range_ppm_x10 = self.range_ppm * 10
         self.k_nominal = log2_q12(self.rl_ohm) - log2_q12(r0)
         # rails: V_RL below 1 % of Vc = open (Rs > 99·RL); above 98 % = short (Rs < RL/49)
@@ -106,6 +105,8 @@ class MethaneMOS:
 
     def _update_air(self):
         self.p_air = exp2_q12(self.c_q12 + ((self.b_q12 * self.air_q12) >> Q) + self.span_q12)
+        # above this log the reading is over the range whatever the rounding
+        self.max_q12 = log2_q12(self.range_ppm_x10 + self.p_air) + 16
         if self.zero_uv is None:
             self.clean_air_uv = self.uv(0)
         else:
@@ -191,7 +192,7 @@ class MethaneMOS:
             self.status = UNDER  # Rs far above clean air: heater or element failure
             return 0
         L = self.c_q12 + ((self.b_q12 * lr) >> Q) + self.span_q12
-        if L > self.max_q12 + 64:  # beyond the range (with margin for the air term)
+        if L > self.max_q12:  # clearly beyond the range
             self.status = OVER
             return self.range_ppm_x10
         p = exp2_q12(L) - self.p_air
