@@ -134,12 +134,12 @@ def load(config):
     out["ch4_low_pct_lel"] = low
     out["ch4_high_pct_lel"] = high
     out["ch4_hyst_pct_lel"] = hyst
-    # 1 %LEL in ppm x 10 = lel_pct_vol * 10000 ppm / 100 * 10 = lel_pct_vol * 1000
-    per_pct = lel * 1000.0
-    out["ch4_low_x10"] = int(low * per_pct + 0.5)
-    out["ch4_high_x10"] = int(high * per_pct + 0.5)
-    out["ch4_hyst_x10"] = int(hyst * per_pct + 0.5)
-    out["ch4_pct_lel_x10"] = int(per_pct + 0.5)  # ppm x 10 per %LEL
+    # To integers once, via thousandths (robust to single-precision floats on the ESP32):
+    # 1 %LEL in ppm x 10 = lel_pct_vol * 1000; x %LEL = x * lel_pct_vol * 1000.
+    lel_m = int(lel * 1000 + 0.5)
+    out["ch4_pct_lel_x10"] = lel_m
+    for k, v in (("ch4_low_x10", low), ("ch4_high_x10", high), ("ch4_hyst_x10", hyst)):
+        out[k] = (int(v * 1000 + 0.5) * lel_m + 500) // 1000
     d = prof["ch4_delay_s"]
     out["ch4_delay_s"] = need_int(config, "ch4_delay_s", d[1], d[2], d[0])
 
