@@ -180,7 +180,8 @@ requests = st.one_of(
 @settings(max_examples=10, deadline=None)
 @given(st.lists(requests, min_size=1, max_size=40))
 def test_identity_identical_on_both_interpreters(reqs):
-    stdin = "".join(json.dumps(r) + "\n" for r in reqs).encode()
+    # raw UTF-8 on stdin: MicroPython's json.loads does not join \ud83d\ude00 escape pairs
+    stdin = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in reqs).encode()
     a, b = run_both("identity", stdin)
     assert a == b
     assert len(a.splitlines()) == len(reqs)

@@ -196,19 +196,17 @@ class ActiveId:
         self._last = clock.ticks_ms()
         self._up_ms = 0
         self.uptime_s = 0
+        self._refresh()
         self.counters = {"reg_sent": 0, "hb_sent": 0, "rejected": 0, "cmds": 0, "send_refused": 0}
         self.last_reject = None
 
     # -- state --
 
-    @property
-    def registered(self):
-        return self.ids.platform()["registered"]
-
-    @property
-    def hb_s(self):
-        v = self.ids.platform()["hb_s"]
-        return v if v else self.cfg_hb_s
+    def _refresh(self):
+        # cached: poll() runs every loop turn and must not copy dicts when nothing is due
+        p = self.ids.platform()
+        self.registered = p["registered"]
+        self.hb_s = p["hb_s"] if p["hb_s"] else self.cfg_hb_s
 
     def _tick(self):
         now = self.clock.ticks_ms()
@@ -317,11 +315,18 @@ class ActiveId:
             return self._reject("ts must be an integer")
         self.pending_nonce = None
         self.ids.mark_registered(ts)
+        self._refresh()
         self._retry_s = self.retry_min_s
         self._last_hb = self.clock.ticks_ms()  # first heartbeat one interval after registration
         return (True, "registered")
 
     def _on_cmd(self, b):
+        try:
+            return self._cmd(b)
+        finally:
+            self._refresh()
+
+    def _cmd(self, b):
         seq = b.get("seq")
         if not _int(seq, 1, 0x3FFFFFFF):
             return self._reject("seq must be a positive integer")
@@ -346,6 +351,7 @@ class ActiveId:
                     if k != "seconds":
                         raise IdentityError("set_hb takes only seconds")
                 self.ids.set_hb(args.get("seconds"))
+                self._refresh()
                 rsp["data"] = {"hb_s": self.hb_s}
         except (IdentityError, IdentifierError) as e:
             rsp["ok"] = False

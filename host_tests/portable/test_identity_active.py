@@ -161,3 +161,14 @@ def test_config_and_tier_rules():
     raises(ConfigError, setup, "g3", {"hb": 100})
     raises(ConfigError, setup, "g4", {"reg_retry_min_s": 100, "reg_retry_max_s": 60})
     raises(IdentityError, setup, "g5", None, "L")
+
+
+def test_escaped_non_bmp_text_authenticates_on_both_interpreters():
+    # MicroPython's json.loads keeps \ud83d\ude00 as two code points, CPython joins them;
+    # canon() writes both back as the same escapes, so the MAC still verifies
+    st, ids, clock, sent, a = setup("h")
+    wire = platform_cmd(KEY, ID_H, 1, "set_attr", {"installer": "x\U0001f600"})
+    assert b"\\ud83d\\ude00" in wire
+    ok, why = a.on_message(wire)
+    assert not ok and "printable ASCII" in why
+    assert platform_open(KEY, sent[-1][1])["ok"] is False
