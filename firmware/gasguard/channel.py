@@ -6,6 +6,10 @@
     ch.raw_uv          latest oversampled (spike-trimmed) microvolts
     ch.filtered_uv     after the filter pipeline
     ch.fault           None or the highest-priority active fault code
+    ch.reading_valid   False while a fault makes the reading meaningless (short, open,
+                       out_of_range, stuck). cal_missing and end_of_life keep a valid
+                       (nominal-model / ageing-sensor) reading: gate alarms on this flag,
+                       not on `fault is None`, so a gross leak still alarms
     ch.fault_bits      every active fault as bits (FAULT_BITS order == FAULT_CODES order)
     ch.warming_up      True until warmup_s of sampling have passed
     ch.over_range      True when the reading is at the top of the measuring range
@@ -284,6 +288,7 @@ class Channel:
 
     def _set_bits(self, bits):
         self.fault_bits = bits
+        self.reading_valid = not bits & INVALIDATING
         if not bits:
             self.fault = None
             return

@@ -91,6 +91,7 @@ def test_short_sensor_is_a_fault_not_a_reading():
     _run(ch, clock, 3)
     assert ch.fault == "sensor_short"
     assert ch.ppm_x10 == 0
+    assert not ch.reading_valid
 
 
 def test_open_not_reported_during_warm_up_but_short_is():
@@ -158,6 +159,7 @@ def test_missing_calibration_still_reads_on_nominal_model():
     _run(ch, clock, 3)
     assert ch.fault == "cal_missing"
     assert ch.ppm_x10 > 90000
+    assert ch.reading_valid
 
 
 def test_calibration_for_another_model_is_refused():
