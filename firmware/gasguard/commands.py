@@ -24,54 +24,13 @@ The accepted counter is persisted (record-framed) *before* the action runs, so a
 cut can never make a command replayable.
 """
 
-import json
 import struct
 
 from gasguard import hmac256, record
-
-COMMANDS = ("self_test", "hush", "report_now", "set_interval", "close_valve")
-FORBIDDEN = ("open_valve", "open", "reopen", "reset_valve", "valve_open")
-INTERVAL_MIN_S = 10
-INTERVAL_MAX_S = 86400
-_KEYS = ("v", "id", "cmd", "args", "ctr", "ts", "mac")
-_CTR_MAX = (1 << 53) - 1
-_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:"
-_HEX = "0123456789abcdef"
-
-
-class CommandError(ValueError):
-    def __init__(self, reason, detail=""):
-        super().__init__(reason)
-        self.reason = reason
-        self.detail = detail
-
-
-def canonical(dev, cid, ctr, ts, cmd, args):
-    arg = ""
-    if cmd == "set_interval" and isinstance(args, dict) and "seconds" in args:
-        arg = "%d" % args["seconds"]
-    return ("gasguard-cmd/1|%s|%s|%d|%d|%s|%s" % (dev, cid, ctr, ts, cmd, arg)).encode()
-
-
-def _hex(b):
-    out = []
-    for x in b:
-        out.append(_HEX[x >> 4])
-        out.append(_HEX[x & 15])
-    return "".join(out)
-
-
-def sign(key, dev, cid, ctr, ts, cmd, args=None):
-    """Build a signed command dict (used by the platform side, tools and tests)."""
-    m = {"v": 1, "id": cid, "cmd": cmd, "ctr": ctr, "ts": ts}
-    if args is not None:
-        m["args"] = args
-    m["mac"] = _hex(hmac256.digest(key, canonical(dev, cid, ctr, ts, cmd, args)))
-    return m
-
-
-def _is_int(x):
-    return isinstance(x, int) and not isinstance(x, bool)
+from gasguard.command_msg import (  # noqa: F401  (sign/canonical re-exported for callers)
+    COMMANDS, FORBIDDEN, INTERVAL_MAX_S, INTERVAL_MIN_S, CommandError, is_int, unhex,
+    canonical, parse, sign,
+)
 
 
 class Commands:
@@ -112,7 +71,7 @@ class Commands:
         cid = None
         cmd = None
         try:
-            msg = self._parse(payload)
+            msg = parse(payload)
             cid = msg["id"]
             cmd = msg["cmd"]
             q = self._check(msg)
@@ -129,47 +88,6 @@ class Commands:
             r["q"] = q
         return r
 
-    def _parse(self, payload):
-        try:
-            if isinstance(payload, (bytes, bytearray)):
-                payload = bytes(payload).decode()
-            msg = json.loads(payload)
-        except (ValueError, UnicodeError):
-            raise CommandError("malformed", "not JSON")
-        if not isinstance(msg, dict):
-            raise CommandError("malformed", "not a JSON object")
-        for k in msg:
-            if k not in _KEYS:
-                raise CommandError("malformed", "unknown key %s" % k)
-        for k in ("v", "id", "cmd", "ctr", "ts", "mac"):
-            if k not in msg:
-                raise CommandError("malformed", "missing %s" % k)
-        if msg["v"] != 1 or not _is_int(msg["v"]):
-            raise CommandError("malformed", "unsupported version")
-        cid = msg["id"]
-        if not isinstance(cid, str) or not 1 <= len(cid) <= 32:
-            raise CommandError("malformed", "id must be a string of 1..32 chars")
-        for ch in cid:
-            if ch not in _ID_CHARS:
-                raise CommandError("malformed", "id has a forbidden character")
-        if not isinstance(msg["cmd"], str) or not 1 <= len(msg["cmd"]) <= 32:
-            raise CommandError("malformed", "cmd must be a short string")
-        if "|" in msg["cmd"]:
-            raise CommandError("malformed", "cmd has a forbidden character")
-        if not _is_int(msg["ctr"]) or not 1 <= msg["ctr"] <= _CTR_MAX:
-            raise CommandError("malformed", "ctr must be a positive integer")
-        if not _is_int(msg["ts"]) or not 0 <= msg["ts"] <= _CTR_MAX:
-            raise CommandError("malformed", "ts must be a non-negative integer")
-        mac = msg["mac"]
-        if not isinstance(mac, str) or len(mac) != 64:
-            raise CommandError("malformed", "mac must be 64 hex digits")
-        for ch in mac:
-            if ch not in _HEX:
-                raise CommandError("malformed", "mac must be lowercase hex")
-        if "args" in msg and not isinstance(msg["args"], dict):
-            raise CommandError("malformed", "args must be an object")
-        return msg
-
     def _check(self, msg):
         q = []
         if not self.key:
@@ -178,7 +96,7 @@ class Commands:
         want = hmac256.digest(
             self.key, canonical(self.dev, msg["id"], msg["ctr"], msg["ts"], msg["cmd"], args)
         )
-        if not hmac256.equal(want, _unhex(msg["mac"])):
+        if not hmac256.equal(want, unhex(msg["mac"])):
             raise CommandError("bad_mac")
         if msg["ctr"] <= self.last_ctr:
             raise CommandError("replay", "counter %d <= %d" % (msg["ctr"], self.last_ctr))
@@ -196,7 +114,7 @@ class Commands:
             if args is None or len(args) != 1 or "seconds" not in args:
                 raise CommandError("bad_args", "set_interval takes {seconds}")
             s = args["seconds"]
-            if not _is_int(s) or not INTERVAL_MIN_S <= s <= INTERVAL_MAX_S:
+            if not is_int(s) or not INTERVAL_MIN_S <= s <= INTERVAL_MAX_S:
                 raise CommandError(
                     "bad_args", "seconds must be %d..%d" % (INTERVAL_MIN_S, INTERVAL_MAX_S)
                 )
@@ -223,10 +141,3 @@ class Commands:
                 fn(*args)
         except Exception as e:
             raise CommandError("handler_error", type(e).__name__)
-
-
-def _unhex(s):
-    out = bytearray(len(s) // 2)
-    for i in range(len(out)):
-        out[i] = (_HEX.index(s[2 * i]) << 4) | _HEX.index(s[2 * i + 1])
-    return bytes(out)

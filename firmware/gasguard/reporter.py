@@ -19,7 +19,6 @@ poll(), through the non-blocking MQTT client. The protocol is in docs/protocol.m
 """
 
 from gasguard import protocol
-from gasguard.commands import Commands
 from gasguard.mqtt import MQTTClient
 from gasguard.outbox import Outbox
 from gasguard.report_cfg import DEFAULTS, check_ident, configure, next_boot  # noqa: F401
@@ -56,6 +55,8 @@ class Reporter:
                              rand=rand)
         self.commands = None
         if c["commands"]:
+            from gasguard.commands import Commands  # only on devices that take commands
+
             self.commands = Commands(self.dev, key, store, handler, self.wall, c["cmd_window_s"],
                                      {"report_now": self._cmd_report_now,
                                       "set_interval": self._cmd_set_interval})

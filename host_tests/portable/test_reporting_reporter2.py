@@ -1,0 +1,101 @@
+"""The Reporter: telemetry ring, downlink commands, configuration errors."""
+
+from reporting_fakes import AutoBroker, FakeNet  # first: compiling it needs the most heap
+from gasguard.reporter import Reporter
+from gasguard.commands import sign
+
+import json
+
+from gasguard.mqtt_wire import packet
+from gasguard.store import FileStore
+from gasguard.validate import ConfigError
+from ptest import raises, tmpdir
+from simboard import SimClock
+
+DEV = "88.118.8/GDH.240915.00123F"
+IDENT = {"device_id": DEV, "fw": "0.1.0", "tier": "M", "kind": "detector"}
+KEY = b"\x01" * 32
+CFG = {"base": "gg", "mqtt": {"host": "10.0.0.9", "backoff_min_ms": 100, "backoff_max_ms": 1000}}
+ALARMS = [
+    {"event": "alarm", "gas": "ch4", "level": 1, "state": "on"},
+    {"event": "alarm", "gas": "ch4", "level": 2, "state": "on"},
+    {"event": "relay", "state": "on"},
+    {"event": "alarm", "gas": "ch4", "level": 2, "state": "off"},
+]
+
+
+class Handler:
+    def __init__(self):
+        self.calls = []
+
+    def hush(self):
+        self.calls.append("hush")
+
+
+def _rep(tag, cfg=CFG, **kw):
+    clock = SimClock()
+    net = FakeNet()
+    r = Reporter(clock, FileStore(tmpdir(tag)), IDENT, cfg, net, rand=lambda n: 0, **kw)
+    return r, clock, net
+
+
+def _run(r, clock, broker, ms=1000, step=10):
+    for _ in range(ms // step):
+        r.poll()
+        broker.service()
+        clock.advance(step)
+
+
+def test_telemetry_ring_drops_oldest_counts_and_yields_to_events():
+    r, clock, net = _rep("rp5", cfg=dict(CFG, telemetry_slots=3, window=1))
+    b = AutoBroker(net)
+    for i in range(5):
+        r.telemetry({"ch4_ppm_x10": i})
+    assert r.ring.dropped == 2
+    for ev in ALARMS:
+        r.event(ev)
+    _run(r, clock, b, 500)
+    kinds = [m["kind"] for m in b.messages() if m["kind"] != "state"]
+    assert kinds[:4] in (["event", "event", "valve", "event"],)
+    tel = b.messages("telemetry")
+    assert [m["data"]["ch4_ppm_x10"] for m in tel] == [2, 3, 4]
+    assert [m["dropped"] for m in tel] == [2, 2, 2]
+    qos = set(q for t, p, q, rt, dup in b.published if t.endswith("/telemetry"))
+    assert qos == {0}
+
+
+def test_downlink_command_is_executed_and_answered():
+    h = Handler()
+    r, clock, net = _rep("rp6", handler=h, key=KEY)
+    b = AutoBroker(net)
+    _run(r, clock, b, 200)
+    cmd = json.dumps(sign(KEY, DEV, "c1", 1, 0, "hush")).encode()
+    topic = ("gg/" + DEV + "/command").encode()
+    net.last.feed(packet(0x32, bytes([0, len(topic)]) + topic + b"\x00\x07" + cmd))
+    net.last.feed(packet(0x32, bytes([0, len(topic)]) + topic + b"\x00\x08" + b"garbage"))
+    _run(r, clock, b, 300)
+    assert h.calls == ["hush"]
+    res = b.messages("command_result")
+    assert [(m["id"], m["ok"], m.get("reason")) for m in res] == [("c1", True, None),
+                                                                  (None, False, "malformed")]
+    # report_now and set_interval are handled by the reporter itself
+    net.last.feed(packet(0x30, bytes([0, len(topic)]) + topic
+                         + json.dumps(sign(KEY, DEV, "c2", 2, 0, "set_interval",
+                                           {"seconds": 120})).encode()))
+    _run(r, clock, b, 300)
+    assert r.interval_s == 120
+
+
+def test_bad_config_and_identity_are_refused():
+    raises(ConfigError, _rep, "rp8", cfg={"base": "a/+/b"})
+    raises(ConfigError, _rep, "rp8", cfg={"bsae": "x"})
+    raises(ConfigError, Reporter, SimClock(), FileStore(tmpdir("rp9")), {"device_id": "x"}, {}, None)
+    raises(ValueError, Reporter(SimClock(), FileStore(tmpdir("rp10")), IDENT, CFG, None).event,
+           {"gas": "ch4"})
+
+
+def test_no_network_means_events_stay_in_the_outbox():
+    r = Reporter(SimClock(), FileStore(tmpdir("rp11")), IDENT, CFG, None)
+    r.event(ALARMS[0])
+    r.poll()
+    assert len(r.outbox) == 1 and r.status()["mqtt"] == "none"
