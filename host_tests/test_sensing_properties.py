@@ -401,3 +401,32 @@ def test_no_silent_zero(kind, seq, warm):
             assert ch.fault in ("sensor_short", "sensor_open", "out_of_range", "sensor_stuck")
         if ch.ppm_x10 == 0 and ch.fault is None:
             assert probe.ppm_x10(ch.filtered_uv) == 0
+
+
+# --- ZE07-CO UART frames --------------------------------------------------------------------
+
+
+@given(st.lists(st.tuples(st.integers(0, 65535),
+                          st.binary(max_size=12).map(lambda b: bytes(x for x in b if x != 0xFF))),
+                max_size=30))
+def test_ze07_parser_recovers_every_frame_between_noise(items):
+    from gasguard.sensor_uart import ZE07Parser, make_frame
+
+    p = ZE07Parser()
+    seen = []
+    for v, noise in items:
+        p.feed(noise)
+        if p.feed(make_frame(v)):
+            seen.append(p.value_x10)
+    assert seen == [v for v, _ in items]
+
+
+@given(st.binary(max_size=200))
+def test_ze07_parser_only_reports_checksummed_frames(data):
+    from gasguard.sensor_uart import ZE07Parser, frame_ok
+
+    p = ZE07Parser()
+    for i, b in enumerate(data):
+        if p.feed_byte(b) == 1:
+            # the 9 bytes just consumed form a valid frame
+            assert frame_ok(data[i - 8: i + 1])
