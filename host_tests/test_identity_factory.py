@@ -158,6 +158,9 @@ def test_factory_tool_and_label_check_against_the_virtual_board(virtual_board, t
     assert row[2] not in out.out + out.err  # the key is never printed
     assert oct(esc.stat().st_mode & 0o777) == "0o600"
     assert cli_main(["label", "--id", ID, "--verify-port", port]) == 0
+    assert cli_main(["label", "--id", ID, "--model", "GG-200", "--verify-port", port]) == 0
+    assert cli_main(["label", "--id", ID, "--model", "GG-210", "--verify-port", port]) == 2
+    assert "model" in capsys.readouterr().err
     assert cli_main(["label", "--id", "88.118.8/GDH.240915.00124D", "--verify-port", port]) == 2
     assert "differs from the label" in capsys.readouterr().err
     # a second provisioning with another identifier is refused; the device is unchanged
@@ -165,3 +168,16 @@ def test_factory_tool_and_label_check_against_the_virtual_board(virtual_board, t
                        "--hw-rev", "1.2", "--escrow", str(esc), "--factory-key", SIM_FACTORY_KEY])
     assert rc == 2
     assert factory.read_device_identifier(port) == ID
+
+
+def test_check_label_data_names_every_differing_field():
+    from gasguard_tools.factory import check_label_data
+
+    info = {"provisioned": True, "locked": True, "id": ID, "model": "GG-200", "tier": "H",
+            "hw_rev": "1.2"}
+    assert check_label_data(info, {"id": ID, "model": "GG-200", "tier": "H"})
+    assert check_label_data(info, {"id": ID})
+    with pytest.raises(ToolError, match="model, hw_rev"):
+        check_label_data(info, {"id": ID, "model": "GG-210", "hw_rev": "1.3"})
+    with pytest.raises(ToolError, match="not provisioned"):
+        check_label_data({"provisioned": False}, {"id": ID})

@@ -21,7 +21,9 @@ import json
 from binascii import hexlify
 
 from gasguard import record
-from gasguard.identifier import IdentifierError, factory_serial, parse, validate, ALNUM, show
+from gasguard.identifier import (
+    ALNUM, IdentifierError, _check_date, factory_serial, parse, show, validate,
+)
 
 REC = "id_rec"
 KEY = "id_key"
@@ -163,8 +165,6 @@ def check_iso_date(s, name):
             raise IdentityError("%s must be YYYY-MM-DD" % name)
     if s[0:2] != "20":
         raise IdentityError("%s: year must be 2000..2099" % name)
-    from gasguard.identifier import _check_date
-
     try:
         _check_date(ds[2:])
     except IdentifierError as e:

@@ -348,11 +348,17 @@ def run(args):
     if args.verify_port:
         if not args.id:
             raise ToolError("--verify-port needs --id (the identifier on the label)")
-        from .factory import read_device_identifier, check_label_matches
+        from .factory import check_label_data, read_device_info
 
-        dev_id = read_device_identifier(args.verify_port, args.baud)
-        check_label_matches(dev_id, args.id)
-        print("device on %s carries %s: matches the label" % (args.verify_port, args.id))
+        label = {"id": args.id, "model": args.model, "hw_rev": args.hw_rev}
+        try:
+            label["tier"] = parse(args.id)["tier"]
+        except IdentifierError as e:
+            raise ToolError("label identifier %r: %s" % (args.id, e))
+        info = read_device_info(args.verify_port, args.baud)
+        check_label_data(info, label)
+        print("device on %s carries %s%s: matches the label"
+              % (args.verify_port, args.id, " (%s)" % args.model if args.model else ""))
         return 0
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
     if not formats or any(f not in ("png", "svg") for f in formats):

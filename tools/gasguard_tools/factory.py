@@ -59,6 +59,27 @@ def check_label_matches(device_id, label_id):
     return True
 
 
+def read_device_info(port_or_client, baud=115200):
+    """The device's ID? reply (dict)."""
+    if hasattr(port_or_client, "cmd"):
+        return port_or_client.cmd("ID?")
+    with ServiceClient.open(port_or_client, baud) as c:
+        return c.cmd("ID?")
+
+
+def check_label_data(info, label):
+    """Compare a device's ID? reply with the label's data (id always; model, tier, hw_rev
+    when the label gives them). Refuses (ToolError) naming every field that differs."""
+    check_label_matches(info.get("id") if info.get("provisioned", True) else None, label["id"])
+    bad = [k for k in ("model", "tier", "hw_rev") if label.get(k) and info.get(k) != label[k]]
+    if bad:
+        raise ToolError("device %s differs from the label in %s: %s"
+                        % (label["id"], ", ".join(bad),
+                           "; ".join("%s %r on the device, %r on the label" % (k, info.get(k), label[k])
+                                     for k in bad)))
+    return True
+
+
 def fields_for(identifier, model, hw_rev, qr_template="{id}", serial=None):
     """The factory record for an identifier: tier, kind, dates and serial come from it."""
     try:
@@ -162,11 +183,7 @@ class _Checked:
 
 def read_device_identifier(port_or_client, baud=115200):
     """The identifier the device reports with ID? (None when not provisioned)."""
-    if hasattr(port_or_client, "cmd"):
-        info = port_or_client.cmd("ID?")
-    else:
-        with ServiceClient.open(port_or_client, baud) as c:
-            info = c.cmd("ID?")
+    info = read_device_info(port_or_client, baud)
     return info.get("id") if info.get("provisioned") else None
 
 
