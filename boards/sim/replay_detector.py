@@ -110,7 +110,11 @@ class Env:
 
 
 class GasSource:
-    """ADC source for one gas: truth model inverse + seeded noise, or a sensor failure."""
+    """ADC source for one gas: truth model inverse + seeded noise, or a sensor failure.
+
+    The inverse is evaluated when the concentration (or environment) changes; per read,
+    noise is added through the local slope of the inverse (cheap, and the noise is small).
+    """
 
     def __init__(self, gas, truth, env, rng, rel_pct, abs_x10):
         self.gas = gas
@@ -119,8 +123,23 @@ class GasSource:
         self.rng = rng
         self.rel_pct = rel_pct
         self.abs_x10 = abs_x10
-        self.last = truth.uv(0)
+        self.c = -1
+        self.base = truth.uv(0)
+        self.slope_q16 = 0
+        self.amp = 0
+        self.last = self.base
         self.frozen = None
+
+    def invalidate(self):
+        self.c = -1
+
+    def _prepare(self, c):
+        t = self.truth
+        self.c = c
+        self.base = t.uv(c)
+        d = c // 20 if c >= 2000 else 100
+        self.slope_q16 = ((t.uv(c + d) - self.base) * 65536) // d
+        self.amp = (c * self.rel_pct) // 100 + self.abs_x10
 
     def __call__(self):
         cond = self.env.cond[self.gas]
@@ -134,14 +153,13 @@ class GasSource:
         if cond == "short":
             return FULL_SCALE_UV
         c = self.env.ch4_x10 if self.gas == "ch4" else self.env.co_x10
-        rng = self.rng
-        if c > 0:
-            c += (c // 100) * rng.tri(self.rel_pct) + rng.tri(self.abs_x10)
-        else:
-            c = rng.tri(self.abs_x10)
-        if c < 0:
-            c = 0
-        v = self.truth.uv(c) + rng.tri(200)  # + ADC noise, µV
+        if c != self.c:
+            self._prepare(c)
+        x = self.rng.next()
+        # triangular noise in [-1024, 1024] from the two 16-bit halves
+        tri = ((x & 0xFFFF) + (x >> 16) - 65535) >> 6
+        n = (self.amp * tri) // 1024  # concentration noise, ppm x 10
+        v = self.base + ((n * self.slope_q16) >> 16) + ((x >> 7) & 255) - 128
         self.last = v
         return v
 
@@ -243,6 +261,7 @@ class Runner:
         b.button = SimPin("button", SimPin.IN, 1)
         self.board = b
         self.done = False
+        self.stop_hit = False
         self.det = Detector(b, cfg, self.store, self.emit)
         if self.det.cfg["interlock_required"] or self.det.cfg["interlock_on_co"]:
             self.sink = SimValveSink()
@@ -256,7 +275,7 @@ class Runner:
         self.out.write(fmt_event(self.clock.elapsed_ms, ev))
         if self.stop and ev.get("event") == "alarm" and ev.get("state") == "on":
             if self.stop == "any" or self.stop == ev.get("gas"):
-                self.done = True
+                self.stop_hit = True  # finish this step's events, then stop
 
     def advance_to(self, target, inclusive=False):
         clock = self.clock
@@ -267,6 +286,8 @@ class Runner:
                 clock.advance(d)
             det.poll()
             self.next_ms += self.period
+            if self.stop_hit:
+                self.done = True
         if not self.done and target > clock.elapsed_ms:
             clock.advance(target - clock.elapsed_ms)
 
@@ -303,6 +324,7 @@ class Runner:
             for src in (self.board.adc_ch4, self.board.adc_co):
                 if src is not None:
                     src.source.truth.set_environment(env.temp_x10, env.rh)
+                    src.source.invalidate()
 
     def finish(self, end_ms):
         self.done = False
@@ -352,6 +374,8 @@ def main(inp=None, out=None):
             r.advance_to(t)
             if not r.done:
                 r.apply(msg)
+                if r.stop_hit:
+                    r.done = True
         except (ValueError, KeyError, TypeError) as e:
             out.write(fmt_event(r.clock.elapsed_ms, {"event": "error",
                                                      "message": "input line %d: %s" % (n, e)}))

@@ -1,0 +1,29 @@
+"""Helpers for the replay-based alarm tests: run boards/sim/replay_detector.py on either
+interpreter with a header and rows, parse the JSON events."""
+
+import json
+
+from conftest import ROOT, run_cpython, run_micropython
+
+RUNNER = ROOT / "boards" / "sim" / "replay_detector.py"
+RUNTIMES = ("cpython", "micropython")
+
+
+def replay_bytes(runtime, header, rows, end_ms):
+    lines = [json.dumps(header)] + [json.dumps(r) for r in rows] + [json.dumps({"end_ms": end_ms})]
+    stdin = ("\n".join(lines) + "\n").encode()
+    run = run_cpython if runtime == "cpython" else run_micropython
+    r = run([RUNNER], stdin=stdin, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr).decode()[-2000:]
+    return r.stdout
+
+
+def replay(runtime, header, rows, end_ms):
+    return [json.loads(x) for x in replay_bytes(runtime, header, rows, end_ms).decode().splitlines()]
+
+
+def first(events, **match):
+    for e in events:
+        if all(e.get(k) == v for k, v in match.items()):
+            return e
+    return None
