@@ -60,6 +60,8 @@ class Reporter:
             self.commands = Commands(self.dev, key, store, handler, self.wall, c["cmd_window_s"],
                                      {"report_now": self._cmd_report_now,
                                       "set_interval": self._cmd_set_interval})
+        self._idq = []  # identity uplinks waiting for the connection
+        self.on_identity = None
         self._run_state = {}
         self._state_dirty = True
         self._pid_key = {}  # MQTT packet id -> (boot, seq) of the outbox message
@@ -160,6 +162,21 @@ class Reporter:
             self.ring.push((kind, data))
         return self.seq
 
+    def identity_send(self, kind, payload):
+        """Uplink for gasguard.active_id (reg/hb/rsp): the payload is published verbatim on
+        <base>/<dev>/identity (its own HMAC covers it), QoS 1, from a RAM queue of 4.
+        Returns False when the queue is full (ActiveId then retries later)."""
+        if len(self._idq) >= 4:
+            return False
+        self._idq.append(bytes(payload))
+        return True
+
+    def attach_identity(self, on_message):
+        """Deliver <base>/<dev>/identity_down payloads to on_message(bytes) (ActiveId)."""
+        self.on_identity = on_message
+        if self.mqtt is not None:
+            self.mqtt.subscribe(self.topic("identity_down"), 1)
+
     def telemetry(self, d):
         """Queue one telemetry reading (RAM ring; the oldest is dropped when full)."""
         q = d.get("q")
@@ -240,6 +257,11 @@ class Reporter:
             self._inflight[key] = pid
             self._pid_key[pid] = key
             budget -= 1
+        while budget > 0 and self._idq and c.can_publish(1, len(self._idq[0]) + 64):
+            if c.publish(self.topic(protocol.IDENTITY), self._idq[0], 1, False) is None:
+                break
+            self._idq.pop(0)
+            budget -= 1
         while budget > 0 and len(self.ring) and not self._inflight_blocks():
             kind, data = self.ring.peek()
             if kind == protocol.TELEMETRY:
@@ -274,6 +296,9 @@ class Reporter:
         self.outbox.ack(key[0], key[1])
 
     def _on_message(self, topic, payload, retain):
+        if self.on_identity is not None and topic == self.topic("identity_down"):
+            self.on_identity(bytes(payload))
+            return
         if self.commands is None or topic != self.topic(protocol.COMMAND):
             return
         if retain:
