@@ -44,7 +44,7 @@ class ElectrochemCO:
         if self.rail_low_uv >= self.rail_high_uv:
             raise ConfigError("rail_low_uv: must be below rail_high_uv")
         self.warmup_s = need_int(cfg, "warmup_s", 0, 7200, 60)
-        self.stuck_s = need_int(cfg, "stuck_s", 0, 86400, 0)
+        self.stuck_s = need_int(cfg, "stuck_s", 0, 86400, 3600)
         self._dt_x10 = 0
         self.status = OK
         self.uncalibrate()

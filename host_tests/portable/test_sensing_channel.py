@@ -128,11 +128,25 @@ def test_noisy_mos_reading_is_not_stuck():
     assert ch.fault is None
 
 
-def test_flat_co_cell_is_not_stuck_by_default():
-    ch, adc, clock, m = _co({"warmup_s": 0})
-    _run(ch, clock, 4000, ms=1000)
+def test_flat_co_cell_with_adc_noise_is_not_stuck():
+    state = [7]
+
+    def quiet():  # a clean-air cell: flat, only a few µV of ADC noise
+        state[0] = (state[0] * 1103515245 + 12345) & 0x7FFFFFFF
+        return 400000 + (state[0] >> 16) % 5
+
+    ch, adc, clock, m = _co({"warmup_s": 0}, source=quiet)
+    _run(ch, clock, 400, ms=10000)
     assert ch.fault is None
     assert ch.ppm_x10 == 0
+
+
+def test_bit_identical_co_reading_for_an_hour_is_stuck():
+    ch, adc, clock, m = _co({"warmup_s": 0})
+    _run(ch, clock, 360, ms=10000)
+    assert ch.fault is None
+    _run(ch, clock, 1, ms=10000)
+    assert ch.fault == "sensor_stuck"
 
 
 def test_co_far_below_zero_is_out_of_range():
