@@ -359,3 +359,15 @@ class ActiveId:
         self.send("rsp", self._uplink(rsp))
         return (rsp["ok"], op if rsp["ok"] else rsp["err"])
 
+
+
+# ---- wiring to the reporter (gasguard.reporter.Reporter) ------------------------------------
+
+
+def attach_reporter(active, rep):
+    """Connect an ActiveId to a Reporter: uplinks (reg/hb/rsp wire bytes) go to
+    rep.identity_send(kind, payload), published verbatim on <base>/<dev>/identity (QoS 1;
+    the message's own MAC covers it); downlinks on <base>/<dev>/identity_down reach
+    active.on_message(payload) through rep.attach_identity()."""
+    active.send = rep.identity_send
+    rep.attach_identity(active.on_message)
