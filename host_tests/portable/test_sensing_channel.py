@@ -267,3 +267,13 @@ def test_set_calibration_clears_and_raises_cal_missing():
     ch.set_calibration(calibration.ChannelCal("ch4", "mq4", 10, None, None, 20260101, "op"))
     assert ch.fault == "cal_missing"
     assert "window" in ch.cal_problem
+
+
+def test_gross_leak_alarms_on_the_nominal_model_without_calibration():
+    """docs/calibration.md: a sensor 2x less sensitive than nominal, no calibration record,
+    still reads above 10 %LEL at the LEL."""
+    truth = sensors.MethaneMOS({"r0_ohm": 20000})
+    ch, adc, clock, m = _ch4({"warmup_s": 0}, source=truth.uv(500000), cal=False)
+    _run(ch, clock, 3)
+    assert ch.fault == "cal_missing" and ch.reading_valid
+    assert ch.pct_lel_x10() >= 140
