@@ -137,9 +137,12 @@ class GasSource:
         t = self.truth
         self.c = c
         self.base = t.uv(c)
-        d = c // 20 if c >= 2000 else 100
-        self.slope_q16 = ((t.uv(c + d) - self.base) * 65536) // d
-        self.amp = (c * self.rel_pct) // 100 + self.abs_x10
+        amp = (c * self.rel_pct) // 100 + self.abs_x10
+        self.amp = amp
+        # secant over the noise range (the MOS curve is far from linear near clean air)
+        lo = c - amp if c > amp else 0
+        hi = c + (amp if amp > 0 else 1)
+        self.slope_q16 = ((t.uv(hi) - t.uv(lo)) * 65536) // (hi - lo)
 
     def __call__(self):
         cond = self.env.cond[self.gas]
@@ -292,10 +295,12 @@ class Runner:
             clock.advance(target - clock.elapsed_ms)
 
     def apply(self, row):
+        """Set the row's levels, then perform its action (the order of keys in a JSON
+        object is not the same on both interpreters, so it must not matter)."""
         env = self.env
         for k in row:
             v = row[k]
-            if k == "t_ms":
+            if k == "t_ms" or k == "button":
                 continue
             if k == "ch4_ppm_milli":
                 env.ch4_x10 = v // 100
@@ -307,15 +312,10 @@ class Runner:
                 env.rh = v // 1000
             elif k == "supply_v_milli":
                 env.supply_mv = v
-            elif k == "ch4_sensor":
-                env.cond["ch4"] = v
-            elif k == "co_sensor":
-                env.cond["co"] = v
-            elif k == "button":
-                if v == "press":
-                    self.det.button_pressed(False)
-                elif v == "long_press":
-                    self.det.button_pressed(True)
+            elif k == "ch4_sensor" or k == "co_sensor":
+                if v not in ("ok", "open", "short", "stuck"):
+                    raise ValueError("%s: %r is not ok, open, short or stuck" % (k, v))
+                env.cond[k[:-7]] = v
             else:
                 raise ValueError("unknown row key %r" % (k,))
         if "temp_c_milli" in row or "rh_pct_milli" in row:
@@ -325,6 +325,13 @@ class Runner:
                 if src is not None:
                     src.source.truth.set_environment(env.temp_x10, env.rh)
                     src.source.invalidate()
+        b = row.get("button")
+        if b == "press":
+            self.det.button_pressed(False)
+        elif b == "long_press":
+            self.det.button_pressed(True)
+        elif b is not None:
+            raise ValueError("button: %r is not press or long_press" % (b,))
 
     def finish(self, end_ms):
         self.done = False
