@@ -203,3 +203,49 @@ def test_fields_that_follow_from_the_identifier_may_be_left_out():
     e = raises(IdentityError, ids.provision, {"id": ID_H, "model": "GG-200", "hw_rev": "1",
                                               "tier": "M"}, KEY)
     assert "tier" in str(e)
+
+
+def test_power_cut_during_provision_and_lock_never_leaves_a_bad_identity():
+    from simboard import PowerCutStore
+
+    # every write is all-or-nothing (temp file + rename) and appends tear at any byte, so
+    # the distinct outcomes sit at the write boundaries: cut just before, at and after each
+    # one, plus every 5th byte in between
+    class Probe(PowerCutStore):
+        def _spend(self, data):
+            r = PowerCutStore._spend(self, data)
+            marks.append(self.written)
+            return r
+
+    marks = [0]
+    root = tmpdir("ids-cut")
+    probe = Probe(root)
+    IdentityStore(probe).provision(fields(), KEY)
+    IdentityStore(probe).lock()
+    total = probe.written
+    assert total > 100 and len(marks) > 4
+    cuts = set(range(0, total + 1, 5))
+    for m in marks:
+        cuts.update((m - 1, m, m + 1))
+    for n in sorted(c for c in cuts if 0 <= c <= total):
+        for name in FileStore(root).names():
+            FileStore(root).remove(name)
+        st = PowerCutStore(root, n)
+        try:
+            ids = IdentityStore(st)
+            ids.provision(fields(), KEY)
+            ids.lock()
+            done = True
+        except OSError:
+            done = False
+        again = IdentityStore(FileStore(root))  # reboot
+        s = again.status()
+        assert s in ("blank", "provisioned", "locked"), (n, s)
+        if s != "blank":
+            assert again.load() == fields() and again.device_key() == KEY, n
+        if done:
+            assert s == "locked"
+        if s != "locked":  # the factory simply runs the sequence again
+            again.provision(fields(), KEY)
+            again.lock()
+        assert IdentityStore(FileStore(root)).status() == "locked"
