@@ -52,3 +52,35 @@ def test_brief_dip_is_not_a_fault():
 def test_bad_config():
     for cfg in ({"divider": 0.5}, {"low_mv": 10}, {"count": 0}, {"x": 1}, []):
         raises(ConfigError, SupplyMonitor, SimAnalogIn(0), SimClock(), cfg)
+
+
+def test_sample_allocates_nothing():
+    import sys
+
+    if sys.implementation.name != "micropython":
+        return
+    import gc
+
+    s, adc = _mon()
+    vals = [2200000, 2400000, 2500000]
+    k = [0]
+
+    def src():
+        k[0] = (k[0] + 1) % 3
+        return vals[k[0]]
+
+    adc.source = src
+    for _ in range(10):
+        s.sample()
+    gc.collect()
+    gc.disable()
+    try:
+        b = gc.mem_alloc()
+        i = 0
+        while i < 200:
+            s.sample()
+            i += 1
+        grown = gc.mem_alloc() - b
+    finally:
+        gc.enable()
+    assert grown == 0, grown
