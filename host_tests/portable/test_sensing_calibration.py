@@ -102,6 +102,8 @@ def test_record_round_trip_through_the_store():
         "gas": "co", "model": "ec_co", "zero_uv": 401000, "span_uv": None,
         "span_ppm_x10": None, "date": 20260103, "operator": "Zhang"}
     assert back.encode() == rec.encode()
+    only_co = back.without("ch4")
+    assert only_co.gases() == ["co"] and back.gases() == ["ch4", "co"]
 
 
 def test_corrupt_record_is_reported_not_raised():
