@@ -301,3 +301,90 @@ class ActiveMachine(RuleBasedStateMachine):
 ActiveMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None,
                                            suppress_health_check=[HealthCheck.too_slow])
 TestActiveMachine = ActiveMachine.TestCase
+
+
+# ---- the identity record as a state machine -------------------------------------------------
+
+field_values = st.fixed_dictionaries({
+    "model": st.one_of(st.sampled_from(["GG-200", "GV-50"]), st.text(max_size=40)),
+    "hw_rev": st.one_of(st.sampled_from(["1.2", "2.0b"]), st.text(max_size=20)),
+}, optional={
+    "tier": st.sampled_from(["L", "M", "H", "X"]),
+    "qr_template": st.sampled_from(["{id}", "https://s.example/id/{id}", "https://x/", "{id}{id}"]),
+    "serial": st.text(ALNUM + "-a", max_size=34),
+})
+
+
+class RecordMachine(RuleBasedStateMachine):
+    @initialize()
+    def setup(self):
+        self.dir = tempfile.mkdtemp(prefix="gg-rec-")
+        self.st = FileStore(self.dir)
+        self.ids = IdentityStore(self.st)
+        self.model = None  # what the flash must hold: None or (record, key, locked)
+
+    def teardown(self):
+        shutil.rmtree(getattr(self, "dir", "/nonexistent"), ignore_errors=True)
+
+    def _snapshot(self):
+        return {n: self.st.read(n) for n in self.st.names() if n != "id_audit"}
+
+    @rule(ident=identifiers, f=field_values, key=st.one_of(st.none(), st.binary(min_size=31, max_size=33)),
+          good=st.booleans(), good_key=st.binary(min_size=32, max_size=32))
+    def provision(self, ident, f, key, good, good_key):
+        fields = dict(f, id=ident)
+        if good:  # half the attempts are well-formed, so locking and resetting get exercised
+            fields = {"id": ident, "model": "GG-200", "hw_rev": "1.2"}
+            key = None if parse(ident)["tier"] == "L" else good_key
+        before = self._snapshot()
+        try:
+            rec = self.ids.provision(fields, key)
+        except Exception as e:
+            assert type(e).__name__ == "IdentityError", repr(e)
+            assert self._snapshot() == before  # a refused write changes nothing
+            return
+        assert self.model is None or not self.model[2]
+        self.model = (rec, key, False)
+
+    @rule(label_matches=st.booleans())
+    def lock(self, label_matches):
+        rec = self.ids.load()
+        label = rec["id"] if (rec and label_matches) else "88.118.8/GDH.240915.00123F"
+        try:
+            self.ids.lock(label)
+        except Exception as e:
+            assert type(e).__name__ == "IdentityError", repr(e)
+            if self.model is not None and self.model[2] is False and label == rec["id"]:
+                raise AssertionError("lock of a provisioned identity with its own label refused")
+            return
+        assert self.model is not None and label == self.model[0]["id"]
+        self.model = (self.model[0], self.model[1], True)
+
+    @rule(proof=st.sampled_from([True, False, None, 1, "yes"]))
+    def factory_reset(self, proof):
+        before = self._snapshot()
+        try:
+            self.ids.factory_reset(proof)
+        except Exception as e:
+            assert proof is not True and type(e).__name__ == "IdentityError"
+            assert self._snapshot() == before
+            return
+        assert proof is True
+        self.model = None
+
+    @invariant()
+    def flash_matches_the_model(self):
+        if not hasattr(self, "ids"):
+            return
+        fresh = IdentityStore(self.st)  # as after a reboot
+        if self.model is None:
+            assert fresh.status() == "blank"
+        else:
+            rec, key, locked = self.model
+            assert fresh.status() == ("locked" if locked else "provisioned")
+            assert fresh.load() == rec and fresh.device_key() == key
+
+
+RecordMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=20, deadline=None,
+                                           suppress_health_check=[HealthCheck.too_slow])
+TestRecordMachine = RecordMachine.TestCase
