@@ -39,8 +39,9 @@ def check_ident(ident):
         raise ConfigError("identity_info.device_id: %r cannot be used in a topic" % dev)
 
 
-def next_boot(store):
-    """Increment and persist the boot counter (record-framed); return the new value."""
+def next_boot(store, at_least=0):
+    """Increment and persist the boot counter (record-framed); return the new value
+    (greater than at_least)."""
     n = 0
     try:
         data = store.read(BOOT_FILE)
@@ -48,6 +49,7 @@ def next_boot(store):
             n = struct.unpack("<I", record.unseal(data))[0]
     except (OSError, ValueError):
         n = 0
+    n = max(n, at_least)
     n = (n + 1) & 0x7FFFFFFF
     try:
         store.write(BOOT_FILE, record.seal(struct.pack("<I", n)))

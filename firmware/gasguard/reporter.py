@@ -49,6 +49,10 @@ class Reporter:
         self._last_telemetry = None
         self._report_now = False
         self.outbox = Outbox(store, "outbox", c["outbox_bytes"], c["outbox_reserve"])
+        for e in self.outbox.entries:
+            # a boot counter that could not be written must not repeat a (boot, seq) key
+            if e[0] >= self.boot:
+                self.boot = next_boot(store, e[0])
         self.ring = TelemetryRing(c["telemetry_slots"])
         ntp = c["ntp_server"]
         self.wall = WallTime(clock, transport if ntp else None, ntp, resync_s=c["ntp_resync_s"],
