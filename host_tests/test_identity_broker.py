@@ -3,12 +3,13 @@
 Device: IdentityStore + ActiveId + the real Reporter/MQTT client on a real TCP socket.
 Platform: a paho-mqtt client that verifies uplinks with the device key, first answers a
 registration with a FORGED acknowledgement (wrong key; must be rejected), then with the
-genuine one, and later replays it (must be rejected too). Runs against mosquitto (skipped
-when it is not installed) and against gasguard's embedded broker.
+genuine one, and later replays it (must be rejected too). Runs against mosquitto (the
+reporting fixtures' Mosquitto: skipped when it is not installed, a failure in CI) and
+against gasguard's embedded broker; the device runs in-process on CPython and, in the last
+test, as a real MicroPython process (host_tests/drivers/identity_device.py).
 """
 
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -24,6 +25,8 @@ from gasguard.active_id import (
 from gasguard.identity import IdentityStore
 from gasguard.reporter import Reporter
 from gasguard.store import FileStore
+from conftest import ROOT, micropath, micropython_exe
+from reporting_fixtures import Mosquitto
 
 pytestmark = pytest.mark.broker
 
@@ -32,45 +35,14 @@ KEY = bytes(range(7, 39))
 FORGER = bytes(range(9, 41))
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _wait_port(port, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-MOSQUITTO = shutil.which("mosquitto") or next(
-    (p for p in ("/usr/sbin/mosquitto",) if shutil.os.path.exists(p)), None)
-
-
 @pytest.fixture(params=["mosquitto", "embedded"])
 def broker_port(request, tmp_path):
     if request.param == "mosquitto":
-        if MOSQUITTO is None:
-            pytest.skip("mosquitto is not installed (make test installs it)")
-        port = _free_port()
-        conf = tmp_path / "mosquitto.conf"
-        conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % port)
-        proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        m = Mosquitto(tmp_path).start()  # skips (or fails under GASGUARD_REQUIRE_BROKER=1)
         try:
-            assert _wait_port(port), "mosquitto did not start"
-            yield port
+            yield m.port
         finally:
-            proc.terminate()
-            proc.wait(5)
+            m.stop()
         return
     from gasguard_tools.broker import Broker
 
@@ -160,7 +132,6 @@ def test_registration_heartbeat_round_trip_with_forged_ack_rejected(broker_port,
                     "backoff_min_ms": 100, "backoff_max_ms": 1000}}
     platform = Platform(broker_port)
     try:
-        assert _wait_port(broker_port)
         rep = Reporter(clock, store, ids.identity_info("0.1.0"), cfg, socket)
         act = ActiveId(clock, ids, {"heartbeat_s": 60, "reg_retry_min_s": 5}, None, "0.1.0")
         attach_reporter(act, rep)
@@ -188,3 +159,29 @@ def test_registration_heartbeat_round_trip_with_forged_ack_rejected(broker_port,
     finally:
         platform.close()
     assert json.loads(platform.raw[0])["t"] == "reg"
+
+
+def test_round_trip_with_the_device_on_micropython(broker_port, tmp_path):
+    platform = Platform(broker_port)
+    try:
+        env = dict(__import__("os").environ, MICROPYPATH=micropath())
+        r = subprocess.run([micropython_exe(), str(ROOT / "host_tests" / "drivers" / "identity_device.py"),
+                            str(broker_port), str(tmp_path / "flash"), KEY.hex()],
+                           capture_output=True, timeout=60, env=env, cwd=str(ROOT))
+        assert r.returncode == 0, r.stderr.decode()
+        lines = [json.loads(x) for x in r.stdout.decode().splitlines()]
+        byr = {m["r"]: m for m in lines}
+        assert byr["registered"]["last_reject"] == "bad mac"  # the forged ack came first
+        assert byr["registered"]["rejected"] == 1
+        assert byr["hb"]["hb_sent"] >= 1 and byr["bye"]["registered"] is True
+        deadline = time.monotonic() + 5
+        while "hb" not in platform.kinds() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        kinds = platform.kinds()
+        assert kinds[0] == "reg" and "hb" in kinds
+        hb = [m for m in platform.msgs if m["t"] == "hb"][0]
+        assert hb["st"] == {"alarm": 0, "fault": 0} and hb["up"] >= 61
+    finally:
+        platform.close()
+    # the registration survived on flash: a restarted device sends heartbeats, no registration
+    assert IdentityStore(FileStore(str(tmp_path / "flash"))).platform()["registered"] is True
