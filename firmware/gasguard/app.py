@@ -495,7 +495,6 @@ class DetectorApp:
     # actions ----------------------------------------------------------------
     def self_test(self):
         r = self.detector.self_test()
-        self.emit({"event": "self_test", "source": "service"})
         return r if isinstance(r, dict) else {"started": True, "result": r}
 
     def interlock_test(self):

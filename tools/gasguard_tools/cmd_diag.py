@@ -1,0 +1,282 @@
+"""`gasguard diag --port PORT <status|log|watch|selftest|report>`: field diagnostics.
+
+Everything here is read-only on the device except `selftest` (which sounds the buzzer
+and lights the LEDs for a few seconds, exactly like the test button) — no factory key
+is needed. docs/technician-guide.md explains the output.
+"""
+
+import json
+import sys
+import time
+
+from .runtime import ToolError
+from .serialdev import DeviceError, NoAnswer, ServiceClient
+
+GASES = ("ch4", "co")
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def add_arguments(p):
+    p.add_argument("--port", required=True, help="serial port (e.g. /dev/ttyUSB0, /dev/pts/3)")
+    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for each answer")
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    s = sub.add_parser("status", help="device summary (human table, or --json)")
+    s.add_argument("--json", action="store_true", help="machine-readable JSON")
+    s = sub.add_parser("log", help="event log with times and causes")
+    s.add_argument("-n", type=int, default=30, help="number of events (1..50)")
+    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("watch", help="live readings with a small terminal chart")
+    s.add_argument("--interval", type=float, default=1.0)
+    s.add_argument("--count", type=int, default=0, help="stop after N readings (0 = Ctrl-C)")
+    s.add_argument("--width", type=int, default=40, help="chart width in samples")
+    s = sub.add_parser("selftest", help="run the device self-test and print the result")
+    s.add_argument("--wait", type=float, default=8.0, help="seconds to wait for the result")
+    s = sub.add_parser("report", help="one-page service report for the customer")
+    s.add_argument("--html", required=True, metavar="FILE", help="write the report here")
+    s.add_argument("--technician", default="", help="name printed on the report")
+    s.add_argument("--notes", default="", help="technician's notes printed on the report")
+    s.add_argument("--png", metavar="FILE", help="also render it to PNG (needs chromium)")
+
+
+def run(args):
+    if not getattr(args, "action", None):
+        raise ToolError("choose an action: status, log, watch, selftest or report")
+    with ServiceClient.open(args.port, args.baud, args.timeout) as dev:
+        try:
+            return ACTIONS[args.action](dev, args)
+        except NoAnswer as e:
+            raise ToolError(str(e))
+
+
+# ------------------------------------------------------------------ status
+def summary(dev):
+    """The normalised status document (`diag status --json`)."""
+    hello = dev.hello()
+    ident = dev.cmd("ID?")
+    st = dev.cmd("STATUS?")
+    det = st.get("detector") or {}
+    readings = {}
+    alarms = {}
+    for gas in GASES:
+        r = (st.get("readings") or {}).get(gas)
+        if r is None:
+            continue
+        d = det.get(gas) or {}
+        readings[gas] = {
+            "ppm": r["ppm_x10"] / 10.0,
+            "raw_uv": r.get("raw_uv"),
+            "fault": r.get("fault"),
+            "warming_up": r.get("warming_up"),
+            "peak_ppm": (d.get("peak_ppm_x10") or 0) / 10.0,
+        }
+        if "pct_lel_x10" in d:
+            readings[gas]["pct_lel"] = d["pct_lel_x10"] / 10.0
+        if "dose_pct" in d:
+            readings[gas]["co_dose_pct"] = d["dose_pct"]
+        alarms[gas] = d.get("alarm", 0)
+    return {
+        "device_id": ident.get("id"),
+        "serial": ident.get("serial"),
+        "model": ident.get("model"),
+        "identity_locked": ident.get("locked"),
+        "kind": hello.get("kind"),
+        "fw_version": hello.get("fw"),
+        "protocol": hello.get("proto"),
+        "board": hello.get("board"),
+        "tier": st.get("tier") or det.get("tier"),
+        "profile": st.get("profile") or det.get("profile"),
+        "uptime_s": st.get("uptime_s"),
+        "reset_cause": st.get("reset_cause"),
+        "boot_count": st.get("boot_count"),
+        "free_heap": st.get("free_heap"),
+        "ready": det.get("ready"),
+        "readings": readings,
+        "alarms": alarms,
+        "faults": det.get("faults", []),
+        "hushed": det.get("hushed"),
+        "relay": det.get("relay"),
+        "interlock_cause": det.get("interlock_cause"),
+        "valve_links": st.get("interlocks", []),
+        "outbox_depth": st.get("outbox_depth"),
+        "last_faults": st.get("last_faults", []),
+        "last_errors": st.get("last_errors", []),
+        "factory_mode": st.get("factory"),
+    }
+
+
+def fmt_uptime(s):
+    if s is None:
+        return "?"
+    d, s = divmod(int(s), 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return ("%dd " % d if d else "") + "%02d:%02d:%02d" % (h, m, s)
+
+
+def _status(dev, args):
+    s = summary(dev)
+    if args.json:
+        print(json.dumps(s, indent=2, sort_keys=True))
+        return 0
+    rows = [
+        ("device id", s["device_id"] or "(not provisioned)"),
+        ("serial / model", "%s / %s" % (s["serial"] or "-", s["model"] or "-")),
+        ("firmware", "%s (%s, %s)" % (s["fw_version"], s["protocol"], s["board"])),
+        ("tier / profile", "%s / %s" % (s["tier"], s["profile"])),
+        ("uptime", fmt_uptime(s["uptime_s"])),
+        ("reset cause / boots", "%s / %s" % (s["reset_cause"], s["boot_count"])),
+        ("free heap", "%s bytes" % s["free_heap"]),
+        ("state", "READY" if s["ready"] else "warming up / not ready"),
+    ]
+    for gas, r in s["readings"].items():
+        extra = []
+        if "pct_lel" in r:
+            extra.append("%.1f %%LEL" % r["pct_lel"])
+        if "co_dose_pct" in r:
+            extra.append("dose %d %%" % r["co_dose_pct"])
+        if r["warming_up"]:
+            extra.append("warming up")
+        rows.append(("%s" % gas.upper(), "%8.1f ppm  %s  (raw %s uV, peak %.1f ppm)" % (
+            r["ppm"], " ".join(extra), r["raw_uv"], r["peak_ppm"])))
+        rows.append(("  alarm / fault", "%s / %s" % (_alarm_name(s["alarms"].get(gas)), r["fault"] or "none")))
+    rows.append(("faults", ", ".join(s["faults"]) or "none"))
+    rows.append(("relay", "ON" if s["relay"] else "off"))
+    links = s["valve_links"]
+    rows.append(("valve links", ", ".join("%s:%s%s" % (x.get("type"), x.get("state"),
+                                                       " (%s)" % x["fault"] if x.get("fault") else "")
+                                          for x in links) or "none configured"))
+    rows.append(("interlock cause", s["interlock_cause"] or "-"))
+    rows.append(("outbox depth", "-" if s["outbox_depth"] is None else s["outbox_depth"]))
+    rows.append(("last errors", "; ".join(s["last_errors"]) or "none"))
+    w = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print("%-*s  %s" % (w, k, v))
+    return 0
+
+
+def _alarm_name(level):
+    return {0: "none", 1: "LOW (level 1)", 2: "HIGH (level 2)"}.get(level, str(level))
+
+
+# ------------------------------------------------------------------ log
+def describe(ev):
+    skip = ("event", "seq", "boot", "t")
+    out = []
+    for k in sorted(ev):
+        if k in skip:
+            continue
+        v = ev[k]
+        if isinstance(v, list):
+            v = ",".join(str(x) for x in v) or "-"
+        elif v is True or v is False:
+            v = "yes" if v else "no"
+        out.append("%s=%s" % (k, v))
+    return " ".join(out)
+
+
+def _log(dev, args):
+    if not 1 <= args.n <= 50:
+        raise ToolError("-n must be in 1..50")
+    evs = dev.cmd("LOG? %d" % args.n)["events"]
+    if args.json:
+        print(json.dumps(evs, indent=2, sort_keys=True))
+        return 0
+    print("%5s %5s %12s  %-12s %s" % ("seq", "boot", "since boot", "event", "details"))
+    for ev in evs:
+        print("%5s %5s %12s  %-12s %s" % (ev.get("seq"), ev.get("boot"), fmt_uptime(ev.get("t")),
+                                          ev.get("event"), describe(ev)))
+    return 0
+
+
+# ------------------------------------------------------------------ watch
+def sparkline(values, width):
+    vals = values[-width:]
+    if not vals:
+        return ""
+    lo, hi = min(vals), max(vals)
+    span = (hi - lo) or 1
+    return "".join(SPARK[int((v - lo) * (len(SPARK) - 1) / span)] for v in vals)
+
+
+def _watch(dev, args):
+    hist = {g: [] for g in GASES}
+    n = 0
+    try:
+        while True:
+            r = dev.cmd("READ?")
+            parts = ["%8s" % fmt_uptime(r.get("uptime_s"))]
+            for gas in GASES:
+                if gas not in r:
+                    continue
+                v = r[gas]["ppm_x10"] / 10.0
+                hist[gas].append(v)
+                flag = " " + r[gas]["fault"] if r[gas].get("fault") else ""
+                parts.append("%s %8.1f ppm %-*s%s" % (gas.upper(), v, args.width,
+                                                     sparkline(hist[gas], args.width), flag))
+            print("  ".join(parts), flush=True)
+            n += 1
+            if args.count and n >= args.count:
+                return 0
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0
+
+
+# ------------------------------------------------------------------ selftest
+def _selftest(dev, args):
+    before = dev.cmd("LOG? 1")["events"]
+    seq0 = before[-1]["seq"] if before else -1
+    r = dev.cmd("SELFTEST")
+    if not r.get("started", True):
+        print("self-test not started: %s" % r.get("reason", "?"))
+        return 1
+    if r.get("faults"):
+        print("faults found at start: %s" % ", ".join(r["faults"]))
+    print("self-test running: LEDs and buzzer should come on now ...", flush=True)
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        for ev in dev.cmd("LOG? 10")["events"]:
+            if ev["seq"] > seq0 and ev.get("event") == "self_test" and ev.get("state") == "end":
+                result = ev.get("result")
+                faults = ev.get("faults") or []
+                print("self-test %s%s" % (str(result).upper(),
+                                          (": " + ", ".join(faults)) if faults else ""))
+                return 0 if result == "pass" else 1
+    print("self-test started; no result event within %.0f s (check the device)" % args.wait)
+    return 1
+
+
+# ------------------------------------------------------------------ report
+def collect(dev):
+    s = summary(dev)
+    try:
+        hist = dev.cmd("HIST?")
+    except DeviceError:
+        hist = {"period_s": 60, "points": 0}
+    evs = dev.cmd("LOG? 50")["events"]
+    cal = dev.cmd("CAL?")
+    return {"summary": s, "history": hist, "events": evs, "calibration": cal}
+
+
+def _report(dev, args):
+    from . import report
+
+    data = collect(dev)
+    html = report.render_html(data, technician=args.technician, notes=args.notes)
+    with open(args.html, "w", encoding="utf-8") as f:
+        f.write(html)
+    print("service report written: %s" % args.html)
+    if args.png:
+        report.html_to_png(args.html, args.png)
+        print("rendered: %s" % args.png)
+    return 0
+
+
+ACTIONS = {"status": _status, "log": _log, "watch": _watch, "selftest": _selftest,
+           "report": _report}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(2)
