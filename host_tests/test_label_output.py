@@ -114,3 +114,18 @@ def test_console_script_runs(tmp_path):
                                                            "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
     assert "1 label(s)" in r.stdout
+
+
+def test_ndef_records_decode_back_to_the_payload():
+    uri = cmd_label.ndef_message("https://id.example.com/id/" + ID)
+    assert uri[0] == 0xD1 and uri[1] == 1 and uri[3:4] == b"U" and uri[2] == len(uri) - 4
+    assert uri[4] == 0x04 and uri[5:].decode() == "id.example.com/id/" + ID
+    txt = cmd_label.ndef_message(ID)
+    assert txt[3:4] == b"T" and txt[4] == 2 and txt[5:7] == b"en" and txt[7:].decode() == ID
+
+
+def test_labels_csv_has_the_ndef_payload(tmp_path):
+    assert cli_main(["label", "--id", ID, "--model", "GG-200", "--out", str(tmp_path),
+                     "--format", "svg"]) == 0
+    row = list(csv.DictReader(open(tmp_path / "labels.csv")))[0]
+    assert bytes.fromhex(row["ndef_hex"]) == cmd_label.ndef_message(ID)

@@ -8,7 +8,8 @@ Factory check: gasguard label --id ID --verify-port /dev/ttyUSB0
               reads the identifier from the device (ID?) and fails when it differs.
 
 The QR payload is the template with {id} replaced (default: the bare identifier; use
---template https://<host>/id/{id} for a resolution URL). Every label is checked: the
+--template https://<host>/id/{id} for a resolution URL); labels.csv also carries the same
+payload as an NDEF record (hex) for writing NFC tags. Every label is checked: the
 identifier validates, and the payload fits a QR code at error correction level M.
 Layout and choices: docs/identity.md.
 """
@@ -56,6 +57,19 @@ def label_data(identifier, model, template="{id}", hw_rev=None):
         "hw_rev": hw_rev,
         "payload": payload,
     }
+
+
+def ndef_message(payload):
+    """The NFC payload as one NDEF record (NFC Forum RTD): a URI record for https:// URLs
+    (identifier code 0x04 = "https://"), a Text record ("en", UTF-8) for the bare identifier."""
+    if payload.startswith("https://"):
+        rtype, body = b"U", b"\x04" + payload[len("https://"):].encode()
+    else:
+        rtype, body = b"T", b"\x02en" + payload.encode()
+    if len(body) > 255:
+        raise ToolError("NFC payload too long for a short record")
+    # MB=1 ME=1 SR=1 TNF=1 (well-known type)
+    return bytes([0xD1, len(rtype), len(body)]) + rtype + body
 
 
 def _qr(payload):
@@ -377,9 +391,10 @@ def run(args):
             render_svg(d, stem.with_name(stem.name + ".svg"), w, h)
     with open(out / "labels.csv", "w", newline="") as f:
         wr = csv.writer(f)
-        wr.writerow(["id", "model", "tier", "kind", "mfg_date", "serial", "payload", "file"])
+        wr.writerow(["id", "model", "tier", "kind", "mfg_date", "serial", "payload", "ndef_hex",
+                     "file"])
         for d in labels:
             wr.writerow([d["id"], d["model"], d["tier"], d["kind"], d["mfg_date"], d["serial"],
-                         d["payload"], file_stem(d["id"])])
+                         d["payload"], ndef_message(d["payload"]).hex(), file_stem(d["id"])])
     print("%d label(s) written to %s (%s)" % (len(labels), out, ",".join(formats)))
     return 0
