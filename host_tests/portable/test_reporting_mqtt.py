@@ -275,3 +275,68 @@ def test_wire_remaining_length_roundtrip():
         assert mqtt_wire.parse_remaining(buf, 0) == (n, 1 + len(enc))
         if len(enc) > 1:
             assert mqtt_wire.parse_remaining(buf[:-1], 0) is None
+
+
+class SSLWantReadError(Exception):
+    pass
+
+
+class FakeTLS:
+    def __init__(self, raw, wants, fail):
+        self.raw = raw
+        self.wants = wants
+        self.fail = fail
+        self.handshakes = 0
+
+    def do_handshake(self):
+        self.handshakes += 1
+        if self.fail:
+            raise OSError(104)
+        if self.handshakes <= self.wants:
+            raise SSLWantReadError()
+
+    def send(self, b):
+        return self.raw.send(b)
+
+    def recv(self, n):
+        return self.raw.recv(n)
+
+    def close(self):
+        self.raw.close()
+
+
+class FakeContext:
+    def __init__(self, wants=2, fail=False):
+        self.wraps = []
+        self.wants = wants
+        self.fail = fail
+
+    def wrap_socket(self, sock, **kw):
+        self.wraps.append(kw)
+        assert sock.blocking is False
+        return FakeTLS(sock, self.wants, self.fail)
+
+
+def test_tls_handshake_is_stepped_without_blocking():
+    clock = SimClock()
+    net = FakeNet()
+    ctx = FakeContext(wants=2)
+    cl = MQTTClient(clock, net, {"host": "10.0.0.5", "port": 8883,
+                                 "server_hostname": "mqtt.example"}, ssl_context=ctx)
+    states = []
+    for _ in range(6):
+        cl.poll()
+        states.append(cl.state_name())
+    assert ctx.wraps == [{"do_handshake_on_connect": False, "server_hostname": "mqtt.example"}]
+    assert "tls" in states and states[-1] == "connack_wait"
+    assert cl._sock.handshakes == 3
+    pk = net.last.take()
+    assert pk and pk[0][0] == 0x10  # CONNECT only after the handshake
+
+
+def test_tls_handshake_failure_is_a_connection_failure():
+    clock = SimClock()
+    cl = MQTTClient(clock, FakeNet(), {"host": "10.0.0.5"}, ssl_context=FakeContext(fail=True))
+    for _ in range(4):
+        cl.poll()
+    assert cl.failures == 1 and "tls handshake" in cl.last_error
