@@ -34,6 +34,7 @@ DOWN_LABEL = b"gasguard-id down v1"
 OPS = ("get_id", "set_attr", "set_hb")
 MAX_MSG = 2048
 NONCE_BYTES = 8
+MAX_PENDING = 4  # registration attempts whose ack is still accepted (the reporter queues 4)
 
 
 def direction_keys(key):
@@ -189,7 +190,7 @@ class ActiveId:
         self.rng = rng or _default_rng
         self.status_fn = status_fn
         self.id = self.rec["id"]
-        self.pending_nonce = None
+        self.pending = []  # nonces of this boot's registrations not yet acknowledged (newest last)
         self._retry_s = self.retry_min_s
         self._next_reg = None  # ticks when the next registration attempt is due (None: now)
         self._last_hb = None   # ticks of the last heartbeat (None: send one now)
@@ -233,8 +234,7 @@ class ActiveId:
         body = {"t": "reg", "sn": r["serial"], "model": r["model"], "tier": r["tier"],
                 "kind": r["kind"], "hw": r["hw_rev"], "mfg": r["mfg_date"], "fw": self.fw,
                 "kid": self.key_id, "nonce": nonce}
-        self.pending_nonce = nonce
-        return self._uplink(body)
+        return nonce, self._uplink(body)
 
     def build_hb(self):
         body = {"t": "hb", "fw": self.fw, "up": self.uptime_s}
@@ -261,11 +261,16 @@ class ActiveId:
         if not self.registered:
             if self._next_reg is not None and self.clock.ticks_diff(now, self._next_reg) < 0:
                 return None
-            payload = self.build_reg()
+            nonce, payload = self.build_reg()
             ok = self.send("reg", payload)
             if ok is False:
                 self.counters["send_refused"] += 1
             else:
+                # the reporter may hold several attempts while offline and deliver them all
+                # later: an ack for any of the last MAX_PENDING of this boot is fresh
+                self.pending.append(nonce)
+                if len(self.pending) > MAX_PENDING:
+                    self.pending.pop(0)
                 self.counters["reg_sent"] += 1
             self._next_reg = self.clock.ticks_add(now, self._retry_s * 1000)
             self._retry_s = min(self._retry_s * 2, self.retry_max_s)
@@ -304,16 +309,16 @@ class ActiveId:
         return self._reject("unexpected message type")
 
     def _on_ack(self, b):
-        if self.pending_nonce is None:
+        if not self.pending:
             return self._reject("no registration pending")
-        if b.get("nonce") != self.pending_nonce:
+        if b.get("nonce") not in self.pending:
             return self._reject("stale nonce (replayed acknowledgement)")
         if b.get("status") != "registered":
             return self._reject("registration refused by the platform")
         ts = b.get("ts")
         if not _int(ts, 0, 0x7FFFFFFF):
             return self._reject("ts must be an integer")
-        self.pending_nonce = None
+        self.pending = []
         self.ids.mark_registered(ts)
         self._refresh()
         self._retry_s = self.retry_min_s

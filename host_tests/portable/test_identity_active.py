@@ -5,7 +5,7 @@ import json
 from ptest import raises, tmpdir
 
 from gasguard.active_id import (
-    ActiveId, MessageError, direction_keys, open_msg, platform_ack, platform_cmd, platform_open,
+    MAX_PENDING, ActiveId, MessageError, direction_keys, open_msg, platform_ack, platform_cmd, platform_open,
     seal,
 )
 from gasguard.identity import IdentityError, IdentityStore
@@ -72,16 +72,36 @@ def test_registration_round_trip_and_forged_acks():
     assert a.counters["rejected"] == 4
 
 
-def test_stale_ack_from_an_earlier_attempt_is_refused():
+def test_acks_for_recent_attempts_are_fresh_older_ones_stale():
+    # the reporter may deliver several queued attempts after an outage: an ack for any of
+    # the last MAX_PENDING attempts of this boot registers; older ones and replays do not
     st, ids, clock, sent, a = setup("b")
-    a.poll()
-    first = sent[-1][1]
-    clock.advance(31000)
-    assert a.poll() == "reg"
-    second = sent[-1][1]
-    ok, why = a.on_message(platform_ack(KEY, first, 5))
+    regs = []
+    for _ in range(MAX_PENDING + 1):
+        assert a.poll() == "reg"
+        regs.append(sent[-1][1])
+        clock.advance(3600 * 1000)
+    ok, why = a.on_message(platform_ack(KEY, regs[0], 5))
     assert not ok and "stale nonce" in why
-    assert a.on_message(platform_ack(KEY, second, 6)) == (True, "registered")
+    assert a.on_message(platform_ack(KEY, regs[1], 6)) == (True, "registered")
+    ok, why = a.on_message(platform_ack(KEY, regs[-1], 7))
+    assert not ok and why == "no registration pending"
+    assert ids.platform()["reg_ts"] == 6
+
+
+def test_a_refused_send_does_not_count_as_an_attempt():
+    st, ids, clock, sent, a = setup("b2")
+    got = []
+
+    def full(kind, payload):  # the reporter's queue is full
+        got.append(payload)
+        return False
+
+    a.send = full
+    a.poll()
+    assert a.counters["send_refused"] == 1 and not a.pending
+    ok, why = a.on_message(platform_ack(KEY, got[0], 5))
+    assert not ok and why == "no registration pending"
 
 
 def test_registration_retry_backs_off_and_never_blocks():
