@@ -7,7 +7,8 @@ Runs on CPython and MicroPython alike (`gasguard replay` starts it with
   stdin, one JSON object per line:
     1. header  {"device": "detector", "config": {detector config}, "seed": int,
                 "noise": {"rel_pct": int, "ch4_ppm": int, "co_ppm": int},
-                "stop_after_alarm": null | "any" | "ch4" | "co"}
+                "stop_after_alarm": null | "any" | "ch4" | "co",
+                "calibrated": true (false: no calibration record -> cal_missing)}
     2. rows    {"t_ms": int, "<numeric column>_milli": int, "<text column>": str}
                (numeric values in thousandths; a missing key keeps its previous value)
     3. end     {"end_ms": int}
@@ -213,7 +214,7 @@ def fmt_event(ms, ev):
     return "{" + ", ".join(parts) + "}\n"
 
 
-def _truth_and_cal(rng, store, with_co):
+def _truth_and_cal(rng, store, with_co, calibrated=True):
     """Sensors that deviate from nominal (seeded) and a calibration made against them."""
     d_r0 = 8000 + rng.next() % 4001  # R0 8..12 kΩ (nominal 10 kΩ)
     ch4_truth = sensors.from_config({"model": "mq4", "r0_ohm": d_r0})
@@ -229,7 +230,8 @@ def _truth_and_cal(rng, store, with_co):
         co_cfg = {"model": "ec_co"}
         rec = rec.with_zero(co_cfg, co_truth.uv(0), 20260101, "replay")
         rec = rec.with_span(co_cfg, co_truth.uv(1000), 1000, 20260101, "replay")
-    calibration.save(store, rec)
+    if calibrated:
+        calibration.save(store, rec)
     return ch4_truth, co_truth
 
 
@@ -246,7 +248,8 @@ class Runner:
         self.store = MemStore()
         tier = cfg.get("tier", "mid")
         with_co = tier != "low"
-        ch4_truth, co_truth = _truth_and_cal(rng, self.store, with_co)
+        ch4_truth, co_truth = _truth_and_cal(rng, self.store, with_co,
+                                             header.get("calibrated", True))
         b = Board()
         b.clock = self.clock
         rel = noise.get("rel_pct", 3)

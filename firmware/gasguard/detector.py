@@ -43,6 +43,11 @@ except ImportError:
         return x
 
 
+# Channel fault codes in fault_bits order (gasguard.channel.FAULT_CODES / FAULT_BITS = 1 << i).
+_CH_CODES = ("sensor_short", "sensor_open", "out_of_range", "sensor_stuck", "cal_missing",
+             "end_of_life")
+# faults that leave the reading usable (the channel still converts on the nominal model)
+_READING_OK = ("cal_missing", "end_of_life")
 _SELF_TEST_MS = const(4000)
 _BTN_DEBOUNCE_MS = const(50)
 _BTN_LONG_MS = const(3000)
@@ -123,6 +128,8 @@ class Detector:
         self._co_on = False
         self._ch4_fault = None
         self._co_fault = None
+        self._ch4_bits = 0
+        self._co_bits = 0
         self._supply_fault = None
         self._sink_faults = []
         self._ilk_missing = False
@@ -195,15 +202,11 @@ class Detector:
             sup.sample()
 
         # ---- faults (explicit states, never a silent 0 ppm)
-        f = ch4.fault
-        if f != self._ch4_fault:
-            self._fault_change(self._ch4_fault, f, "ch4")
-            self._ch4_fault = f
+        self._ch4_bits = self._chan_faults(ch4, "ch4", self._ch4_bits, self._ch4_fault)
+        self._ch4_fault = ch4.fault
         if co is not None:
-            f = co.fault
-            if f != self._co_fault:
-                self._fault_change(self._co_fault, f, "co")
-                self._co_fault = f
+            self._co_bits = self._chan_faults(co, "co", self._co_bits, self._co_fault)
+            self._co_fault = co.fault
         if sup is not None:
             f = sup.fault
             if f != self._supply_fault:
@@ -222,7 +225,8 @@ class Detector:
                 self.emit({"event": "warmup", "state": "on"})
 
         # ---- methane (a faulted channel holds its alarm state: no all-clear from bad data)
-        if self._ch4_fault is None:
+        f = self._ch4_fault
+        if f is None or f in _READING_OK:
             x = ch4.ppm_x10
             if x > self.peak_ch4_x10:
                 self.peak_ch4_x10 = x
@@ -234,7 +238,8 @@ class Detector:
             if ch:
                 self._methane_events(ch)
         # ---- CO dose
-        if co is not None and self._co_fault is None:
+        f = self._co_fault
+        if co is not None and (f is None or f in _READING_OK):
             x = co.ppm_x10
             if x > self.peak_co_x10:
                 self.peak_co_x10 = x
@@ -264,6 +269,30 @@ class Detector:
             if gas is not None:
                 ev["gas"] = gas
             self.emit(ev)
+
+    def _chan_faults(self, ch, gas, old_bits, old_code):
+        """Emit a fault event for every channel fault that came or went; return the bits."""
+        bits = getattr(ch, "fault_bits", None)
+        if bits is None:  # a channel that only reports its top fault code
+            f = ch.fault
+            if f != old_code:
+                self._fault_change(old_code, f, gas)
+            return 0
+        ch_ = bits ^ old_bits
+        if ch_:
+            i = 0
+            while i < 6:
+                m = 1 << i
+                if ch_ & m and old_bits & m:
+                    self.emit({"event": "fault", "code": _CH_CODES[i], "gas": gas, "state": "off"})
+                i += 1
+            i = 0
+            while i < 6:
+                m = 1 << i
+                if ch_ & m and bits & m:
+                    self.emit({"event": "fault", "code": _CH_CODES[i], "gas": gas, "state": "on"})
+                i += 1
+        return bits
 
     def _sink_fault_scan(self):
         sinks = self.interlocks
@@ -640,10 +669,17 @@ class Detector:
 
     def faults(self):
         out = []
-        if self._ch4_fault is not None:
-            out.append("ch4:" + self._ch4_fault)
-        if self._co_fault is not None:
-            out.append("co:" + self._co_fault)
+        for gas, ch, bits, code in (("ch4", self.ch4, self._ch4_bits, self._ch4_fault),
+                                    ("co", self.co, self._co_bits, self._co_fault)):
+            if ch is None:
+                continue
+            if getattr(ch, "fault_bits", None) is None:
+                if code is not None:
+                    out.append(gas + ":" + code)
+                continue
+            for i in range(6):
+                if bits & (1 << i):
+                    out.append(gas + ":" + _CH_CODES[i])
         if self._supply_fault is not None:
             out.append(self._supply_fault)
         for f in self._sink_faults:
