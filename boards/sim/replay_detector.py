@@ -264,7 +264,7 @@ class Runner:
             p = SimPin(name, SimPin.OUT)
             p.clock = self.clock
             setattr(b, name, p)
-        b.button = SimPin("button", SimPin.IN, 1)
+        b.button = SimPin("button", SimPin.IN, 0)
         self.board = b
         self.done = False
         self.stop_hit = False

@@ -573,7 +573,7 @@ class Detector:
         b = self._btn
         if b is None:
             return
-        down = b.value() == 0  # active low (Pin.PULL_UP)
+        down = b.value() == 1  # logical level: the HAL inverts active-low buttons (Signal)
         if not self._btn_seen_idle:
             if not down:
                 self._btn_seen_idle = True

@@ -53,7 +53,7 @@ def make(cfg=None, start=None, sink=True):
         p = SimPin(n, SimPin.OUT)
         p.clock = b.clock
         setattr(b, n, p)
-    b.button = SimPin("button", SimPin.IN, 1)
+    b.button = SimPin("button", SimPin.IN, 0)
     cfg = {"profile": "cn", "tier": "mid"} if cfg is None else cfg
     chans = {"ch4": FakeCh("ch4")}
     if cfg.get("tier", "mid") != "low":

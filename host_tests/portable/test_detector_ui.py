@@ -96,23 +96,23 @@ def test_self_test_drives_every_output_and_reports():
     assert st[-1][1]["result"] == "fail" and "co:cal_missing" in st[-1][1]["faults"]
 
 
-def test_button_pin_short_and_long_press_active_low():
+def test_button_pin_short_and_long_press():
     b, d, ch, evs, s, _ = make()
     run(b, d, 2)
-    b.button.set_input(0)
+    b.button.set_input(1)
     for _ in range(3):
         b.clock.advance(100)
         d.poll()
-    b.button.set_input(1)
+    b.button.set_input(0)
     d.poll()
     assert kinds(evs, "button")[-1][1]["press"] == "short"
     assert kinds(evs, "self_test")
     run(b, d, 6)
-    b.button.set_input(0)
+    b.button.set_input(1)
     for _ in range(35):
         b.clock.advance(100)
         d.poll()
-    b.button.set_input(1)
+    b.button.set_input(0)
     d.poll()
     assert kinds(evs, "button")[-1][1]["press"] == "long"
     assert kinds(evs, "reset")
