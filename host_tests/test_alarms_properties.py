@@ -224,3 +224,22 @@ class LatchMachine(RuleBasedStateMachine):
 
 LatchMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
 TestLatching = LatchMachine.TestCase
+
+
+def test_float32_config_replays_to_identical_alarm_times():
+    """The whole chain on the ESP32's single-precision config floats: same events, same times."""
+    from alarms_fixtures import replay_bytes
+
+    base = {"profile": "en", "tier": "mid", "lel_pct_vol": 4.4, "ch4_low_pct_lel": 12.3,
+            "ch4_high_pct_lel": 27.7, "ch4_hyst_pct_lel": 2.2}
+    f32 = {k: (_f32(v) if isinstance(v, float) else v) for k, v in base.items()}
+    assert f32 != base  # the rounding really changes the floats
+    rows = [{"t_ms": 0}]
+    t = 300
+    for ch4, co in ((4000, 0), (6000, 0), (0, 0), (13000, 120), (5500, 300), (0, 0), (0, 60)):
+        rows.append({"t_ms": t * 1000, "ch4_ppm_milli": ch4 * 1000, "co_ppm_milli": co * 1000})
+        t += 900
+    a = replay_bytes("cpython", {"device": "detector", "config": base, "seed": 2}, rows, t * 1000)
+    b = replay_bytes("cpython", {"device": "detector", "config": f32, "seed": 2}, rows, t * 1000)
+    assert a == b
+    assert a.count(b'"event": "alarm"') >= 4

@@ -120,3 +120,21 @@ def test_parse_scenario_carries_empty_cells_and_scales_to_milli():
         cmd_replay.parse_scenario(["t_s,pressure_kpa", "0,1"], "detector")
     rows, _ = cmd_replay.parse_scenario(["t_s,pressure_kpa,valve_switch", "0,2.05,open"], "valve")
     assert rows == [{"t_ms": 0, "pressure_kpa_milli": 2050, "valve_switch": "open"}]
+
+
+def test_device_valve_uses_its_own_columns(tmp_path):
+    p = tmp_path / "v.csv"
+    p.write_text("t_s,pressure_kpa,flow_m3h,valve_switch\n0,2.0,0.3,open\n30,9.5,0.3,\n60,2.0,0.3,\n")
+    r = gasguard(p, "--device", "valve")
+    runner = ROOT / "boards" / "sim" / "replay_valve.py"
+    if not runner.exists():
+        assert r.returncode == 2 and "valve replay runner" in r.stderr
+    else:
+        assert r.returncode == 0, r.stderr
+        ev = events(r.stdout)
+        assert ev and all("t" in e and "event" in e for e in ev)
+        assert [e["t"] for e in ev] == sorted(e["t"] for e in ev)
+    bad = tmp_path / "b.csv"
+    bad.write_text("t_s,ch4_ppm\n0,1\n")
+    r = gasguard(bad, "--device", "valve")
+    assert r.returncode == 2 and "line 1: unknown column 'ch4_ppm'" in r.stderr
