@@ -120,10 +120,12 @@ class Detector:
         self.co_alarm = COAlarm(cfg) if self.co is not None else None
         self.outputs = Outputs(board, self.clock)
         self.interlocks = []
+        self.sink_errors = 0
+        self.last_sink_error = None
         # state
         self._last = self.clock.ticks_ms()
         self._next = self._last  # first step at the first poll
-        self._steps = 0
+        self._first = True
         self._ch4_level = 0
         self._co_on = False
         self._ch4_fault = None
@@ -176,13 +178,21 @@ class Detector:
         if self._st_active:
             self._self_test_poll(now)
         for s in self.interlocks:
-            s.poll()
+            try:
+                s.poll()
+            except Exception as e:  # a sink's bug must never stop the alarm path
+                self._sink_error(s, e)
         self.outputs.poll()
+
+    def _sink_error(self, sink, e):
+        self.sink_errors += 1
+        self.last_sink_error = "%s: %s" % (type(e).__name__, e)
 
     def step(self):
         clock = self.clock
         now = clock.ticks_ms()
-        if self._steps == 0:
+        if self._first:
+            self._first = False
             dt = self.period_ms
         else:
             dt = clock.ticks_diff(now, self._last)
@@ -191,7 +201,6 @@ class Detector:
             elif dt > 60000:
                 dt = 60000
         self._last = now
-        self._steps += 1
         ch4 = self.ch4
         co = self.co
         ch4.sample()
@@ -338,7 +347,10 @@ class Detector:
         self.interlock_cause = cause
         self.interlock_count += 1
         for s in self.interlocks:
-            s.close(cause)
+            try:
+                s.close(cause)
+            except Exception as e:
+                self._sink_error(s, e)
         self.emit({"event": "interlock", "state": "close", "cause": cause,
                    "sinks": len(self.interlocks)})
 
@@ -649,6 +661,7 @@ class Detector:
             "relay_latched": self.relay_latched,
             "interlock_cause": self.interlock_cause,
             "interlock_requests": self.interlock_count,
+            "sink_errors": self.sink_errors,
             "faults": self.faults(),
             "self_test": self._st_active,
             "outputs": list(self.outputs.levels()),

@@ -119,3 +119,22 @@ def test_config_refused_before_anything_is_built():
     e = raises(ConfigError, Detector, b, {"tier": "mid"}, None, lambda e: None,
                channels={"ch4": FakeCh("ch4")})
     assert "CO channel" in str(e)
+
+
+def test_a_failing_sink_never_stops_the_alarm_path():
+    b, d, ch, evs, s, _ = make()
+
+    class Broken(Sink):
+        def close(self, cause):
+            raise OSError(5)
+
+        def poll(self):
+            raise ValueError("bug")
+
+    bad = Broken()
+    d.interlocks.insert(0, bad)
+    ch["ch4"].ppm_x10 = 200000
+    run(b, d, 20)
+    assert d.alarm_level("ch4") == 2
+    assert s.causes == ["ch4_high"]  # the good sink still got its close request
+    assert d.sink_errors >= 20 and d.status()["sink_errors"] == d.sink_errors
