@@ -161,6 +161,9 @@ def test_factory_tool_and_label_check_against_the_virtual_board(virtual_board, t
     assert cli_main(["label", "--id", ID, "--model", "GG-200", "--verify-port", port]) == 0
     assert cli_main(["label", "--id", ID, "--model", "GG-210", "--verify-port", port]) == 2
     assert "model" in capsys.readouterr().err
+    assert cli_main(["label", "--id", ID, "--template", "https://x.example/id/{id}",
+                     "--verify-port", port]) == 2
+    assert "qr_template" in capsys.readouterr().err
     assert cli_main(["label", "--id", "88.118.8/GDH.240915.00124D", "--verify-port", port]) == 2
     assert "differs from the label" in capsys.readouterr().err
     # a second provisioning with another identifier is refused; the device is unchanged

@@ -364,7 +364,8 @@ def run(args):
             raise ToolError("--verify-port needs --id (the identifier on the label)")
         from .factory import check_label_data, read_device_info
 
-        label = {"id": args.id, "model": args.model, "hw_rev": args.hw_rev}
+        label = {"id": args.id, "model": args.model, "hw_rev": args.hw_rev,
+                 "qr_template": args.template}
         try:
             label["tier"] = parse(args.id)["tier"]
         except IdentifierError as e:

@@ -68,10 +68,11 @@ def read_device_info(port_or_client, baud=115200):
 
 
 def check_label_data(info, label):
-    """Compare a device's ID? reply with the label's data (id always; model, tier, hw_rev
-    when the label gives them). Refuses (ToolError) naming every field that differs."""
+    """Compare a device's ID? reply with the label's data (id always; model, tier, hw_rev,
+    qr_template when the label gives them: the QR printed must be the one the device shows). Refuses (ToolError) naming every field that differs."""
     check_label_matches(info.get("id") if info.get("provisioned", True) else None, label["id"])
-    bad = [k for k in ("model", "tier", "hw_rev") if label.get(k) and info.get(k) != label[k]]
+    bad = [k for k in ("model", "tier", "hw_rev", "qr_template")
+           if label.get(k) and info.get(k) != label[k]]
     if bad:
         raise ToolError("device %s differs from the label in %s: %s"
                         % (label["id"], ", ".join(bad),
