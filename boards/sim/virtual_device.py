@@ -13,7 +13,7 @@ simulation-only console command SIM (never available on hardware):
     SIM BUTTON <0|1>             the test/hush button
     SIM FAULT <ch4|co> <open|short|none>   break or short the sensor wiring
     SIM SPEED <n>                simulated ms per real ms
-    SIM ADVANCE <s>              jump the simulated clock forward (in 1 s steps)
+    SIM ADVANCE <s>              jump the simulated clock forward (in 250 ms steps)
     SIM STATE?                   gas, outputs, simulated time
 
 The board's flash is DIR (like the ESP32's LittleFS root): DIR/data is the store,
@@ -200,8 +200,8 @@ class Sim:
                 raise ServiceError(E_ARG, "seconds must be an integer")
             if not 0 <= s <= 86400:
                 raise ServiceError(E_ARG, "seconds must be in 0..86400")
-            for _ in range(s * 10):
-                self.clock.advance(100)
+            for _ in range(s * 4):
+                self.clock.advance(250)
                 self.app.poll_core()
             return {"advanced_s": s}
         if sub == "STATE?":

@@ -134,6 +134,9 @@ class Calibrator:
             if not shown:
                 self.say("sensors warming up (%s): waiting ..." % ", ".join(warm))
                 shown = True
+            if self.args.simulate_gas:
+                self.dev.cmd("SIM ADVANCE 30")  # a virtual device need not warm up in real time
+                continue
             if time.monotonic() > deadline:
                 raise ToolError("the sensors are still warming up after %.0f s" % self.args.warmup_timeout)
             time.sleep(self.args.interval)
