@@ -8,7 +8,8 @@ Runs on CPython and MicroPython alike (`gasguard replay` starts it with
     1. header  {"device": "detector", "config": {detector config}, "seed": int,
                 "noise": {"rel_pct": int, "ch4_ppm": int, "co_ppm": int},
                 "stop_after_alarm": null | "any" | "ch4" | "co",
-                "calibrated": true (false: no calibration record -> cal_missing)}
+                "calibrated": true (false: no calibration record -> cal_missing),
+                "sensor_t90_s": {"ch4_rise": 10, "ch4_fall": 30, "co_rise": 30, "co_fall": 30}}
     2. rows    {"t_ms": int, "<numeric column>_milli": int, "<text column>": str}
                (numeric values in thousandths; a missing key keeps its previous value)
     3. end     {"end_ms": int}
@@ -117,9 +118,16 @@ class GasSource:
     noise is added through the local slope of the inverse (cheap, and the noise is small).
     """
 
-    def __init__(self, gas, truth, env, rng, rel_pct, abs_x10):
+    def __init__(self, gas, truth, env, rng, rel_pct, abs_x10, clock=None, rise_s=0, fall_s=0):
         self.gas = gas
         self.truth = truth
+        self.clock = clock
+        # first-order sensor response: time constant = T90 / 2.3 (rise and fall differ
+        # for MOS sensors: MQ-4 response <= 10 s, recovery <= 30 s)
+        self.tau_rise = rise_s * 1000 * 10 // 23
+        self.tau_fall = fall_s * 1000 * 10 // 23
+        self.eff = 0  # concentration the sensor element currently sees, ppm x 10
+        self.t_eff = None
         self.env = env
         self.rng = rng
         self.rel_pct = rel_pct
@@ -130,6 +138,29 @@ class GasSource:
         self.amp = 0
         self.last = self.base
         self.frozen = None
+
+    def _lag(self, target):
+        clk = self.clock
+        if clk is None:
+            return target
+        now = clk.elapsed_ms
+        if self.t_eff is None:
+            self.t_eff = now
+            self.eff = target
+            return target
+        dt = now - self.t_eff
+        if dt > 0:
+            self.t_eff = now
+            d = target - self.eff
+            tau = self.tau_rise if d > 0 else self.tau_fall
+            if tau <= 0:
+                self.eff = target
+            elif d:
+                step = d * dt // (tau + dt) if d > 0 else -((-d) * dt // (tau + dt))
+                if step == 0:
+                    step = 1 if d > 0 else -1
+                self.eff += step
+        return self.eff
 
     def invalidate(self):
         self.c = -1
@@ -157,6 +188,7 @@ class GasSource:
         if cond == "short":
             return FULL_SCALE_UV
         c = self.env.ch4_x10 if self.gas == "ch4" else self.env.co_x10
+        c = self._lag(c)
         if c != self.c:
             self._prepare(c)
         x = self.rng.next()
@@ -253,12 +285,15 @@ class Runner:
         b = Board()
         b.clock = self.clock
         rel = noise.get("rel_pct", 3)
+        t90 = header.get("sensor_t90_s") or {}
         b.adc_ch4 = SimAnalogIn(GasSource("ch4", ch4_truth, self.env, rng, rel,
-                                          noise.get("ch4_ppm", 50) * 10))
+                                          noise.get("ch4_ppm", 50) * 10, self.clock,
+                                          t90.get("ch4_rise", 10), t90.get("ch4_fall", 30)))
         b.adc_co = None
         if with_co:
             b.adc_co = SimAnalogIn(GasSource("co", co_truth, self.env, rng, rel,
-                                             noise.get("co_ppm", 2) * 10))
+                                             noise.get("co_ppm", 2) * 10, self.clock,
+                                             t90.get("co_rise", 30), t90.get("co_fall", 30)))
         b.adc_supply = SimAnalogIn(SupplySource(self.env, 2048))
         for name in ("led_green", "led_yellow", "led_red", "buzzer", "relay"):
             p = SimPin(name, SimPin.OUT)

@@ -201,17 +201,27 @@ def stream(runtime, device, header, rows, end_ms, out=None):
     th = threading.Thread(target=feed, daemon=True)
     th.start()
     err_msg = None
-    for raw in proc.stdout:
-        line = raw.decode("utf-8", "replace")
+    try:
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace")
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                ev = None
+            if isinstance(ev, dict) and ev.get("event") == "error":
+                err_msg = ev.get("message")
+                continue
+            out.write(line)
+        out.flush()
+    except BrokenPipeError:  # e.g. `gasguard replay ... | head`: stop quietly
+        proc.kill()
+        proc.wait()
+        th.join()
         try:
-            ev = json.loads(line)
-        except ValueError:
-            ev = None
-        if isinstance(ev, dict) and ev.get("event") == "error":
-            err_msg = ev.get("message")
-            continue
-        out.write(line)
-    out.flush()
+            sys.stdout = None
+        except Exception:
+            pass
+        return 0
     th.join()
     stderr = proc.stderr.read().decode("utf-8", "replace")
     rc = proc.wait()
