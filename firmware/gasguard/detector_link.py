@@ -9,8 +9,8 @@ class DetectorLink(LinkCore):
     """Detector end; an interlock sink (docs/interlock.md).
 
     close(cause) starts one close request (a close_id); it is sent at once and
-    retried with exponential backoff until the valve acknowledges it or
-    retry_bound_ms passes. state: "idle" | "closing" | "confirmed" | "failed".
+    retried with exponential backoff until the valve acknowledges it with its switch
+    reading closed ("closing" acks keep the retries going), or retry_bound_ms passes. state: "idle" | "closing" | "confirmed" | "failed".
     fault: None | "interlock_unpaired" | "interlock_no_ack" | "valve_fault" | "link_lost".
     """
 
@@ -49,7 +49,7 @@ class DetectorLink(LinkCore):
             return
         if self.state == "closing":
             return
-        if self.state == "confirmed" and self.valve_state in ("closing", "closed"):
+        if self.state == "confirmed" and self.valve_state == "closed":
             return
         self.cause = cause
         self.close_id = 0
@@ -108,14 +108,15 @@ class DetectorLink(LinkCore):
             self._valve(state, cause)
             if self.state != "closing" or close_id != self.close_id:
                 return  # an ack for an earlier request: duplicates are harmless
-            if self.valve_state in ("closing", "closed"):
+            if self.valve_state == "closed":
                 self.state = "confirmed"
                 self.last_latency_ms = self.clock.ticks_diff(self.clock.ticks_ms(), self._close_started)
                 self.emit({"event": "interlock", "state": "confirmed", "via": "espnow", "cause": self.valve_cause})
             elif self.valve_state == "fault":
                 self._fail("valve_fault")
-            else:
-                self.state = "idle"
+            elif self.valve_state == "open":
+                self.state = "idle"  # this request was executed before and the valve reopened by hand
+            # "closing"/"unknown": tripped, switch not yet closed: the retries keep asking
 
     def _valve(self, state, cause):
         self.valve_state = F.name_of(F.STATES, state)
@@ -132,7 +133,11 @@ class DetectorLink(LinkCore):
         key, _nv = F.decode_pair_response(data, self._nonce)
         provision(self.store, self.ROLE, key, mac)
         self._paired(key, mac)
-        self.state = "idle"
+        if self.state == "closing":
+            self.close_id = 0  # the next retry takes a close id from the new key's counter
+            self._retry_at = self.clock.ticks_ms()
+        elif self.state == "failed":
+            self.state = "idle"
         self._fault = None
         self._hb_at = self.clock.ticks_ms()  # a heartbeat under the new key confirms it
 

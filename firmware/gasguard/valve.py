@@ -121,8 +121,9 @@ class ValveController:
         self._trip("interlock", request)
 
     def _trip(self, cause, source):
-        if self.state == "closed":
-            return
+        if self._stable_closed and self._cand:
+            return  # closed, and the switch is not on its way to open
+
         if self._trip_cause is not None:
             return  # already closing: idempotent
         now = self.clock.ticks_ms()
@@ -141,9 +142,15 @@ class ValveController:
         self._pulse_end = self.clock.ticks_add(now, self.cfg["trip_pulse_ms"])
 
     def _state_pair(self):
+        """What the link reports. "closed" only when the switch agrees, debounced and raw."""
+        cause = self.cause or "none"
         if "valve_stuck_open" in self.faults:
-            return "fault", self.cause or "none"
-        return self.state, self.cause or "none"
+            return "fault", cause
+        if self._trip_cause is not None:
+            return "closing", cause
+        if self._stable_closed == self._cand:
+            return self.state, cause
+        return "unknown", cause  # a change of the switch is being debounced
 
     def pair_button(self):
         if self.link is not None:
@@ -274,10 +281,14 @@ class ValveController:
         self.emit(ev)
 
     def _reopened(self):
-        self._trip_cause = None
-        self._pulse_off()
+        # A trip commanded while this reopening was being debounced still stands.
+        if self._trip_cause is not None and self.clock.ticks_diff(self._trip_started, self._cand_since) >= 0:
+            self.state = "closing"
+        else:
+            self._trip_cause = None
+            self._pulse_off()
+            self.state = "open"
         self._backup_cause = None
-        self.state = "open"
         self.cause = None
         self.counters["reopens"] += 1
         self.emit({"event": "valve", "state": "open", "cause": "manual_reset"})

@@ -207,3 +207,24 @@ def test_bad_config_builds_nothing_and_drives_nothing():
     raises(ConfigError, ValveController, board, {"sample_ms": 0}, FileStore(tmpdir("badcfg")))
     assert board.trip.value() == 0
     raises(MisuseError, board.switch.value, 1)
+
+
+def test_close_during_the_debounce_of_a_reopen_still_closes():
+    # found by the state machine: a close request arriving while the reopening is being
+    # debounced must not be taken for "already closed"
+    r = Rig("race")
+    r.run(500)
+    r.valve.close("manual")
+    r.run(2000)
+    assert r.valve.state == "closed"
+    r.board.manual_reset()
+    r.clock.advance(10)
+    r.board.step()
+    r.valve.poll()  # the switch reads open, not yet debounced
+    assert r.valve._state_pair()[0] == "unknown"
+    r.valve.close("interlock", "ch4")
+    r.run(3000)
+    assert not r.board.is_open and r.valve.state == "closed"
+    ev = r.valve_events()
+    assert ev[-2] == {"event": "valve", "state": "open", "cause": "manual_reset"}
+    assert ev[-1]["cause"] == "interlock"
