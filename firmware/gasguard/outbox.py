@@ -110,8 +110,19 @@ class Outbox:
             return False
 
     def _drop_for(self, need, prio):
-        """Make room for need bytes at priority prio. Return True if it fits now."""
-        cap = self.max_bytes + (self.reserve_bytes if prio == 0 else 0)
+        """Make room for need bytes at priority prio: (fits, dropped_any). A non-safety
+        message never displaces a safety one, and is refused without dropping anything
+        when the safety messages alone leave no room for it."""
+        if prio != 0:
+            safety = 0
+            for e in self.entries:
+                if e[3] == 0:
+                    safety += e[5]
+            if safety + need > self.max_bytes:
+                return False, False
+            cap = self.max_bytes
+        else:
+            cap = self.max_bytes + self.reserve_bytes
         dropped = False
         while self.live_bytes + need > cap:
             victim = -1
@@ -120,9 +131,8 @@ class Outbox:
                     victim = i
                     break
             if victim < 0:
-                if prio != 0 or len(self.entries) < 2:
-                    return False, dropped
-                victim = 1  # keep the first safety message (first detection)
+                # full of safety messages: keep the first detection while we can
+                victim = 1 if len(self.entries) > 1 else 0
                 self.lost_safety += 1
             else:
                 self.dropped += 1
