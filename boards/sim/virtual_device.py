@@ -271,6 +271,12 @@ def main(argv):
     app = DetectorApp(board, store, load_config(root), board_name=opts["board_name"])
     app.service.handlers["SIM"] = sim
     sim.app = app
+    try:
+        import micropython
+
+        micropython.kbd_intr(-1)  # as on the device: Ctrl-C is a byte, not an interrupt
+    except (ImportError, AttributeError):
+        pass
     console.write(("gasguard %s virtual detector ready (GGSP/1, boot %d)\n"
                    % (VERSION, app.boot_count)).encode())
     last = time.ticks_ms()

@@ -202,15 +202,31 @@ class DetectorApp:
                 self._note_error("poller", e)
 
     def run_forever(self, sleep_ms=10, sleep=None, watchdog=None):
+        """The device main loop. Ctrl-C on the console is disabled while it runs (a stray
+        0x03 on the USB serial line must not stop a safety device); maintenance mode
+        (service command MAINT) is the way to the REPL. Restored if the loop ever ends."""
         if sleep is None:
             import time
 
             sleep = time.sleep_ms
-        while True:
-            self.poll()
-            if watchdog is not None:
-                watchdog.feed()
-            sleep(sleep_ms)
+        kbd = None
+        try:
+            import micropython
+
+            kbd = micropython.kbd_intr
+        except (ImportError, AttributeError):
+            pass
+        if kbd is not None:
+            kbd(-1)
+        try:
+            while True:
+                self.poll()
+                if watchdog is not None:
+                    watchdog.feed()
+                sleep(sleep_ms)
+        finally:
+            if kbd is not None:
+                kbd(3)
 
     def _do_reboot(self, what):
         if what == "maintenance":

@@ -153,7 +153,7 @@ class ServiceClient:
             if body.startswith("ERR "):
                 parts = body[4:].split(" ", 1)
                 return "ERR", (parts[0], parts[1] if len(parts) > 1 else "")
-            raise ToolError("malformed reply from the device: %r" % body[:80])
+            # anything else carrying our tag is an echo (a REPL in maintenance mode): noise
 
     def cmd(self, line, timeout=None):
         status, body = self.request(line, timeout)
