@@ -266,12 +266,15 @@ class VirtualSerialDevice:
 
 
 def add_arguments(p):
-    p.add_argument("--serial", choices=["pty"], default="pty",
-                   help="expose the device console on a pseudo-terminal (default)")
+    p.add_argument("mode", nargs="?", choices=["pair"], default="pair",
+                   help="pair (default): a detector and a valve controller on the real firmware, "
+                        "a gas leak, the alarm, the valve closing, messages to a broker")
+    p.add_argument("--serial", choices=["pty"],
+                   help="instead: one virtual detector with its service console on a pseudo-terminal")
     p.add_argument("--state", help="the virtual board's flash folder (kept between runs; "
                    "default: a fresh temporary folder)")
-    p.add_argument("--speed", type=float, default=1.0,
-                   help="simulated seconds per real second (default 1)")
+    p.add_argument("--speed", type=float,
+                   help="simulated seconds per real second (default 20 for pair, 1 for --serial)")
     p.add_argument("--link", help="also make a symlink to the pty at this path (e.g. ./ttyGG)")
     p.add_argument("--button", action="store_true",
                    help="hold the button at boot (factory mode without a key)")
@@ -281,12 +284,21 @@ def add_arguments(p):
     p.add_argument("--config", help="device config JSON file to install on the board")
     p.add_argument("--tau", type=float, default=8.0,
                    help="sensor response time constant in seconds (default 8)")
+    from .sim_pair import add_pair_arguments
+
+    add_pair_arguments(p)
 
 
 def run(args):
-    if args.serial != "pty":
-        raise ToolError("unknown --serial mode %r" % args.serial)
-    return run_pty(args)
+    if args.serial == "pty":
+        if args.speed is None:
+            args.speed = 1.0
+        return run_pty(args)
+    from .sim_pair import run_pair
+
+    if args.speed is None:
+        args.speed = 20.0
+    return run_pair(args)
 
 
 def run_pty(args):

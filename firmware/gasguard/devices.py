@@ -1,0 +1,173 @@
+"""Assembling whole devices from their parts: the one place the areas meet.
+
+The board's main.py, the simulator and the integration tests all build devices here,
+so what runs in `make sim` is what runs on the ESP32:
+
+    app = DetectorApp(board, store, config)               # alarm path, console, log
+    attach_interlock(app, radio, store, config)           # wireless interlock sink
+    attach_reporter(app, clock, store, ident, config, socket_module, key)
+    valve = ValveApp(board, store, config)                # valve controller (+ its link)
+    attach_reporter(valve, ...)
+
+Everything attached is a poller/sink of the app: nothing here blocks, and an error in a
+reporter or link is counted by the app and never stops the alarm path.
+"""
+
+from gasguard import VERSION
+
+
+def attach_interlock(app, radio, store, config, rand=None):
+    """Add the ESP-NOW interlock (detector side) as an interlock sink of the detector."""
+    from gasguard.detector_link import DetectorLink
+
+    link = DetectorLink(radio, app.clock, store, config.get("link"), app.emit, rand)
+    app.detector.interlocks.append(link)
+    return link
+
+
+class CommandHandler:
+    """What downlink commands may do to a detector or valve. There is no open."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def hush(self):
+        h = getattr(self.app, "hush", None)
+        if h is None:
+            raise ValueError("this device has no buzzer to hush")
+        return h()
+
+    def self_test(self):
+        st = getattr(self.app, "self_test", None)
+        if st is None:
+            raise ValueError("this device has no self-test")
+        return st()
+
+    def close_valve(self):
+        cv = getattr(self.app, "close_valve", None)
+        if cv is not None:
+            return cv("remote")
+        sinks = getattr(self.app.detector, "interlocks", None) or []
+        if not sinks:
+            raise ValueError("no interlock is configured on this detector")
+        for s in sinks:
+            s.close("remote")
+        return {"closing": len(sinks)}
+
+
+class TelemetryFeeder:
+    """Hands the app's readings to the reporter whenever the reporter says it is due."""
+
+    name = None
+
+    def __init__(self, app, reporter):
+        self.app = app
+        self.reporter = reporter
+
+    def poll(self):
+        if self.reporter.telemetry_due():
+            fn = getattr(self.app, "telemetry", None)
+            self.reporter.telemetry(fn() if fn is not None else detector_telemetry(self.app))
+
+
+def attach_reporter(app, clock, store, ident, config, socket_module, key=None, rand=None):
+    """Connect an app to the platform: every stamped event goes to the outbox (QoS 1),
+    readings to the telemetry ring (QoS 0), downlink commands to CommandHandler."""
+    from gasguard.reporter import Reporter
+
+    rep = Reporter(clock, store, ident, config.get("report"), socket_module,
+                   handler=CommandHandler(app), key=key, rand=rand)
+    app.sinks.append(rep)
+    app.pollers.append(rep)
+    app.pollers.append(TelemetryFeeder(app, rep))
+    return rep
+
+
+def detector_telemetry(app):
+    """The telemetry body of a detector: integer readings and states."""
+    st = app.detector.status()
+    d = {"ready": st.get("ready"), "relay": st.get("relay"), "hushed": st.get("hushed")}
+    for gas in ("ch4", "co"):
+        ch = st.get(gas)
+        if ch is not None:
+            d[gas + "_ppm_x10"] = ch.get("ppm_x10")
+            d[gas + "_alarm"] = ch.get("alarm")
+            d[gas + "_fault"] = ch.get("fault")
+    d["faults"] = st.get("faults")
+    return d
+
+
+class ValveApp:
+    """The valve controller device: controller (with its radio link) + event stamping.
+
+    Same shape as DetectorApp for what attach_reporter needs (clock, emit, sinks,
+    pollers, poll, telemetry, close_valve)."""
+
+    KIND = "valve"
+
+    def __init__(self, board, store, config=None, rand=None):
+        from gasguard.valve import ValveController
+
+        self.board = board
+        self.clock = board.clock
+        self.store = store
+        self.config = config or {}
+        self.sinks = []
+        self.pollers = []
+        self.errors = []
+        self.error_count = 0
+        self._last = self.clock.ticks_ms()
+        self._up_ms = 0
+        self.events = []  # recent stamped events (newest last), for diagnostics
+        self.controller = ValveController(board, self.config.get("valve"), store, self.emit, rand)
+        self.emit({"event": "boot", "fw": VERSION})
+
+    def uptime_s(self):
+        return self._up_ms // 1000
+
+    def emit(self, ev):
+        ev = dict(ev)
+        ev["t"] = self._up_ms // 1000
+        self.events.append(ev)
+        if len(self.events) > 32:
+            self.events.pop(0)
+        for s in self.sinks:
+            try:
+                s.event(ev)
+            except Exception as e:
+                self._note_error("sink", e)
+        return ev
+
+    def _note_error(self, where, e):
+        self.error_count += 1
+        self.errors.append("%s: %s: %s" % (where, type(e).__name__, e))
+        if len(self.errors) > 5:
+            self.errors.pop(0)
+
+    def poll(self):
+        now = self.clock.ticks_ms()
+        d = self.clock.ticks_diff(now, self._last)
+        self._last = now
+        if d > 0:
+            self._up_ms += d
+        self.controller.poll()
+        for p in self.pollers:
+            try:
+                p.poll()
+            except Exception as e:
+                self._note_error("poller", e)
+
+    def close_valve(self, source="remote"):
+        self.controller.close("interlock", source)
+        return {"closing": True}
+
+    def telemetry(self):
+        st = self.controller.status()
+        d = {}
+        for k in ("valve", "cause", "link", "pressure_pa", "flow_m3h_x1000", "supply_mv", "faults"):
+            if k in st:
+                d[k] = st[k]
+        return d
+
+    def status(self):
+        return self.controller.status()

@@ -1,0 +1,59 @@
+"""`gasguard sim` end to end: both devices' real firmware on MicroPython, a leak, the
+valve closing over a lossy radio, and the messages at a real broker (the embedded one)."""
+
+import argparse
+import io
+import json
+
+from gasguard_tools import sim_pair
+from gasguard_tools.schemas import check_topic
+
+
+def run(*argv):
+    p = argparse.ArgumentParser()
+    sim_pair.add_pair_arguments(p)
+    a = p.parse_args(list(argv))
+    a.speed = 400.0
+    out = io.StringIO()
+    assert sim_pair.run_pair(a, out) == 0
+    return a.result, out.getvalue()
+
+
+def test_leak_alarm_closes_valve_and_reaches_the_broker():
+    res, text = run("--loss", "30", "--seed", "7")
+    ev = res["events"]
+    alarm = [e for e in ev if e["event"] == "alarm" and e["state"] == "on" and e["gas"] == "ch4"]
+    closed = [e for e in ev if e["event"] == "valve" and e["state"] == "closed"]
+    assert [e["level"] for e in alarm] == [1, 2]
+    assert closed and closed[0]["cause"] == "interlock" and closed[0]["dev"] == "valve"
+    # the leak starts at 330 s; the GB 15322 window is 15..60 s, and the valve follows
+    assert 345 <= alarm[0]["t"] <= 390
+    assert closed[0]["t"] - alarm[1]["t"] <= 5
+    # the valve stayed closed after the gas cleared, until the hand reset at 560 s
+    reopened = [e for e in ev if e["event"] == "valve" and e["state"] == "open"]
+    assert [e["t"] for e in reopened] == [560] and reopened[0]["cause"] == "manual_reset"
+    # what reached the broker: every event delivered, each message valid per its schema
+    assert res["summary"]["outbox_left"] == [0, 0]
+    assert res["invalid"] == 0
+    published = [json.loads(p) for t, p, _r in res["messages"] if t.endswith(("/event", "/valve"))]
+    kinds = [(m.get("event") or m.get("body", {}).get("event")) for m in published]
+    assert any("alarm" in json.dumps(m) for m in published), kinds
+    assert any('"closed"' in json.dumps(m) and "interlock" in json.dumps(m) for m in published)
+    for t, p, _r in res["messages"]:
+        kind, dev, msg, errs = check_topic(t, p, "gasguard")
+        assert not errs, (t, errs)
+    assert "valve CLOSED (cause interlock" in text
+
+
+def test_bad_scenario_is_refused_before_anything_runs(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("t_s,ch4_ppm\n0,0\n10,lots\n")
+    p = argparse.ArgumentParser()
+    sim_pair.add_pair_arguments(p)
+    a = p.parse_args(["--scenario", str(bad)])
+    a.speed = 100.0
+    import pytest
+    from gasguard_tools.runtime import ToolError
+
+    with pytest.raises(ToolError, match="line 3"):
+        sim_pair.run_pair(a, io.StringIO())
