@@ -81,9 +81,13 @@ class Platform:
         self.acks = []
         self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="platform")
         self.c.on_message = self._on_message
+        subscribed = threading.Event()
+        self.c.on_subscribe = lambda *a: subscribed.set()
         self.c.connect("127.0.0.1", port, 30)
         self.c.subscribe("gg/#", 1)
         self.c.loop_start()
+        # the device must not publish its registration before the platform listens
+        assert subscribed.wait(10), "platform did not subscribe"
 
     def _on_message(self, client, userdata, m):
         if not m.topic.endswith("/identity"):
