@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 
-from . import BOARDS
+from . import BOARDS, ROOT
 from .broker import Broker
 from .runtime import command
 
@@ -211,8 +211,27 @@ def flash_budget(c):
     return total, life_days
 
 
+def latency():
+    """boards/sim/report_latency.py on MicroPython: alarm latency per network condition."""
+    argv, env = command("micropython", BOARDS / "sim" / "report_latency.py")
+    env["MICROPYPATH"] = os.pathsep.join([env["MICROPYPATH"], str(ROOT / "host_tests" / "portable")])
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    if r.returncode:
+        return "latency run failed: " + r.stderr[-300:]
+    lines = ["| network (simulated clock, MicroPython) | methane step -> relay on | -> alarm event | -> interlock close | events published | left in outbox |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for line in r.stdout.splitlines():
+        d = json.loads(line)
+        lines.append("| %s | %d ms | %d ms | %d ms | %d | %d |" % (
+            d["mode"], d["relay_ms"], d["alarm_ms"], d["interlock_ms"], d["published"],
+            d["outbox_left"]))
+    return "\n".join(lines)
+
+
 def main():
     print("### Reporting (bench_reporting)\n")
+    print(latency())
+    print()
     table, rows = scenarios()
     print(table)
     print()
