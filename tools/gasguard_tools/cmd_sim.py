@@ -255,6 +255,8 @@ class VirtualSerialDevice:
         elif rc == EXIT_REBOOT:
             self._spawn("app", "soft_reset")
         else:
+            self.log("virtual device: application exited with code %s: restarting (reset cause "
+                     "watchdog)" % rc)
             self.crashes += 1
             if self.crashes > 5:
                 self.error = "the virtual device keeps crashing (exit code %s)" % rc
@@ -289,7 +291,22 @@ def add_arguments(p):
     add_pair_arguments(p)
 
 
+def _stop_on_signals():
+    """`kill PID` (and Ctrl-C even when started in the background by a script, where SIGINT
+    is ignored) ends the simulation through KeyboardInterrupt, so the children are stopped."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, stop)
+
+
 def run(args):
+    _stop_on_signals()
     if args.serial == "pty":
         if args.speed is None:
             args.speed = 1.0
