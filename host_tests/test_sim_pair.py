@@ -43,6 +43,8 @@ def test_leak_alarm_closes_valve_and_reaches_the_broker():
         kind, dev, msg, errs = check_topic(t, p, "gasguard")
         assert not errs, (t, errs)
     assert "valve CLOSED (cause interlock" in text
+    # mid tier: both devices registered their active identifier with the (simulated) platform
+    assert res["summary"]["registered"] == {"detector": True, "valve": True}
 
 
 def test_bad_scenario_is_refused_before_anything_runs(tmp_path):

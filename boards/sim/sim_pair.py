@@ -26,7 +26,7 @@ import time
 
 from gasguard import VERSION, identifier
 from gasguard.app import DetectorApp
-from gasguard.devices import ValveApp, attach_interlock, attach_reporter
+from gasguard.devices import ValveApp, attach_active_id, attach_interlock, attach_reporter
 from gasguard.interlock_keys import provision
 from gasguard.store import FileStore
 from simboard import SimClock, SimConsole
@@ -36,7 +36,8 @@ from virtual_device import VirtualBoard
 
 DET_MAC = b"\x02\x00\x00\x00\x00\x01"
 VALVE_MAC = b"\x02\x00\x00\x00\x00\x02"
-# SIMULATION ONLY: the pair key and device keys real units get at the factory.
+# SIMULATION ONLY: the pair key and device keys real units get at the factory. The
+# host side plays the platform with DEVICE_KEY (it acknowledges registrations).
 PAIR_KEY = b"sim-pair-key-not-for-devices!!!!"
 DEVICE_KEY = b"sim-device-key-not-for-devices!!"
 STEP_MS = 10
@@ -137,19 +138,31 @@ class Pair:
         self.valve.sinks.append(Printer(self, "valve", self.valve))
 
         self.reporters = []
+        self.active = {}
         if o["broker"] is not None:
             import socket
 
             host, port = o["broker"]
+            from gasguard.identity import IdentityStore
+
+            host, port = o["broker"]
             for app, cat, serial in ((self.det, "GD", 1), (self.valve, "GV", 2)):
+                # the factory line: identity written once, read back, locked
                 dev_id = identifier.make("88.118.8", cat, "M", "261129", serial)
-                ident = {"device_id": dev_id, "fw": VERSION, "tier": "M", "kind": app.KIND}
+                ids = IdentityStore(app.store)
+                if ids.status() == "blank":
+                    ids.provision({"id": dev_id, "model": "GG-SIM-" + cat, "hw_rev": "1.0"},
+                                  DEVICE_KEY)
+                    ids.lock(dev_id)
                 cfg = {"report": {"mqtt": {"host": host, "port": port, "keepalive_s": 30},
                                   "interval_s": 30}}
-                rep = attach_reporter(app, self.clock, app.store, ident, cfg, socket, DEVICE_KEY,
-                                      Rand(o["seed"] + serial + 10))
+                rep = attach_reporter(app, self.clock, app.store, ids.identity_info(VERSION), cfg,
+                                      socket, ids.device_key(), Rand(o["seed"] + serial + 10))
                 self.reporters.append(rep)
-                self.say({"sim": "device", "dev": app.KIND, "id": dev_id})
+                act = attach_active_id(app, rep, ids, {})
+                self.active[app.KIND] = act
+                self.say({"sim": "device", "dev": app.KIND, "id": dev_id,
+                          "active_id": act is not None})
 
     def say(self, d):
         sys.stdout.write(json.dumps(d) + "\n")
@@ -231,7 +244,8 @@ def main(argv):
                "link": vst["link"], "detector_alarm": pair.det.detector.status()["ch4"]["alarm"],
                "radio": pair.air.stats,
                "outbox_left": [len(r.outbox) for r in pair.reporters],
-               "published": [r.published for r in pair.reporters]}
+               "published": [r.published for r in pair.reporters],
+               "registered": dict((k, bool(a and a.registered)) for k, a in pair.active.items())}
     pair.say(summary)
     for r in pair.reporters:
         r.close()  # retained "offline (shutdown)", then DISCONNECT: no Last Will

@@ -8,6 +8,7 @@ so what runs in `make sim` is what runs on the ESP32:
     attach_reporter(app, clock, store, ident, config, socket_module, key)
     valve = ValveApp(board, store, config)                # valve controller (+ its link)
     attach_reporter(valve, ...)
+    attach_active_id(app, reporter, IdentityStore(store), config)   # mid/high tiers
 
 Everything attached is a poller/sink of the app: nothing here blocks, and an error in a
 reporter or link is counted by the app and never stops the alarm path.
@@ -81,6 +82,23 @@ def attach_reporter(app, clock, store, ident, config, socket_module, key=None, r
     app.pollers.append(rep)
     app.pollers.append(TelemetryFeeder(app, rep))
     return rep
+
+
+def attach_active_id(app, rep, ids, config, status_fn=None):
+    """Mid/high tiers: the active identifier (registration, heartbeat, remote read/update)
+    through the reporter. A missing, unlocked or low-tier identity gives None: the device
+    still alarms and closes valves, it only does not register."""
+    from gasguard.active_id import ActiveId, attach_reporter as _attach
+    from gasguard.identity import IdentityError
+
+    try:
+        act = ActiveId(app.clock, ids, config.get("identity", {}), None, VERSION,
+                       status_fn=status_fn)
+    except IdentityError:
+        return None
+    _attach(act, rep)
+    app.pollers.append(act)
+    return act
 
 
 def detector_telemetry(app):

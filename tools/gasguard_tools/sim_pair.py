@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 
-from . import BOARDS, ROOT
+from . import BOARDS, FIRMWARE, ROOT
 from .cmd_replay import DEVICES, parse_scenario
 from .runtime import ToolError, command
 
@@ -59,23 +59,50 @@ def describe(ev):
     return "t=%5ss  %-8s  %s" % (ev.get("t"), dev, what)
 
 
+def _sim_device_key():
+    """The simulated devices' key (SIMULATION ONLY), from the one place it is defined."""
+    for p in (str(FIRMWARE), str(BOARDS / "sim")):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    import sim_pair as device_side
+
+    return device_side.DEVICE_KEY
+
+
 class BrokerWatch:
-    """Subscribes to <base>/# and keeps every message (decoded where possible)."""
+    """Subscribes to <base>/# and keeps every message; plays the platform's part of the
+    active identifier: a registration gets a signed acknowledgement on identity_down."""
 
     def __init__(self, host, port, base="gasguard"):
         import paho.mqtt.client as mqtt
 
         self.q = queue.Queue()
         self.messages = []
+        self.base = base
+        self.acks = 0
+        self.key = _sim_device_key()
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         c.on_connect = lambda cl, u, f, rc, p=None: cl.subscribe(base + "/#", qos=1)
-        c.on_message = lambda cl, u, m: self.q.put((m.topic, bytes(m.payload), m.retain))
+        c.on_message = self._on_message
         try:
             c.connect(host, port, keepalive=30)
         except OSError as e:
             raise ToolError("cannot connect to the broker %s:%d: %s" % (host, port, e))
         c.loop_start()
         self.client = c
+
+    def _on_message(self, client, userdata, m):
+        payload = bytes(m.payload)
+        self.q.put((m.topic, payload, m.retain))
+        if m.topic.endswith("/identity") and b'"t":"reg"' in payload:
+            from gasguard.active_id import platform_ack
+
+            try:
+                ack = platform_ack(self.key, payload, int(time.time()))
+            except Exception:  # a registration we cannot verify gets no acknowledgement
+                return
+            client.publish(m.topic + "_down", ack, qos=1)
+            self.acks += 1
 
     def drain(self):
         out = []
@@ -183,4 +210,7 @@ def report(events, summary, messages, out):
     out.write("  broker received  %d messages: %s\n" % (len(messages), ", ".join(
         "%s %d" % kv for kv in sorted(kinds.items()))))
     out.write("  outbox left      %s (0 = every event delivered)\n" % summary.get("outbox_left"))
+    out.write("  active identity  %s\n" % ", ".join(
+        "%s %s" % (d, "registered" if r else "not registered")
+        for d, r in sorted((summary.get("registered") or {}).items())))
     return 0
