@@ -315,3 +315,38 @@ def first_occurrences(msgs):
             seen.add(k)
             out.append(m)
     return out
+
+
+class SntpServer:
+    """A minimal SNTP server on 127.0.0.1 (UDP): answers every client request with
+    `unix_time` (a fixed Unix second count, so the test knows what the device must say)."""
+
+    def __init__(self, unix_time):
+        import struct
+
+        self.struct = struct
+        self.unix_time = unix_time
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.requests = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(128)
+            except OSError:
+                return
+            if len(data) < 48 or data[0] & 7 != 3:
+                continue
+            self.requests += 1
+            out = bytearray(48)
+            out[0] = (4 << 3) | 4  # version 4, mode 4 (server)
+            out[1] = 2  # stratum
+            out[24:32] = data[40:48]  # originate = the client's transmit timestamp
+            self.struct.pack_into("!II", out, 40, self.unix_time + 2208988800, 0)
+            self.sock.sendto(bytes(out), addr)
+
+    def close(self):
+        self.sock.close()

@@ -53,8 +53,10 @@ def _check_delivery(col, queued, dev=None):
 
 
 def _check_schemas(col):
+    """Every message the device sent validates (the test's own commands are not checked:
+    some are invalid on purpose)."""
     with col.lock:
-        msgs = list(col.msgs)
+        msgs = [m for m in col.msgs if not m[0].endswith("/command")]
     assert msgs
     for topic, payload, retain in msgs:
         kind, dev, msg, errs = schemas.check_topic(topic, payload)
@@ -199,4 +201,52 @@ def test_power_cut_during_outbox_writes(mosquitto, tmp_path):
             run2.quit()
     assert delivered_boots >= 4  # the cuts after ~250 bytes fall after at least one event
     col.close()
+    _check_schemas(col)
+
+
+def test_signed_commands_and_wall_time_over_a_real_broker(mosquitto, tmp_path):
+    import json
+
+    import paho.mqtt.client as mqtt
+
+    from gasguard.commands import sign
+    from reporting_fixtures import DEV, SntpServer
+
+    key = bytes(range(32))
+    ntp = SntpServer(1790000000)
+    col = Collector(mosquitto.port)
+    run = Runner(mosquitto.port, tmp_path / "store", "--ntp", "127.0.0.1:%d" % ntp.port)
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="platform")
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    try:
+        wait_for(lambda: run.status()["time_synced"], 15, what="SNTP")
+        queued = _queue(run, _alarm_events(1))
+        _check_delivery(col, queued)
+        ev = first_occurrences(col.events())[-1]
+        assert 1790000000 <= ev["ts"] <= 1790000000 + 60 and "q" not in ev
+        topic = "gasguard/%s/command" % DEV
+        cmds = [sign(key, DEV, "c1", 1, 1790000000, "hush"),
+                sign(key, DEV, "c2", 2, 1790000000, "open_valve"),
+                sign(key, DEV, "c1", 1, 1790000000, "hush"),  # replay
+                sign(bytes(32), DEV, "c3", 3, 1790000000, "self_test"),  # wrong key
+                sign(key, DEV, "c4", 4, 1790000000 - 3600, "self_test"),  # stale
+                sign(key, DEV, "c5", 5, 1790000000, "close_valve")]
+        for c in cmds:
+            pub.publish(topic, json.dumps(c), qos=1).wait_for_publish(5)
+        wait_for(lambda: len(col.decoded("command_result")) >= len(cmds), 15,
+                 what="command results")
+        res = [(m["id"], m["ok"], m.get("reason")) for m in
+               first_occurrences(col.decoded("command_result"))]
+        assert res == [("c1", True, None), ("c2", False, "forbidden"), ("c1", False, "replay"),
+                       ("c3", False, "bad_mac"), ("c4", False, "stale"), ("c5", True, None)]
+        st = run.status()
+        assert st["handler"] == ["hush", "close_valve"]
+        assert st["cmd_accepted"] == 2 and st["cmd_rejected"] == 4
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        run.quit()
+        col.close()
+        ntp.close()
     _check_schemas(col)

@@ -11,6 +11,7 @@ stdout. The loop is the device loop in miniature: read commands, rep.poll(), sle
       --key HEX          device key for commands (default 00..1f)
       --keepalive S      MQTT keepalive seconds (default 4)
       --connect-timeout MS   TCP connect + CONNACK timeout (default 3000)
+      --ntp IP:PORT      SNTP server (numeric) for wall time
       --sim-clock        ticks = real ticks + jumps from "advance" (wraps at 2**30)
       --powercut N       PowerCutStore: the power goes after N more bytes written;
                          the runner then prints {"r":"powercut"} and exits at once
@@ -195,7 +196,7 @@ def out(d):
 def parse_args(argv):
     a = {"host": "127.0.0.1", "port": 1883, "store": None, "base": "gasguard",
          "dev": "88.118.8/GDH.240915.00123F", "key": None, "keepalive": 4,
-         "sim-clock": False, "powercut": None, "connect-timeout": 3000}
+         "sim-clock": False, "powercut": None, "connect-timeout": 3000, "ntp": None}
     i = 0
     while i < len(argv):
         k = argv[i][2:]
@@ -237,6 +238,10 @@ def main():
            "mqtt": {"host": a["host"], "port": int(a["port"]), "keepalive_s": int(a["keepalive"]),
                     "ping_timeout_ms": 2000, "connect_timeout_ms": int(a["connect-timeout"]), "retry_ms": 2000,
                     "backoff_min_ms": 200, "backoff_max_ms": 2000}}
+    if a["ntp"]:
+        nh, np = a["ntp"].split(":")
+        cfg["ntp_server"] = nh
+        cfg["ntp_port"] = int(np)
     ident = {"device_id": a["dev"], "fw": "0.1.0", "tier": "H", "kind": "detector"}
     handler = Handler()
     rep = Reporter(clock, store, ident, cfg, net, handler=handler, key=key)

@@ -18,6 +18,7 @@ DEFAULTS = {
     "interval_s": 60,  # telemetry interval (set_interval changes it)
     "ntp_server": None,  # numeric IPv4 of an SNTP server, or None
     "ntp_resync_s": 3600,
+    "ntp_port": 123,
     "cmd_window_s": 300,
     "commands": True,
     "max_per_poll": 4,  # publishes per poll() (bounded work)
@@ -68,6 +69,7 @@ INT_KEYS = {
     "max_per_poll": (1, 64),
     "cmd_window_s": (10, 86400),
     "ntp_resync_s": (60, 7 * 86400),
+    "ntp_port": (1, 65535),
 }
 
 

@@ -55,8 +55,8 @@ class Reporter:
                 self.boot = next_boot(store, e[0])
         self.ring = TelemetryRing(c["telemetry_slots"])
         ntp = c["ntp_server"]
-        self.wall = WallTime(clock, transport if ntp else None, ntp, resync_s=c["ntp_resync_s"],
-                             rand=rand)
+        self.wall = WallTime(clock, transport if ntp else None, ntp, c["ntp_port"],
+                             resync_s=c["ntp_resync_s"], rand=rand)
         self.commands = None
         if c["commands"]:
             from gasguard.commands import Commands  # only on devices that take commands
