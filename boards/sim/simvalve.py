@@ -81,3 +81,11 @@ class SimValveBoard:
 
     def manual_close(self):
         self._start_close("hand")
+
+    def force(self, is_open):
+        """Replay: the recorded position wins, whatever the model would do."""
+        self.is_open = bool(is_open)
+        self._closing_at = None
+        if is_open:
+            self.openings += 1
+        self.switch.set_input(1 - self.closed_level if is_open else self.closed_level)

@@ -116,7 +116,14 @@ class DetectorLink(LinkCore):
                 self._fail("valve_fault")
             elif self.valve_state == "open":
                 self.state = "idle"  # this request was executed before and the valve reopened by hand
-            # "closing"/"unknown": tripped, switch not yet closed: the retries keep asking
+            else:
+                # "closing"/"unknown": tripped, switch not yet closed. The valve acks again
+                # when it closes; keep asking, but slowly.
+                now = self.clock.ticks_ms()
+                slow = self.clock.ticks_add(now, self.cfg["retry_max_ms"])
+                if self.clock.ticks_diff(slow, self._retry_at) > 0:
+                    self._retry_at = slow
+                self._delay = self.cfg["retry_max_ms"]
 
     def _valve(self, state, cause):
         self.valve_state = F.name_of(F.STATES, state)

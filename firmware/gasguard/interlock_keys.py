@@ -37,6 +37,7 @@ _LINK_INTS = (
     ("sync_min_ms", 200, 10, 5000),
     ("max_frames_per_poll", 8, 1, 64),
     ("reject_report_ms", 60000, 1000, 3600000),
+    ("channel", 1, 0, 14),  # Wi-Fi channel for the radio binding (0 = keep the current one)
 )
 LINK_DEFAULTS = {}
 for _k, _d, _lo, _hi in _LINK_INTS:

@@ -279,6 +279,8 @@ class ValveController:
         if src is not None:
             ev["source"] = src
         self.emit(ev)
+        if self.link is not None:
+            self.link.valve_closed()
 
     def _reopened(self):
         # A trip commanded while this reopening was being debounced still stands.

@@ -53,12 +53,21 @@ class ValveLink(LinkCore):
                 self.closes_executed += 1
                 if self.on_close is not None:
                     self.on_close(F.name_of(F.REQUESTS, req))
-            ctr = self._next()
-            if ctr:
-                s, c = self._codes()
-                self.acks_sent += 1
-                self._send(self.peer, F.ack(self.key, ctr, self.seen, close_id, s, c))
+            self._ack(close_id)
         # HEARTBEAT: freshness already recorded; our STATUS goes out on our own schedule.
+
+    def _ack(self, close_id):
+        ctr = self._next()
+        if ctr:
+            s, c = self._codes()
+            self.acks_sent += 1
+            self._send(self.peer, F.ack(self.key, ctr, self.seen, close_id, s, c))
+
+    def valve_closed(self):
+        """The controller saw the switch close: acknowledge the last close request at once
+        (not only on its next retry). Harmless when it was acknowledged already."""
+        if self.key is not None and self.done_close_id and self.synced:
+            self._ack(self.done_close_id)
 
     # --- pairing: answer one detector's PAIR_REQ; commit on its first authentic frame
     def _pair_start(self):

@@ -11,7 +11,8 @@ mode "pulse": on close() the output is active for pulse_ms, then idle again: the
     repeat_ms re-pulses (the valve may have been reopened by hand during an alarm);
     within repeat_ms close() is a no-op.
 Line supervision (when the board has a sense input): while the output is idle, the
-sense input must read sense_ok_level (a small supervision current through the load);
+sense input must read sense_ok_level (a digital pin), or at least sense_ok_min_uv (an
+analog input with read_uv()), from a small supervision current through the load;
 anything else for sense_debounce_ms is an open circuit: fault "interlock_open_circuit".
 
 Wired takes priority over wireless: the detector calls every sink's close() in the
@@ -28,6 +29,7 @@ DEFAULTS = {
     "active_level": 1,
     "sense_ok_level": 1,
     "sense_debounce_ms": 1000,
+    "sense_ok_min_uv": 300000,
 }
 
 
@@ -45,6 +47,7 @@ def wired_config(cfg):
         "active_level": need_int(cfg, "active_level", 0, 1, d["active_level"]),
         "sense_ok_level": need_int(cfg, "sense_ok_level", 0, 1, d["sense_ok_level"]),
         "sense_debounce_ms": need_int(cfg, "sense_debounce_ms", 10, 60000, d["sense_debounce_ms"]),
+        "sense_ok_min_uv": need_int(cfg, "sense_ok_min_uv", 1000, 3000000, d["sense_ok_min_uv"]),
     }
 
 
@@ -105,7 +108,10 @@ class WiredInterlock:
             self.state = "failed" if self.fault else "confirmed"
         if self.sense is None or self._driving():
             return
-        ok = self.sense.value() == self.cfg["sense_ok_level"]
+        if hasattr(self.sense, "read_uv"):  # an ADC on the line (detector board GPIO39)
+            ok = self.sense.read_uv() >= self.cfg["sense_ok_min_uv"]
+        else:
+            ok = self.sense.value() == self.cfg["sense_ok_level"]
         if ok:
             self._bad_since = None
             if self.fault is not None:

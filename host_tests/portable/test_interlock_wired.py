@@ -97,3 +97,17 @@ def test_short_glitch_is_not_a_fault_and_no_sense_means_no_supervision():
 def test_config_validation():
     for bad in ({"mode": "toggle"}, {"pulse_ms": 5}, {"active_level": 2}, {"pulse": 100}):
         raises(ConfigError, _make, bad)
+
+
+def test_analog_sense_input():
+    from simboard import SimAnalogIn
+
+    clock = SimClock()
+    out = SimPin("ilk_out", SimPin.OUT)
+    adc = SimAnalogIn(900000)
+    w = WiredInterlock(out, adc, clock, {"sense_ok_min_uv": 300000, "sense_debounce_ms": 500})
+    _run(clock, w, 1000)
+    assert w.fault is None
+    adc.source = 20000  # open circuit: no supervision current
+    _run(clock, w, 600)
+    assert w.fault == "interlock_open_circuit"
