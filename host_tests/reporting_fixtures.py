@@ -58,13 +58,17 @@ def wait_for(cond, timeout=10.0, step=0.02, what="condition"):
 class Mosquitto:
     """Our own mosquitto on 127.0.0.1:port (no persistence); kill() is a crash (SIGKILL)."""
 
-    def __init__(self, tmp, port=None):
+    def __init__(self, tmp, port=None, tls=None):
         self.exe = mosquitto_bin()
         self.port = port or free_port()
         self.conf = os.path.join(str(tmp), "mosquitto.conf")
         with open(self.conf, "w") as f:
             f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
                     "log_dest none\n" % self.port)
+            if tls:
+                f.write("cafile %s\ncertfile %s\nkeyfile %s\n" % tls)
+                if hasattr(os, "geteuid") and os.geteuid() == 0:
+                    f.write("user root\n")  # else mosquitto drops to a user that cannot read tmp
         self.proc = None
 
     def start(self):
@@ -350,3 +354,26 @@ class SntpServer:
 
     def close(self):
         self.sock.close()
+
+
+def make_tls_files(tmp, name="mqtt.test"):
+    """A throw-away CA and a broker certificate for `name` (openssl CLI). Returns
+    (ca_pem, ca_der, server_pem, server_key); skips when openssl is missing."""
+    exe = shutil.which("openssl")
+    if exe is None:
+        pytest.skip("openssl is not installed: TLS test skipped")
+    t = str(tmp)
+
+    def ossl(*args):
+        subprocess.run([exe] + list(args), check=True, capture_output=True, cwd=t)
+
+    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=gasguard test CA")
+    ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=" + name)
+    with open(os.path.join(t, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:%s\n" % name)
+    ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    ossl("x509", "-in", "ca.pem", "-outform", "DER", "-out", "ca.der")
+    return tuple(os.path.join(t, n) for n in ("ca.pem", "ca.der", "server.pem", "server.key"))

@@ -8,6 +8,8 @@ blocking socket (structural non-blocking; the durations are measured in
 tools/gasguard_tools/bench_reporting.py, not asserted here).
 """
 
+import json
+
 import pytest
 
 from gasguard_tools import schemas
@@ -250,3 +252,43 @@ def test_signed_commands_and_wall_time_over_a_real_broker(mosquitto, tmp_path):
         col.close()
         ntp.close()
     _check_schemas(col)
+
+
+def test_tls_with_a_pinned_ca(tmp_path):
+    from reporting_fixtures import make_tls_files
+
+    ca_pem, ca_der, cert, key = make_tls_files(tmp_path)
+    m = Mosquitto(tmp_path, tls=(ca_pem, cert, key)).start()
+    import paho.mqtt.client as mqtt
+
+    got = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tls-collector")
+    sub.tls_set(ca_certs=ca_pem)
+    sub.tls_insecure_set(True)  # the test certificate names mqtt.test, we dial 127.0.0.1
+    sub.on_message = lambda c, u, msg: got.append(json.loads(msg.payload))
+    sub.connect("127.0.0.1", m.port)
+    sub.subscribe("gasguard/#", 1)
+    sub.loop_start()
+    run = Runner(m.port, tmp_path / "store", "--tls-ca", ca_der, "--sni", "mqtt.test")
+    # a device with the wrong pinned CA must not connect
+    other = tmp_path / "other"
+    other.mkdir()
+    bad_ca = make_tls_files(other)[1]
+    bad = Runner(m.port, tmp_path / "store2", "--tls-ca", bad_ca, "--sni", "mqtt.test",
+                 "--dev", "sim/bad-ca")
+    try:
+        queued = _queue(run, _alarm_events(3))
+        wait_for(lambda: [(g["boot"], g["seq"]) for g in got if g.get("kind") in ("event", "valve")]
+                 == [(b, s) for b, s, t in queued], 20, what="events over TLS")
+        _queue(bad, _alarm_events(1))
+        wait_for(lambda: bad.status()["conn_failures"] >= 2, 20, what="TLS refusals")
+        st = bad.status()
+        assert st["connects"] == 0 and st["outbox"] == 1
+        assert run.status()["blocking_calls"] == 0 and bad.status()["blocking_calls"] == 0
+        assert not any(g.get("dev") == "sim/bad-ca" for g in got)
+    finally:
+        run.quit()
+        bad.quit()
+        sub.loop_stop()
+        sub.disconnect()
+        m.stop()

@@ -12,6 +12,8 @@ stdout. The loop is the device loop in miniature: read commands, rep.poll(), sle
       --keepalive S      MQTT keepalive seconds (default 4)
       --connect-timeout MS   TCP connect + CONNACK timeout (default 3000)
       --ntp IP:PORT      SNTP server (numeric) for wall time
+      --tls-ca FILE      TLS with this pinned CA certificate (DER), CERT_REQUIRED
+      --sni NAME         the broker certificate's name (server_hostname)
       --sim-clock        ticks = real ticks + jumps from "advance" (wraps at 2**30)
       --powercut N       PowerCutStore: the power goes after N more bytes written;
                          the runner then prints {"r":"powercut"} and exits at once
@@ -156,6 +158,18 @@ class GatedNet:
         return GatedSocket(self, socket.socket(af, kind))
 
 
+class GatedContext:
+    """ssl needs the real socket (MicroPython's TLS wants a native stream): unwrap it."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def wrap_socket(self, sock, **kw):
+        if not sock.nb:
+            sock.net.blocking_calls += 1
+        return self.ctx.wrap_socket(sock.s, **kw)
+
+
 class CutStore(PowerCutStore):
     def __init__(self, root, budget):
         PowerCutStore.__init__(self, root, budget)
@@ -196,7 +210,8 @@ def out(d):
 def parse_args(argv):
     a = {"host": "127.0.0.1", "port": 1883, "store": None, "base": "gasguard",
          "dev": "88.118.8/GDH.240915.00123F", "key": None, "keepalive": 4,
-         "sim-clock": False, "powercut": None, "connect-timeout": 3000, "ntp": None}
+         "sim-clock": False, "powercut": None, "connect-timeout": 3000, "ntp": None,
+         "tls-ca": None, "sni": None}
     i = 0
     while i < len(argv):
         k = argv[i][2:]
@@ -242,9 +257,19 @@ def main():
         nh, np = a["ntp"].split(":")
         cfg["ntp_server"] = nh
         cfg["ntp_port"] = int(np)
+    ctx = None
+    if a["tls-ca"]:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        with open(a["tls-ca"], "rb") as f:
+            ctx.load_verify_locations(cadata=f.read())
+        ctx = GatedContext(ctx)
+        cfg["mqtt"]["server_hostname"] = a["sni"]
     ident = {"device_id": a["dev"], "fw": "0.1.0", "tier": "H", "kind": "detector"}
     handler = Handler()
-    rep = Reporter(clock, store, ident, cfg, net, handler=handler, key=key)
+    rep = Reporter(clock, store, ident, cfg, net, handler=handler, key=key, ssl_context=ctx)
     poller = select.poll()
     poller.register(sys.stdin, select.POLLIN)
     poll_max = 0

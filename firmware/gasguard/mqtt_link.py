@@ -10,6 +10,20 @@ from gasguard.mqtt_wire import (
 )
 
 
+def would_block(e):
+    """True for "try again later": EAGAIN/EINPROGRESS, or CPython's ssl.SSLWantRead/
+    WriteError (an OSError subclass whose errno is the SSL error code, not EAGAIN)."""
+    if "Want" in type(e).__name__:
+        return True
+    return isinstance(e, OSError) and errno_of(e) in EAGAIN_CODES
+
+
+def describe(e):
+    if isinstance(e, OSError) and errno_of(e) is not None:
+        return "errno %s" % errno_of(e)
+    return type(e).__name__
+
+
 class Link:
     def _jitter(self, n):
         if n <= 0:
@@ -126,17 +140,10 @@ class Link:
             return
         try:
             hs()
-        except OSError as e:
-            code = errno_of(e)
-            if code in EAGAIN_CODES:
+        except Exception as e:
+            if would_block(e):
                 return
-            self._fail("tls handshake: errno %s" % code)
-            return
-        except Exception as e:  # CPython ssl.SSLWantReadError/SSLWantWriteError
-            n = type(e).__name__
-            if "Want" in n:
-                return
-            self._fail("tls handshake: %s" % n)
+            self._fail("tls handshake: %s" % describe(e))
             return
         self._send_connect()
 
@@ -146,16 +153,10 @@ class Link:
             return True
         try:
             n = self._sock.send(self._tx[:TX_CHUNK])
-        except OSError as e:
-            code = errno_of(e)
-            if code in EAGAIN_CODES:
-                return True
-            self._fail("send: errno %s" % code)
-            return False
         except Exception as e:
-            if "Want" in type(e).__name__:
+            if would_block(e):
                 return True
-            self._fail("send: %r" % (e,))
+            self._fail("send: %s" % describe(e))
             return False
         if n:
             self._tx = self._tx[n:]
@@ -165,16 +166,10 @@ class Link:
     def _read(self, now):
         try:
             data = self._sock.recv(RX_CHUNK)
-        except OSError as e:
-            code = errno_of(e)
-            if code in EAGAIN_CODES:
-                return True
-            self._fail("recv: errno %s" % code)
-            return False
         except Exception as e:
-            if "Want" in type(e).__name__:
+            if would_block(e):
                 return True
-            self._fail("recv: %r" % (e,))
+            self._fail("recv: %s" % describe(e))
             return False
         if data is None:  # MicroPython TLS socket with nothing to read
             return True
