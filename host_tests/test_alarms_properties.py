@@ -189,6 +189,21 @@ class LatchMachine(RuleBasedStateMachine):
                 self.latched_seen = True
                 self.reset_ok = False
 
+    @rule(x=st.integers(60000, 300000), secs=st.integers(16, 120))
+    def leak_episode(self, x, secs):
+        self.ch["ch4"].ppm_x10 = x
+        self.advance(secs)
+
+    @rule()
+    def gas_gone_then_long_press(self):
+        self.ch["ch4"].ppm_x10 = 0
+        self.ch["co"].ppm_x10 = 0
+        self.ch["ch4"].fault = None
+        self.advance(130)  # past ch4_clear_s and co_clear_s
+        self.long_press()
+        if self.reset_ok:
+            assert self.b.relay.value() == 0  # the reset condition does release it
+
     @rule()
     def hush(self):
         self.d.hush()
