@@ -40,7 +40,7 @@ class Commands:
         {"id", "cmd", "ok", "reason"?, "detail"?, "ctr"?, "q"?}
     """
 
-    CTR_FILE = "cmdctr"
+    CTR_FILE = "rp_cmdctr"
 
     def __init__(self, dev, key, store, handler, wall=None, window_s=300, builtins=None):
         self.dev = dev

@@ -24,7 +24,7 @@ DEFAULTS = {
     "max_per_poll": 4,  # publishes per poll() (bounded work)
 }
 
-BOOT_FILE = "boot"
+BOOT_FILE = "rp_boot"
 
 
 def check_ident(ident):

@@ -1,11 +1,17 @@
 """Reporting to the platform: events -> outbox -> MQTT, telemetry ring, state, commands.
 
-    rep = Reporter(clock, store, identity_info, cfg, transport, handler=None, key=None)
-    rep.event(ev)        # safety/any event dict -> persistent outbox (QoS 1); returns seq
+    rep = Reporter(clock, store, identity_info, cfg, transport, handler=None, key=None,
+                   ssl_context=None, rand=None, boot=None)
+    rep.event(ev)        # any event dict -> persistent outbox (QoS 1); returns its seq
     rep.telemetry(d)     # telemetry dict -> RAM ring (QoS 0, drop oldest, counted)
+    rep.telemetry_due()  # True when interval_s passed or report_now was commanded
     rep.state(d)         # run state for the retained state message (sent when changed)
-    rep.send(kind, body) # other message kinds (identity registration/heartbeat, ...)
+    rep.send(kind, body) # command_result-like messages with the envelope (outbox)
+    rep.identity_send(kind, payload) -> bool   # verbatim identity uplink (ActiveId's send)
+    rep.attach_identity(fn)                    # identity_down payloads -> fn(bytes)
     rep.poll()           # bounded, non-blocking: MQTT I/O, deliveries, SNTP, commands
+    rep.status()         # counters for diagnostics; rep.online; rep.boot; rep.interval_s
+    rep.close()          # graceful: retained offline state, then DISCONNECT
 
 identity_info: {"device_id", "fw", "tier", "kind"} (contracts.md). transport: the socket
 module (usocket/socket) or None for a device without network; handler: the object
@@ -30,7 +36,7 @@ _STATE_KEY = (-1, -1)
 
 class Reporter:
     def __init__(self, clock, store, identity_info, cfg, transport, handler=None, key=None,
-                 ssl_context=None, rand=None):
+                 ssl_context=None, rand=None, boot=None):
         check_ident(identity_info)
         c = configure(cfg)
         self.base = c["base"]
@@ -42,7 +48,9 @@ class Reporter:
         self.ident = identity_info
         self.dev = identity_info["device_id"]
         self.handler = handler
-        self.boot = next_boot(store)
+        # the app's boot counter when it has one (so event data and envelope agree),
+        # else our own persistent one
+        self.boot = boot if isinstance(boot, int) and boot > 0 else next_boot(store)
         self.seq = 0
         self._up_ms = 0
         self._last_tick = clock.ticks_ms()
@@ -52,7 +60,7 @@ class Reporter:
         for e in self.outbox.entries:
             # a boot counter that could not be written must not repeat a (boot, seq) key
             if e[0] >= self.boot:
-                self.boot = next_boot(store, e[0])
+                self.boot = next_boot(store, max(e[0], self.boot))
         self.ring = TelemetryRing(c["telemetry_slots"])
         ntp = c["ntp_server"]
         self.wall = WallTime(clock, transport if ntp else None, ntp, c["ntp_port"],
