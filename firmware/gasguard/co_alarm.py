@@ -104,21 +104,20 @@ def exp2_q(y):
     return r << ip
 
 
-def t_alarm_s_q(ppm, targets):
-    """log2(T_alarm seconds) in Q for an integer ppm, log-log through `targets`."""
+def t_alarm_s_q(ppm, targets, logs=None):
+    """log2(T_alarm seconds) in Q for an integer ppm, log-log through `targets`.
+    `logs`: [(log2 ppm, log2 T)] of the targets, precomputed by build_rates."""
     n = len(targets)
     if n < 2:
         raise ValueError("CO targets: need at least two anchor points")
+    if logs is None:
+        logs = [(log2_q(p), log2_q(t)) for p, t in targets]
     # pick the segment (extrapolate with the first / last segment)
     i = 0
     while i < n - 2 and ppm > targets[i + 1][0]:
         i += 1
-    p0, t0 = targets[i]
-    p1, t1 = targets[i + 1]
-    lp0 = log2_q(p0)
-    lp1 = log2_q(p1)
-    lt0 = log2_q(t0)
-    lt1 = log2_q(t1)
+    lp0, lt0 = logs[i]
+    lp1, lt1 = logs[i + 1]
     lp = log2_q(ppm)
     num = (lt1 - lt0) * (lp - lp0)
     den = lp1 - lp0
@@ -171,13 +170,14 @@ def build_rates(targets, no_alarm_ppm):
         prev_p = p
         prev_t = t
     lfull = Q << Q  # log2(DOSE_FULL) = 24, in Q
+    logs = [(log2_q(p), log2_q(t)) for p, t in targets]
+    lmin = log2_q(T_MIN_S)
     rates = array("i", bytes(4 * TABLE_LEN)) if array is not None else [0] * TABLE_LEN
     for i in range(index(no_alarm_ppm + 1), TABLE_LEN):
         ppm = table_ppm(i)
         if ppm <= no_alarm_ppm:
             continue
-        lt = t_alarm_s_q(ppm, targets)
-        lmin = log2_q(T_MIN_S)
+        lt = t_alarm_s_q(ppm, targets, logs)
         if lt < lmin:
             lt = lmin
         ly = lfull - lt
