@@ -91,6 +91,7 @@ def parse_scenario(path_or_lines, device="detector"):
     if not body:
         raise ToolError("line 1: empty scenario (need a header with t_s)")
     hdr_line, hdr = body[0]
+    hdr = hdr.lstrip("\ufeff")  # a spreadsheet's UTF-8 byte-order mark
     header = [h.strip() for h in next(csv.reader([hdr]))]
     if "t_s" not in header:
         raise ToolError("line %d: header has no t_s column (got %s)" % (hdr_line, ", ".join(header)))
