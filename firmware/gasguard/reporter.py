@@ -48,9 +48,10 @@ class Reporter:
         self.ident = identity_info
         self.dev = identity_info["device_id"]
         self.handler = handler
-        # the app's boot counter when it has one (so event data and envelope agree),
-        # else our own persistent one
-        self.boot = boot if isinstance(boot, int) and boot > 0 else next_boot(store)
+        # our own persistent counter, raised to the app's boot counter when it passes one
+        # (so event data and envelope agree) but never repeating a value we used before
+        at_least = boot - 1 if isinstance(boot, int) and boot > 0 else 0
+        self.boot = next_boot(store, at_least)
         self.seq = 0
         self._up_ms = 0
         self._last_tick = clock.ticks_ms()

@@ -126,3 +126,15 @@ def test_boot_counter_and_sequence_make_a_unique_key():
             seq = r.event(ev)
             keys.add((r.boot, seq))
     assert len(keys) == 12
+
+
+def test_app_boot_counter_is_used_but_never_repeated():
+    d = tmpdir("rp13")
+    r, clock, net, d = _rep("rp13", d=d, boot=7)
+    assert r.boot == 7
+    r, clock, net, d = _rep("rp13", d=d, boot=8)
+    assert r.boot == 8
+    r, clock, net, d = _rep("rp13", d=d, boot=8)  # the app's counter did not move
+    assert r.boot == 9
+    r, clock, net, d = _rep("rp13", d=d)
+    assert r.boot == 10
