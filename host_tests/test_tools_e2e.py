@@ -328,3 +328,16 @@ def test_protocol_basics_on_any_dut(dut):
 def test_board_answers_and_refuses_sim_commands(board_dut):
     assert board_dut.cmd("HELLO")["proto"] == "GGSP/1"
     assert board_dut.error("SIM GAS ch4 5000") == "E_UNKNOWN"  # simulation only
+
+
+def test_interlock_test_pulses_the_valve_output(virtual_dut):
+    d = virtual_dut
+    assert d.cmd("SIM STATE?")["valve_pulses"] == 0
+    r = d.cmd("ITEST")
+    assert r["closing"] == 1
+    d.cmd("SIM ADVANCE 2")
+    assert d.cmd("SIM STATE?")["valve_pulses"] == 1
+    assert any(e["event"] == "interlock" and e.get("cause") == "test"
+               for e in d.cmd("LOG? 20")["events"])
+    st = json.loads(gasguard("diag", "--port", d.port, "status", "--json").stdout)
+    assert st["valve_links"][0]["type"] == "WiredInterlock"

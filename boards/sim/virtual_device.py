@@ -21,6 +21,9 @@ DIR/config.json the device config. `gasguard sim --serial pty` runs this on a
 pseudo-terminal and restarts it on REBOOT (exit code 75) or into the REPL after MAINT
 (exit code 76), like a real board would.
 
+The board has a wired pulse interlock on "valve_out" (the trip coil of a latching
+shut-off valve), so ITEST and a real alarm close a (simulated) valve.
+
 The simulated sensors are not the nominal ones: each unit has its own deviation
 (SENSOR_TRUTH), so an uncalibrated device reads wrong and calibration has real work.
 """
@@ -134,7 +137,7 @@ class VirtualBoard:
         self.adc_ch4 = SimAnalogIn(self.gas["ch4"])
         self.adc_co = SimAnalogIn(self.gas["co"])
         self.adc_supply = SimAnalogIn(SUPPLY_UV)
-        for name in ("led_green", "led_yellow", "led_red", "buzzer", "relay", "heater"):
+        for name in ("led_green", "led_yellow", "led_red", "buzzer", "relay", "heater", "valve_out"):
             pin = SimPin(name, SimPin.OUT)
             pin.clock = clock
             setattr(self, name, pin)
@@ -212,7 +215,9 @@ class Sim:
                 "gas": dict((g, {"target": s.target, "ppm": int(s.ppm * 10 + 0.5) / 10.0,
                                  "fault": s.fault}) for g, s in b.gas.items()),
                 "outputs": dict((n, getattr(b, n).value()) for n in
-                                ("led_green", "led_yellow", "led_red", "buzzer", "relay")),
+                                ("led_green", "led_yellow", "led_red", "buzzer", "relay",
+                                 "valve_out")),
+                "valve_pulses": len(b.valve_out.history) // 2,
                 "button": b.button.value(),
             }
         raise ServiceError(E_ARG, "unknown SIM command (GAS, BUTTON, FAULT, SPEED, ADVANCE, STATE?)")
@@ -269,6 +274,11 @@ def main(argv):
     board = VirtualBoard(clock, console, opts["tau"], opts["reset_cause"], opts["button"])
     sim = Sim(board, clock, opts["speed"])
     app = DetectorApp(board, store, load_config(root), board_name=opts["board_name"])
+    # the valve shut-off output: a wired pulse interlock (a latching valve's trip coil)
+    from gasguard.wired_interlock import WiredInterlock
+
+    app.detector.interlocks.append(WiredInterlock(board.valve_out, None, clock, {"mode": "pulse"},
+                                                  emit=app.emit))
     app.service.handlers["SIM"] = sim
     sim.app = app
     try:
@@ -301,4 +311,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        rc = main(sys.argv[1:])
+    except Exception as e:  # stdout is the console: put the crash where the host sees it
+        sys.print_exception(e, sys.stderr)
+        raise
+    sys.exit(rc)

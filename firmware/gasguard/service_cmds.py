@@ -209,10 +209,13 @@ def _cmd_prov(svc, rest):
         if len(words) > 2:
             raise ServiceError(E_ARG, "usage: PROV LOCK [expected identifier]")
         ident.lock(words[1] if len(words) == 2 else None)
-        return _cmd_id(svc, "")
+        out = _cmd_id(svc, "")
+        _audit(svc, "lock", out.get("id"))
+        return out
     if words and words[0].upper() == "RESET":
         # erasing an identity needs physical presence, not just the factory key
         ident.factory_reset(svc.factory_via == "button")
+        _audit(svc, "factory_reset", None)
         return _cmd_id(svc, "")
     try:
         fields = json.loads(rest)
@@ -229,7 +232,14 @@ def _cmd_prov(svc, rest):
     if ident.locked:
         raise ServiceError(E_IDENTITY, "identity is locked")
     ident.provision(fields, secret)
+    _audit(svc, "provision", fields.get("id"))
     return _cmd_id(svc, "")
+
+
+def _audit(svc, action, ident):
+    emit = getattr(svc.device, "emit", None)
+    if emit is not None:
+        emit({"event": "identity", "action": action, "id": ident})
 
 
 def _cmd_selftest(svc, rest):

@@ -138,14 +138,18 @@ def line_chart(series, width=640, height=190, x_label="", y_label="", hlines=(),
             continue
         d = " ".join("%s%.1f,%.1f" % ("M" if i == 0 else "L", sx(x), sy(y)) for i, (x, y) in enumerate(pts))
         out.append('<path d="%s" fill="none" stroke="%s" stroke-width="1.8"/>' % (d, color))
-    lx = ml + 8
-    for label, color, pts in series:
-        if not label:
-            continue
-        out.append('<rect x="%d" y="%d" width="10" height="3" fill="%s"/>' % (lx, mt + ph - 12, color))
-        out.append('<text x="%d" y="%d" font-size="9" fill="#3a4654">%s</text>'
-                   % (lx + 14, mt + ph - 8, esc(label)))
-        lx += 14 + 7 * len(label) + 16
+    # legend: top right, on a white box so it never hides under a trace
+    labels = [(label, color) for label, color, _ in series if label]
+    if labels:
+        w = max(5.6 * len(lb) for lb, _ in labels) + 26
+        lx = ml + pw - w - 4
+        out.append('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#ffffff" opacity="0.9" '
+                   'stroke="#d5dde6"/>' % (lx, mt + 4, w, 14 * len(labels) + 4))
+        for i, (label, color) in enumerate(labels):
+            y = mt + 15 + 14 * i
+            out.append('<rect x="%.1f" y="%d" width="10" height="3" fill="%s"/>' % (lx + 6, y - 4, color))
+            out.append('<text x="%.1f" y="%d" font-size="9" fill="#3a4654">%s</text>'
+                       % (lx + 20, y, esc(label)))
     out.append('<text x="%d" y="%d" font-size="9.5" text-anchor="middle" fill="#3a4654">%s</text>'
                % (ml + pw / 2, height - 4, esc(x_label)))
     out.append('<text x="12" y="%d" font-size="9.5" text-anchor="middle" fill="#3a4654" '
