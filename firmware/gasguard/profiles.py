@@ -33,7 +33,7 @@ CO_EN_WINDOWS = (
 )
 # Anchor targets near the geometric middle of each window (standards.md §4.2 [derived]).
 CO_CN_UL_TARGETS = ((41, 720 * 60), (50, 300 * 60), (70, 120 * 60), (150, 24 * 60), (400, 8 * 60))
-CO_EN_TARGETS = ((36, 300 * 60), (50, 75 * 60), (100, 20 * 60), (300, 90))
+CO_EN_TARGETS = ((36, 140 * 60), (50, 74 * 60), (100, 20 * 60), (300, 90))
 
 PROFILES = {
     "cn": {

@@ -204,3 +204,17 @@ def test_pattern_pin_blinks_across_the_ticks_wrap():
         pp.poll(clock.ticks_ms())
         n += pin.value()
     assert n == 5
+
+
+def test_every_window_tolerates_a_7_percent_reading_error():
+    # GB 15322.2 tests at (70 +- 5) ppm: each point must hold for readings 7 % off either way
+    for name in ("cn", "ul", "en"):
+        p = profiles.PROFILES[name]
+        r = build_rates(p["co_targets"], p["co_no_alarm_ppm"])
+        for ppm, lo, hi in p["co_windows"]:
+            for pct in range(-7, 8):
+                t = alarm_time_s(r, ppm * (100 + pct) // 100)
+                if hi is None:
+                    assert t is None or t >= lo, (name, ppm, pct, t)
+                else:
+                    assert t is not None and lo <= t <= hi, (name, ppm, pct, t)
