@@ -148,6 +148,7 @@ class Detector:
         self._hush_dose = 0
         self._hush_level = 0
         self._hush_co = False
+        self._hush_co_x10 = 0
         # self-test
         self._st_active = False
         self._st_start = 0
@@ -381,6 +382,7 @@ class Detector:
         self._hush_level = self._ch4_level
         self._hush_co = self._co_on
         self._hush_dose = self.co_alarm.dose if self.co_alarm is not None else 0
+        self._hush_co_x10 = self.co.ppm_x10 if self.co is not None else 0
         self.emit({"event": "hush", "state": "on", "seconds": self.cfg["hush_s"]})
         self._render()
         return {"hushed": True, "seconds": self.cfg["hush_s"]}
@@ -399,7 +401,12 @@ class Detector:
             return
         if self._ch4_level >= 2:
             self._end_hush("ch4_high")
-        elif self.co_alarm is not None and self.co_alarm.dose - self._hush_dose >= self._hush_rise:
+        elif self.co_alarm is not None and (
+                self.co_alarm.dose - self._hush_dose >= self._hush_rise
+                or (self._co_fault is None
+                    and self.co.ppm_x10 > self._hush_co_x10 + self._hush_co_x10 // 5 + 100)):
+            # the dose grew by hush_co_rise_pct of an alarm dose, or the concentration
+            # rose by more than 20 % + 10 ppm over its value at hush time
             self._end_hush("co_rising")
         elif self.clock.ticks_diff(now, self._hush_start) >= self._hush_ms:
             self._end_hush("timeout")
@@ -657,6 +664,9 @@ class Detector:
                 "pending_ms": m.low.pending_ms,
             },
             "hushed": self.hushed,
+            "hush_left_s": (self._hush_ms - self.clock.ticks_diff(self.clock.ticks_ms(),
+                                                                 self._hush_start)) // 1000
+            if self.hushed else 0,
             "relay": self.outputs.relay_on,
             "relay_latched": self.relay_latched,
             "interlock_cause": self.interlock_cause,

@@ -128,3 +128,19 @@ def test_status_has_readings_alarms_faults_peak():
     assert st["ch4"]["pct_lel_x10"] == 60  # 3000 ppm = 6.0 %LEL
     assert st["co"]["dose_pct"] > 0 and st["co"]["alarm"] == 0
     assert st["faults"] == [] and st["relay"] is False
+
+
+def test_hush_ends_when_the_co_concentration_rises():
+    b, d, ch, evs, s, _ = make({"profile": "cn", "hush_s": 360})
+    ch["co"].ppm_x10 = 1000  # 100 ppm: alarm after ~56 min
+    while d.alarm_level("co") == 0:
+        run(b, d, 10)
+    assert d.hush()["hushed"]
+    assert 350 <= d.status()["hush_left_s"] <= 360
+    ch["co"].ppm_x10 = 1150  # +15 %: noise-level change, hush holds
+    run(b, d, 5)
+    assert d.hushed
+    ch["co"].ppm_x10 = 1400  # +40 %: rising CO ends the hush at the next sample
+    run(b, d, 2)
+    assert not d.hushed
+    assert kinds(evs, "hush")[-1][1]["reason"] == "co_rising"
