@@ -117,6 +117,15 @@ class InterlockMachine(RuleBasedStateMachine):
         self._run(3000)
 
     @rule()
+    def pair_detector_alone(self):
+        valve_window = self.rig.valve.link.pairing  # pressed within the valve's window: pairs
+        self.rig.det.pair_button()
+        key = self.rig.det.key
+        self._run(2000)
+        if not valve_window:
+            assert self.rig.det.key == key  # nobody answered: the old pairing stays
+
+    @rule()
     def pair_valve_alone(self):
         self.rig.valve.pair_button()  # nobody answers: nothing may change but the window
 
