@@ -27,6 +27,7 @@ poll(), through the non-blocking MQTT client. The protocol is in docs/protocol.m
 from gasguard import protocol
 from gasguard.mqtt import MQTTClient
 from gasguard.outbox import Outbox
+from gasguard.report_base import ReportBase
 from gasguard.report_cfg import DEFAULTS, check_ident, configure, next_boot  # noqa: F401
 from gasguard.telemetry import TelemetryRing
 from gasguard.walltime import WallTime
@@ -34,7 +35,7 @@ from gasguard.walltime import WallTime
 _STATE_KEY = (-1, -1)
 
 
-class Reporter:
+class Reporter(ReportBase):
     def __init__(self, clock, store, identity_info, cfg, transport, handler=None, key=None,
                  ssl_context=None, rand=None, boot=None):
         check_ident(identity_info)
@@ -73,7 +74,8 @@ class Reporter:
             self.commands = Commands(self.dev, key, store, handler, self.wall, c["cmd_window_s"],
                                      {"report_now": self._cmd_report_now,
                                       "set_interval": self._cmd_set_interval})
-        self._idq = []  # identity uplinks waiting for the connection
+        self._rq = []  # RAM QoS 1 queue (<= 4): identity uplinks, rejected command results
+        self.rq_dropped = 0
         self.on_identity = None
         self._run_state = {}
         self._state_dirty = True
@@ -95,128 +97,6 @@ class Reporter:
             self._arm_will()
 
     # ---- message building --------------------------------------------------------------
-    def topic(self, kind):
-        return protocol.topic(self.base, self.dev, kind)
-
-    def uptime_ms(self):
-        now = self.clock.ticks_ms()
-        self._up_ms += self.clock.ticks_diff(now, self._last_tick)
-        self._last_tick = now
-        return self._up_ms
-
-    def _envelope(self, kind, q=None):
-        self.seq += 1
-        ts = self.wall.now()
-        flags = list(q) if q else []
-        if ts is None:
-            flags.append("time_unsynced")
-        return protocol.envelope(kind, self.ident, self.boot, self.seq, self.uptime_ms(), ts, flags)
-
-    def _counters(self):
-        ob = self.outbox
-        d = {
-            "outbox": len(ob),
-            "outbox_bytes": ob.live_bytes,
-            "dropped_events": ob.dropped,
-            "lost_safety": ob.lost_safety,
-            "store_errors": ob.store_errors,
-            "telemetry_dropped": self.ring.dropped,
-        }
-        if self.mqtt is not None:
-            d["connects"] = self.mqtt.connects
-            d["conn_failures"] = self.mqtt.failures
-        if self.commands is not None:
-            d["cmd_accepted"] = self.commands.accepted
-            d["cmd_rejected"] = self.commands.rejected
-        return d
-
-    def _state_message(self, online):
-        m = self._envelope(protocol.STATE)
-        m["online"] = online
-        m["tier"] = self.ident.get("tier")
-        m["device_kind"] = self.ident.get("kind")
-        m["interval_s"] = self.interval_s
-        m["status"] = self._run_state
-        m["counters"] = self._counters()
-        return m
-
-    def _arm_will(self):
-        m = self._state_message(False)
-        m["reason"] = "connection_lost"
-        self.mqtt.will = (self.topic(protocol.STATE), protocol.encode(m), 1, True)
-
-    # ---- public API ----------------------------------------------------------------------
-    def event(self, ev):
-        """Queue one event for delivery (persistent). Returns its seq. Never blocks on I/O
-        other than one flash append; never drops silently (see outbox.py)."""
-        name = ev.get("event") if isinstance(ev, dict) else None
-        if not isinstance(name, str) or not name:
-            raise ValueError("event dict without a name: %r" % (ev,))
-        kind = protocol.kind_of_event(name)
-        m = protocol.event_body(self._envelope(kind), ev)
-        prio = 0 if protocol.is_safety(name) else 1
-        self.outbox.append(self.boot, self.seq, protocol.KIND_CODES[kind], prio, protocol.encode(m))
-        if prio == 0:
-            self._state_dirty = True
-        return self.seq
-
-    def send(self, kind, body, persist=True):
-        """Send another message kind (identity, command_result) with the envelope."""
-        if kind not in protocol.DELIVERY or kind in (protocol.STATE, protocol.TELEMETRY):
-            raise ValueError("send(): unsupported kind %r" % (kind,))
-        m = self._envelope(kind, body.get("q") if isinstance(body, dict) else None)
-        for k in body:
-            if k != "q":
-                m[k] = body[k]
-        data = protocol.encode(m)
-        if persist:
-            self.outbox.append(self.boot, self.seq, protocol.KIND_CODES[kind], 1, data)
-        else:
-            self.ring.push((kind, data))
-        return self.seq
-
-    def identity_send(self, kind, payload):
-        """Uplink for gasguard.active_id (reg/hb/rsp): the payload is published verbatim on
-        <base>/<dev>/identity (its own HMAC covers it), QoS 1, from a RAM queue of 4.
-        Returns False when the queue is full (ActiveId then retries later)."""
-        if len(self._idq) >= 4:
-            return False
-        self._idq.append(bytes(payload))
-        return True
-
-    def attach_identity(self, on_message):
-        """Deliver <base>/<dev>/identity_down payloads to on_message(bytes) (ActiveId)."""
-        self.on_identity = on_message
-        if self.mqtt is not None:
-            self.mqtt.subscribe(self.topic("identity_down"), 1)
-
-    def telemetry(self, d):
-        """Queue one telemetry reading (RAM ring; the oldest is dropped when full)."""
-        q = d.get("q")
-        data = {}
-        for k in d:
-            if k != "q":
-                data[k] = d[k]
-        m = self._envelope(protocol.TELEMETRY, q)
-        m["data"] = data
-        # "dropped" is appended when the message is sent, so it counts the drops up to then
-        self.ring.push((protocol.TELEMETRY, protocol.encode(m)))
-        self._last_telemetry = self.clock.ticks_ms()
-        self._report_now = False
-        return self.seq
-
-    def telemetry_due(self):
-        """True when the app should call telemetry(): interval elapsed or report_now asked."""
-        if self._report_now or self._last_telemetry is None:
-            return True
-        return self.clock.ticks_diff(self.clock.ticks_ms(), self._last_telemetry) >= self.interval_s * 1000
-
-    def state(self, d):
-        """Set the run state (small dict) carried by the retained state message."""
-        if d != self._run_state:
-            self._run_state = dict(d)
-            self._state_dirty = True
-
     @property
     def online(self):
         return self.mqtt is not None and self.mqtt.connected
@@ -270,10 +150,11 @@ class Reporter:
             self._inflight[key] = pid
             self._pid_key[pid] = key
             budget -= 1
-        while budget > 0 and self._idq and c.can_publish(1, len(self._idq[0]) + 64):
-            if c.publish(self.topic(protocol.IDENTITY), self._idq[0], 1, False) is None:
+        while budget > 0 and self._rq and c.can_publish(1, len(self._rq[0][1]) + 64):
+            kind, data = self._rq[0]
+            if c.publish(self.topic(kind), data, 1, False) is None:
                 break
-            self._idq.pop(0)
+            self._rq.pop(0)
             budget -= 1
         while budget > 0 and len(self.ring) and not self._inflight_blocks():
             kind, data = self.ring.peek()
@@ -297,6 +178,8 @@ class Reporter:
     def _on_disconnect(self, why):
         self._pid_key = {}
         self._inflight = {}
+        live = self.outbox.keys()
+        self._tried = dict((k, True) for k in live if k in self._tried)
         self._arm_will()
 
     def _on_puback(self, pid):
@@ -320,7 +203,10 @@ class Reporter:
             self.commands.rejected += 1
         else:
             r = self.commands.handle(payload)
-        self.send(protocol.COMMAND_RESULT, r)
+        # accepted commands are answered through the persistent outbox; rejections from
+        # RAM only (QoS 1, at most 4 waiting), so unauthenticated input cannot wear the
+        # flash or push events out of the outbox
+        self.send(protocol.COMMAND_RESULT, r, r["ok"])
 
     # ---- builtin command actions -----------------------------------------------------------
     def _cmd_report_now(self):

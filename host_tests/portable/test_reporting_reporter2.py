@@ -118,3 +118,20 @@ def test_identity_messages_pass_verbatim_both_ways():
     net.last.feed(packet(0x32, bytes([0, len(down)]) + down + b"\x00\x05" + b'{"t":"reg_ack"}'))
     _run(r, clock, b, 50)
     assert got == [b'{"t":"reg_ack"}']
+
+
+def test_rejected_commands_never_touch_the_flash_outbox():
+    r, clock, net = _rep("rp14", key=KEY)
+    b = AutoBroker(net)
+    _run(r, clock, b, 200)
+    b.ack = False
+    topic = ("gg/" + DEV + "/command").encode()
+    before = r.store.size("outbox")
+    for i in range(10):
+        net.last.feed(packet(0x32, bytes([0, len(topic)]) + topic + bytes([0, i + 1]) + b"junk"))
+    _run(r, clock, b, 100)
+    assert len(r.outbox) == 0 and r.store.size("outbox") == before
+    assert r.commands.rejected == 10
+    res = b.messages("command_result")
+    assert 4 <= len(res) < 10 and r.rq_dropped == 10 - len(res)
+    assert all(m["reason"] == "malformed" for m in res)
