@@ -170,6 +170,12 @@ class LinkCore:
 
     def _supervise(self):
         now = self.clock.ticks_ms()
+        # Deadlines in the past are pulled up to now, so they never age past the 2**29 ms
+        # where ticks_diff turns negative (an idle week must not mute the sync reply).
+        if self.clock.ticks_diff(now, self._sync_at) > 0:
+            self._sync_at = now
+        if self.clock.ticks_diff(now, self._reject_report_at) > 0:
+            self._reject_report_at = now
         if self.key is not None:
             if self.clock.ticks_diff(now, self._hb_at) >= 0:
                 self._hb_at = self.clock.ticks_add(now, self.cfg["heartbeat_ms"])

@@ -69,6 +69,7 @@ class WiredInterlock:
         self._last_pulse = now
         self._bad_since = None
         self._pulsing = False
+        self._recent = False  # a pulse ended less than repeat_ms ago
 
     def close(self, cause="other"):
         """Drive the output now (idempotent, never blocks)."""
@@ -78,7 +79,7 @@ class WiredInterlock:
             return
         if self.state in ("confirmed", "failed") and c["mode"] == "level":
             return
-        if self.state in ("confirmed", "failed") and self.clock.ticks_diff(now, self._last_pulse) < c["repeat_ms"]:
+        if self.state in ("confirmed", "failed") and self._recent:
             return
         self.cause = cause
         self.closes += 1
@@ -104,8 +105,12 @@ class WiredInterlock:
         if self._pulsing and self.clock.ticks_diff(now, self._pulse_end) >= 0:
             self.out.value(self._idle)
             self._pulsing = False
+            self._recent = True
             self._last_pulse = now
             self.state = "failed" if self.fault else "confirmed"
+        # a flag, not a comparison at close() time: ticks_diff wraps after 2**29 ms (6 days)
+        if self._recent and self.clock.ticks_diff(now, self._last_pulse) >= self.cfg["repeat_ms"]:
+            self._recent = False
         if self.sense is None or self._driving():
             return
         if hasattr(self.sense, "read_uv"):  # an ADC on the line (detector board GPIO39)

@@ -111,3 +111,15 @@ def test_analog_sense_input():
     adc.source = 20000  # open circuit: no supervision current
     _run(clock, w, 600)
     assert w.fault == "interlock_open_circuit"
+
+
+def test_pulse_repeat_survives_the_ticks_wrap():
+    # six days after the last pulse ticks_diff turns negative: a new alarm must still pulse
+    clock, out, s, w, ev = _make({"mode": "pulse", "pulse_ms": 200, "repeat_ms": 5000})
+    w.close("ch4_high")
+    _run(clock, w, 6000)
+    for _ in range(7 * 24):  # a week, polled every hour
+        clock.advance(3600 * 1000)
+        w.poll()
+    w.close("ch4_high")
+    assert w.closes == 2 and out.value() == 1
