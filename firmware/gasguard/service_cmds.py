@@ -256,7 +256,6 @@ def _cmd_hush(svc, rest):
 
 
 def _cmd_reboot(svc, rest):
-    svc._call("info")  # fails early on a facade without reboot support
     if getattr(svc.device, "reboot", None) is None:
         raise ServiceError(E_UNSUPPORTED, "this device cannot reboot")
     svc._after_reply = svc.device.reboot  # reply first, then reboot

@@ -89,7 +89,7 @@ def render_html(doc):
         ("Span gas", esc(", ".join("%s %s ppm" % (NAMES.get(g, g), v)
                                    for g, v in sorted(ref["span_ppm"].items())))),
         ("Span gas lot / certificate", esc(ref.get("span_gas_lot") or "not recorded")),
-        ("Stability criterion", esc("signal within %s uV over %s s" % (
+        ("Stability criterion", esc("signal within %s µV over %s s" % (
             doc["settings"].get("tolerance_uv"), doc["settings"].get("window_s")))),
         ("Acceptance", esc("reading at span gas within %s %% of the reference"
                            % doc["settings"].get("verify_pct"))),
@@ -104,8 +104,8 @@ def render_html(doc):
                         _v(c.get("zero_uv"), "%d"), _v(c.get("span_uv"), "%d"),
                         _v(c.get("gain_pct"), "%d %%"), _v(c.get("verify_ppm"), "%.1f"),
                         _v(c.get("verify_error_pct"), "%.2f %%"), state))
-    table = ('<table class="grid"><tr><th>Channel</th><th>Reference (ppm)</th><th>Zero (uV)</th>'
-             '<th>Span (uV)</th><th>Span correction</th><th>Reads (ppm)</th>'
+    table = ('<table class="grid"><tr><th>Channel</th><th>Reference (ppm)</th><th>Zero (µV)</th>'
+             '<th>Span (µV)</th><th>Span correction</th><th>Reads (ppm)</th>'
              '<th>Deviation</th><th>Result</th></tr>%s</table>' % "".join(rows))
     charts = []
     for gas, pts in sorted(doc["trace"].items()):

@@ -85,7 +85,7 @@ def line_chart(series, width=640, height=190, x_label="", y_label="", hlines=(),
                x_max=None, y_max=None, x_fmt=None):
     """An SVG line chart. series: [(label, color, [(x, y), ...])]; hlines: [(y, label, color)];
     bands: [(x0, x1, label, color)] shaded spans."""
-    ml, mr, mt, mb = 58, 14, 12, 34
+    ml, mr, mt, mb = 58, 14, 20, 34  # the legend sits in the top margin
     pw, ph = width - ml - mr, height - mt - mb
     xs = [x for _, _, pts in series for x, _ in pts] or [0, 1]
     ys = [y for _, _, pts in series for _, y in pts] + [y for y, _, _ in hlines] or [0, 1]
@@ -138,18 +138,15 @@ def line_chart(series, width=640, height=190, x_label="", y_label="", hlines=(),
             continue
         d = " ".join("%s%.1f,%.1f" % ("M" if i == 0 else "L", sx(x), sy(y)) for i, (x, y) in enumerate(pts))
         out.append('<path d="%s" fill="none" stroke="%s" stroke-width="1.8"/>' % (d, color))
-    # legend: top right, on a white box so it never hides under a trace
-    labels = [(label, color) for label, color, _ in series if label]
-    if labels:
-        w = max(5.6 * len(lb) for lb, _ in labels) + 26
-        lx = ml + pw - w - 4
-        out.append('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#ffffff" opacity="0.9" '
-                   'stroke="#d5dde6"/>' % (lx, mt + 4, w, 14 * len(labels) + 4))
-        for i, (label, color) in enumerate(labels):
-            y = mt + 15 + 14 * i
-            out.append('<rect x="%.1f" y="%d" width="10" height="3" fill="%s"/>' % (lx + 6, y - 4, color))
-            out.append('<text x="%.1f" y="%d" font-size="9" fill="#3a4654">%s</text>'
-                       % (lx + 20, y, esc(label)))
+    # legend: in the top margin, right-aligned, so it never hides a trace or a label
+    x = ml + pw
+    for label, color, _ in reversed([t for t in series if t[0]]):
+        w = 5.4 * len(label) + 18
+        x -= w
+        out.append('<rect x="%.1f" y="%d" width="10" height="3" fill="%s"/>' % (x, mt - 9, color))
+        out.append('<text x="%.1f" y="%d" font-size="9" fill="#3a4654">%s</text>'
+                   % (x + 14, mt - 5, esc(label)))
+        x -= 10
     out.append('<text x="%d" y="%d" font-size="9.5" text-anchor="middle" fill="#3a4654">%s</text>'
                % (ml + pw / 2, height - 4, esc(x_label)))
     out.append('<text x="12" y="%d" font-size="9.5" text-anchor="middle" fill="#3a4654" '
