@@ -258,3 +258,25 @@ def test_float32_config_replays_to_identical_alarm_times():
     b = replay_bytes("cpython", {"device": "detector", "config": f32, "seed": 2}, rows, t * 1000)
     assert a == b
     assert a.count(b'"event": "alarm"') >= 4
+
+
+@settings(max_examples=6, deadline=None)
+@given(PROFILE_NAMES, st.integers(0, 2**30),
+       st.lists(st.tuples(st.integers(0, 70), st.integers(0, 30), st.integers(1, 1800)),
+                min_size=1, max_size=10))
+def test_whole_detector_never_alarms_below_the_no_alarm_levels(pname, seed, script):
+    """Real channels, calibration, noise and sensor lag: methane up to 70 % of the low set
+    point (outside the +-3 %LEL tolerance) and CO up to 30 ppm never raise an alarm."""
+    from alarms_fixtures import replay
+
+    low_ppm = profiles.load({"profile": pname})["ch4_low_x10"] // 10
+    rows = []
+    t = 0
+    for pct, co, secs in script:
+        rows.append({"t_ms": t * 1000, "ch4_ppm_milli": low_ppm * pct // 100 * 1000,
+                     "co_ppm_milli": co * 1000})
+        t += secs
+    ev = replay("cpython", {"device": "detector", "config": {"profile": pname}, "seed": seed},
+                rows, t * 1000)
+    assert [e for e in ev if e["event"] in ("alarm", "relay", "interlock")] == []
+    assert ev[-1]["event"] == "end" and ev[-1]["co_dose_pct"] == 0
