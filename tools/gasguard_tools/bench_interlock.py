@@ -110,9 +110,7 @@ def write_budget():
     return "\n".join(lines)
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    trials = int(argv[0]) if argv else 1000
+def main(trials=1000):
     print("## Interlock (ESP-NOW, simulated air)\n")
     print("Close latency after a detector alarm with the link up; heartbeat %d ms, link timeout %d ms, "
           "retries 100 ms doubling to 1 s, 0-40 ms delay, 10 %% reordered, 5 %% duplicated, valve travel "
@@ -127,4 +125,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000))
