@@ -8,7 +8,7 @@
 
 Runs on MicroPython and CPython, deterministic for a seed on both (own xorshift PRNG,
 integer percentages, time from SimClock.elapsed_ms). Everything that goes over the
-air is kept in air.log so tests can replay recorded frames later; air.inject() puts
+air is kept in air.log (when air.keep_log is set) so tests can replay recorded frames later; air.inject() puts
 foreign or forged frames on the air. Strict like simboard: a MAC that is not 6 bytes,
 str instead of bytes, or a frame above the 250-byte ESP-NOW limit raises MisuseError.
 """
@@ -56,8 +56,8 @@ class SimAir:
         self.reorder_ms = reorder_ms
         self.rx_queue = rx_queue
         self.radios = {}
-        self.log = []  # (src, dst, data) of every frame sent or injected, in order
-        self.keep_log = True
+        self.log = []  # (src, dst, data) of every frame sent, in order, while keep_log is set
+        self.keep_log = False  # tests turn it on; a long simulation must not grow without bound
         self.stats = {"sent": 0, "dropped": 0, "duplicated": 0, "delivered": 0, "overflow": 0, "injected": 0}
         self._seq = 0
 
