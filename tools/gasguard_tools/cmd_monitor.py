@@ -153,7 +153,8 @@ class Printer:
                 tail.append("retained")
             if dup:
                 tail.append("dup")
-            self.out.write(line + "  [" + "; ".join(t for t in tail if t) + "]\n")
+            tail = "; ".join(t for t in tail if t)
+            self.out.write(line + ("  [" + tail + "]" if tail else "") + "\n")
             if errs:
                 self.out.write("    !! INVALID: %s\n" % "; ".join(errs))
         self.out.flush()
