@@ -302,18 +302,23 @@ class DetectorApp:
             links.append({"type": type(s).__name__, "state": getattr(s, "state", None),
                           "fault": getattr(s, "fault", None)})
         outbox = None
-        extra = {}
+        parts = {}
+        seen = []
         for p in self.pollers + self.sinks:
-            if outbox is None and hasattr(p, "outbox_depth"):
-                v = p.outbox_depth
-                outbox = v() if callable(v) else v
+            if p in seen:
+                continue
+            seen.append(p)
             st = getattr(p, "status", None)
-            name = getattr(p, "name", None)
-            if st is not None and name:
-                try:
-                    extra[name] = st()
-                except Exception as e:
-                    extra[name] = {"error": str(e)}
+            if st is None or not callable(st):
+                continue
+            name = getattr(p, "name", None) or type(p).__name__.lower()
+            try:
+                v = st()
+            except Exception as e:
+                v = {"error": str(e)}
+            parts[name] = v
+            if outbox is None and isinstance(v, dict) and "outbox" in v:
+                outbox = v["outbox"]
         last = []
         for ev in self.log.recent(32):
             if ev.get("event") == "fault" and ev.get("state") == "on":
@@ -335,8 +340,8 @@ class DetectorApp:
             "last_faults": last[-5:],
             "last_errors": list(self.errors),
             "log": {"seq": self.log.seq, "write_errors": self.log.write_errors},
+            "parts": parts,
         }
-        d.update(extra)
         return d
 
     def events(self, n):

@@ -102,6 +102,7 @@ def summary(dev):
         "last_faults": st.get("last_faults", []),
         "last_errors": st.get("last_errors", []),
         "factory_mode": st.get("factory"),
+        "parts": st.get("parts", {}),
     }
 
 
@@ -148,6 +149,11 @@ def _status(dev, args):
                                           for x in links) or "none configured"))
     rows.append(("interlock cause", s["interlock_cause"] or "-"))
     rows.append(("outbox depth", "-" if s["outbox_depth"] is None else s["outbox_depth"]))
+    rep = s["parts"].get("reporter")
+    if isinstance(rep, dict):
+        rows.append(("platform", "%s (mqtt %s, time %s)" % (
+            "online" if rep.get("online") else "OFFLINE", rep.get("mqtt"),
+            "synced" if rep.get("time_synced") else "not synced")))
     rows.append(("last errors", "; ".join(s["last_errors"]) or "none"))
     w = max(len(k) for k, _ in rows)
     for k, v in rows:
