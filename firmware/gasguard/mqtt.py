@@ -70,6 +70,8 @@ class MQTTClient(Link):
         self._raw = None
         self._addr = None
         self._rx = bytearray()
+        self._rxbuf = None  # preallocated readinto() buffer (MicroPython)
+        self._readinto = None
         self._tx = bytearray()
         self._pid = 0
         self._inflight = {}  # pid -> [topic, payload, retain, sent_ticks]
@@ -254,21 +256,24 @@ class MQTTClient(Link):
         return True
 
     def _timers(self, now):
-        d = self.clock.ticks_diff
+        # no bound-method or iterator allocations on the idle path (MicroPython heap churn)
         if self._ping_sent is not None:
-            if d(now, self._ping_sent) >= self.ping_timeout_ms:
+            if self.clock.ticks_diff(now, self._ping_sent) >= self.ping_timeout_ms:
                 self._fail("no PINGRESP")
                 return
         elif self.keepalive_s:
             # ping when half the keepalive passed without traffic out or in
             half = self.keepalive_s * 500
-            if d(now, self._last_tx) >= half or d(now, self._last_rx) >= half:
+            if (self.clock.ticks_diff(now, self._last_tx) >= half
+                    or self.clock.ticks_diff(now, self._last_rx) >= half):
                 self._queue(b"\xc0\x00")
                 self._ping_sent = now
                 self._last_tx = now
+        if not self._inflight:
+            return
         for pid in self._inflight:
             e = self._inflight[pid]
-            if d(now, e[3]) >= self.retry_ms:
+            if self.clock.ticks_diff(now, e[3]) >= self.retry_ms:
                 if len(self._tx) + len(e[1]) + 8 > self.tx_buffer:
                     break
                 e[3] = now

@@ -124,6 +124,7 @@ class Link:
                 if self.server_hostname:
                     kw["server_hostname"] = self.server_hostname
                 self._sock = self.ssl_context.wrap_socket(self._raw, **kw)
+                self._readinto = getattr(self._sock, "readinto", None)
             except Exception as e:
                 self._fail("tls: %r" % (e,))
                 return
@@ -131,6 +132,7 @@ class Link:
             self._step_tls(self.clock.ticks_ms())
             return
         self._sock = self._raw
+        self._readinto = getattr(self._raw, "readinto", None)
         self._send_connect()
 
     def _step_tls(self, now):
@@ -164,8 +166,19 @@ class Link:
         return True
 
     def _read(self, now):
+        rd = self._readinto
         try:
-            data = self._sock.recv(RX_CHUNK)
+            if rd is not None:
+                # MicroPython streams: readinto() returns None when nothing is waiting,
+                # without raising (an EAGAIN exception costs ~600 bytes of heap per poll)
+                if self._rxbuf is None:
+                    self._rxbuf = bytearray(RX_CHUNK)
+                n = rd(self._rxbuf)
+                if n is None:
+                    return True
+                data = memoryview(self._rxbuf)[:n]
+            else:
+                data = self._sock.recv(RX_CHUNK)
         except Exception as e:
             if would_block(e):
                 return True

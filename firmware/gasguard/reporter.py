@@ -135,7 +135,11 @@ class Reporter(ReportBase):
                 self._state_dirty = False
                 self._pid_key[pid] = _STATE_KEY
                 budget -= 1
-        for e in self.outbox.entries:
+        if len(self._inflight) >= len(self.outbox.entries):
+            entries = ()  # everything is in flight (or nothing waits): no iterator
+        else:
+            entries = self.outbox.entries
+        for e in entries:
             if budget <= 0 or len(self._inflight) >= self.window:
                 break
             key = (e[0], e[1])

@@ -88,6 +88,18 @@ class FakeSock:
             return b""
         raise OSError(11)  # EAGAIN
 
+    def readinto(self, buf):
+        """MicroPython stream semantics: None when nothing is waiting, 0 at EOF."""
+        self._nb("readinto")
+        if self.peer_closed and not self.rx:
+            return 0
+        if not self.rx:
+            return None
+        k = min(len(buf), len(self.rx), self.net.trickle or len(buf))
+        buf[:k] = self.rx[:k]
+        self.rx = self.rx[k:]
+        return k
+
     def sendto(self, data, addr):
         self._nb("sendto")
         self.sent_to.append((bytes(data), addr))

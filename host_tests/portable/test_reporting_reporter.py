@@ -138,3 +138,26 @@ def test_app_boot_counter_is_used_but_never_repeated():
     assert r.boot == 9
     r, clock, net, d = _rep("rp13", d=d)
     assert r.boot == 10
+
+
+def test_idle_connected_poll_allocates_nothing_on_micropython():
+    import gc
+
+    if not hasattr(gc, "mem_alloc"):
+        return  # CPython: no heap counter; the property is about MicroPython's GC heap
+    r, clock, net, d = _rep("rp15")
+    b = AutoBroker(net)
+    _run(r, clock, b, 300)
+    assert r.online and len(r.outbox) == 0
+    net.last.take()
+    gc.collect()
+    gc.disable()
+    try:
+        a = gc.mem_alloc()
+        for _ in range(200):
+            r.poll()
+            clock.advance(10)
+        used = gc.mem_alloc() - a
+    finally:
+        gc.enable()
+    assert used == 0, used
