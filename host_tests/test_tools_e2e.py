@@ -341,3 +341,19 @@ def test_interlock_test_pulses_the_valve_output(virtual_dut):
                for e in d.cmd("LOG? 20")["events"])
     st = json.loads(gasguard("diag", "--port", d.port, "status", "--json").stdout)
     assert st["valve_links"][0]["type"] == "WiredInterlock"
+
+
+def test_calibrate_interactive_asks_and_the_operator_can_abort(virtual_dut, tmp_path):
+    warm(virtual_dut)
+    before = virtual_dut.cmd("CAL?")
+    p = subprocess.run(
+        [sys.executable, "-m", "gasguard_tools.cli", "calibrate", "--port", virtual_dut.port,
+         "--channels", "co", "--out", str(tmp_path), *FAST],
+        input="100\nq\n", capture_output=True, text=True, timeout=60, cwd=str(ROOT),
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "tools")))
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "CO span gas concentration in ppm" in p.stdout
+    assert "Apply zero gas" in p.stdout
+    assert "aborted by the operator" in p.stderr and "Traceback" not in p.stderr
+    assert virtual_dut.cmd("CAL?") == before
+    assert virtual_dut.cmd("FACTORY?")["factory"] is False

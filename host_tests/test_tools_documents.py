@@ -1,0 +1,58 @@
+"""The printable documents: certificate and service report HTML, and their PNG rendering."""
+
+import json
+
+import pytest
+
+from gasguard_tools import certificate, report
+
+
+def sample_cert(result_ok=True):
+    trace = {"co": [(t * 0.5, 430000 + (352000 if t > 10 else 0), 9.3 if t < 10 else 100.0)
+                    for t in range(40)]}
+    res = {"co": {"result": "pass" if result_ok else "fail", "span_ppm": 100.0, "zero_uv": 430000,
+                  "span_uv": 782000, "gain_pct": 91, "verify_ppm": 100.2 if result_ok else 131.0,
+                  "verify_error_pct": 0.2 if result_ok else 31.0, "reverted": not result_ok}}
+    return certificate.build(
+        device={"id": "88.118.8/GDM.261129.01042S", "serial": "GDM26112901042", "model": "GG-D2",
+                "provisioned": True},
+        info={"kind": "detector", "tier": "mid", "fw": "0.1.0", "board": "esp32-detector"},
+        results=res, spans={"co": 100.0}, operator="Line <3> & co", zero_gas="synthetic air",
+        span_lot="C-24-1102", settings={"window_s": 20, "tolerance_uv": 2000, "verify_pct": 5,
+                                         "stable_timeout_s": 300},
+        trace=trace, phases={"co": [(0.0, 4.0, "zero"), (8.0, 12.0, "span"), (14, 19.5, "verify")]},
+        error=None if result_ok else "co verification failed", tool_version="0.1.0")
+
+
+def test_certificate_json_and_html(tmp_path):
+    doc = sample_cert()
+    p = certificate.write(doc, tmp_path)
+    back = json.loads(p.read_text())
+    assert back["schema"] == certificate.SCHEMA and back["result"] == "pass"
+    assert back["number"].startswith("CAL-88_118_8_GDM_261129_01042S-")
+    html = p.with_suffix(".html").read_text()
+    assert "Line &lt;3&gt; &amp; co" in html and "<script" not in html
+    assert html.count("<svg") == 1 and "reference 100.0 ppm" in html
+
+
+def test_failed_certificate_says_so():
+    doc = sample_cert(result_ok=False)
+    assert doc["result"] == "fail"
+    html = certificate.render_html(doc)
+    assert "FAIL" in html and "previous calibration restored" in html
+    assert "Not calibrated: co verification failed" in html
+
+
+def test_chart_handles_empty_and_flat_series():
+    svg = report.line_chart([("flat", "#000", [(0, 0), (1, 0)])], x_label="x", y_label="y")
+    assert svg.startswith("<svg") and "nan" not in svg.lower()
+    assert report.line_chart([("none", "#000", [])]).startswith("<svg")
+
+
+@pytest.mark.skipif(report.chromium_exe() is None, reason="chromium not installed")
+def test_certificate_renders_to_png(tmp_path):
+    h = tmp_path / "c.html"
+    h.write_text(certificate.render_html(sample_cert()))
+    png = report.html_to_png(h, tmp_path / "c.png")
+    data = png.read_bytes() if hasattr(png, "read_bytes") else open(png, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20000
