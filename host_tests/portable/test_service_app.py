@@ -228,27 +228,6 @@ def test_sink_failure_does_not_stop_the_loop():
     assert ask(a, board, "HELLO").startswith("OK ")
 
 
-def test_status_collects_the_parts_and_the_outbox_depth():
-    a, board, store = make(tmpdir("app11"))
-
-    class Reporter:
-        def poll(self):
-            pass
-
-        def event(self, ev):
-            pass
-
-        def status(self):
-            return {"outbox": 3, "online": False}
-
-    r = Reporter()
-    a.pollers.append(r)
-    a.sinks.append(r)
-    st = a.status()
-    assert st["outbox_depth"] == 3
-    assert st["parts"] == {"reporter": {"outbox": 3, "online": False}}
-
-
 def test_module_constants():
     appmod = _app()
     assert appmod.MAINT_NAME != appmod.CONFIG_NAME

@@ -1,0 +1,43 @@
+"""DetectorApp loop behaviour with a stub detector (split from test_service_app so each
+module compiles within the 112k heap): parts in status, a flooded console."""
+
+from test_service_app import Board, make
+from ptest import tmpdir
+
+
+def test_status_collects_the_parts_and_the_outbox_depth():
+    a, board, store = make(tmpdir("app11"))
+
+    class Reporter:
+        def poll(self):
+            pass
+
+        def event(self, ev):
+            pass
+
+        def status(self):
+            return {"outbox": 3, "online": False}
+
+    r = Reporter()
+    a.pollers.append(r)
+    a.sinks.append(r)
+    st = a.status()
+    assert st["outbox_depth"] == 3
+    assert st["parts"] == {"reporter": {"outbox": 3, "online": False}}
+
+
+def test_the_alarm_path_runs_every_turn_while_the_console_floods():
+    a, board, store = make(tmpdir("app12"))
+    board.console.feed(b"\xff" * 1000 + b"HELLO\n" * 60)
+    before = a.detector.polls
+    for _ in range(10):
+        a.poll()
+        board.clock.advance(10)
+    assert a.detector.polls - before == 10  # one detector step per loop turn, never starved
+    assert board.console.any() > 0  # the console took a bounded bite per turn
+    for _ in range(200):
+        a.poll()
+    assert board.console.any() == 0
+    out = board.console.take_output().decode().split("\n")
+    assert out.count("") == 1 and len(out) == 61  # one E_TOOLONG (garbage+HELLO) + 59 OK
+    assert out[0].startswith("ERR E_TOOLONG")
