@@ -59,3 +59,16 @@ def test_bad_scenario_is_refused_before_anything_runs(tmp_path):
 
     with pytest.raises(ToolError, match="line 3"):
         sim_pair.run_pair(a, io.StringIO())
+
+
+def test_valve_reopened_by_hand_during_the_leak_is_closed_again(tmp_path):
+    sc = tmp_path / "reopen.csv"
+    sc.write_text("t_s,ch4_ppm,pressure_kpa,flow_m3h,valve_hand\n"
+                  "0,0,2.0,0.5,\n330,20000,,,\n380,,,,reset\n450,0,,,\n470,,,,\n")
+    res, _ = run("--scenario", str(sc), "--loss", "10")
+    valve = [(e["t"], e["state"]) for e in res["events"]
+             if e["event"] == "valve" and e["state"] in ("open", "closed")]
+    assert valve[0][1] == "closed" and (380, "open") in valve
+    again = [t for t, st in valve if st == "closed" and t >= 380]
+    assert again and again[0] - 380 <= 10, valve
+    assert res["summary"]["valve"] == "closed"

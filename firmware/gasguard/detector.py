@@ -263,9 +263,32 @@ class Detector:
                     if self.cfg["interlock_on_co"]:
                         self._close_interlocks("co")
 
+        self._reassert_interlocks()
         self._hush_check(now)
         self._relay_update()
         self._render()
+
+    def _reassert_interlocks(self):
+        """While the alarm that demanded the valve closed persists, keep asking: a valve
+        reopened by hand during the alarm is closed again, and a request that failed
+        (radio out of range) starts over. Sinks are idempotent: close() on a closing or
+        confirmed sink does nothing, so this costs nothing while the valve is shut."""
+        if not self.interlocks or self.interlock_cause is None:
+            return
+        cause = None
+        if self._ch4_level >= self.cfg["interlock_ch4_level"]:
+            cause = "ch4_high" if self.cfg["interlock_ch4_level"] == 2 else "ch4_low"
+        elif self._co_on and self.cfg["interlock_on_co"]:
+            cause = "co"
+        if cause is None:
+            return
+        for s in self.interlocks:
+            if getattr(s, "state", None) in ("closing", "confirmed"):
+                continue
+            try:
+                s.close(cause)
+            except Exception as e:
+                self._sink_error(s, e)
 
     # ------------------------------------------------------------------ events
     def _fault_change(self, old, new, gas):

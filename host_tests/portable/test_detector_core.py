@@ -138,3 +138,25 @@ def test_a_failing_sink_never_stops_the_alarm_path():
     assert d.alarm_level("ch4") == 2
     assert s.causes == ["ch4_high"]  # the good sink still got its close request
     assert d.sink_errors >= 20 and d.status()["sink_errors"] == d.sink_errors
+
+
+def test_valve_reopened_by_hand_during_the_alarm_is_closed_again():
+    b, d, ch, evs, s, _ = make()
+    run(b, d, 2)
+    ch["ch4"].ppm_x10 = 200000
+    run(b, d, 20)
+    assert s.causes == ["ch4_high"]
+    run(b, d, 10)
+    assert s.causes == ["ch4_high"]  # confirmed: no repeated requests while it is shut
+    s.state = "idle"  # the link saw the valve reopened by hand; the leak goes on
+    run(b, d, 2)
+    assert s.causes == ["ch4_high", "ch4_high"]
+    s.state = "failed"  # a request that ran out of retries starts over during the alarm
+    run(b, d, 2)
+    assert len(s.causes) == 3
+    ch["ch4"].ppm_x10 = 0
+    run(b, d, 60)
+    assert d.alarm_level("ch4") == 0
+    s.state = "idle"  # reopened after the gas is gone: left open (reopening is the user's)
+    run(b, d, 10)
+    assert len(s.causes) == 3
