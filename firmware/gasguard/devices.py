@@ -176,7 +176,7 @@ class ValveApp:
                 self._note_error("poller", e)
 
     def close_valve(self, source="remote"):
-        self.controller.close("interlock", source)
+        self.controller.close("manual", source)
         return {"closing": True}
 
     def telemetry(self):
