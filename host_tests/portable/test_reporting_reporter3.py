@@ -1,0 +1,80 @@
+"""The Reporter: boot counter and (dev, boot, seq) uniqueness, heap use of an idle poll."""
+
+from gasguard.reporter import Reporter
+from gasguard.store import FileStore
+from ptest import tmpdir
+from reporting_fakes import AutoBroker, FakeNet
+from simboard import SimClock
+
+DEV = "88.118.8/GDH.240915.00123F"
+IDENT = {"device_id": DEV, "fw": "0.1.0", "tier": "M", "kind": "detector"}
+CFG = {"base": "gg", "commands": False, "mqtt": {"host": "10.0.0.9", "backoff_min_ms": 100,
+                                                   "backoff_max_ms": 1000}}
+ALARMS = [
+    {"event": "alarm", "gas": "ch4", "level": 1, "state": "on"},
+    {"event": "alarm", "gas": "ch4", "level": 2, "state": "on"},
+    {"event": "relay", "state": "on"},
+    {"event": "alarm", "gas": "ch4", "level": 2, "state": "off"},
+]
+
+
+def _rep(tag, net=None, clock=None, d=None, **kw):
+    clock = clock or SimClock()
+    net = net or FakeNet()
+    d = d or tmpdir(tag)
+    r = Reporter(clock, FileStore(d), IDENT, kw.pop("cfg", CFG), net, rand=lambda n: 0, **kw)
+    return r, clock, net, d
+
+
+def _run(r, clock, broker, ms=1000, step=10):
+    for _ in range(ms // step):
+        r.poll()
+        broker.service()
+        clock.advance(step)
+
+
+def test_boot_counter_and_sequence_make_a_unique_key():
+    d = tmpdir("rp7")
+    keys = set()
+    for boot in range(1, 4):
+        r, clock, net, d = _rep("rp7", d=d, cfg=CFG)
+        assert r.boot == boot
+        for ev in ALARMS:
+            seq = r.event(ev)
+            keys.add((r.boot, seq))
+    assert len(keys) == 12
+
+
+def test_app_boot_counter_is_used_but_never_repeated():
+    d = tmpdir("rp13")
+    r, clock, net, d = _rep("rp13", d=d, boot=7)
+    assert r.boot == 7
+    r, clock, net, d = _rep("rp13", d=d, boot=8)
+    assert r.boot == 8
+    r, clock, net, d = _rep("rp13", d=d, boot=8)  # the app's counter did not move
+    assert r.boot == 9
+    r, clock, net, d = _rep("rp13", d=d)
+    assert r.boot == 10
+
+
+def test_idle_connected_poll_allocates_nothing_on_micropython():
+    import gc
+
+    if not hasattr(gc, "mem_alloc"):
+        return  # CPython: no heap counter; the property is about MicroPython's GC heap
+    r, clock, net, d = _rep("rp15")
+    b = AutoBroker(net)
+    _run(r, clock, b, 300)
+    assert r.online and len(r.outbox) == 0
+    net.last.take()
+    gc.collect()
+    gc.disable()
+    try:
+        a = gc.mem_alloc()
+        for _ in range(200):
+            r.poll()
+            clock.advance(10)
+        used = gc.mem_alloc() - a
+    finally:
+        gc.enable()
+    assert used == 0, used
