@@ -135,9 +135,7 @@ class Service:
         self.errors = 0
         self.dropped_partial = 0
         self._after_reply = None
-        from gasguard.service_cmds import VERBS
-
-        self._verbs = VERBS
+        self._verbs = _verbs()
         self.handlers = {}  # extra verbs: name -> fn(service, args) -> dict (e.g. SIM)
 
     # ----------------------------------------------------------------- byte level
@@ -304,3 +302,9 @@ def _writes(verb, rest):
     if verb == "CFG" or verb == "CAL" or verb == "PROV":
         return bool(rest.strip())
     return True
+
+
+def _verbs():
+    from gasguard.service_cmds import VERBS
+
+    return VERBS
