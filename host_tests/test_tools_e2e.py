@@ -357,3 +357,27 @@ def test_calibrate_interactive_asks_and_the_operator_can_abort(virtual_dut, tmp_
     assert "aborted by the operator" in p.stderr and "Traceback" not in p.stderr
     assert virtual_dut.cmd("CAL?") == before
     assert virtual_dut.cmd("FACTORY?")["factory"] is False
+
+
+def test_gasguard_sim_serial_pty_prints_the_port_and_stops_cleanly(tmp_path):
+    p = spawn("sim", "--serial", "pty", "--state", str(tmp_path / "board"), "--link",
+              str(tmp_path / "ttyGG"))
+    try:
+        port = None
+        deadline = time.monotonic() + 20
+        while port is None and time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if line.startswith("serial: "):
+                port = line.split(": ", 1)[1].strip()
+        assert port and port.startswith("/dev/pts/")
+        assert os.path.realpath(tmp_path / "ttyGG") == port
+        r = gasguard("diag", "--port", str(tmp_path / "ttyGG"), "status", "--json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["board"] == "sim-detector"
+    finally:
+        p.terminate()  # SIGTERM: like Ctrl-C, the firmware child is stopped too
+        p.wait(10)
+    time.sleep(0.3)
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(tmp_path / "board") not in ps
+    assert not os.path.lexists(tmp_path / "ttyGG")
