@@ -314,6 +314,13 @@ def run(args):
             msg += "; the previous calibration of the current channel is intact"
         cert = _finish(cal, args, info, ident, spans, operator, out, error=msg) if cal.results else None
         raise ToolError(msg + ("; certificate (FAIL): %s" % cert if cert else ""))
+    except KeyboardInterrupt:
+        try:
+            dev.cmd("CAL ABORT", timeout=1.0)
+        except ToolError:
+            pass
+        say("\ninterrupted: nothing further committed; the current channel keeps its previous calibration")
+        raise
     finally:
         try:
             dev.cmd("AUTH END", timeout=1.0)
