@@ -19,7 +19,8 @@ stdout. The loop is the device loop in miniature: read commands, rep.poll(), sle
                          the runner then prints {"r":"powercut"} and exits at once
 
 stdin (one JSON object per line)          stdout
-  {"op":"event","ev":{...}}              {"r":"queued","seq":n,"us":t}   (t: event() time)
+  {"op":"event","ev":{...}}              {"r":"queued","seq":n,"us":t,"flush_us":f}
+                                         (t: event(), f: flush() to the flash outbox)
   {"op":"telemetry","d":{...}}           {"r":"tele","seq":n}
   {"op":"state","d":{...}}               {"r":"ok"}
   {"op":"net","up":false}                {"r":"ok"}   link down: connect fails (EHOSTUNREACH),
@@ -300,10 +301,13 @@ def main():
                 t0 = now_us()
                 seq = rep.event(cmd["ev"])
                 dt = us_since(t0)
+                t0 = now_us()
+                rep.flush()  # what the next poll() does; "queued" means durable
+                dt2 = us_since(t0)
                 if getattr(store, "cut", False):
                     out({"r": "powercut"})
                     sys.exit(0)
-                out({"r": "queued", "seq": seq, "boot": rep.boot, "us": dt})
+                out({"r": "queued", "seq": seq, "boot": rep.boot, "us": dt, "flush_us": dt2})
             elif op == "telemetry":
                 out({"r": "tele", "seq": rep.telemetry(cmd["d"])})
             elif op == "state":

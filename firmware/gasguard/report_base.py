@@ -29,7 +29,7 @@ class ReportBase:
     def _counters(self):
         ob = self.outbox
         d = {
-            "outbox": len(ob),
+            "outbox": len(ob) + len(self._pending),
             "outbox_bytes": ob.live_bytes,
             "dropped_events": ob.dropped,
             "lost_safety": ob.lost_safety,
@@ -62,18 +62,31 @@ class ReportBase:
 
     # ---- public API ----------------------------------------------------------------------
     def event(self, ev):
-        """Queue one event for delivery (persistent). Returns its seq. Never blocks on I/O
-        other than one flash append; never drops silently (see outbox.py)."""
+        """Queue one event for delivery; returns its seq. Cheap and I/O-free: the event is
+        stamped (seq, uptime, wall time) and kept in RAM; the next poll() (normally later in
+        the same loop turn, after the detector has driven its outputs) or flush() writes it
+        to the flash outbox. Never drops silently (see outbox.py)."""
         name = ev.get("event") if isinstance(ev, dict) else None
         if not isinstance(name, str) or not name:
             raise ValueError("event dict without a name: %r" % (ev,))
-        kind = protocol.kind_of_event(name)
-        m = protocol.event_body(self._envelope(kind), ev)
-        prio = 0 if protocol.is_safety(name) else 1
-        self.outbox.append(self.boot, self.seq, protocol.KIND_CODES[kind], prio, protocol.encode(m))
-        if prio == 0:
+        self.seq += 1
+        self._pending.append((self.seq, self.uptime_ms(), self.wall.now(), dict(ev)))
+        if protocol.is_safety(name):
             self._state_dirty = True
+        if len(self._pending) >= 16:
+            self.flush()  # poll() is not being called: do not let RAM grow
         return self.seq
+
+    def flush(self):
+        """Write the events queued by event() to the flash outbox now."""
+        while self._pending:
+            seq, up, ts, ev = self._pending.pop(0)
+            name = ev["event"]
+            kind = protocol.kind_of_event(name)
+            q = None if ts is not None else ["time_unsynced"]
+            m = protocol.event_body(protocol.envelope(kind, self.ident, self.boot, seq, up, ts, q), ev)
+            self.outbox.append(self.boot, seq, protocol.KIND_CODES[kind],
+                               0 if protocol.is_safety(name) else 1, protocol.encode(m))
 
     def send(self, kind, body, persist=True):
         """Send a command_result-like message with the envelope: persistent (outbox) or

@@ -2,7 +2,8 @@
 
     rep = Reporter(clock, store, identity_info, cfg, transport, handler=None, key=None,
                    ssl_context=None, rand=None, boot=None)
-    rep.event(ev)        # any event dict -> persistent outbox (QoS 1); returns its seq
+    rep.event(ev)        # any event dict -> (RAM, then flash outbox in poll) QoS 1; seq
+    rep.flush()          # write queued events to the outbox now
     rep.telemetry(d)     # telemetry dict -> RAM ring (QoS 0, drop oldest, counted)
     rep.telemetry_due()  # True when interval_s passed or report_now was commanded
     rep.state(d)         # run state for the retained state message (sent when changed)
@@ -19,9 +20,10 @@ with hush(), self_test(), report_now(), set_interval(seconds), close_valve() tha
 downlink commands call (any subset; missing ones answer "unsupported"); key: the
 device key (bytes) for command authentication.
 
-Nothing here blocks: event() appends one record to the store (flash, ~one page write;
-see docs/protocol.md for the measured cost) and returns; the network is only touched in
-poll(), through the non-blocking MQTT client. The protocol is in docs/protocol.md.
+Nothing here blocks: event() only stamps the event and queues it in RAM (no I/O: the
+detector emits before it closes the valve); poll() writes queued events to the flash
+outbox and touches the network only through the non-blocking MQTT client. The protocol
+is in docs/protocol.md.
 """
 
 from gasguard import protocol
@@ -74,6 +76,7 @@ class Reporter(ReportBase):
             self.commands = Commands(self.dev, key, store, handler, self.wall, c["cmd_window_s"],
                                      {"report_now": self._cmd_report_now,
                                       "set_interval": self._cmd_set_interval})
+        self._pending = []  # events stamped by event(), written to the outbox by poll()
         self._rq = []  # RAM QoS 1 queue (<= 4): identity uplinks, rejected command results
         self.rq_dropped = 0
         self.on_identity = None
@@ -120,6 +123,8 @@ class Reporter(ReportBase):
 
     def poll(self):
         """Bounded, non-blocking step: SNTP, MQTT I/O, then deliveries in order."""
+        if self._pending:
+            self.flush()
         self.uptime_ms()
         self.wall.poll()
         c = self.mqtt

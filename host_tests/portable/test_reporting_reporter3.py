@@ -78,3 +78,30 @@ def test_idle_connected_poll_allocates_nothing_on_micropython():
     finally:
         gc.enable()
     assert used == 0, used
+
+
+class CountingStore(FileStore):
+    def __init__(self, root):
+        FileStore.__init__(self, root)
+        self.writes = 0
+
+    def write(self, name, data):
+        self.writes += 1
+        FileStore.write(self, name, data)
+
+    def append(self, name, data):
+        self.writes += 1
+        FileStore.append(self, name, data)
+
+
+def test_event_does_no_flash_io_and_the_next_poll_persists_it():
+    st = CountingStore(tmpdir("rp16"))
+    r = Reporter(SimClock(), st, IDENT, CFG, None)
+    w0 = st.writes
+    seqs = [r.event(ev) for ev in ALARMS]
+    assert st.writes == w0  # the alarm path (detector -> emit -> event) never waits on flash
+    assert r.status()["outbox"] == 4  # counted while pending
+    r.poll()
+    assert st.writes == w0 + 4
+    again = Reporter(SimClock(), FileStore(st.root), IDENT, CFG, None)
+    assert again.outbox.keys() == [(r.boot, s) for s in seqs]
