@@ -114,7 +114,9 @@ class Reporter(ReportBase):
         return d
 
     def close(self):
-        """Graceful shutdown: publish offline state (retained), then DISCONNECT."""
+        """Graceful shutdown: persist queued events, publish offline state (retained), then
+        DISCONNECT."""
+        self.flush()
         if self.online:
             m = self._state_message(False)
             m["reason"] = "shutdown"
