@@ -73,9 +73,10 @@ def _queue(run, evs):
     return out
 
 
-def test_normal_reporting(mosquitto, tmp_path):
+@pytest.mark.parametrize("runtime", ["micropython", "cpython"])
+def test_normal_reporting(mosquitto, tmp_path, runtime):
     col = Collector(mosquitto.port)
-    run = Runner(mosquitto.port, tmp_path / "store")
+    run = Runner(mosquitto.port, tmp_path / "store", runtime=runtime)
     try:
         queued = _queue(run, _alarm_events(8))
         run.send("telemetry", d={"ch4_ppm_x10": 120, "supply_mv": 5000})
