@@ -75,6 +75,18 @@ def run_micropython(args, stdin=None, heap=None, timeout=120, extra_path=(), com
     )
 
 
+def pytest_addoption(parser):
+    parser.addoption("--port", default=None,
+                     help="serial port of a real board for the tests marked `hardware` "
+                          "(same as GASGUARD_PORT)")
+
+
+def pytest_configure(config):
+    port = config.getoption("--port")
+    if port:
+        os.environ["GASGUARD_PORT"] = port
+
+
 @pytest.fixture
 def mpy():
     return run_micropython

@@ -42,10 +42,16 @@ class Console:
         self._out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout
 
     def read(self, n=64):
-        if not self._poll.poll(0):
-            return None
-        data = self._in.read(1)
-        return data if data else None
+        """Up to n bytes that are already waiting; None when there are none. Never waits:
+        stdin only promises one byte per ready poll, so read byte by byte while it is ready."""
+        buf = None
+        while n > 0 and self._poll.poll(0):
+            b = self._in.read(1)
+            if not b:
+                break
+            buf = b if buf is None else buf + b
+            n -= 1
+        return buf
 
     def write(self, data):
         return self._out.write(data)
