@@ -149,8 +149,8 @@ def test_factory_tool_and_label_check_against_the_virtual_board(virtual_board, t
     # blank device: the label check refuses
     assert cli_main(["label", "--id", ID, "--verify-port", port]) == 2
     assert "not provisioned" in capsys.readouterr().err
-    rc = factory.main(["--port", port, "--id", ID, "--model", "GG-200", "--hw-rev", "1.2",
-                       "--escrow", str(esc), "--factory-key", SIM_FACTORY_KEY])
+    rc = cli_main(["provision", "--port", port, "--id", ID, "--model", "GG-200", "--hw-rev", "1.2",
+                   "--escrow", str(esc), "--factory-key", SIM_FACTORY_KEY])
     out = capsys.readouterr()
     assert rc == 0, out.err
     row = esc.read_text().strip().split(",")

@@ -20,6 +20,7 @@ SUBCOMMANDS = [
     ("diag", "read status, log and live readings from a device over serial"),
     ("flash", "flash MicroPython and deploy the gasguard app to a board"),
     ("label", "make printable identifier labels (PNG/SVG with QR)"),
+    ("provision", "write, verify and lock a device's identity at the factory (serial)"),
     ("monitor", "subscribe to a broker and print decoded device messages"),
     ("package", "generate or check manifest.py and package.json for the device"),
 ]

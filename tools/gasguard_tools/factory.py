@@ -266,9 +266,8 @@ def escrow(path, identifier, secret):
         f.write("%s,%s,%s\n" % (identifier, key_fingerprint(secret), secret.hex()))
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m gasguard_tools.factory",
-                                description="provision and lock a device's identity over serial")
+def add_arguments(p):
+    """`gasguard provision` (and `python -m gasguard_tools.factory`)."""
     p.add_argument("--port", required=True)
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--id", required=True, help="the identifier on the label")
@@ -280,7 +279,9 @@ def main(argv=None):
                    "without one the device must be in factory mode by its button)")
     p.add_argument("--line-max", type=int, default=SERVICE_LINE_MAX,
                    help="the device's service line_max (default %d)" % SERVICE_LINE_MAX)
-    a = p.parse_args(argv)
+
+
+def run(a):
     try:
         fields = fields_for(a.id, a.model, a.hw_rev, a.template)
         secret = new_secret(fields["tier"])
@@ -298,6 +299,13 @@ def main(argv=None):
         print("factory: error: %s" % e, file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m gasguard_tools.factory",
+                                description="provision and lock a device's identity over serial")
+    add_arguments(p)
+    return run(p.parse_args(argv))
 
 
 if __name__ == "__main__":
