@@ -6,11 +6,8 @@ long it can hold the loop. Measured on the MicroPython unix port (x86; an ESP32 
 is roughly 20-50x slower) and on CPython, plus the heap one step allocates.
 """
 
-import os
-import subprocess
-import tempfile
 
-from .runtime import command
+from .benchkit import compare_table
 
 SCRIPT = r'''
 import gc, sys, time
@@ -74,28 +71,8 @@ ROWS = [
 ]
 
 
-def _run(runtime):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "bench_identity_run.py")
-        with open(path, "w") as f:
-            f.write(SCRIPT)
-        argv, env = command(runtime, path, [os.path.join(tmp, "flash")])
-        r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
-    if r.returncode:
-        raise RuntimeError(r.stderr[-500:])
-    return dict(line.split() for line in r.stdout.splitlines() if line.strip())
-
-
 def main():
-    mp = _run("micropython")
-    cp = _run("cpython")
-    print("### Identity (active identifier step cost)\n")
-    print("| what | MicroPython unix | CPython |")
-    print("|---|---:|---:|")
-    for key, what, unit in ROWS:
-        print("| %s | %s %s | %s |" % (what, mp.get(key, "-"), unit,
-                                      (cp.get(key, "-") + " " + unit) if key in cp else "-"))
-    print()
+    compare_table("Identity (active identifier step cost)", ROWS, SCRIPT, ["{tmp}/flash"], timeout=120)
 
 
 if __name__ == "__main__":

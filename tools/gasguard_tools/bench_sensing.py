@@ -8,11 +8,8 @@ calibration record round trip, and the heap a channel object and the sensing
 modules occupy.
 """
 
-import os
-import subprocess
-import tempfile
 
-from .runtime import command
+from .benchkit import compare_table
 
 SCRIPT = r'''
 import gc, sys, time
@@ -116,28 +113,8 @@ ROWS = [
 ]
 
 
-def _run(runtime):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "bench_sensing_run.py")
-        with open(path, "w") as f:
-            f.write(SCRIPT)
-        argv, env = command(runtime, path, [])
-        r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
-    if r.returncode:
-        raise RuntimeError(r.stderr[-500:])
-    return dict(line.split() for line in r.stdout.splitlines() if line.strip())
-
-
 def main():
-    mp = _run("micropython")
-    cp = _run("cpython")
-    print("### Sensing (per-sample cost of the 1 Hz sample path)\n")
-    print("| what | MicroPython unix | CPython |")
-    print("|---|---:|---:|")
-    for key, what, unit in ROWS:
-        print("| %s | %s %s | %s |" % (what, mp.get(key, "-"), unit,
-                                      (cp.get(key, "-") + " " + unit) if key in cp else "-"))
-    print()
+    compare_table("Sensing (per-sample cost of the 1 Hz sample path)", ROWS, SCRIPT, (), timeout=300)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,8 @@ that completes a STATUS?-class request against a small facade, a garbage line, a
 heap an idle poll allocates (must be 0: the line buffer is preallocated).
 """
 
-import os
-import subprocess
-import tempfile
 
-from .runtime import command
+from .benchkit import compare_table
 
 SCRIPT = r'''
 import gc, time
@@ -88,28 +85,8 @@ ROWS = [
 ]
 
 
-def _run(runtime):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "bench_service_run.py")
-        with open(path, "w") as f:
-            f.write(SCRIPT)
-        argv, env = command(runtime, path)
-        r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
-    if r.returncode:
-        raise RuntimeError(r.stderr[-500:] or r.stdout[-500:])
-    return dict(line.split() for line in r.stdout.splitlines() if line.strip())
-
-
 def main():
-    mp = _run("micropython")
-    cp = _run("cpython")
-    print("### Service console (cost per poll in the application loop)\n")
-    print("| what | MicroPython unix | CPython |")
-    print("|---|---:|---:|")
-    for key, what, unit in ROWS:
-        print("| %s | %s %s | %s |" % (what, mp.get(key, "-"), unit,
-                                      (cp.get(key, "-") + " " + unit) if key in cp else "-"))
-    print()
+    compare_table("Service console (cost per poll in the application loop)", ROWS, SCRIPT, (), timeout=120)
 
 
 if __name__ == "__main__":

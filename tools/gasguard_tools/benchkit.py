@@ -1,0 +1,39 @@
+"""What the area benchmarks share: run a measuring script on an interpreter, print a table.
+
+A benchmark script prints `key value` lines; run_script() returns them as a dict, and
+compare_table() prints one Markdown row per (key, description, unit) for MicroPython and
+CPython side by side.
+"""
+
+import os
+import subprocess
+import tempfile
+
+from .runtime import command
+
+
+def run_script(runtime, script, args=(), timeout=300, name="bench_run.py"):
+    """Run script text on 'micropython' or 'cpython' (firmware + sim board on the path).
+
+    args may contain the placeholder "{tmp}", replaced by a scratch folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, name)
+        with open(path, "w") as f:
+            f.write(script)
+        argv, env = command(runtime, path, [a.replace("{tmp}", tmp) for a in args])
+        r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    if r.returncode:
+        raise RuntimeError(r.stderr[-500:] or r.stdout[-500:])
+    return dict(line.split(None, 1) for line in r.stdout.splitlines() if line.strip())
+
+
+def compare_table(title, rows, script, args=(), timeout=300):
+    mp = run_script("micropython", script, args, timeout)
+    cp = run_script("cpython", script, args, timeout)
+    print("### %s\n" % title)
+    print("| what | MicroPython unix | CPython |")
+    print("|---|---:|---:|")
+    for key, what, unit in rows:
+        print("| %s | %s %s | %s |" % (what, mp.get(key, "-"), unit,
+                                      (cp.get(key, "-") + " " + unit) if key in cp else "-"))
+    print()
