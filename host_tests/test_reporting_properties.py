@@ -208,3 +208,84 @@ def test_canonical_encoding_is_injective_on_the_interval(a, b):
     ca = canonical(DEV, "x", 1, 2, "set_interval", {"seconds": a})
     cb = canonical(DEV, "x", 1, 2, "set_interval", {"seconds": b})
     assert (ca == cb) == (a == b)
+
+
+# ---- delivery under random faults ------------------------------------------------------
+
+from reporting_fakes import AutoBroker, FakeNet  # noqa: E402
+from gasguard.reporter import Reporter  # noqa: E402
+from simboard import SimClock  # noqa: E402
+
+FAULTS = st.lists(st.tuples(
+    st.sampled_from(["event", "event", "event", "drop", "drop", "refuse", "heal", "noack",
+                     "noack", "ack", "trickle", "reboot", "wait"]),
+    st.integers(1, 400)), min_size=3, max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=FAULTS)
+def test_every_event_is_delivered_in_order_whatever_the_network_does(steps):
+    root = tempfile.mkdtemp(prefix="gg-dlv-")
+    try:
+        clock = SimClock()
+        cfg = {"commands": False, "window": 3,
+               "mqtt": {"host": "10.0.0.1", "backoff_min_ms": 50, "backoff_max_ms": 400,
+                        "retry_ms": 300, "connect_timeout_ms": 500, "keepalive_s": 2,
+                        "ping_timeout_ms": 500}}
+        ident = {"device_id": "sim/prop", "fw": "1"}
+
+        def boot():
+            net = FakeNet()
+            return Reporter(clock, FileStore(root), ident, cfg, net, rand=lambda n: n // 2), \
+                net, AutoBroker(net)
+
+        r, net, b = boot()
+        brokers = [b]
+        queued = []
+        for op, n in steps:
+            if op == "event":
+                queued.append((r.boot, r.event({"event": "alarm", "gas": "co", "level": 1,
+                                                "state": "on", "t": n})))
+            elif op == "drop" and net.last is not None:
+                net.last.peer_closed = True
+            elif op == "refuse":
+                net.mode = "refused"
+            elif op == "heal":
+                net.mode = "ok"
+                net.trickle = 0
+            elif op == "noack":
+                b.ack = False
+            elif op == "ack":
+                b.ack = True
+            elif op == "trickle":
+                net.trickle = 1 + n % 7
+            elif op == "reboot":
+                r.flush()  # what the loop turn that emitted them did
+                r, net, b = boot()
+                brokers.append(b)
+            for _ in range(n // 10 + 1):
+                r.poll()
+                b.service()
+                clock.advance(10)
+        # the network heals for good
+        net.mode = "ok"
+        net.trickle = 0
+        b.ack = True
+        for _ in range(3000):
+            r.poll()
+            b.service()
+            clock.advance(10)
+            if not r.outbox.entries and not r._pending:
+                break
+        assert len(r.outbox) == 0
+        seen = []
+        for br in brokers:
+            for t, p, q, rt, dup in br.published:
+                if t.endswith("/event"):
+                    m = __import__("json").loads(p)
+                    k = (m["boot"], m["seq"])
+                    if k not in seen:
+                        seen.append(k)
+        assert seen == queued  # all of them, first arrivals in order
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
