@@ -6,7 +6,7 @@ so what runs in `make sim` is what runs on the ESP32:
     app = DetectorApp(board, store, config)               # alarm path, console, log
     attach_interlock(app, radio, store, config)           # wireless interlock sink
     attach_reporter(app, clock, store, ident, config, socket_module, key)
-    valve = ValveApp(board, store, config)                # valve controller (+ its link)
+    valve = ValveApp(board, store, config)                # gasguard.valve_app (re-exported here)
     attach_reporter(valve, ...)
     attach_active_id(app, reporter, IdentityStore(store), config)   # mid/high tiers
 
@@ -115,77 +115,11 @@ def detector_telemetry(app):
     return d
 
 
-class ValveApp:
-    """The valve controller device: controller (with its radio link) + event stamping.
+def __getattr__(name):
+    """`from gasguard.devices import ValveApp` keeps working; the valve device lives in
+    gasguard.valve_app and is loaded only when asked for (a detector never pays its heap)."""
+    if name == "ValveApp":
+        from gasguard.valve_app import ValveApp
 
-    Same shape as DetectorApp for what attach_reporter needs (clock, emit, sinks,
-    pollers, poll, telemetry, close_valve)."""
-
-    KIND = "valve"
-
-    def __init__(self, board, store, config=None, rand=None):
-        from gasguard.valve import ValveController
-
-        self.board = board
-        self.clock = board.clock
-        self.store = store
-        self.config = config or {}
-        self.sinks = []
-        self.pollers = []
-        self.errors = []
-        self.error_count = 0
-        self._last = self.clock.ticks_ms()
-        self._up_ms = 0
-        self.events = []  # recent stamped events (newest last), for diagnostics
-        self.controller = ValveController(board, self.config.get("valve"), store, self.emit, rand)
-        self.emit({"event": "boot", "fw": VERSION})
-
-    def uptime_s(self):
-        return self._up_ms // 1000
-
-    def emit(self, ev):
-        ev = dict(ev)
-        ev["t"] = self._up_ms // 1000
-        self.events.append(ev)
-        if len(self.events) > 32:
-            self.events.pop(0)
-        for s in self.sinks:
-            try:
-                s.event(ev)
-            except Exception as e:
-                self._note_error("sink", e)
-        return ev
-
-    def _note_error(self, where, e):
-        self.error_count += 1
-        self.errors.append("%s: %s: %s" % (where, type(e).__name__, e))
-        if len(self.errors) > 5:
-            self.errors.pop(0)
-
-    def poll(self):
-        now = self.clock.ticks_ms()
-        d = self.clock.ticks_diff(now, self._last)
-        self._last = now
-        if d > 0:
-            self._up_ms += d
-        self.controller.poll()
-        for p in self.pollers:
-            try:
-                p.poll()
-            except Exception as e:
-                self._note_error("poller", e)
-
-    def close_valve(self, source="remote"):
-        self.controller.close("manual", source)
-        return {"closing": True}
-
-    def telemetry(self):
-        st = self.controller.status()
-        d = {}
-        for k in ("valve", "cause", "link", "pressure_pa", "flow_m3h_x1000", "supply_mv", "faults"):
-            if k in st:
-                d[k] = st[k]
-        return d
-
-    def status(self):
-        return self.controller.status()
+        return ValveApp
+    raise AttributeError(name)

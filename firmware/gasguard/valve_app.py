@@ -1,0 +1,471 @@
+"""The valve controller device: ValveController + button + event log + service console.
+
+The valve's counterpart of DetectorApp (gasguard.app), built the same way so the same
+host tools work on both (docs/service-protocol.md, "The valve facade"):
+
+    app = ValveApp(board, store, config)       # boards/esp32-valve/main.py, virtual_valve.py
+    app.run_forever(10, watchdog=wdt)
+
+It owns: the boot count and reset cause, the persistent EventLog, the GGSP/1 Service on
+board.console, the local button (short press = close, cause "manual", source "button";
+hold 3 s = pairing window) and a pressure/flow history. Reporting and active
+identification are attached from gasguard.devices exactly as for the detector.
+
+It never opens the valve: the controller has no such path, and no facade method, button
+gesture or service verb asks for anything but a close (ITEST = a local close, cause
+"manual", source "service").
+"""
+
+import json
+
+from gasguard import VERSION, record
+from gasguard.button import Button, button_config
+from gasguard.eventlog import EventLog
+from gasguard.service import PROTOCOL, Service
+from gasguard.valve import ValveController, valve_config
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+_HIST_POINTS = const(120)
+_NONE = const(-1)
+APP_DEFAULTS = {"history_period_s": 60}
+# Top-level config sections of a valve; net/report/identity are read by main.py and
+# gasguard.devices (attach_reporter, attach_active_id).
+SECTIONS = ("valve", "service", "app", "board", "button", "net", "report", "identity")
+
+# The same store names and helpers as gasguard.app (a test keeps them equal). Not imported
+# from there: gasguard.app costs 16 KB of heap on MicroPython, which a valve never uses.
+BOOT_NAME = "boot.rec"
+CONFIG_NAME = "config.rec"
+KEY_NAME = "factory.key"
+MAINT_NAME = "maint.flag"
+
+
+def boot_mode(store):
+    """'maintenance' once after MAINT (the flag is consumed), else 'app'. For main.py."""
+    if store.read(MAINT_NAME) is not None:
+        store.remove(MAINT_NAME)
+        return "maintenance"
+    return "app"
+
+
+def bump_boot_count(store):
+    try:
+        n = json.loads(record.unseal(store.read(BOOT_NAME)))["boots"]
+    except (record.RecordError, ValueError, KeyError, TypeError):
+        n = 0
+    n += 1
+    try:
+        store.write(BOOT_NAME, record.seal(json.dumps({"boots": n}).encode()))
+    except OSError:
+        pass
+    return n
+
+
+def load_config(store, default):
+    """The persisted config (written by CFG) when valid, else the given default."""
+    try:
+        cfg = json.loads(record.unseal(store.read(CONFIG_NAME)))
+        if isinstance(cfg, dict):
+            return cfg
+    except (record.RecordError, ValueError):
+        pass
+    return _copy(default or {})
+
+
+def _copy(d):
+    return json.loads(json.dumps(d))
+
+
+class _NullConsole:
+    def read(self, n):
+        return None
+
+    def write(self, b):
+        return len(b)
+
+
+class ValveApp:
+    KIND = "valve"
+
+    def __init__(self, board, store, config=None, rand=None, identity=None, rng=None,
+                 reset_cause=None, button_at_boot=None, board_name="unknown"):
+        self.board = board
+        self.clock = board.clock
+        self.store = store
+        self.board_name = board_name
+        self.boot_count = bump_boot_count(store)
+        if reset_cause is None:
+            rc = getattr(board, "reset_cause", None)
+            reset_cause = rc() if rc is not None else "unknown"
+        self.reset_cause = reset_cause
+        self._last = self.clock.ticks_ms()
+        self._up_s = 0
+        self._up_ms = 0
+        self.sinks = []
+        self.pollers = []
+        self.errors = []
+        self.error_count = 0
+        self.log = EventLog(store, boot=self.boot_count)
+        self.config = load_config(store, config)
+        app_cfg = dict(APP_DEFAULTS)
+        app_cfg.update(self.config.get("app", {}))
+        self._hist_period_ms = int(app_cfg["history_period_s"]) * 1000
+        if identity is None:
+            try:
+                from gasguard.identity import IdentityStore
+
+                identity = IdentityStore(store)
+            except ImportError:
+                identity = None
+        self.identity = identity
+        btn = getattr(board, "button", None)
+        if button_at_boot is None:
+            button_at_boot = bool(btn.value()) if btn is not None else False
+        self.button_at_boot = button_at_boot
+        self._pending = None
+        self.on_reboot = getattr(board, "reboot", None)
+        self.controller = ValveController(board, self.config.get("valve"), store, self.emit, rand)
+        self.button = None
+        if btn is not None:
+            self.button = Button(btn, self.clock, self._short_press, self._long_press,
+                                 self.config.get("button"))
+        from array import array
+
+        self._p_min = array("i", [_NONE] * _HIST_POINTS)
+        self._f_max = array("i", [_NONE] * _HIST_POINTS)
+        self._p_cur = _NONE
+        self._f_cur = _NONE
+        self._hist_n = 0
+        self._hist_t = self.clock.ticks_ms()
+        console = getattr(board, "console", None) or _NullConsole()
+        self.service = Service(console, self, self.clock, self.config.get("service"),
+                               rng=rng, button_at_boot=button_at_boot)
+        st = self.controller.status()
+        self.emit({"event": "boot", "reset_cause": self.reset_cause, "fw": VERSION,
+                   "factory": bool(button_at_boot), "valve": st["valve"], "cause": st["cause"]})
+
+    # ------------------------------------------------------------ event path
+    def uptime_s(self):
+        return self._up_s
+
+    def emit(self, ev):
+        """Stamp, log and forward an event (the controller's emit callable)."""
+        ev = self.log.add(ev, self._up_s)
+        for s in self.sinks:
+            try:
+                s.event(ev)
+            except Exception as e:
+                self._note_error("sink", e)
+        return ev
+
+    def _note_error(self, where, e):
+        self.error_count += 1
+        self.errors.append("%s: %s: %s" % (where, type(e).__name__, e))
+        if len(self.errors) > 5:
+            self.errors.pop(0)
+
+    # ------------------------------------------------------------ main loop
+    def poll(self):
+        """One loop turn: controller, button, background parts, then the console."""
+        self.poll_core()
+        try:
+            self.service.poll()
+        except Exception as e:
+            self._note_error("service", e)
+        if self._pending is not None:
+            what = self._pending
+            self._pending = None
+            self._do_reboot(what)
+
+    def poll_core(self):
+        now = self.clock.ticks_ms()
+        d = self.clock.ticks_diff(now, self._last)
+        self._last = now
+        if d > 0:
+            self._up_ms += d
+            if self._up_ms >= 1000:
+                self._up_s += self._up_ms // 1000
+                self._up_ms %= 1000
+        self.controller.poll()
+        if self.button is not None:
+            self.button.poll()
+        self._history(now)
+        for p in self.pollers:
+            try:
+                p.poll()
+            except Exception as e:
+                self._note_error("poller", e)
+
+    def run_forever(self, sleep_ms=10, sleep=None, watchdog=None):
+        """The device main loop; Ctrl-C is a byte, not an interrupt, while it runs."""
+        if sleep is None:
+            import time
+
+            sleep = time.sleep_ms
+        kbd = None
+        try:
+            import micropython
+
+            kbd = micropython.kbd_intr
+        except (ImportError, AttributeError):
+            pass
+        if kbd is not None:
+            kbd(-1)
+        try:
+            while True:
+                self.poll()
+                if watchdog is not None:
+                    watchdog.feed()
+                sleep(sleep_ms)
+        finally:
+            if kbd is not None:
+                kbd(3)
+
+    def _do_reboot(self, what):
+        if what == "maintenance":
+            self.store.write(MAINT_NAME, b"1")
+        self.emit({"event": "reboot", "cause": what})
+        if self.on_reboot is not None:
+            self.on_reboot()
+
+    def _short_press(self):
+        self.controller.close("manual", "button")
+
+    def _long_press(self):
+        self.emit({"event": "button", "action": "pair"})
+        self.controller.pair_button()
+
+    def _history(self, now):
+        c = self.controller
+        p = c.pressure_pa
+        if p is not None and (self._p_cur == _NONE or p < self._p_cur):
+            self._p_cur = p
+        f = c.flow_m3h_x1000
+        if f is not None and f > self._f_cur:
+            self._f_cur = f
+        if self.clock.ticks_diff(now, self._hist_t) >= self._hist_period_ms:
+            self._hist_t = self.clock.ticks_add(self._hist_t, self._hist_period_ms)
+            if self.clock.ticks_diff(now, self._hist_t) >= self._hist_period_ms:
+                self._hist_t = now  # fell behind (long stall): resynchronise
+            i = self._hist_n % _HIST_POINTS
+            self._p_min[i] = self._p_cur
+            self._f_max[i] = self._f_cur
+            self._p_cur = _NONE
+            self._f_cur = _NONE
+            self._hist_n += 1
+
+    # ------------------------------------------------------------ platform (devices.py)
+    def close_valve(self, source="remote"):
+        self.controller.close("manual", source)
+        return {"closing": True}
+
+    def telemetry(self):
+        st = self.controller.status()
+        d = {}
+        for k in ("valve", "cause", "link", "pressure_pa", "flow_m3h_x1000", "supply_mv", "faults"):
+            if k in st:
+                d[k] = st[k]
+        return d
+
+    # ------------------------------------------------------------ device facade
+    def info(self):
+        return {"fw": VERSION, "proto": PROTOCOL, "kind": self.KIND,
+                "tier": self.controller.cfg["tier"], "profile": None, "board": self.board_name}
+
+    def factory_key(self):
+        return self.store.read(KEY_NAME)
+
+    def readings(self):
+        c = self.controller
+        return {"valve": c.status()["valve"], "pressure_pa": c.pressure_pa,
+                "flow_m3h_x1000": c.flow_m3h_x1000, "supply_mv": c.supply_mv,
+                "uptime_s": self._up_s}
+
+    def last_close(self):
+        """The newest close in the event log (RAM ring, else flash): why it closed."""
+        evs = self.log.recent(32)
+        for ev in reversed(evs):
+            if ev.get("event") == "valve" and ev.get("state") == "closed":
+                return ev
+        for ev in reversed(self.log.persisted()):
+            if ev.get("event") == "valve" and ev.get("state") == "closed":
+                return ev
+        return None
+
+    def status(self):
+        info = self.info()
+        rec = self.identity.load() if self.identity is not None else None
+        fh = getattr(self.board, "free_heap", None)
+        if fh is None:
+            try:
+                import gc
+
+                fh = gc.mem_free
+            except AttributeError:
+                fh = None
+        outbox = None
+        parts = {}
+        seen = []
+        for p in self.pollers + self.sinks:
+            if p in seen:
+                continue
+            seen.append(p)
+            st = getattr(p, "status", None)
+            if st is None or not callable(st):
+                continue
+            name = getattr(p, "name", None) or type(p).__name__.lower()
+            try:
+                v = st()
+            except Exception as e:
+                v = {"error": str(e)}
+            parts[name] = v
+            if outbox is None and isinstance(v, dict) and "outbox" in v:
+                outbox = v["outbox"]
+        last = []
+        for ev in self.log.recent(32):
+            if ev.get("event") == "fault" and ev.get("state") == "on":
+                last.append(ev)
+        # flat: the controller's status (valve, cause, link, pressure_pa, flow_m3h_x1000,
+        # supply_mv, faults, counters[, link_detail]) plus the device's
+        d = self.controller.status()
+        d["last_close"] = self.last_close()
+        d["last_close_latency_ms"] = self.controller.last_close_latency_ms
+        if self.button is not None:
+            d["button"] = {"pressed": self.button.pressed, "shorts": self.button.shorts,
+                           "holds": self.button.holds}
+        d["id"] = (rec or {}).get("id")
+        d["fw"] = info["fw"]
+        d["kind"] = info["kind"]
+        d["tier"] = info["tier"]
+        d["profile"] = None
+        d["uptime_s"] = self._up_s
+        d["reset_cause"] = self.reset_cause
+        d["boot_count"] = self.boot_count
+        d["free_heap"] = fh() if fh is not None else None
+        d["readings"] = self.readings()
+        d["outbox_depth"] = outbox
+        d["last_faults"] = last[-5:]
+        d["last_errors"] = list(self.errors)
+        d["log"] = {"seq": self.log.seq, "write_errors": self.log.write_errors}
+        d["parts"] = parts
+        return d
+
+    def events(self, n):
+        if n <= len(self.log.recent(n)):
+            return self.log.recent(n)
+        return self.log.persisted()[-n:]
+
+    def history(self):
+        n = min(self._hist_n, _HIST_POINTS)
+        first = self._hist_n - n
+        return {"period_s": self._hist_period_ms // 1000, "points": n,
+                "pressure_pa_min": [self._p_min[(first + i) % _HIST_POINTS] for i in range(n)],
+                "flow_m3h_x1000_max": [self._f_max[(first + i) % _HIST_POINTS] for i in range(n)]}
+
+    def config_get(self, key=None):
+        return _copy(self.config)
+
+    def config_set(self, key, value):
+        """Set one dotted leaf (e.g. valve.under_pressure_pa); validated, persisted, used after reboot."""
+        from gasguard.validate import ConfigError
+
+        new = _copy(self.config)
+        parts = key.split(".")
+        node = new
+        for p in parts[:-1]:
+            if p not in node:
+                node[p] = {}
+            node = node[p]
+            if not isinstance(node, dict):
+                raise ConfigError("%s: %s is not a section" % (key, p))
+        if isinstance(node.get(parts[-1]), dict) or isinstance(value, dict):
+            raise ConfigError("%s: set the leaves of a section one by one" % key)
+        node[parts[-1]] = value
+        self._validate_config(new)
+        self.store.write(CONFIG_NAME, record.seal(json.dumps(new).encode()))
+        self.config = new
+        self.emit({"event": "config", "key": key})
+        return {"key": key, "value": value, "reboot_required": True}
+
+    def _validate_config(self, cfg):
+        from gasguard.service import DEFAULTS as SERVICE_DEFAULTS
+        from gasguard.validate import reject_unknown
+
+        reject_unknown(cfg, SECTIONS, "config")
+        reject_unknown(cfg.get("app", {}), APP_DEFAULTS, "app")
+        Service(_NullConsole(), self, self.clock, cfg.get("service"))  # validates only
+        reject_unknown(cfg.get("service", {}) or {}, SERVICE_DEFAULTS, "service")
+        valve_config(cfg.get("valve"))
+        button_config(cfg.get("button"))
+        if cfg.get("report") is not None:
+            from gasguard.report_cfg import configure
+
+            configure(cfg.get("report"))
+
+    # actions ----------------------------------------------------------------
+    def self_test(self):
+        """Non-destructive: reads the switch, the sensors, the supply and (where the board
+        can sense it) the trip-coil circuit. The coil is never energised (that would close
+        the valve); use ITEST for a real close."""
+        c = self.controller
+        b = self.board
+        cfg = c.cfg
+        checks = {}
+        failed = []
+        raw_closed = b.switch.value() == cfg["switch_closed_level"]
+        st = c.status()["valve"]
+        checks["switch"] = "closed" if raw_closed else "open"
+        if st in ("open", "closed") and (st == "closed") != raw_closed:
+            checks["switch"] += " (differs from state %s)" % st
+            failed.append("switch")
+        if c.pressure_in is None:
+            checks["pressure"] = "absent"
+        else:
+            uv = c.pressure_in.read_uv()
+            ok = cfg["pressure_uv_min"] <= uv <= cfg["pressure_uv_max"]
+            checks["pressure"] = "ok" if ok else "out_of_range (%d uV)" % uv
+            if not ok:
+                failed.append("pressure_sensor")
+        if c.flow_in is None:
+            checks["flow"] = "absent"
+        else:
+            checks["flow"] = "ok" if c.flow_m3h_x1000 is not None else "no reading"
+        if c.supply_in is None:
+            checks["supply"] = "absent"
+        else:
+            mv = (c.supply_in.read_uv() // 1000) * cfg["_s_x1000"] // 1000
+            checks["supply"] = "%d mV" % mv
+            if mv < cfg["supply_low_mv"]:
+                failed.append("supply_low")
+        sense = getattr(b, "trip_sense", None)
+        if sense is None:
+            checks["coil"] = "not_available"
+        else:
+            ok = bool(sense.value())
+            checks["coil"] = "ok" if ok else "open_circuit"
+            if not ok:
+                failed.append("coil_open_circuit")
+        for f in c.faults:
+            if f not in failed:
+                failed.append(f)
+        result = "fail" if failed else "pass"
+        self.emit({"event": "self_test", "state": "end", "result": result, "faults": failed})
+        return {"started": True, "result": result, "checks": checks, "faults": failed}
+
+    def interlock_test(self):
+        """ITEST on a valve: close it locally (cause manual, source service)."""
+        self.controller.close("manual", "service")
+        return {"closing": True, "valve": self.controller.status()["valve"]}
+
+    def reboot(self):
+        self._pending = "reboot"
+
+    def maintenance(self):
+        self._pending = "maintenance"
