@@ -153,6 +153,11 @@ class Broker:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(self._shutdown())
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in pending:  # connection handlers still waiting for bytes
+                t.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
         self._thread = threading.Thread(target=run, name="gasguard-broker", daemon=True)
