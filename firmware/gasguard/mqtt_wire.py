@@ -25,8 +25,10 @@ UP = const(4)
 
 STATE_NAMES = ("down", "connecting", "tls", "connack_wait", "up")
 
-EAGAIN_CODES = (11, 35, 115, 114, 119, 36, 37)  # EAGAIN/EWOULDBLOCK, EINPROGRESS, EALREADY (linux, bsd, lwip)
-EISCONN_CODES = (106, 56, 127)
+# "not yet": EAGAIN/EWOULDBLOCK (11; BSD 35), EINPROGRESS (Linux 115, newlib/lwIP on the
+# ESP32 119, BSD 36), EALREADY (Linux 114, newlib 120, BSD 37)
+EAGAIN_CODES = (11, 35, 115, 114, 119, 120, 36, 37)
+EISCONN_CODES = (106, 56, 127)  # EISCONN: Linux, BSD, newlib (ESP32)
 RX_CHUNK = const(512)
 TX_CHUNK = const(1460)
 

@@ -4,7 +4,8 @@ FakeNet is a stand-in for the `socket` module: sockets it makes refuse every
 connect/send/recv while they are still blocking (a real blocking call could hang the
 safety loop), so a test that passes proves the client only uses non-blocking calls.
 The test plays the broker: it reads what the client sent (sock.tx) and feeds replies
-(sock.feed). Modes: "ok" (connect completes on the 2nd try), "refused", "unreachable",
+(sock.feed). Modes: "ok" (connect completes on the 2nd try), "lwip" (the ESP32's errno
+values: EINPROGRESS 119, EALREADY 120, then EISCONN 127), "refused", "unreachable",
 "stall" (TCP accepted, the peer never says anything), "hang" (connect never completes).
 """
 
@@ -56,6 +57,13 @@ class FakeSock:
             raise OSError(111)
         if mode == "unreachable":
             raise OSError(113)
+        if mode == "lwip":  # ESP32 newlib errnos: EINPROGRESS 119, EALREADY 120, EISCONN 127
+            if self.tries == 1:
+                raise OSError(119)
+            if self.tries == 2:
+                raise OSError(120)
+            self.connected = True
+            raise OSError(127)
         if self.connected:
             raise OSError(106)  # EISCONN
         if self.tries == 1 or mode == "hang":

@@ -340,3 +340,10 @@ def test_tls_handshake_failure_is_a_connection_failure():
     for _ in range(4):
         cl.poll()
     assert cl.failures == 1 and "tls handshake" in cl.last_error
+
+
+def test_esp32_lwip_errno_values_for_a_nonblocking_connect():
+    cl, clock, net = _client("lwip")
+    first, body = run_until_up(cl, clock)
+    assert first == 0x10 and cl.connected and cl.failures == 0
+    assert net.last.tries == 3
