@@ -150,3 +150,16 @@ def test_monitor_json_mode_and_cli(embedded):
     pub.loop_stop()
     assert p.returncode == 0, err
     assert b"TELEMETRY" in outp and b"ch4 123.4 ppm" in outp
+
+
+def test_missing_mosquitto_skips_or_fails_under_ci(monkeypatch):
+    import reporting_fixtures as rf
+
+    monkeypatch.setattr(rf.shutil, "which", lambda name: None)
+    monkeypatch.setattr(rf.os.path, "exists", lambda p: False)
+    monkeypatch.delenv("GASGUARD_REQUIRE_BROKER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="mosquitto"):
+        rf.mosquitto_bin()
+    monkeypatch.setenv("GASGUARD_REQUIRE_BROKER", "1")
+    with pytest.raises(pytest.fail.Exception, match="GASGUARD_REQUIRE_BROKER=1"):
+        rf.mosquitto_bin()
