@@ -51,7 +51,13 @@ class ReportBase:
         m["tier"] = self.ident.get("tier")
         m["device_kind"] = self.ident.get("kind")
         m["interval_s"] = self.interval_s
-        m["status"] = self._run_state
+        st = self._run_state
+        if self.status_fn is not None and online:
+            try:
+                st = self.status_fn()  # the app's summary, read when the state is sent
+            except Exception as e:
+                st = {"status_error": type(e).__name__}
+        m["status"] = st
         m["counters"] = self._counters()
         return m
 

@@ -1,7 +1,7 @@
 """Reporting to the platform: events -> outbox -> MQTT, telemetry ring, state, commands.
 
     rep = Reporter(clock, store, identity_info, cfg, transport, handler=None, key=None,
-                   ssl_context=None, rand=None, boot=None)
+                   ssl_context=None, rand=None, boot=None, status_fn=None)
     rep.event(ev)        # any event dict -> (RAM, then flash outbox in poll) QoS 1; seq
     rep.flush()          # write queued events to the outbox now
     rep.telemetry(d)     # telemetry dict -> RAM ring (QoS 0, drop oldest, counted)
@@ -39,7 +39,7 @@ _STATE_KEY = (-1, -1)
 
 class Reporter(ReportBase):
     def __init__(self, clock, store, identity_info, cfg, transport, handler=None, key=None,
-                 ssl_context=None, rand=None, boot=None):
+                 ssl_context=None, rand=None, boot=None, status_fn=None):
         check_ident(identity_info)
         c = configure(cfg)
         self.base = c["base"]
@@ -51,6 +51,7 @@ class Reporter(ReportBase):
         self.ident = identity_info
         self.dev = identity_info["device_id"]
         self.handler = handler
+        self.status_fn = status_fn  # optional: () -> small dict for the state message
         # our own persistent counter, raised to the app's boot counter when it passes one
         # (so event data and envelope agree) but never repeating a value we used before
         at_least = boot - 1 if isinstance(boot, int) and boot > 0 else 0

@@ -105,3 +105,22 @@ def test_event_does_no_flash_io_and_the_next_poll_persists_it():
     assert st.writes == w0 + 4
     again = Reporter(SimClock(), FileStore(st.root), IDENT, CFG, None)
     assert again.outbox.keys() == [(r.boot, s) for s in seqs]
+
+
+def test_status_fn_fills_the_state_message_when_it_is_sent():
+    calls = []
+
+    def status():
+        calls.append(1)
+        return {"alarm": len(calls)}
+
+    r, clock, net, d = _rep("rp17", status_fn=status)
+    b = AutoBroker(net)
+    _run(r, clock, b, 200)
+    r.event(ALARMS[0])  # a safety event re-sends the state
+    _run(r, clock, b, 200)
+    import json
+
+    st = [json.loads(p) for t, p, q, rt, dup in b.published if t.endswith("/state")]
+    assert [m["status"] for m in st] == [{"alarm": 1}, {"alarm": 2}]
+    assert json.loads(r.mqtt.will[1])["status"] == {}  # the will is not the app's live state
