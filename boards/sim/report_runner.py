@@ -191,6 +191,20 @@ class CutStore(PowerCutStore):
             raise
 
 
+# poll() duration histogram edges (µs); p99 is reported as the upper edge of its bucket
+EDGES = (50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
+
+
+def p99(hist, n):
+    need = n - n // 100
+    acc = 0
+    for i in range(len(hist)):
+        acc += hist[i]
+        if acc >= need:
+            return EDGES[i] if i < len(EDGES) else -1
+    return -1
+
+
 def read_stdin():
     try:
         import os
@@ -276,6 +290,7 @@ def main():
     poll_max = 0
     loop_max = 0
     polls = 0
+    hist = [0] * (len(EDGES) + 1)
     last_loop = now_us()
     out({"r": "ready", "boot": rep.boot, "outbox": len(rep.outbox)})
     buf = ""
@@ -322,6 +337,7 @@ def main():
             elif op == "status":
                 s = rep.status()
                 s.update({"r": "status", "poll_max_us": poll_max, "polls": polls,
+                          "poll_p99_us": p99(hist, polls),
                           "loop_max_us": loop_max, "blocking_calls": net.blocking_calls,
                           "handler": handler.calls})
                 out(s)
@@ -329,6 +345,7 @@ def main():
                 poll_max = 0
                 loop_max = 0
                 polls = 0
+                hist = [0] * (len(EDGES) + 1)
                 out({"r": "ok"})
             elif op == "quit":
                 rep.close()
@@ -340,6 +357,10 @@ def main():
         polls += 1
         if dt > poll_max:
             poll_max = dt
+        i = 0
+        while i < len(EDGES) and dt >= EDGES[i]:
+            i += 1
+        hist[i] += 1
         if getattr(store, "cut", False):
             out({"r": "powercut"})
             sys.exit(0)
