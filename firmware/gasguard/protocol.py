@@ -104,6 +104,27 @@ def event_body(m, ev):
     return m
 
 
+def plain(v, depth=0):
+    """True if v is JSON data (None, bool, int, float, str, list/tuple, dict with str keys),
+    at most 4 levels deep. MicroPython's json.dumps does not refuse other objects: it
+    writes their repr, which is not JSON, so messages are checked before encoding."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return True
+    if depth >= 4:
+        return False
+    if isinstance(v, (list, tuple)):
+        for x in v:
+            if not plain(x, depth + 1):
+                return False
+        return True
+    if isinstance(v, dict):
+        for k in v:
+            if not isinstance(k, str) or not plain(v[k], depth + 1):
+                return False
+        return True
+    return False
+
+
 def encode(m):
     """Compact JSON bytes (no spaces) for the wire and the outbox."""
     return json.dumps(m, separators=(",", ":")).encode()

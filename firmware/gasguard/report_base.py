@@ -36,6 +36,7 @@ class ReportBase:
             "store_errors": ob.store_errors,
             "telemetry_dropped": self.ring.dropped,
             "ram_dropped": self.rq_dropped,
+            "bad_events": self.bad_events,
         }
         if self.mqtt is not None:
             d["connects"] = self.mqtt.connects
@@ -57,6 +58,8 @@ class ReportBase:
                 st = self.status_fn()  # the app's summary, read when the state is sent
             except Exception as e:
                 st = {"status_error": type(e).__name__}
+        if not isinstance(st, dict) or not protocol.plain(st):
+            st = {"status_error": "not_json"}
         m["status"] = st
         m["counters"] = self._counters()
         return m
@@ -91,8 +94,15 @@ class ReportBase:
             kind = protocol.kind_of_event(name)
             q = None if ts is not None else ["time_unsynced"]
             m = protocol.event_body(protocol.envelope(kind, self.ident, self.boot, seq, up, ts, q), ev)
-            self.outbox.append(self.boot, seq, protocol.KIND_CODES[kind],
-                               0 if protocol.is_safety(name) else 1, protocol.encode(m))
+            try:
+                if not protocol.plain(ev):
+                    raise TypeError("not JSON data")
+                self.outbox.append(self.boot, seq, protocol.KIND_CODES[kind],
+                                   0 if protocol.is_safety(name) else 1, protocol.encode(m))
+            except (TypeError, ValueError):
+                # not JSON-encodable, or larger than the whole outbox: a programming error
+                # upstream; counted (state counters: bad_events), never raised into the loop
+                self.bad_events += 1
 
     def send(self, kind, body, persist=True):
         """Send a command_result-like message with the envelope: persistent (outbox) or
@@ -130,7 +140,13 @@ class ReportBase:
             self.mqtt.subscribe(self.topic("identity_down"), 1)
 
     def telemetry(self, d):
-        """Queue one telemetry reading (RAM ring; the oldest is dropped when full)."""
+        """Queue one telemetry reading (RAM ring; the oldest is dropped when full).
+        Returns its seq, or None if d is not JSON data (counted in bad_events)."""
+        self._last_telemetry = self.clock.ticks_ms()
+        self._report_now = False
+        if not isinstance(d, dict) or not protocol.plain(d):
+            self.bad_events += 1
+            return None
         q = d.get("q")
         data = {}
         for k in d:
@@ -140,8 +156,6 @@ class ReportBase:
         m["data"] = data
         # "dropped" is appended when the message is sent, so it counts the drops up to then
         self.ring.push((protocol.TELEMETRY, protocol.encode(m)))
-        self._last_telemetry = self.clock.ticks_ms()
-        self._report_now = False
         return self.seq
 
     def telemetry_due(self):

@@ -78,6 +78,7 @@ class Reporter(ReportBase):
                                      {"report_now": self._cmd_report_now,
                                       "set_interval": self._cmd_set_interval})
         self._pending = []  # events stamped by event(), written to the outbox by poll()
+        self.bad_events = 0
         self._rq = []  # RAM QoS 1 queue (<= 4): identity uplinks, rejected command results
         self.rq_dropped = 0
         self.on_identity = None

@@ -46,24 +46,6 @@ def _run(r, clock, broker, ms=1000, step=10):
         clock.advance(step)
 
 
-def test_telemetry_ring_drops_oldest_counts_and_yields_to_events():
-    r, clock, net = _rep("rp5", cfg=dict(CFG, telemetry_slots=3, window=1))
-    b = AutoBroker(net)
-    for i in range(5):
-        r.telemetry({"ch4_ppm_x10": i})
-    assert r.ring.dropped == 2
-    for ev in ALARMS:
-        r.event(ev)
-    _run(r, clock, b, 500)
-    kinds = [m["kind"] for m in b.messages() if m["kind"] != "state"]
-    assert kinds[:4] in (["event", "event", "valve", "event"],)
-    tel = b.messages("telemetry")
-    assert [m["data"]["ch4_ppm_x10"] for m in tel] == [2, 3, 4]
-    assert [m["dropped"] for m in tel] == [2, 2, 2]
-    qos = set(q for t, p, q, rt, dup in b.published if t.endswith("/telemetry"))
-    assert qos == {0}
-
-
 def test_downlink_command_is_executed_and_answered():
     h = Handler()
     r, clock, net = _rep("rp6", handler=h, key=KEY)

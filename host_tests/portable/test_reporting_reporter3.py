@@ -124,3 +124,47 @@ def test_status_fn_fills_the_state_message_when_it_is_sent():
     st = [json.loads(p) for t, p, q, rt, dup in b.published if t.endswith("/state")]
     assert [m["status"] for m in st] == [{"alarm": 1}, {"alarm": 2}]
     assert json.loads(r.mqtt.will[1])["status"] == {}  # the will is not the app's live state
+
+
+def test_unencodable_or_huge_events_are_counted_not_raised_into_the_loop():
+    r, clock, net, d = _rep("rp18", cfg=dict(CFG, outbox_bytes=1024, outbox_reserve=0))
+    r.event({"event": "weird", "blob": {1, 2}})  # a set is not JSON (MicroPython's json
+    # would write its repr instead of refusing it)
+    r.event({"event": "huge", "x": "y" * 1500})  # larger than the whole outbox
+    r.event(ALARMS[0])
+    r.poll()  # must not raise
+    assert r.bad_events == 2 and r.status()["bad_events"] == 2
+    assert len(r.outbox) == 1
+
+
+def test_non_json_telemetry_and_status_are_refused_not_sent_broken():
+    r, clock, net, d = _rep("rp19", status_fn=lambda: {"x": {1}})
+    b = AutoBroker(net)
+    assert r.telemetry({"ch4_ppm_x10": {1, 2}}) is None and r.bad_events == 1
+    assert r.telemetry({"ch4_ppm_x10": 5}) is not None
+    _run(r, clock, b, 200)
+    import json
+
+    st = [json.loads(p) for t, p, q, rt, dup in b.published if t.endswith("/state")]
+    assert st[0]["status"] == {"status_error": "not_json"}
+    assert [m["data"] for m in b.messages("telemetry")] == [{"ch4_ppm_x10": 5}]
+
+
+def test_telemetry_ring_drops_oldest_counts_and_yields_to_events():
+    r, clock, net, d = _rep("rp5", cfg=dict(CFG, telemetry_slots=3, window=1))
+    assert r.commands is None
+    b = AutoBroker(net)
+    for i in range(5):
+        r.telemetry({"ch4_ppm_x10": i})
+    assert r.ring.dropped == 2
+    for ev in ALARMS:
+        r.event(ev)
+    _run(r, clock, b, 500)
+    assert r.mqtt.failures == 0, r.mqtt.last_error
+    kinds = [m["kind"] for m in b.messages() if m["kind"] != "state"]
+    assert kinds[:4] in (["event", "event", "valve", "event"],)
+    tel = b.messages("telemetry")
+    assert [m["data"]["ch4_ppm_x10"] for m in tel] == [2, 3, 4]
+    assert [m["dropped"] for m in tel] == [2, 2, 2]
+    qos = set(q for t, p, q, rt, dup in b.published if t.endswith("/telemetry"))
+    assert qos == {0}
