@@ -1,55 +1,51 @@
-"""The valve controller: assemble the device and run its loop forever (minimal).
+"""The valve controller: assemble the device and run its loop forever.
 
-The full assembly (reporting, service console, identity) lives in gasguard.devices.ValveApp
-and is wired by the lead; this file runs the controller with its ESP-NOW link on its own.
-Button: short press = close the valve locally (cause "manual"), hold 3 s = pairing window.
+Same assembly as the simulator (gasguard.valve_app / gasguard.devices); only the board
+objects differ. Everything the device does (trip coil, position switch, why it closed,
+the button: short press = local close, hold 3 s = pairing window; the service console,
+event log, boot count) is firmware logic in ValveApp, so `gasguard diag` works on a
+valve exactly as on a detector. Maintenance mode (service command MAINT, used by
+`gasguard flash`) skips the app once so the REPL is free for mpremote.
 """
 
-import json
-import time
-
 import micropython
+import socket
 
 from esp32_hal import Board
 from pins import PINS
 
+from gasguard import VERSION, devices
 from gasguard.store import FileStore
-from gasguard.valve import ValveController
+from gasguard.valve_app import ValveApp, boot_mode, load_config
 
-micropython.kbd_intr(-1)
 store = FileStore("/data")
-try:
-    cfg = json.loads(store.read("valve.json") or b"{}")
-except ValueError:
-    cfg = {}
-board = Board(PINS)
-link = cfg.get("link") or {}
-board.radio = None
-if cfg.get("tier", "M") != "L" or link:
-    from esp32_radio import Radio
 
-    board.radio = Radio(link.get("channel", 1))
+if boot_mode(store) == "maintenance":
+    print("gasguard %s: maintenance mode, application not started (REPL free)" % VERSION)
+else:
+    # A stray Ctrl-C on the shared USB line must never stop an installed valve controller.
+    micropython.kbd_intr(-1)
+    board = Board(PINS)
+    cfg = load_config(store, None)  # the same config ValveApp loads (written with CFG)
+    vcfg = cfg.get("valve") or {}
+    link = vcfg.get("link") or {}
+    board.radio = None
+    if vcfg.get("tier", "M") != "L" or link:
+        from esp32_radio import Radio
 
+        board.radio = Radio(link.get("channel", 1))
+    app = ValveApp(board, store, None, board_name="esp32-valve")
+    net = cfg.get("net")
+    if net and cfg.get("report"):
+        from esp32_net import WiFi
 
-def emit(ev):
-    print(json.dumps(ev))
-
-
-valve = ValveController(board, cfg, store, emit)
-wdt = board.watchdog(8000)
-pressed_at = None
-while True:
-    valve.poll()
-    now = time.ticks_ms()
-    if board.button.value():
-        if pressed_at is None:
-            pressed_at = now
-        elif pressed_at is not False and time.ticks_diff(now, pressed_at) >= 3000:
-            valve.pair_button()
-            pressed_at = False  # until released
-    elif pressed_at is not None:
-        if pressed_at is not False:
-            valve.close("manual", "button")
-        pressed_at = None
-    wdt.feed()
-    time.sleep_ms(10)
+        app.pollers.append(WiFi(net.get("ssid"), net.get("password"), "gasguard-valve"))
+        try:
+            ident = app.identity.identity_info(VERSION) if app.identity is not None else None
+        except ValueError:  # IdentityError: not provisioned; the valve still protects
+            ident = None
+        if ident is not None:
+            rep = devices.attach_reporter(app, board.clock, store, ident, cfg, socket,
+                                          app.identity.device_key())
+            devices.attach_active_id(app, rep, app.identity, cfg)
+    app.run_forever(10, watchdog=board.watchdog(8000))

@@ -147,9 +147,11 @@ class ValveApp:
         console = getattr(board, "console", None) or _NullConsole()
         self.service = Service(console, self, self.clock, self.config.get("service"),
                                rng=rng, button_at_boot=button_at_boot)
-        st = self.controller.status()
-        self.emit({"event": "boot", "reset_cause": self.reset_cause, "fw": VERSION,
-                   "factory": bool(button_at_boot), "valve": st["valve"], "cause": st["cause"]})
+        ev = {"event": "boot", "reset_cause": self.reset_cause, "fw": VERSION,
+              "factory": bool(button_at_boot), "valve": self.controller.state}
+        if self.controller.cause is not None:
+            ev["cause"] = self.controller.cause  # closed since before this boot, and why
+        self.emit(ev)
 
     # ------------------------------------------------------------ event path
     def uptime_s(self):

@@ -1,8 +1,10 @@
 """`gasguard diag --port PORT <status|log|watch|selftest|report>`: field diagnostics.
 
 Everything here is read-only on the device except `selftest` (which sounds the buzzer
-and lights the LEDs for a few seconds, exactly like the test button) — no factory key
-is needed. docs/technician-guide.md explains the output.
+and lights the LEDs for a few seconds, exactly like the test button; on a valve
+controller it only reads the switch and sensors) — no factory key is needed. A valve
+controller (HELLO kind "valve") gets its own status table: valve state, why it closed,
+link, pressure, flow, supply, counters. docs/technician-guide.md explains the output.
 """
 
 import json
@@ -55,6 +57,8 @@ def summary(dev):
     hello = dev.hello()
     ident = dev.cmd("ID?")
     st = dev.cmd("STATUS?")
+    if hello.get("kind") == "valve":
+        return valve_summary(hello, ident, st)
     det = st.get("detector") or {}
     readings = {}
     alarms = {}
@@ -106,6 +110,63 @@ def summary(dev):
     }
 
 
+# Why a valve closed, in the words a technician needs on site (docs/valve.md).
+CAUSES = {
+    "under_pressure": "the line pressure fell below the under-pressure point (supply "
+                      "interrupted upstream?); reopen by hand once the supply is back",
+    "over_pressure": "the line pressure rose above the over-pressure point (regulator "
+                     "fault?); have the regulator checked before reopening",
+    "over_flow": "the flow exceeded the excess-flow point (hose off, pipe break?); find the "
+                 "leak before reopening",
+    "interlock": "a gas detector asked for the close (see its log)",
+    "link_lost": "the detector stopped answering on the radio (fail-safe close)",
+    "manual": "closed by hand or on request (button, service console or platform)",
+    "unknown": "no sensor reading explains it (no pressure/flow sensor fitted?)",
+}
+
+
+def valve_summary(hello, ident, st):
+    """`diag status --json` of a valve controller (STATUS? of gasguard.valve_app)."""
+    counters = dict(st.get("counters") or {})
+    counters.setdefault("rejected_frames", 0)
+    flow = st.get("flow_m3h_x1000")
+    link_detail = st.get("link_detail") or {}
+    return {
+        "device_id": ident.get("id"),
+        "serial": ident.get("serial"),
+        "model": ident.get("model"),
+        "identity_locked": ident.get("locked"),
+        "kind": "valve",
+        "fw_version": hello.get("fw"),
+        "protocol": hello.get("proto"),
+        "board": hello.get("board"),
+        "tier": st.get("tier"),
+        "profile": None,
+        "uptime_s": st.get("uptime_s"),
+        "reset_cause": st.get("reset_cause"),
+        "boot_count": st.get("boot_count"),
+        "free_heap": st.get("free_heap"),
+        "valve": st.get("valve"),
+        "cause": st.get("cause"),
+        "cause_text": CAUSES.get(st.get("cause")) if st.get("cause") else None,
+        "last_close": st.get("last_close"),
+        "link": st.get("link"),
+        "rejected_by_reason": dict((k, v) for k, v in
+                                   (link_detail.get("rejected_by_reason") or {}).items() if v),
+        "pressure_pa": st.get("pressure_pa"),
+        "flow_m3h": None if flow is None else flow / 1000.0,
+        "supply_mv": st.get("supply_mv"),
+        "counters": counters,
+        "faults": st.get("faults", []),
+        "button": st.get("button"),
+        "outbox_depth": st.get("outbox_depth"),
+        "last_faults": st.get("last_faults", []),
+        "last_errors": st.get("last_errors", []),
+        "factory_mode": st.get("factory"),
+        "parts": st.get("parts", {}),
+    }
+
+
 def fmt_uptime(s):
     if s is None:
         return "?"
@@ -120,6 +181,8 @@ def _status(dev, args):
     if args.json:
         print(json.dumps(s, indent=2, sort_keys=True))
         return 0
+    if s["kind"] == "valve":
+        return _print_rows(_valve_rows(s))
     rows = [
         ("device id", s["device_id"] or "(not provisioned)"),
         ("serial / model", "%s / %s" % (s["serial"] or "-", s["model"] or "-")),
@@ -155,10 +218,59 @@ def _status(dev, args):
             "online" if rep.get("online") else "OFFLINE", rep.get("mqtt"),
             "synced" if rep.get("time_synced") else "not synced")))
     rows.append(("last errors", "; ".join(s["last_errors"]) or "none"))
+    return _print_rows(rows)
+
+
+def _print_rows(rows):
     w = max(len(k) for k, _ in rows)
     for k, v in rows:
         print("%-*s  %s" % (w, k, v))
     return 0
+
+
+def _valve_rows(s):
+    rows = _common_rows(s)
+    state = (s["valve"] or "?").upper()
+    if s["cause"]:
+        state += " - cause %s" % s["cause"]
+    rows.append(("valve", state))
+    lc = s["last_close"]
+    if lc:
+        src = " (source %s)" % lc["source"] if lc.get("source") else ""
+        rows.append(("last close", "%s at boot %s, %s after power-on%s" % (
+            lc.get("cause"), lc.get("boot"), fmt_uptime(lc.get("t")), src)))
+    if s["cause_text"] and s["valve"] != "open":
+        rows.append(("why", s["cause_text"]))
+    rej = s["rejected_by_reason"]
+    rows.append(("link", "%s%s" % (s["link"], " (rejected: %s)" % ", ".join(
+        "%s %d" % kv for kv in sorted(rej.items())) if rej else "")))
+    p = s["pressure_pa"]
+    rows.append(("pressure", "-" if p is None else "%.2f kPa" % (p / 1000.0)))
+    rows.append(("flow", "- (no flow input)" if s["flow_m3h"] is None else "%.3f m3/h" % s["flow_m3h"]))
+    rows.append(("supply", "-" if s["supply_mv"] is None else "%d mV" % s["supply_mv"]))
+    c = s["counters"]
+    rows.append(("counters", ", ".join("%s %s" % (k.replace("_", " "), c[k]) for k in (
+        "closes", "reopens", "trips", "trip_retries", "remote_closes", "rejected_frames") if k in c)))
+    rows.append(("faults", ", ".join(s["faults"]) or "none"))
+    rows.append(("outbox depth", "-" if s["outbox_depth"] is None else s["outbox_depth"]))
+    rep = s["parts"].get("reporter")
+    if isinstance(rep, dict):
+        rows.append(("platform", "%s (mqtt %s)" % ("online" if rep.get("online") else "OFFLINE",
+                                                 rep.get("mqtt"))))
+    rows.append(("last errors", "; ".join(s["last_errors"]) or "none"))
+    return rows
+
+
+def _common_rows(s):
+    return [
+        ("device id", s["device_id"] or "(not provisioned)"),
+        ("serial / model", "%s / %s" % (s["serial"] or "-", s["model"] or "-")),
+        ("firmware", "%s (%s, %s)" % (s["fw_version"], s["protocol"], s["board"])),
+        ("kind / tier", "%s / %s" % (s["kind"], s["tier"])),
+        ("uptime", fmt_uptime(s["uptime_s"])),
+        ("reset cause / boots", "%s / %s" % (s["reset_cause"], s["boot_count"])),
+        ("free heap", "%s bytes" % s["free_heap"]),
+    ]
 
 
 def _alarm_name(level):
@@ -188,6 +300,12 @@ def _log(dev, args):
     if args.json:
         print(json.dumps(evs, indent=2, sort_keys=True))
         return 0
+    for ev in reversed(evs):
+        if ev.get("event") == "valve" and ev.get("state") == "closed":
+            print("last close in this log: %s (boot %s, %s after power-on) - %s" % (
+                ev.get("cause"), ev.get("boot"), fmt_uptime(ev.get("t")),
+                CAUSES.get(ev.get("cause"), "?")))
+            break
     print("%5s %5s %12s  %-12s %s" % ("seq", "boot", "since boot", "event", "details"))
     for ev in evs:
         print("%5s %5s %12s  %-12s %s" % (ev.get("seq"), ev.get("boot"), fmt_uptime(ev.get("t")),
@@ -212,6 +330,14 @@ def _watch(dev, args):
         while True:
             r = dev.cmd("READ?")
             parts = ["%8s" % fmt_uptime(r.get("uptime_s"))]
+            if "pressure_pa" in r:  # a valve controller
+                p = r.get("pressure_pa")
+                hist.setdefault("p", []).append(p or 0)
+                parts.append("%-7s" % str(r.get("valve")).upper())
+                parts.append("%6s kPa %-*s" % ("-" if p is None else "%.2f" % (p / 1000.0), args.width,
+                                               sparkline(hist["p"], args.width)))
+                f = r.get("flow_m3h_x1000")
+                parts.append("flow %s m3/h" % ("-" if f is None else "%.3f" % (f / 1000.0)))
             for gas in GASES:
                 if gas not in r:
                     continue
@@ -237,6 +363,12 @@ def _selftest(dev, args):
     if not r.get("started", True):
         print("self-test not started: %s" % r.get("reason", "?"))
         return 1
+    if "checks" in r:  # a valve controller: immediate, read-only checks
+        for k in sorted(r["checks"]):
+            print("  %-9s %s" % (k, r["checks"][k]))
+        faults = r.get("faults") or []
+        print("self-test %s%s" % (str(r.get("result")).upper(), (": " + ", ".join(faults)) if faults else ""))
+        return 0 if r.get("result") == "pass" else 1
     if r.get("faults"):
         print("faults found at start: %s" % ", ".join(r["faults"]))
     print("self-test running: LEDs and buzzer should come on now ...", flush=True)
@@ -269,6 +401,9 @@ def collect(dev):
 def _report(dev, args):
     from . import report
 
+    if dev.hello().get("kind") == "valve":
+        raise ToolError("the customer report is for detectors; for a valve controller use "
+                        "`diag status` and `diag log` (--json for tickets)")
     data = collect(dev)
     html = report.render_html(data, technician=args.technician, notes=args.notes)
     with open(args.html, "w", encoding="utf-8") as f:

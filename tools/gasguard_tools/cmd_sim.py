@@ -1,10 +1,12 @@
 """`gasguard sim`: run simulated devices on the real firmware.
 
-    gasguard sim --serial pty [--state DIR] [--speed N] [--link PATH] [--button]
+    gasguard sim --serial pty [--device detector|valve] [--state DIR] [--speed N]
+                 [--link PATH] [--button]
 
 starts the virtual detector (boards/sim/virtual_device.py: DetectorApp on the simulated
-board, on the MicroPython unix port) and exposes its service console on a pseudo-
-terminal. The path is printed (`serial: /dev/pts/N`); every host tool takes it as
+board, on the MicroPython unix port) or, with --device valve, the virtual valve
+controller (boards/sim/virtual_valve.py: ValveApp on the simulated self-closing valve)
+and exposes its service console on a pseudo-terminal. The path is printed (`serial: /dev/pts/N`); every host tool takes it as
 --port exactly like a USB serial port. Like a real board, the virtual one
   - restarts its application after REBOOT (and counts boots, reset cause soft_reset),
   - boots into the MicroPython REPL after MAINT (maintenance mode), where mpremote
@@ -35,6 +37,8 @@ from . import BOARDS, ROOT
 from .runtime import ToolError, micropython_exe
 
 VIRTUAL_DEVICE = BOARDS / "sim" / "virtual_device.py"
+VIRTUAL_VALVE = BOARDS / "sim" / "virtual_valve.py"
+SCRIPTS = {"detector": VIRTUAL_DEVICE, "valve": VIRTUAL_VALVE}
 EXIT_REBOOT = 75
 EXIT_MAINTENANCE = 76
 # The factory key of simulated devices. SIMULATION ONLY: real devices get their key
@@ -51,7 +55,10 @@ class VirtualSerialDevice:
     """
 
     def __init__(self, state, speed=1.0, button=False, factory_key=SIM_FACTORY_KEY,
-                 config=None, stderr=None, tau=8.0, link=None, log=None):
+                 config=None, stderr=None, tau=8.0, link=None, log=None, device="detector"):
+        if device not in SCRIPTS:
+            raise ToolError("unknown virtual device %r (detector or valve)" % (device,))
+        self.device = device
         self.state = Path(state)
         self.speed = speed
         self.button = button
@@ -152,7 +159,7 @@ class VirtualSerialDevice:
         if mode == "repl":
             argv = [micropython_exe()]
         else:
-            argv = [micropython_exe(), str(VIRTUAL_DEVICE), "--state", str(self.state),
+            argv = [micropython_exe(), str(SCRIPTS[self.device]), "--state", str(self.state),
                     "--speed", str(self.speed), "--reset-cause", reset_cause,
                     "--tau", str(self.tau)]
             if self.button:
@@ -272,7 +279,10 @@ def add_arguments(p):
                    help="pair (default): a detector and a valve controller on the real firmware, "
                         "a gas leak, the alarm, the valve closing, messages to a broker")
     p.add_argument("--serial", choices=["pty"],
-                   help="instead: one virtual detector with its service console on a pseudo-terminal")
+                   help="instead: one virtual device with its service console on a pseudo-terminal")
+    p.add_argument("--device", choices=sorted(SCRIPTS),
+                   help="with --serial pty: which device (default detector; valve = the valve "
+                        "controller on a simulated self-closing valve, SIM PRESSURE/FLOW/HAND)")
     p.add_argument("--state", help="the virtual board's flash folder (kept between runs; "
                    "default: a fresh temporary folder)")
     p.add_argument("--speed", type=float,
@@ -307,6 +317,8 @@ def _stop_on_signals():
 
 def run(args):
     _stop_on_signals()
+    if getattr(args, "device", None) and args.serial != "pty":
+        raise ToolError("--device chooses the virtual device of --serial pty")
     if args.serial == "pty":
         if args.speed is None:
             args.speed = 1.0
@@ -340,13 +352,16 @@ def run_pty(args):
 
     dev = VirtualSerialDevice(state, speed=args.speed, button=args.button,
                               factory_key=args.factory_key, config=config, tau=args.tau,
-                              link=args.link, log=log)
+                              link=args.link, log=log, device=args.device or "detector")
     port = dev.start()
     print("serial: %s" % port, flush=True)
     if args.link:
         print("link: %s" % args.link, flush=True)
     print("state: %s" % state, flush=True)
     print("try:   gasguard diag --port %s status" % (args.link or port), flush=True)
+    if dev.device == "valve":
+        print("world: SIM PRESSURE 0.5 (under-pressure close), SIM PRESSURE 2 + SIM HAND reset",
+              flush=True)
     print("stop:  Ctrl-C", flush=True)
     try:
         while dev.error is None:

@@ -1,0 +1,57 @@
+"""ValveApp across reboots: boot count, the event log, why it closed, the persisted config."""
+
+import gc
+
+from valve_app_rig import Rig
+
+
+def test_boot_count_event_log_and_reset_cause():
+    r = Rig("boot")
+    assert r.app.boot_count == 1 and r.app.reset_cause == "power_on"
+    ev = r.app.events(1)[0]
+    assert ev["event"] == "boot" and ev["valve"] == "open" and ev["seq"] == 0
+    root = r.root
+    r = ev = None
+    gc.collect()
+    r2 = Rig("boot", root=root)
+    assert r2.app.boot_count == 2
+    assert [e["event"] for e in r2.app.events(10)] == ["boot", "boot"]
+
+
+def test_under_pressure_close_is_logged_with_its_cause_and_survives_reboot():
+    r = Rig("under")
+    r.run(3000)
+    r.board.pressure_pa = 500
+    r.run(3000)
+    assert ("closed", "under_pressure", None) in r.valve_events() or \
+        ("closed", "under_pressure", "backup") in r.valve_events()
+    st, body = r.ask("STATUS?")
+    assert st == "OK" and body["kind"] == "valve"
+    v = body
+    assert v["valve"] == "closed" and v["cause"] == "under_pressure"
+    assert v["last_close"]["cause"] == "under_pressure" and v["counters"]["closes"] == 1
+    root = r.root
+    r = body = v = None
+    gc.collect()  # one device at a time, as on the board
+    r2 = Rig("under", root=root, closed=True)  # still closed after a reboot
+    body = r2.app.status()  # (no console: two apps' garbage in a 112k heap)
+    assert body["valve"] == "closed" and body["cause"] == "under_pressure"
+    assert body["last_close"]["cause"] == "under_pressure" and body["last_close"]["boot"] == 1
+    assert body["boot_count"] == 2 and body["counters"]["closes"] == 0
+
+
+def test_config_set_is_validated_persisted_and_used_after_reboot():
+    r = Rig("cfg")
+    r.app.service.factory = True
+    st, body = r.ask("CFG valve.under_pressure_pa 99999")
+    assert st == "ERR" and body.startswith("E_CONFIG")
+    st, body = r.ask("CFG valvez.x 1")
+    assert st == "ERR" and body.startswith("E_CONFIG")
+    st, body = r.ask("CFG valve.under_pressure_pa 1500")
+    assert st == "OK" and body["reboot_required"] is True
+    root = r.root
+    r = body = None
+    gc.collect()
+    r2 = Rig("cfg", root=root)
+    assert r2.app.controller.cfg["under_pressure_pa"] == 1500
+    assert r2.app.config_get()["valve"]["under_pressure_pa"] == 1500

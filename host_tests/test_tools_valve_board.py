@@ -1,0 +1,85 @@
+"""boards/esp32-valve/main.py assembles the valve device as the simulator does.
+
+Runs the real main.py on the MicroPython unix port with test doubles of the ESP32 board
+modules (host_tests/valve_board_fakes: esp32_hal, esp32_radio, esp32_net, pins) and /data
+redirected to a temp folder; the fake watchdog ends the loop after a few hundred turns.
+"""
+
+import json
+
+from conftest import ROOT, run_micropython
+
+FAKES = ROOT / "host_tests" / "valve_board_fakes"
+MAIN = ROOT / "boards" / "esp32-valve" / "main.py"
+
+
+def run_main(tmp_path, turns=300):
+    r = run_micropython([FAKES / "run_main.py", str(tmp_path), str(turns), str(MAIN)],
+                        extra_path=[FAKES], timeout=60)
+    out = r.stdout.decode(errors="replace")
+    assert r.returncode == 0, out + r.stderr.decode(errors="replace")
+    return out
+
+
+def last_json(out):
+    return json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
+
+
+def test_main_runs_the_valve_app_with_its_radio_and_counts_boots(tmp_path):
+    (tmp_path / "data").mkdir()
+    out = run_main(tmp_path)
+    assert "stopped: watchdog test limit" in out
+    st = last_json(out)
+    assert st["kind"] == "valve" and st["board"] == "esp32-valve" and st["valve"] == "open"
+    assert st["radio"] is True and st["link"] == "unpaired" and st["boot_count"] == 1
+    assert st["pollers"] == []  # no net/report configured: no Wi-Fi, no reporter
+    st = last_json(run_main(tmp_path))
+    assert st["boot_count"] == 2
+    assert (tmp_path / "data" / "events.log").stat().st_size > 0
+
+
+def test_maintenance_flag_skips_the_app_once(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "maint.flag").write_bytes(b"1")
+    out = run_main(tmp_path)
+    assert "maintenance mode, application not started" in out
+    assert not any(ln.startswith("{") for ln in out.splitlines())
+    assert not (tmp_path / "data" / "maint.flag").exists()
+    assert last_json(run_main(tmp_path))["kind"] == "valve"
+
+
+def test_low_tier_without_link_has_no_radio_and_net_report_attach_the_platform(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "firmware"))
+    from gasguard import record
+
+    (tmp_path / "data").mkdir()
+    cfg = {"valve": {"tier": "L"}, "net": {"ssid": "x", "password": "y"},
+           "report": {"mqtt": {"host": "127.0.0.1", "port": 1}}}
+    (tmp_path / "data" / "config.rec").write_bytes(record.seal(json.dumps(cfg).encode()))
+    st = last_json(run_main(tmp_path, 50))
+    assert st["radio"] is False and st["link"] == "none"
+    # not provisioned: Wi-Fi comes up but no reporter (the valve still protects)
+    assert st["pollers"] == ["WiFi"]
+
+
+def test_provisioned_valve_with_net_and_report_gets_reporter_and_active_id(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "firmware"))
+    from gasguard import identifier, record
+    from gasguard.identity import IdentityStore
+    from gasguard.store import FileStore
+
+    (tmp_path / "data").mkdir()
+    ids = IdentityStore(FileStore(str(tmp_path / "data")))
+    dev_id = identifier.make("88.118.8", "GV", "M", "261129", 7)
+    ids.provision({"id": dev_id, "model": "GG-V1", "hw_rev": "1.0"}, bytes(range(1, 33)))
+    ids.lock(dev_id)
+    cfg = {"net": {"ssid": "x", "password": "y"},
+           "report": {"mqtt": {"host": "127.0.0.1", "port": 1}}}
+    (tmp_path / "data" / "config.rec").write_bytes(record.seal(json.dumps(cfg).encode()))
+    st = last_json(run_main(tmp_path, 50))
+    assert st["pollers"] == ["WiFi", "Reporter", "TelemetryFeeder", "ActiveId"], st
+    assert "reporter" in st["parts"]

@@ -1,0 +1,45 @@
+"""Test double of boards/esp32-common/esp32_hal.py for running boards/esp32-valve/main.py on
+the unix port: the same attributes, built on simboard/simvalve objects, real `time` as clock."""
+
+import time
+
+from simboard import SimAnalogIn, SimConsole, SimPin
+
+FEEDS = [0]
+LIMIT = [300]
+
+
+class Watchdog:
+    def feed(self):
+        FEEDS[0] += 1
+        if FEEDS[0] >= LIMIT[0]:
+            raise SystemExit("watchdog test limit")
+
+
+class Board:
+    def __init__(self, pins):
+        self.pins = pins
+        self.clock = time
+        self.console = SimConsole()
+        self.pressure = SimAnalogIn(700000)  # 2 kPa
+        self.flow = SimAnalogIn(500000)
+        self.supply = SimAnalogIn(1800000)
+        self.trip = SimPin("trip", SimPin.OUT)
+        self.led_green = SimPin("led_green", SimPin.OUT)
+        self.led_red = SimPin("led_red", SimPin.OUT)
+        self.switch = SimPin("switch", SimPin.IN)
+        self.button = SimPin("button", SimPin.IN)
+
+    def watchdog(self, timeout_ms):
+        return Watchdog()
+
+    def reset_cause(self):
+        return "power_on"
+
+    def free_heap(self):
+        import gc
+
+        return gc.mem_free()
+
+    def reboot(self):
+        raise SystemExit("reboot")

@@ -1,0 +1,26 @@
+"""micropython run_main.py STORE_DIR [turns]: boards/esp32-valve/main.py with /data at STORE_DIR."""
+
+import json
+import sys
+
+import esp32_hal
+import gasguard.store
+
+root = sys.argv[1]
+esp32_hal.LIMIT[0] = int(sys.argv[2]) if len(sys.argv) > 2 else 300
+_FileStore = gasguard.store.FileStore
+gasguard.store.FileStore = lambda path: _FileStore(root + path)
+with open(sys.argv[3]) as f:
+    src = f.read()
+g = {"__name__": "__main__"}
+try:
+    exec(src, g)
+except SystemExit as e:
+    print("stopped: %s" % e)
+app = g.get("app")
+if app is not None:
+    st = app.status()
+    print(json.dumps({"kind": st["kind"], "board": app.board_name, "valve": st["valve"],
+                      "boot_count": st["boot_count"], "parts": sorted(st["parts"].keys()),
+                      "pollers": [type(p).__name__ for p in app.pollers],
+                      "radio": app.board.radio is not None, "link": st["link"]}))
