@@ -212,7 +212,8 @@ class Broker:
                     break
                 await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, ProtocolError,
-                OSError) as e:
+                OSError, struct.error, IndexError, UnicodeDecodeError) as e:
+            # a malformed packet ends that client's connection (its will fires), nothing else
             self._log("connection %s ended: %r" % (c.client_id, e))
         finally:
             self.conns.discard(c)
