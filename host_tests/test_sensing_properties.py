@@ -428,3 +428,10 @@ def test_ze07_parser_only_reports_checksummed_frames(data):
         if p.feed_byte(b) == 1:
             # the 9 bytes just consumed form a valid frame
             assert frame_ok(data[i - 8: i + 1])
+
+
+def test_stuck_window_starts_at_the_first_warm_sample_regression():
+    """Found by hypothesis in CI: identical readings spanning the end of warm-up were
+    counted from the last warming sample, so 'stuck' came one sample early."""
+    test_warmup_and_stuck_timers_survive_wrap.hypothesis.inner_test(
+        start=0, warm_s=1, stuck_s=1, steps=[1, 1000])

@@ -149,6 +149,7 @@ class Channel:
         self._stuck_lo = 0
         self._stuck_hi = 0
         self._stuck_elapsed = 0
+        self._stuck_warm_edge = False
         bits = 0
         if self.cal_problem is not None:
             bits |= F_CAL
@@ -228,12 +229,14 @@ class Channel:
                 self._stuck_lo = raw
             if raw > self._stuck_hi:
                 self._stuck_hi = raw
-            if (warming or self.samples == 1
+            if (warming or self._stuck_warm_edge or self.samples == 1
                     or self._stuck_hi - self._stuck_lo > self.stuck_band_uv):
-                # (re)start the window at this sample
+                # (re)start the window at this sample; a reading taken while warming is
+                # no evidence, so the window starts at the first warm sample
                 self._stuck_lo = raw
                 self._stuck_hi = raw
                 self._stuck_elapsed = 0
+                self._stuck_warm_edge = warming
                 bits &= ~F_STUCK
             else:
                 self._stuck_elapsed += dt
