@@ -113,6 +113,7 @@ class ValveApp:
         self.errors = []
         self.error_count = 0
         self.log = EventLog(store, boot=self.boot_count)
+        self._last_close = _find_close(self.log.recent(32)) or _find_close(self.log.persisted())
         self.config = load_config(store, config)
         app_cfg = dict(APP_DEFAULTS)
         app_cfg.update(self.config.get("app", {}))
@@ -160,6 +161,8 @@ class ValveApp:
     def emit(self, ev):
         """Stamp, log and forward an event (the controller's emit callable)."""
         ev = self.log.add(ev, self._up_s)
+        if ev.get("event") == "valve" and ev.get("state") == "closed":
+            self._last_close = ev
         for s in self.sinks:
             try:
                 s.event(ev)
@@ -291,15 +294,8 @@ class ValveApp:
                 "uptime_s": self._up_s}
 
     def last_close(self):
-        """The newest close in the event log (RAM ring, else flash): why it closed."""
-        evs = self.log.recent(32)
-        for ev in reversed(evs):
-            if ev.get("event") == "valve" and ev.get("state") == "closed":
-                return ev
-        for ev in reversed(self.log.persisted()):
-            if ev.get("event") == "valve" and ev.get("state") == "closed":
-                return ev
-        return None
+        """The newest close in the event log (found once at boot, then kept): why it closed."""
+        return self._last_close
 
     def status(self):
         info = self.info()
@@ -471,3 +467,10 @@ class ValveApp:
 
     def maintenance(self):
         self._pending = "maintenance"
+
+
+def _find_close(evs):
+    for ev in reversed(evs):
+        if ev.get("event") == "valve" and ev.get("state") == "closed":
+            return ev
+    return None
