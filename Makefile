@@ -24,11 +24,12 @@ venv: $(STAMP)
 # when missing and only as root; without it the broker tests say so and skip, except
 # under CI (GASGUARD_REQUIRE_BROKER=1), where a missing broker is a failure.
 broker:
-	@if command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto; then :; \
+	@if (command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto) \
+		&& command -v openssl >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing mosquitto (apt-get)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
-	else echo "note: mosquitto is not installed; broker integration tests will be skipped"; fi
+		echo "installing mosquitto and openssl (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto openssl >/dev/null; \
+	else echo "note: mosquitto/openssl missing; broker integration tests will be skipped"; fi
 
 test: $(STAMP) broker
 	$(PY) -m pytest -q

@@ -188,6 +188,9 @@ class Pair:
         self.valve.poll()
         self.det.poll_core()
 
+    def registered(self):
+        return all(a is None or a.registered for a in self.active.values())
+
     def delivered(self):
         return all(len(r.outbox) == 0 for r in self.reporters) if self.reporters else True
 
@@ -231,9 +234,10 @@ def main(argv):
         ahead = int(sim_ms / speed) - time.ticks_diff(time.ticks_ms(), t0)
         if ahead > 0:
             time.sleep_ms(ahead)
-    # let the outboxes drain (bounded), so the last events reach the broker
+    # let the outboxes drain and registrations finish (bounded, real time: a loaded host
+    # or a slow broker makes the round trips late, never the alarm path)
     drain_ms = 0
-    while pair.reporters and not pair.delivered() and drain_ms < 10000:
+    while pair.reporters and not (pair.delivered() and pair.registered()) and drain_ms < 30000:
         pair.step()
         time.sleep_ms(STEP_MS)
         drain_ms += STEP_MS
