@@ -22,6 +22,7 @@ from gasguard import VERSION, record
 from gasguard.button import Button, button_config
 from gasguard.eventlog import EventLog
 from gasguard.service import PROTOCOL, Service
+from gasguard.validate import ConfigError
 from gasguard.valve import ValveController, valve_config
 
 try:
@@ -132,11 +133,15 @@ class ValveApp:
         self.button_at_boot = button_at_boot
         self._pending = None
         self.on_reboot = getattr(board, "reboot", None)
-        self.controller = ValveController(board, self.config.get("valve"), store, self.emit, rand)
-        self.button = None
-        if btn is not None:
-            self.button = Button(btn, self.clock, self._short_press, self._long_press,
-                                 self.config.get("button"))
+        bad = None
+        try:
+            self._build(board, store, rand, btn)
+        except ConfigError as e:
+            # A stored config this firmware refuses (e.g. after an update) must not stop the
+            # controller: run on the config given at boot and say so.
+            bad = str(e)
+            self.config = _copy(config or {})
+            self._build(board, store, rand, btn)
         from array import array
 
         self._p_min = array("i", [_NONE] * _HIST_POINTS)
@@ -153,6 +158,16 @@ class ValveApp:
         if self.controller.cause is not None:
             ev["cause"] = self.controller.cause  # closed since before this boot, and why
         self.emit(ev)
+        if bad is not None:
+            self._note_error("config", ConfigError(bad))
+            self.emit({"event": "fault", "code": "config_invalid", "state": "on", "detail": bad})
+
+    def _build(self, board, store, rand, btn):
+        self.controller = ValveController(board, self.config.get("valve"), store, self.emit, rand)
+        self.button = None
+        if btn is not None:
+            self.button = Button(btn, self.clock, self._short_press, self._long_press,
+                                 self.config.get("button"))
 
     # ------------------------------------------------------------ event path
     def uptime_s(self):
@@ -372,8 +387,6 @@ class ValveApp:
 
     def config_set(self, key, value):
         """Set one dotted leaf (e.g. valve.under_pressure_pa); validated, persisted, used after reboot."""
-        from gasguard.validate import ConfigError
-
         new = _copy(self.config)
         parts = key.split(".")
         node = new

@@ -55,3 +55,20 @@ def test_config_set_is_validated_persisted_and_used_after_reboot():
     r2 = Rig("cfg", root=root)
     assert r2.app.controller.cfg["under_pressure_pa"] == 1500
     assert r2.app.config_get()["valve"]["under_pressure_pa"] == 1500
+
+
+def test_a_stored_config_this_firmware_refuses_falls_back_and_is_reported():
+    import json
+
+    from gasguard import record
+    from gasguard.store import FileStore
+    from ptest import tmpdir
+
+    root = tmpdir("vapp-badcfg")
+    bad = {"valve": {"under_pressure_pa": 99999}}
+    FileStore(root).write("config.rec", record.seal(json.dumps(bad).encode()))
+    r = Rig("badcfg", root=root, config={"valve": {"tier": "H"}})
+    assert r.app.controller.cfg["tier"] == "H" and r.app.controller.cfg["under_pressure_pa"] == 800
+    ev = r.app.events(1)[0]
+    assert ev["event"] == "fault" and ev["code"] == "config_invalid" and "under_pressure_pa" in ev["detail"]
+    assert "config" in r.app.status()["last_errors"][0]
