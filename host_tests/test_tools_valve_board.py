@@ -83,3 +83,19 @@ def test_provisioned_valve_with_net_and_report_gets_reporter_and_active_id(tmp_p
     st = last_json(run_main(tmp_path, 50))
     assert st["pollers"] == ["WiFi", "Reporter", "TelemetryFeeder", "ActiveId"], st
     assert "reporter" in st["parts"]
+
+
+def test_config_json_from_gasguard_flash_is_the_default_and_cfg_wins(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "firmware"))
+    from gasguard import record
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "config.json").write_text(json.dumps({"valve": {"tier": "L"}}))
+    st = last_json(run_main(tmp_path, 50))
+    assert st["tier"] == "L" and st["radio"] is False
+    cfg = {"valve": {"tier": "H"}}
+    (tmp_path / "data" / "config.rec").write_bytes(record.seal(json.dumps(cfg).encode()))
+    st = last_json(run_main(tmp_path, 50))
+    assert st["tier"] == "H" and st["radio"] is True

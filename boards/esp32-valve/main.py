@@ -6,8 +6,12 @@ the button: short press = local close, hold 3 s = pairing window; the service co
 event log, boot count) is firmware logic in ValveApp, so `gasguard diag` works on a
 valve exactly as on a detector. Maintenance mode (service command MAINT, used by
 `gasguard flash`) skips the app once so the REPL is free for mpremote.
+
+Config: the one written with the service command CFG (store record config.rec) wins;
+otherwise config.json in the flash root (installed by `gasguard flash --config`).
 """
 
+import json
 import micropython
 import socket
 
@@ -26,7 +30,12 @@ else:
     # A stray Ctrl-C on the shared USB line must never stop an installed valve controller.
     micropython.kbd_intr(-1)
     board = Board(PINS)
-    cfg = load_config(store, None)  # the same config ValveApp loads (written with CFG)
+    try:
+        with open("config.json") as f:  # the root of the flash (cwd at boot)
+            boot_cfg = json.loads(f.read())
+    except (OSError, ValueError):
+        boot_cfg = {}
+    cfg = load_config(store, boot_cfg)  # the same config ValveApp loads
     vcfg = cfg.get("valve") or {}
     link = vcfg.get("link") or {}
     board.radio = None
@@ -34,7 +43,7 @@ else:
         from esp32_radio import Radio
 
         board.radio = Radio(link.get("channel", 1))
-    app = ValveApp(board, store, None, board_name="esp32-valve")
+    app = ValveApp(board, store, boot_cfg, board_name="esp32-valve")
     net = cfg.get("net")
     if net and cfg.get("report"):
         from esp32_net import WiFi

@@ -1,6 +1,7 @@
 """micropython run_main.py STORE_DIR [turns]: boards/esp32-valve/main.py with /data at STORE_DIR."""
 
 import json
+import os
 import sys
 
 import esp32_hal
@@ -12,6 +13,7 @@ _FileStore = gasguard.store.FileStore
 gasguard.store.FileStore = lambda path: _FileStore(root + path)
 with open(sys.argv[3]) as f:
     src = f.read()
+os.chdir(root)  # the flash root, as on the board at boot
 g = {"__name__": "__main__"}
 try:
     exec(src, g)
@@ -23,4 +25,5 @@ if app is not None:
     print(json.dumps({"kind": st["kind"], "board": app.board_name, "valve": st["valve"],
                       "boot_count": st["boot_count"], "parts": sorted(st["parts"].keys()),
                       "pollers": [type(p).__name__ for p in app.pollers],
-                      "radio": app.board.radio is not None, "link": st["link"]}))
+                      "radio": app.board.radio is not None, "link": st["link"],
+                      "tier": st["tier"]}))
