@@ -75,6 +75,7 @@ class MQTTClient(Link):
         self._tx = bytearray()
         self._pid = 0
         self._inflight = {}  # pid -> [topic, payload, retain, sent_ticks]
+        self._order = []  # in-flight pids in send order (MicroPython dicts have no order)
         self._subs = []  # [(topic, qos)]
         self._backoff = self.backoff_min_ms
         self._next_try = clock.ticks_ms()  # first attempt immediately
@@ -127,6 +128,7 @@ class MQTTClient(Link):
         if qos:
             pid = self._next_pid()
             self._inflight[pid] = [topic, payload, retain, self.clock.ticks_ms()]
+            self._order.append(pid)
         self._queue(publish_packet(topic, payload, qos, retain, pid, dup))
         return pid
 
@@ -244,8 +246,10 @@ class MQTTClient(Link):
         if t == 4:  # PUBACK
             if len(body) >= 2:
                 pid = (body[0] << 8) | body[1]
-                if self._inflight.pop(pid, None) is not None and self.on_puback is not None:
-                    self.on_puback(pid)
+                if self._inflight.pop(pid, None) is not None:
+                    self._order.remove(pid)
+                    if self.on_puback is not None:
+                        self.on_puback(pid)
             return self.state == UP
         if t == 13:  # PINGRESP
             self._ping_sent = None
@@ -271,7 +275,8 @@ class MQTTClient(Link):
                 self._last_tx = now
         if not self._inflight:
             return
-        for pid in self._inflight:
+        # MQTT 3.1.1 §4.6: re-send in the order of the original sends
+        for pid in self._order:
             e = self._inflight[pid]
             if self.clock.ticks_diff(now, e[3]) >= self.retry_ms:
                 if len(self._tx) + len(e[1]) + 8 > self.tx_buffer:

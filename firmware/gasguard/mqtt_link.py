@@ -60,6 +60,7 @@ class Link:
         self._rx = bytearray()
         self._tx = bytearray()
         self._inflight = {}
+        self._order = []
         self._ping_sent = None
         self.state = DOWN
         now = self.clock.ticks_ms()
