@@ -207,9 +207,16 @@ def test_gasguard_sim_device_option(tmp_path):
     assert r.returncode == 2 and "--serial pty" in r.stderr
 
 
-def test_store_names_match_the_detector_app():
-    """valve_app keeps its own copies (importing gasguard.app costs 16 KB on MicroPython)."""
-    from gasguard import app, valve_app
+def test_both_apps_boot_the_same_way_without_the_valve_loading_the_detector():
+    """Boot helpers live in gasguard.boot; the valve never imports gasguard.app (16 KB)."""
+    import subprocess
+    import sys as _sys
 
-    for name in ("BOOT_NAME", "CONFIG_NAME", "KEY_NAME", "MAINT_NAME"):
-        assert getattr(app, name) == getattr(valve_app, name), name
+    from gasguard import app, boot, valve_app
+
+    for name in ("boot_mode", "bump_boot_count", "load_config", "BOOT_NAME", "MAINT_NAME"):
+        assert getattr(app, name) is getattr(boot, name) is getattr(valve_app, name), name
+    code = "import sys, gasguard.valve_app; print('gasguard.app' in sys.modules)"
+    r = subprocess.run([_sys.executable, "-c", code], capture_output=True, text=True,
+                       env={"PYTHONPATH": str(ROOT / "firmware")})
+    assert r.stdout.strip() == "False", r.stderr

@@ -18,6 +18,10 @@ exception in the detector itself propagates so the watchdog resets the device.
 import json
 
 from gasguard import VERSION, record
+from gasguard.boot import (  # noqa: F401  (main.py imports these from here)
+    BOOT_NAME, CONFIG_NAME, KEY_NAME, MAINT_NAME, NullConsole, boot_mode, bump_boot_count,
+    copy, load_config,
+)
 from gasguard.eventlog import EventLog
 from gasguard.service import PROTOCOL, Service, ServiceError, E_STATE, E_UNSUPPORTED
 from gasguard.validate import ConfigError
@@ -30,65 +34,16 @@ except ImportError:
         return x
 
 
-BOOT_NAME = "boot.rec"
-CONFIG_NAME = "config.rec"
-KEY_NAME = "factory.key"
-MAINT_NAME = "maint.flag"
 CAL_BACKUP = "calibration.bak"
 _HIST_POINTS = const(120)
 
 APP_DEFAULTS = {"history_period_s": 60}
 
 
-def boot_mode(store):
-    """'maintenance' once after MAINT (the flag is consumed), else 'app'. For main.py."""
-    if store.read(MAINT_NAME) is not None:
-        store.remove(MAINT_NAME)
-        return "maintenance"
-    return "app"
-
-
-def bump_boot_count(store):
-    n = 0
-    try:
-        n = json.loads(record.unseal(store.read(BOOT_NAME)))["boots"]
-    except (record.RecordError, ValueError, KeyError, TypeError):
-        n = 0
-    n += 1
-    try:
-        store.write(BOOT_NAME, record.seal(json.dumps({"boots": n}).encode()))
-    except OSError:
-        pass
-    return n
-
-
-def load_config(store, default):
-    """The persisted config (written by CFG) when valid, else the given default."""
-    try:
-        cfg = json.loads(record.unseal(store.read(CONFIG_NAME)))
-        if isinstance(cfg, dict):
-            return cfg
-    except (record.RecordError, ValueError):
-        pass
-    return _copy(default or {})
-
-
-def _copy(d):
-    return json.loads(json.dumps(d))
-
-
 def _default_detector(board, config, store, emit):
     from gasguard.detector import Detector
 
     return Detector(board, config, store, emit)
-
-
-class _NullConsole:
-    def read(self, n):
-        return None
-
-    def write(self, b):
-        return len(b)
 
 
 class DetectorApp:
@@ -358,11 +313,11 @@ class DetectorApp:
         return out
 
     def config_get(self, key=None):
-        return _copy(self.config)
+        return copy(self.config)
 
     def config_set(self, key, value):
         """Set one dotted leaf (e.g. detector.ch4_delay_s); validated, persisted, used after reboot."""
-        new = _copy(self.config)
+        new = copy(self.config)
         parts = key.split(".")
         node = new
         for p in parts[:-1]:
@@ -387,7 +342,7 @@ class DetectorApp:
 
         reject_unknown(cfg, ("detector", "service", "app", "board"), "config")
         reject_unknown(cfg.get("app", {}), APP_DEFAULTS, "app")
-        Service(_NullConsole(), self, self.clock, cfg.get("service"))  # validates, builds nothing
+        Service(NullConsole(), self, self.clock, cfg.get("service"))  # validates, builds nothing
         reject_unknown(cfg.get("service", {}) or {}, SERVICE_DEFAULTS, "service")
         v = self._validate_detector
         if v is None:
@@ -408,7 +363,7 @@ class DetectorApp:
         chans = {}
         for gas in rec.gases():
             chans[gas] = rec.get(gas).as_dict()
-        return {"problem": rec.problem, "channels": chans, "staged": _copy(self._staged)}
+        return {"problem": rec.problem, "channels": chans, "staged": copy(self._staged)}
 
     def _reading_uv(self, ch):
         uv = getattr(ch, "filtered_uv", None)

@@ -20,6 +20,10 @@ import json
 
 from gasguard import VERSION, record
 from gasguard.button import Button, button_config
+from gasguard.boot import (  # noqa: F401  (main.py imports these from here)
+    BOOT_NAME, CONFIG_NAME, KEY_NAME, MAINT_NAME, NullConsole, boot_mode, bump_boot_count,
+    copy, load_config,
+)
 from gasguard.eventlog import EventLog
 from gasguard.service import PROTOCOL, Service
 from gasguard.validate import ConfigError
@@ -39,58 +43,6 @@ APP_DEFAULTS = {"history_period_s": 60}
 # Top-level config sections of a valve; net/report/identity are read by main.py and
 # gasguard.devices (attach_reporter, attach_active_id).
 SECTIONS = ("valve", "service", "app", "board", "button", "net", "report", "identity")
-
-# The same store names and helpers as gasguard.app (a test keeps them equal). Not imported
-# from there: gasguard.app costs 16 KB of heap on MicroPython, which a valve never uses.
-BOOT_NAME = "boot.rec"
-CONFIG_NAME = "config.rec"
-KEY_NAME = "factory.key"
-MAINT_NAME = "maint.flag"
-
-
-def boot_mode(store):
-    """'maintenance' once after MAINT (the flag is consumed), else 'app'. For main.py."""
-    if store.read(MAINT_NAME) is not None:
-        store.remove(MAINT_NAME)
-        return "maintenance"
-    return "app"
-
-
-def bump_boot_count(store):
-    try:
-        n = json.loads(record.unseal(store.read(BOOT_NAME)))["boots"]
-    except (record.RecordError, ValueError, KeyError, TypeError):
-        n = 0
-    n += 1
-    try:
-        store.write(BOOT_NAME, record.seal(json.dumps({"boots": n}).encode()))
-    except OSError:
-        pass
-    return n
-
-
-def load_config(store, default):
-    """The persisted config (written by CFG) when valid, else the given default."""
-    try:
-        cfg = json.loads(record.unseal(store.read(CONFIG_NAME)))
-        if isinstance(cfg, dict):
-            return cfg
-    except (record.RecordError, ValueError):
-        pass
-    return _copy(default or {})
-
-
-def _copy(d):
-    return json.loads(json.dumps(d))
-
-
-class _NullConsole:
-    def read(self, n):
-        return None
-
-    def write(self, b):
-        return len(b)
-
 
 class ValveApp:
     KIND = "valve"
@@ -140,7 +92,7 @@ class ValveApp:
             # A stored config this firmware refuses (e.g. after an update) must not stop the
             # controller: run on the config given at boot and say so.
             bad = str(e)
-            self.config = _copy(config or {})
+            self.config = copy(config or {})
             self._build(board, store, rand, btn)
         from array import array
 
@@ -150,7 +102,7 @@ class ValveApp:
         self._f_cur = _NONE
         self._hist_n = 0
         self._hist_t = self.clock.ticks_ms()
-        console = getattr(board, "console", None) or _NullConsole()
+        console = getattr(board, "console", None) or NullConsole()
         self.service = Service(console, self, self.clock, self.config.get("service"),
                                rng=rng, button_at_boot=button_at_boot)
         ev = {"event": "boot", "reset_cause": self.reset_cause, "fw": VERSION,
@@ -383,11 +335,11 @@ class ValveApp:
                 "flow_m3h_x1000_max": [self._f_max[(first + i) % _HIST_POINTS] for i in range(n)]}
 
     def config_get(self, key=None):
-        return _copy(self.config)
+        return copy(self.config)
 
     def config_set(self, key, value):
         """Set one dotted leaf (e.g. valve.under_pressure_pa); validated, persisted, used after reboot."""
-        new = _copy(self.config)
+        new = copy(self.config)
         parts = key.split(".")
         node = new
         for p in parts[:-1]:
@@ -411,7 +363,7 @@ class ValveApp:
 
         reject_unknown(cfg, SECTIONS, "config")
         reject_unknown(cfg.get("app", {}), APP_DEFAULTS, "app")
-        Service(_NullConsole(), self, self.clock, cfg.get("service"))  # validates only
+        Service(NullConsole(), self, self.clock, cfg.get("service"))  # validates only
         reject_unknown(cfg.get("service", {}) or {}, SERVICE_DEFAULTS, "service")
         valve_config(cfg.get("valve"))
         button_config(cfg.get("button"))
