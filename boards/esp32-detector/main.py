@@ -3,8 +3,12 @@
 Same assembly as the simulator (gasguard.devices); only the board objects differ.
 Maintenance mode (entered with the service command MAINT, used by `gasguard flash`)
 skips the app once so the REPL is free for mpremote.
+
+Config: the one written with the service command CFG (store record config.rec) wins;
+otherwise config.json in the flash root (installed by `gasguard flash --config`).
 """
 
+import json
 import micropython
 import socket
 
@@ -23,7 +27,12 @@ else:
     # A stray Ctrl-C on the shared USB line must never stop an installed detector.
     micropython.kbd_intr(-1)
     board = Board(PINS)
-    app = DetectorApp(board, store, None, board_name="esp32-detector")
+    try:
+        with open("config.json") as f:  # the root of the flash (cwd at boot)
+            boot_cfg = json.loads(f.read())
+    except (OSError, ValueError):
+        boot_cfg = {}
+    app = DetectorApp(board, store, boot_cfg, board_name="esp32-detector")
     cfg = app.config
     if cfg.get("link") is not None:
         from esp32_radio import Radio
@@ -33,12 +42,13 @@ else:
     if net and cfg.get("report"):
         from esp32_net import WiFi
 
-        wifi = WiFi(net.get("ssid"), net.get("password"), "gasguard-det")
-        app.pollers.append(wifi)
-        rec = app.identity.load() if app.identity is not None else None
-        if rec is not None:
-            ident = {"device_id": rec["id"], "fw": VERSION, "tier": rec.get("tier"),
-                     "kind": "detector"}
-            devices.attach_reporter(app, board.clock, store, ident, cfg, socket,
-                                    app.identity.device_key())
+        app.pollers.append(WiFi(net.get("ssid"), net.get("password"), "gasguard-det"))
+        try:
+            ident = app.identity.identity_info(VERSION) if app.identity is not None else None
+        except ValueError:  # IdentityError: not provisioned; the detector still alarms
+            ident = None
+        if ident is not None:
+            rep = devices.attach_reporter(app, board.clock, store, ident, cfg, socket,
+                                          app.identity.device_key())
+            devices.attach_active_id(app, rep, app.identity, cfg)
     app.run_forever(10, watchdog=board.watchdog(8000))

@@ -1,5 +1,6 @@
-"""Test double of boards/esp32-common/esp32_hal.py for running boards/esp32-valve/main.py on
-the unix port: the same attributes, built on simboard/simvalve objects, real `time` as clock."""
+"""Test double of boards/esp32-common/esp32_hal.py for running the boards' main.py (valve and
+detector) on the unix port: the same attributes, built on simboard objects, real `time` as
+clock."""
 
 import time
 
@@ -29,6 +30,13 @@ class Board:
         self.led_red = SimPin("led_red", SimPin.OUT)
         self.switch = SimPin("switch", SimPin.IN)
         self.button = SimPin("button", SimPin.IN)
+        # the detector board's parts (boards/esp32-detector/pins.py), clean air
+        self.adc_ch4 = SimAnalogIn(686000)
+        self.adc_co = SimAnalogIn(430000)
+        self.adc_supply = SimAnalogIn(2500000)
+        self.adc_interlock_sense = None
+        for name in ("led_yellow", "buzzer", "relay", "heater"):
+            setattr(self, name, SimPin(name, SimPin.OUT))
 
     def watchdog(self, timeout_ms):
         return Watchdog()

@@ -1,4 +1,4 @@
-"""micropython run_main.py STORE_DIR [turns]: boards/esp32-valve/main.py with /data at STORE_DIR."""
+"""micropython run_main.py STORE_DIR TURNS MAIN: a board's main.py with /data at STORE_DIR."""
 
 import json
 import os
@@ -22,8 +22,10 @@ except SystemExit as e:
 app = g.get("app")
 if app is not None:
     st = app.status()
-    print(json.dumps({"kind": st["kind"], "board": app.board_name, "valve": st["valve"],
-                      "boot_count": st["boot_count"], "parts": sorted(st["parts"].keys()),
+    print(json.dumps({"kind": st["kind"], "board": app.board_name, "valve": st.get("valve"),
+                      "boot_count": st["boot_count"], "parts": sorted(st.get("parts", {}).keys()),
                       "pollers": [type(p).__name__ for p in app.pollers],
-                      "radio": app.board.radio is not None, "link": st["link"],
-                      "tier": st["tier"]}))
+                      "radio": getattr(app.board, "radio", None) is not None,
+                      "link": st.get("link"), "tier": st["tier"],
+                      "interlocks": [i["type"] for i in st.get("interlocks", [])],
+                      "profile": st.get("profile")}))
