@@ -22,6 +22,7 @@ from gasguard.boot import (  # noqa: F401  (main.py imports these from here)
     BOOT_NAME, CONFIG_NAME, KEY_NAME, MAINT_NAME, NullConsole, boot_mode, bump_boot_count,
     copy, load_config,
 )
+from gasguard.device_base import DeviceApp
 from gasguard.eventlog import EventLog
 from gasguard.service import PROTOCOL, Service, ServiceError, E_STATE, E_UNSUPPORTED
 from gasguard.validate import ConfigError
@@ -46,7 +47,7 @@ def _default_detector(board, config, store, emit):
     return Detector(board, config, store, emit)
 
 
-class DetectorApp:
+class DetectorApp(DeviceApp):
     KIND = "detector"
 
     def __init__(self, board, store, config=None, identity=None, detector_factory=None,
@@ -105,39 +106,7 @@ class DetectorApp:
         self.emit({"event": "boot", "reset_cause": self.reset_cause, "fw": VERSION,
                    "factory": bool(button_at_boot)})
 
-    # ------------------------------------------------------------ event path
-    def uptime_s(self):
-        return self._up_s
-
-    def emit(self, ev):
-        """Stamp, log and forward an event (the Detector's emit callable)."""
-        ev = self.log.add(ev, self._up_s)
-        for s in self.sinks:
-            try:
-                s.event(ev)
-            except Exception as e:
-                self._note_error("sink", e)
-        return ev
-
-    def _note_error(self, where, e):
-        self.error_count += 1
-        self.errors.append("%s: %s: %s" % (where, type(e).__name__, e))
-        if len(self.errors) > 5:
-            self.errors.pop(0)
-
     # ------------------------------------------------------------ main loop
-    def poll(self):
-        """One loop turn: the alarm path and background work, then the console."""
-        self.poll_core()
-        try:
-            self.service.poll()
-        except Exception as e:
-            self._note_error("service", e)
-        if self._pending is not None:
-            what = self._pending
-            self._pending = None
-            self._do_reboot(what)
-
     def poll_core(self):
         """Everything except the console (also used by the simulator to jump time)."""
         now = self.clock.ticks_ms()
@@ -155,40 +124,6 @@ class DetectorApp:
                 p.poll()
             except Exception as e:
                 self._note_error("poller", e)
-
-    def run_forever(self, sleep_ms=10, sleep=None, watchdog=None):
-        """The device main loop. Ctrl-C on the console is disabled while it runs (a stray
-        0x03 on the USB serial line must not stop a safety device); maintenance mode
-        (service command MAINT) is the way to the REPL. Restored if the loop ever ends."""
-        if sleep is None:
-            import time
-
-            sleep = time.sleep_ms
-        kbd = None
-        try:
-            import micropython
-
-            kbd = micropython.kbd_intr
-        except (ImportError, AttributeError):
-            pass
-        if kbd is not None:
-            kbd(-1)
-        try:
-            while True:
-                self.poll()
-                if watchdog is not None:
-                    watchdog.feed()
-                sleep(sleep_ms)
-        finally:
-            if kbd is not None:
-                kbd(3)
-
-    def _do_reboot(self, what):
-        if what == "maintenance":
-            self.store.write(MAINT_NAME, b"1")
-        self.emit({"event": "reboot", "cause": what})
-        if self.on_reboot is not None:
-            self.on_reboot()
 
     def _history(self, now):
         chans = self._channels()
@@ -228,9 +163,6 @@ class DetectorApp:
         dcfg = getattr(self.detector, "cfg", None) or self.config.get("detector", {})
         return {"fw": VERSION, "proto": PROTOCOL, "kind": self.KIND, "tier": dcfg.get("tier"),
                 "profile": dcfg.get("profile"), "board": self.board_name}
-
-    def factory_key(self):
-        return self.store.read(KEY_NAME)
 
     def readings(self):
         out = {}
@@ -299,11 +231,6 @@ class DetectorApp:
         }
         return d
 
-    def events(self, n):
-        if n <= len(self.log.recent(n)):
-            return self.log.recent(n)
-        return self.log.persisted()[-n:]
-
     def history(self):
         n = min(self._hist_n, _HIST_POINTS)
         out = {"period_s": self._hist_period_ms // 1000, "points": n}
@@ -311,29 +238,6 @@ class DetectorApp:
             h = self._hist[gas]
             out[gas] = [h[(self._hist_n - n + i) % _HIST_POINTS] for i in range(n)]
         return out
-
-    def config_get(self, key=None):
-        return copy(self.config)
-
-    def config_set(self, key, value):
-        """Set one dotted leaf (e.g. detector.ch4_delay_s); validated, persisted, used after reboot."""
-        new = copy(self.config)
-        parts = key.split(".")
-        node = new
-        for p in parts[:-1]:
-            if p not in node:
-                node[p] = {}
-            node = node[p]
-            if not isinstance(node, dict):
-                raise ConfigError("%s: %s is not a section" % (key, p))
-        if isinstance(node.get(parts[-1]), dict) or isinstance(value, dict):
-            raise ConfigError("%s: set the leaves of a section one by one" % key)
-        node[parts[-1]] = value
-        self._validate_config(new)
-        self.store.write(CONFIG_NAME, record.seal(json.dumps(new).encode()))
-        self.config = new
-        self.emit({"event": "config", "key": key})
-        return {"key": key, "value": value, "reboot_required": True}
 
     def _validate_config(self, cfg):
         """Every section is checked by its owner; unknown keys (typos) are refused."""
@@ -486,8 +390,3 @@ class DetectorApp:
         self.detector.hush()
         return {"hushed": True}
 
-    def reboot(self):
-        self._pending = "reboot"
-
-    def maintenance(self):
-        self._pending = "maintenance"

@@ -24,6 +24,7 @@ from gasguard.boot import (  # noqa: F401  (main.py imports these from here)
     BOOT_NAME, CONFIG_NAME, KEY_NAME, MAINT_NAME, NullConsole, boot_mode, bump_boot_count,
     copy, load_config,
 )
+from gasguard.device_base import DeviceApp
 from gasguard.eventlog import EventLog
 from gasguard.service import PROTOCOL, Service
 from gasguard.validate import ConfigError
@@ -44,7 +45,7 @@ APP_DEFAULTS = {"history_period_s": 60}
 # gasguard.devices (attach_reporter, attach_active_id).
 SECTIONS = ("valve", "service", "app", "board", "button", "net", "report", "identity")
 
-class ValveApp:
+class ValveApp(DeviceApp):
     KIND = "valve"
 
     def __init__(self, board, store, config=None, rand=None, identity=None, rng=None,
@@ -122,40 +123,12 @@ class ValveApp:
                                  self.config.get("button"))
 
     # ------------------------------------------------------------ event path
-    def uptime_s(self):
-        return self._up_s
 
-    def emit(self, ev):
-        """Stamp, log and forward an event (the controller's emit callable)."""
-        ev = self.log.add(ev, self._up_s)
+    def _on_event(self, ev):
         if ev.get("event") == "valve" and ev.get("state") == "closed":
             self._last_close = ev
-        for s in self.sinks:
-            try:
-                s.event(ev)
-            except Exception as e:
-                self._note_error("sink", e)
-        return ev
-
-    def _note_error(self, where, e):
-        self.error_count += 1
-        self.errors.append("%s: %s: %s" % (where, type(e).__name__, e))
-        if len(self.errors) > 5:
-            self.errors.pop(0)
 
     # ------------------------------------------------------------ main loop
-    def poll(self):
-        """One loop turn: controller, button, background parts, then the console."""
-        self.poll_core()
-        try:
-            self.service.poll()
-        except Exception as e:
-            self._note_error("service", e)
-        if self._pending is not None:
-            what = self._pending
-            self._pending = None
-            self._do_reboot(what)
-
     def poll_core(self):
         now = self.clock.ticks_ms()
         d = self.clock.ticks_diff(now, self._last)
@@ -174,38 +147,6 @@ class ValveApp:
                 p.poll()
             except Exception as e:
                 self._note_error("poller", e)
-
-    def run_forever(self, sleep_ms=10, sleep=None, watchdog=None):
-        """The device main loop; Ctrl-C is a byte, not an interrupt, while it runs."""
-        if sleep is None:
-            import time
-
-            sleep = time.sleep_ms
-        kbd = None
-        try:
-            import micropython
-
-            kbd = micropython.kbd_intr
-        except (ImportError, AttributeError):
-            pass
-        if kbd is not None:
-            kbd(-1)
-        try:
-            while True:
-                self.poll()
-                if watchdog is not None:
-                    watchdog.feed()
-                sleep(sleep_ms)
-        finally:
-            if kbd is not None:
-                kbd(3)
-
-    def _do_reboot(self, what):
-        if what == "maintenance":
-            self.store.write(MAINT_NAME, b"1")
-        self.emit({"event": "reboot", "cause": what})
-        if self.on_reboot is not None:
-            self.on_reboot()
 
     def _short_press(self):
         self.controller.close("manual", "button")
@@ -250,9 +191,6 @@ class ValveApp:
     def info(self):
         return {"fw": VERSION, "proto": PROTOCOL, "kind": self.KIND,
                 "tier": self.controller.cfg["tier"], "profile": None, "board": self.board_name}
-
-    def factory_key(self):
-        return self.store.read(KEY_NAME)
 
     def readings(self):
         c = self.controller
@@ -322,40 +260,12 @@ class ValveApp:
         d["parts"] = parts
         return d
 
-    def events(self, n):
-        if n <= len(self.log.recent(n)):
-            return self.log.recent(n)
-        return self.log.persisted()[-n:]
-
     def history(self):
         n = min(self._hist_n, _HIST_POINTS)
         first = self._hist_n - n
         return {"period_s": self._hist_period_ms // 1000, "points": n,
                 "pressure_pa_min": [self._p_min[(first + i) % _HIST_POINTS] for i in range(n)],
                 "flow_m3h_x1000_max": [self._f_max[(first + i) % _HIST_POINTS] for i in range(n)]}
-
-    def config_get(self, key=None):
-        return copy(self.config)
-
-    def config_set(self, key, value):
-        """Set one dotted leaf (e.g. valve.under_pressure_pa); validated, persisted, used after reboot."""
-        new = copy(self.config)
-        parts = key.split(".")
-        node = new
-        for p in parts[:-1]:
-            if p not in node:
-                node[p] = {}
-            node = node[p]
-            if not isinstance(node, dict):
-                raise ConfigError("%s: %s is not a section" % (key, p))
-        if isinstance(node.get(parts[-1]), dict) or isinstance(value, dict):
-            raise ConfigError("%s: set the leaves of a section one by one" % key)
-        node[parts[-1]] = value
-        self._validate_config(new)
-        self.store.write(CONFIG_NAME, record.seal(json.dumps(new).encode()))
-        self.config = new
-        self.emit({"event": "config", "key": key})
-        return {"key": key, "value": value, "reboot_required": True}
 
     def _validate_config(self, cfg):
         from gasguard.service import DEFAULTS as SERVICE_DEFAULTS
@@ -426,12 +336,6 @@ class ValveApp:
         """ITEST on a valve: close it locally (cause manual, source service)."""
         self.controller.close("manual", "service")
         return {"closing": True, "valve": self.controller.status()["valve"]}
-
-    def reboot(self):
-        self._pending = "reboot"
-
-    def maintenance(self):
-        self._pending = "maintenance"
 
 
 def _find_close(evs):
