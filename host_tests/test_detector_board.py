@@ -1,14 +1,14 @@
 """boards/esp32-detector/main.py assembles the detector as the simulator does.
 
 The real main.py on the MicroPython unix port with test doubles of the ESP32 board modules
-(host_tests/valve_board_fakes) and /data in a temp folder; the fake watchdog ends the loop.
+(host_tests/board_fakes) and /data in a temp folder; the fake watchdog ends the loop.
 """
 
 import json
 
 from conftest import ROOT, run_micropython
 
-FAKES = ROOT / "host_tests" / "valve_board_fakes"
+FAKES = ROOT / "host_tests" / "board_fakes"
 MAIN = ROOT / "boards" / "esp32-detector" / "main.py"
 
 

@@ -1,7 +1,7 @@
 """boards/esp32-valve/main.py assembles the valve device as the simulator does.
 
 Runs the real main.py on the MicroPython unix port with test doubles of the ESP32 board
-modules (host_tests/valve_board_fakes: esp32_hal, esp32_radio, esp32_net, pins) and /data
+modules (host_tests/board_fakes: esp32_hal, esp32_radio, esp32_net, pins) and /data
 redirected to a temp folder; the fake watchdog ends the loop after a few hundred turns.
 """
 
@@ -9,7 +9,7 @@ import json
 
 from conftest import ROOT, run_micropython
 
-FAKES = ROOT / "host_tests" / "valve_board_fakes"
+FAKES = ROOT / "host_tests" / "board_fakes"
 MAIN = ROOT / "boards" / "esp32-valve" / "main.py"
 
 
