@@ -28,7 +28,7 @@ Noise: seeded xorshift32, integer only, identical on both interpreters.
 import json
 import sys
 
-from simboard import SimAnalogIn, SimClock, SimPin
+from simboard import MemStore, SimAnalogIn, SimClock, SimPin
 from gasguard import calibration, sensors
 from gasguard.detector import Detector
 from gasguard.validate import ConfigError
@@ -57,32 +57,6 @@ class Rng:
             return 0
         m = 2 * amp + 1
         return ((self.next() % m) + (self.next() % m) - 2 * amp) // 2
-
-
-class MemStore:
-    """The store interface in RAM (the replay never touches the disk)."""
-
-    def __init__(self):
-        self.d = {}
-
-    def read(self, name):
-        return self.d.get(name)
-
-    def write(self, name, data):
-        self.d[name] = bytes(data)
-
-    def append(self, name, data):
-        self.d[name] = self.d.get(name, b"") + bytes(data)
-
-    def size(self, name):
-        v = self.d.get(name)
-        return None if v is None else len(v)
-
-    def remove(self, name):
-        self.d.pop(name, None)
-
-    def names(self):
-        return sorted(self.d)
 
 
 class SimValveSink:

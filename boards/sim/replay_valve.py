@@ -22,35 +22,11 @@ trips by itself at the configured nominal points, as the real mechanism does.
 import json
 import sys
 
-from simboard import SimClock
+from simboard import MemStore, SimClock
 from simvalve import SimValveBoard
 
 from gasguard.validate import ConfigError
 from gasguard.valve import ValveController, valve_config
-
-
-class MemStore:
-    def __init__(self):
-        self.d = {}
-
-    def read(self, name):
-        return self.d.get(name)
-
-    def write(self, name, data):
-        self.d[name] = bytes(data)
-
-    def append(self, name, data):
-        self.d[name] = self.d.get(name, b"") + bytes(data)
-
-    def size(self, name):
-        v = self.d.get(name)
-        return 0 if v is None else len(v)
-
-    def remove(self, name):
-        self.d.pop(name, None)
-
-    def names(self):
-        return sorted(self.d)
 
 
 def fmt_t(ms):

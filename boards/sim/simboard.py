@@ -175,6 +175,35 @@ class SimConsole:
         return out
 
 
+class MemStore:
+    """The store interface in RAM, for runs that must not touch the disk (replay).
+
+    Same contract as gasguard.store.FileStore: read() gives None for a missing name,
+    size() gives 0."""
+
+    def __init__(self):
+        self.d = {}
+
+    def read(self, name):
+        return self.d.get(name)
+
+    def write(self, name, data):
+        self.d[name] = bytes(data)
+
+    def append(self, name, data):
+        self.d[name] = self.d.get(name, b"") + bytes(data)
+
+    def size(self, name):
+        v = self.d.get(name)
+        return 0 if v is None else len(v)
+
+    def remove(self, name):
+        self.d.pop(name, None)
+
+    def names(self):
+        return sorted(self.d)
+
+
 class PowerCutStore(FileStore):
     """A FileStore whose power can be cut after a given number of written bytes.
 

@@ -5,7 +5,7 @@ from ptest import raises, tmpdir
 from gasguard import hmac256, record, ticks
 from gasguard.store import FileStore
 from gasguard.validate import ConfigError, need_int, need_num, need_choice, reject_unknown
-from simboard import MisuseError, PowerCutStore, SimAnalogIn, SimClock, SimConsole, SimPin
+from simboard import MemStore, MisuseError, PowerCutStore, SimAnalogIn, SimClock, SimConsole, SimPin
 
 
 def test_hmac_rfc4231_case_1():
@@ -141,3 +141,14 @@ def test_config_checks_name_the_key():
     assert need_num({"x": 1.5}, "x", 0, 2) == 1.5
     raises(ConfigError, need_choice, {"p": "xx"}, "p", ("cn", "en"))
     raises(ConfigError, reject_unknown, {"typo": 1}, ("a",), "alarm")
+
+
+def test_mem_store_keeps_the_file_store_contract():
+    for s in (MemStore(), FileStore(tmpdir("contract"))):
+        assert s.read("a") is None and s.size("a") == 0
+        s.write("a", b"12")
+        s.append("a", b"3")
+        s.append("b", b"x")
+        assert s.read("a") == b"123" and s.size("a") == 3 and s.names() == ["a", "b"]
+        s.remove("a")
+        assert s.read("a") is None and s.names() == ["b"]
