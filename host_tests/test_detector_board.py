@@ -6,22 +6,15 @@ The real main.py on the MicroPython unix port with test doubles of the ESP32 boa
 
 import json
 
-from conftest import ROOT, run_micropython
+import board_main
+from board_main import last_json
+from conftest import ROOT
 
-FAKES = ROOT / "host_tests" / "board_fakes"
 MAIN = ROOT / "boards" / "esp32-detector" / "main.py"
 
 
 def run_main(tmp_path, turns=300):
-    r = run_micropython([FAKES / "run_main.py", str(tmp_path), str(turns), str(MAIN)],
-                        extra_path=[FAKES], timeout=60)
-    out = r.stdout.decode(errors="replace")
-    assert r.returncode == 0, out + r.stderr.decode(errors="replace")
-    return out
-
-
-def last_json(out):
-    return json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
+    return board_main.run_main(MAIN, tmp_path, turns)
 
 
 def test_main_runs_the_detector_app_and_counts_boots(tmp_path):
