@@ -8,7 +8,6 @@ Config: the one written with the service command CFG (store record config.rec) w
 otherwise config.json in the flash root (installed by `gasguard flash --config`).
 """
 
-import json
 import micropython
 import socket
 
@@ -17,6 +16,7 @@ from pins import PINS
 
 from gasguard import VERSION, devices
 from gasguard.app import DetectorApp, boot_mode
+from gasguard.boot import flash_config
 from gasguard.store import FileStore
 
 store = FileStore("/data")
@@ -27,11 +27,7 @@ else:
     # A stray Ctrl-C on the shared USB line must never stop an installed detector.
     micropython.kbd_intr(-1)
     board = Board(PINS)
-    try:
-        with open("config.json") as f:  # the root of the flash (cwd at boot)
-            boot_cfg = json.loads(f.read())
-    except (OSError, ValueError):
-        boot_cfg = {}
+    boot_cfg = flash_config()  # config.json in the flash root (cwd at boot)
     app = DetectorApp(board, store, boot_cfg, board_name="esp32-detector")
     cfg = app.config
     if cfg.get("link") is not None:

@@ -11,7 +11,6 @@ Config: the one written with the service command CFG (store record config.rec) w
 otherwise config.json in the flash root (installed by `gasguard flash --config`).
 """
 
-import json
 import micropython
 import socket
 
@@ -20,6 +19,7 @@ from pins import PINS
 
 from gasguard import VERSION, devices
 from gasguard.store import FileStore
+from gasguard.boot import flash_config
 from gasguard.valve_app import ValveApp, boot_mode, load_config
 
 store = FileStore("/data")
@@ -30,11 +30,7 @@ else:
     # A stray Ctrl-C on the shared USB line must never stop an installed valve controller.
     micropython.kbd_intr(-1)
     board = Board(PINS)
-    try:
-        with open("config.json") as f:  # the root of the flash (cwd at boot)
-            boot_cfg = json.loads(f.read())
-    except (OSError, ValueError):
-        boot_cfg = {}
+    boot_cfg = flash_config()  # config.json in the flash root (cwd at boot)
     cfg = load_config(store, boot_cfg)  # the same config ValveApp loads
     vcfg = cfg.get("valve") or {}
     link = vcfg.get("link") or {}

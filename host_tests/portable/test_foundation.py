@@ -152,3 +152,14 @@ def test_mem_store_keeps_the_file_store_contract():
         assert s.read("a") == b"123" and s.size("a") == 3 and s.names() == ["a", "b"]
         s.remove("a")
         assert s.read("a") is None and s.names() == ["b"]
+
+
+def test_flash_config_is_empty_unless_a_json_object():
+    from gasguard.boot import flash_config
+
+    d = tmpdir("flashcfg")
+    assert flash_config(d + "/missing.json") == {}
+    for text, want in (("[1, 2]", {}), ("not json", {}), ('{"link": {"channel": 6}}', {"link": {"channel": 6}})):
+        with open(d + "/c.json", "w") as f:
+            f.write(text)
+        assert flash_config(d + "/c.json") == want
