@@ -16,7 +16,7 @@ from pins import PINS
 
 from gasguard import VERSION, devices
 from gasguard.app import DetectorApp, boot_mode
-from gasguard.boot import flash_config
+from gasguard.flash_config import flash_config
 from gasguard.store import FileStore
 
 store = FileStore("/data")

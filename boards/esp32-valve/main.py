@@ -19,7 +19,7 @@ from pins import PINS
 
 from gasguard import VERSION, devices
 from gasguard.store import FileStore
-from gasguard.boot import flash_config
+from gasguard.flash_config import flash_config
 from gasguard.valve_app import ValveApp, boot_mode, load_config
 
 store = FileStore("/data")

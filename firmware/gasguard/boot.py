@@ -48,17 +48,6 @@ def load_config(store, default):
     return copy(default or {})
 
 
-def flash_config(path="config.json"):
-    """The config.json that `gasguard flash --config` puts in the flash root ({} when
-    missing or not JSON: the device then runs on its defaults and the CFG record)."""
-    try:
-        with open(path) as f:
-            cfg = json.loads(f.read())
-    except (OSError, ValueError):
-        return {}
-    return cfg if isinstance(cfg, dict) else {}
-
-
 def copy(d):
     return json.loads(json.dumps(d))
 

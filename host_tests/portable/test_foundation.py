@@ -155,7 +155,7 @@ def test_mem_store_keeps_the_file_store_contract():
 
 
 def test_flash_config_is_empty_unless_a_json_object():
-    from gasguard.boot import flash_config
+    from gasguard.flash_config import flash_config
 
     d = tmpdir("flashcfg")
     assert flash_config(d + "/missing.json") == {}
