@@ -22,41 +22,12 @@ trips by itself at the configured nominal points, as the real mechanism does.
 import json
 import sys
 
+from replay_format import fmt_event
 from simboard import MemStore, SimClock
 from simvalve import SimValveBoard
 
 from gasguard.validate import ConfigError
 from gasguard.valve import ValveController, valve_config
-
-
-def fmt_t(ms):
-    if ms % 1000 == 0:
-        return "%d" % (ms // 1000)
-    return ("%d.%03d" % (ms // 1000, ms % 1000)).rstrip("0")
-
-
-def fmt_val(v):
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    if v is None:
-        return "null"
-    if isinstance(v, int):
-        return "%d" % v
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(fmt_val(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(json.dumps(k) + ": " + fmt_val(v[k]) for k in sorted(v)) + "}"
-    return json.dumps(v)
-
-
-def fmt_event(ms, ev):
-    parts = ['"t": ' + fmt_t(ms), '"event": ' + fmt_val(ev.get("event"))]
-    for k in sorted(ev):
-        if k != "event" and k != "t":
-            parts.append(json.dumps(k) + ": " + fmt_val(ev[k]))
-    return "{" + ", ".join(parts) + "}\n"
 
 
 class Runner:
