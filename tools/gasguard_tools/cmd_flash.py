@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import BOARDS, FIRMWARE, ROOT, VERSION
+from . import BOARDS, FIRMWARE, VERSION, work_dir
 from .runtime import ToolError
 
 ESP32_APP_OFFSET = "0x1000"  # MicroPython ESP32 images start at 0x1000 (bootloader)
@@ -188,7 +188,7 @@ def run(args):
                 raise ValueError("too short")
         except ValueError:
             raise ToolError("--install-factory-key must be at least 16 bytes of hex")
-    build = Path(args.build) if args.build else ROOT / "build" / "flash" / args.board
+    build = Path(args.build) if args.build else work_dir("flash", args.board)
 
     if args.firmware:
         if not args.dry_run and not Path(args.firmware).is_file():

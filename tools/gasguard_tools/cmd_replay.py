@@ -12,7 +12,7 @@ import math
 import sys
 import threading
 
-from . import BOARDS
+from . import BOARDS, scenario_path
 from .runtime import ToolError, popen
 
 DEVICES = {
@@ -42,7 +42,8 @@ MAX_T_S = 60 * 86400  # 60 days of simulated time at most
 
 
 def add_arguments(p):
-    p.add_argument("scenario", help="CSV timeline (header with t_s and value columns)")
+    p.add_argument("scenario", help="CSV timeline (header with t_s and value columns), or the name of a "
+                   "shipped scenario (kitchen_leak, co_150ppm, ...)")
     p.add_argument("--profile", choices=("cn", "en", "ul"), default="cn",
                    help="standard profile (default cn)")
     p.add_argument("--tier", choices=("low", "mid", "high"), default="mid",
@@ -79,7 +80,7 @@ def parse_scenario(path_or_lines, device="detector"):
         lines = list(path_or_lines)
     else:
         try:
-            with open(path_or_lines, newline="", encoding="utf-8") as f:
+            with open(scenario_path(path_or_lines), newline="", encoding="utf-8") as f:
                 lines = f.read().splitlines()
         except OSError as e:
             raise ToolError("cannot read %s: %s" % (path_or_lines, e.strerror or e))

@@ -13,9 +13,8 @@ from functools import lru_cache
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from . import ROOT
+from . import SCHEMAS
 
-SCHEMAS = ROOT / "docs" / "schemas"
 EXAMPLES = SCHEMAS / "examples"
 BASE_URI = "https://gasguard.example/schemas/"
 # message kinds with a schema of their own (topic level after the device id)

@@ -14,12 +14,12 @@ import tempfile
 import threading
 import time
 
-from . import BOARDS, FIRMWARE, ROOT
+from . import BOARDS, FIRMWARE, ROOT, SCENARIOS
 from .cmd_replay import DEVICES, parse_scenario
 from .runtime import ToolError, command
 
 RUNNER = BOARDS / "sim" / "sim_pair.py"
-DEFAULT_SCENARIO = ROOT / "docs" / "scenarios" / "pair_leak.csv"
+DEFAULT_SCENARIO = SCENARIOS / "pair_leak.csv"
 
 DEVICES.setdefault("pair", {
     "runner": "sim_pair.py",
