@@ -75,10 +75,10 @@ def test_diag_status_json_has_the_field_set(virtual_dut):
 def test_diag_human_status_log_and_watch(virtual_dut):
     virtual_dut.cmd("SIM GAS ch4 3000")
     warm(virtual_dut)
-    r = gasguard("diag", "--port", virtual_dut.port, "status")
+    r = gasguard("diag", "--lang", "en", "--port", virtual_dut.port, "status")
     assert r.returncode == 0, r.stderr
     assert "reset cause / boots" in r.stdout and "power_on / 1" in r.stdout
-    r = gasguard("diag", "--port", virtual_dut.port, "log", "-n", "20")
+    r = gasguard("diag", "--lang", "en", "--port", virtual_dut.port, "log", "-n", "20")
     assert r.returncode == 0, r.stderr
     assert "boot" in r.stdout and "ready" in r.stdout and "reset_cause=power_on" in r.stdout
     r = gasguard("diag", "--port", virtual_dut.port, "watch", "--count", "3", "--interval", "0.1")
@@ -89,7 +89,7 @@ def test_diag_human_status_log_and_watch(virtual_dut):
 
 def test_diag_selftest_reports_faults_of_an_uncalibrated_device(virtual_dut):
     warm(virtual_dut)
-    r = gasguard("diag", "--port", virtual_dut.port, "selftest", "--wait", "10")
+    r = gasguard("diag", "--lang", "en", "--port", virtual_dut.port, "selftest", "--wait", "10")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "self-test FAIL" in r.stdout and "cal_missing" in r.stdout
 
@@ -97,7 +97,7 @@ def test_diag_selftest_reports_faults_of_an_uncalibrated_device(virtual_dut):
 def test_diag_report_html(virtual_dut, tmp_path):
     warm(virtual_dut)
     out = tmp_path / "report.html"
-    r = gasguard("diag", "--port", virtual_dut.port, "report", "--html", str(out),
+    r = gasguard("diag", "--lang", "en", "--port", virtual_dut.port, "report", "--html", str(out),
                  "--technician", "T. Tester", "--notes", "checked <ok> & clean")
     assert r.returncode == 0, r.stderr
     text = out.read_text()
@@ -381,3 +381,19 @@ def test_gasguard_sim_serial_pty_prints_the_port_and_stops_cleanly(tmp_path):
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(tmp_path / "board") not in ps
     assert not os.path.lexists(tmp_path / "ttyGG")
+
+
+def test_diag_in_chinese_renders_codes_as_sentences_with_the_code(virtual_dut):
+    warm(virtual_dut)
+    r = gasguard("diag", "--port", virtual_dut.port, "status", "--lang", "zh")
+    assert r.returncode == 0, r.stderr
+    assert "复位原因 / 启动次数" in r.stdout and "power_on / 1" in r.stdout
+    # the uncalibrated channel's fault: a sentence, the code beside it
+    assert "甲烷：未标定或标定记录无效" in r.stdout and "(ch4:cal_missing)" in r.stdout
+    r = gasguard("diag", "--lang", "zh", "--port", virtual_dut.port, "log", "-n", "20")
+    assert r.returncode == 0, r.stderr
+    assert "启动 (boot)" in r.stdout and "(cal_missing) 出现" in r.stdout
+    # this boot's events carry a wall-clock time anchored to the host clock when read
+    import datetime
+
+    assert datetime.date.today().strftime("%Y-%m-%d") in r.stdout

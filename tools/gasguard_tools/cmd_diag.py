@@ -7,10 +7,13 @@ controller (HELLO kind "valve") gets its own status table: valve state, why it c
 link, pressure, flow, supply, counters. docs/technician-guide.md explains the output.
 """
 
+import argparse
 import json
 import sys
 import time
 
+from . import i18n
+from .i18n import fmt_uptime
 from .runtime import ToolError
 from .serialdev import DeviceError, NoAnswer, ServiceClient
 
@@ -22,26 +25,40 @@ def add_arguments(p):
     p.add_argument("--port", required=True, help="serial port (e.g. /dev/ttyUSB0, /dev/pts/3)")
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for each answer")
+    i18n.add_argument(p)
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     s = sub.add_parser("status", help="device summary (human table, or --json)")
-    s.add_argument("--json", action="store_true", help="machine-readable JSON")
+    _lang_and_json(s)
     s = sub.add_parser("log", help="event log with times and causes")
     s.add_argument("-n", type=int, default=30, help="number of events (1..50)")
-    s.add_argument("--json", action="store_true")
+    _lang_and_json(s)
     s = sub.add_parser("watch", help="live readings with a small terminal chart")
     s.add_argument("--interval", type=float, default=1.0)
     s.add_argument("--count", type=int, default=0, help="stop after N readings (0 = Ctrl-C)")
     s.add_argument("--width", type=int, default=40, help="chart width in samples")
+    _lang_and_json(s, "one JSON object per reading")
     s = sub.add_parser("selftest", help="run the device self-test and print the result")
     s.add_argument("--wait", type=float, default=8.0, help="seconds to wait for the result")
+    _lang_and_json(s)
     s = sub.add_parser("report", help="one-page service report for the customer")
+    s.add_argument("--lang", choices=i18n.LANGS, default=argparse.SUPPRESS,
+                   help="language of the report (default: from the locale, else zh)")
+    s.add_argument("--pdf", metavar="FILE", help="also print it to PDF (needs chromium)")
     s.add_argument("--html", required=True, metavar="FILE", help="write the report here")
     s.add_argument("--technician", default="", help="name printed on the report")
     s.add_argument("--notes", default="", help="technician's notes printed on the report")
     s.add_argument("--png", metavar="FILE", help="also render it to PNG (needs chromium)")
 
 
+def _lang_and_json(s, json_help="machine-readable JSON"):
+    s.add_argument("--json", action="store_true", help=json_help)
+    # SUPPRESS: `diag --lang en status` and `diag status --lang en` both work
+    s.add_argument("--lang", choices=i18n.LANGS, default=argparse.SUPPRESS,
+                   help="language: zh or en (default: from the locale, else zh)")
+
+
 def run(args):
+    args.lang = i18n.resolve(getattr(args, "lang", None))
     if not getattr(args, "action", None):
         raise ToolError("choose an action: status, log, watch, selftest or report")
     with ServiceClient.open(args.port, args.baud, args.timeout) as dev:
@@ -110,21 +127,6 @@ def summary(dev):
     }
 
 
-# Why a valve closed, in the words a technician needs on site (docs/valve.md).
-CAUSES = {
-    "under_pressure": "the line pressure fell below the under-pressure point (supply "
-                      "interrupted upstream?); reopen by hand once the supply is back",
-    "over_pressure": "the line pressure rose above the over-pressure point (regulator "
-                     "fault?); have the regulator checked before reopening",
-    "over_flow": "the flow exceeded the excess-flow point (hose off, pipe break?); find the "
-                 "leak before reopening",
-    "interlock": "a gas detector asked for the close (see its log)",
-    "link_lost": "the detector stopped answering on the radio (fail-safe close)",
-    "manual": "closed by hand or on request (button, service console or platform)",
-    "unknown": "no sensor reading explains it (no pressure/flow sensor fitted?)",
-}
-
-
 def valve_summary(hello, ident, st):
     """`diag status --json` of a valve controller (STATUS? of gasguard.valve_app)."""
     counters = dict(st.get("counters") or {})
@@ -148,7 +150,7 @@ def valve_summary(hello, ident, st):
         "free_heap": st.get("free_heap"),
         "valve": st.get("valve"),
         "cause": st.get("cause"),
-        "cause_text": CAUSES.get(st.get("cause")) if st.get("cause") else None,
+        "cause_text": i18n.cause(st.get("cause"), "en") if st.get("cause") else None,
         "last_close": st.get("last_close"),
         "link": st.get("link"),
         "rejected_by_reason": dict((k, v) for k, v in
@@ -167,150 +169,178 @@ def valve_summary(hello, ident, st):
     }
 
 
-def fmt_uptime(s):
-    if s is None:
-        return "?"
-    d, s = divmod(int(s), 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    return ("%dd " % d if d else "") + "%02d:%02d:%02d" % (h, m, s)
-
-
 def _status(dev, args):
     s = summary(dev)
     if args.json:
         print(json.dumps(s, indent=2, sort_keys=True))
         return 0
+    return _print_rows(status_rows(s, args.lang))
+
+
+def status_rows(s, lang):
+    """The `diag status` table as (label, value) rows in the chosen language."""
+    def T(key, **kw):
+        return i18n.t(key, lang, **kw)
+
     if s["kind"] == "valve":
-        return _print_rows(_valve_rows(s))
-    rows = [
-        ("device id", s["device_id"] or "(not provisioned)"),
-        ("serial / model", "%s / %s" % (s["serial"] or "-", s["model"] or "-")),
-        ("firmware", "%s (%s, %s)" % (s["fw_version"], s["protocol"], s["board"])),
-        ("tier / profile", "%s / %s" % (s["tier"], s["profile"])),
-        ("uptime", fmt_uptime(s["uptime_s"])),
-        ("reset cause / boots", "%s / %s" % (s["reset_cause"], s["boot_count"])),
-        ("free heap", "%s bytes" % s["free_heap"]),
-        ("state", "READY" if s["ready"] else "warming up / not ready"),
-    ]
+        return _valve_rows(s, lang)
+    rows = _common_rows(s, lang, ("tier_profile", "%s / %s" % (s["tier"], s["profile"])))
+    rows.append((T("state"), T("ready") if s["ready"] else T("warming")))
     for gas, r in s["readings"].items():
         extra = []
         if "pct_lel" in r:
             extra.append("%.1f %%LEL" % r["pct_lel"])
         if "co_dose_pct" in r:
-            extra.append("dose %d %%" % r["co_dose_pct"])
+            extra.append("%s %d %%" % (T("dose"), r["co_dose_pct"]))
         if r["warming_up"]:
-            extra.append("warming up")
-        rows.append(("%s" % gas.upper(), "%8.1f ppm  %s  (raw %s uV, peak %.1f ppm)" % (
-            r["ppm"], " ".join(extra), r["raw_uv"], r["peak_ppm"])))
-        rows.append(("  alarm / fault", "%s / %s" % (_alarm_name(s["alarms"].get(gas)), r["fault"] or "none")))
-    rows.append(("faults", ", ".join(s["faults"]) or "none"))
-    rows.append(("relay", "ON" if s["relay"] else "off"))
+            extra.append(T("warming_up"))
+        rows.append(("%s" % gas.upper(), "%8.1f ppm  %s  (%s %s uV, %s %.1f ppm)" % (
+            r["ppm"], " ".join(extra), T("raw"), r["raw_uv"], T("peak"), r["peak_ppm"])))
+        rows.append((T("alarm_fault"), "%s / %s" % (
+            _alarm_name(s["alarms"].get(gas), lang),
+            i18n.fault(r["fault"], lang) if r["fault"] else T("none"))))
+    rows.append((T("faults"), _faults(s["faults"], lang)))
+    rows.append((T("relay"), T("on") if s["relay"] else T("off")))
     links = s["valve_links"]
-    rows.append(("valve links", ", ".join("%s:%s%s" % (x.get("type"), x.get("state"),
-                                                       " (%s)" % x["fault"] if x.get("fault") else "")
-                                          for x in links) or "none configured"))
-    rows.append(("interlock cause", s["interlock_cause"] or "-"))
-    rows.append(("outbox depth", "-" if s["outbox_depth"] is None else s["outbox_depth"]))
+    rows.append((T("valve_links"), ", ".join(
+        "%s:%s%s" % (x.get("type"), x.get("state"),
+                     " (%s)" % i18n.fault(x["fault"], lang) if x.get("fault") else "")
+        for x in links) or T("none_configured")))
+    rows.append((T("interlock_cause"), s["interlock_cause"] or "-"))
+    rows.append((T("outbox_depth"), "-" if s["outbox_depth"] is None else s["outbox_depth"]))
     rep = s["parts"].get("reporter")
     if isinstance(rep, dict):
-        rows.append(("platform", "%s (mqtt %s, time %s)" % (
-            "online" if rep.get("online") else "OFFLINE", rep.get("mqtt"),
-            "synced" if rep.get("time_synced") else "not synced")))
-    rows.append(("last errors", "; ".join(s["last_errors"]) or "none"))
-    return _print_rows(rows)
-
-
-def _print_rows(rows):
-    w = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print("%-*s  %s" % (w, k, v))
-    return 0
-
-
-def _valve_rows(s):
-    rows = _common_rows(s)
-    state = (s["valve"] or "?").upper()
-    if s["cause"]:
-        state += " - cause %s" % s["cause"]
-    rows.append(("valve", state))
-    lc = s["last_close"]
-    if lc:
-        src = " (source %s)" % lc["source"] if lc.get("source") else ""
-        rows.append(("last close", "%s at boot %s, %s after power-on%s" % (
-            lc.get("cause"), lc.get("boot"), fmt_uptime(lc.get("t")), src)))
-    if s["cause_text"] and s["valve"] != "open":
-        rows.append(("why", s["cause_text"]))
-    rej = s["rejected_by_reason"]
-    rows.append(("link", "%s%s" % (s["link"], " (rejected: %s)" % ", ".join(
-        "%s %d" % kv for kv in sorted(rej.items())) if rej else "")))
-    p = s["pressure_pa"]
-    rows.append(("pressure", "-" if p is None else "%.2f kPa" % (p / 1000.0)))
-    rows.append(("flow", "- (no flow input)" if s["flow_m3h"] is None else "%.3f m3/h" % s["flow_m3h"]))
-    rows.append(("supply", "-" if s["supply_mv"] is None else "%d mV" % s["supply_mv"]))
-    c = s["counters"]
-    rows.append(("counters", ", ".join("%s %s" % (k.replace("_", " "), c[k]) for k in (
-        "closes", "reopens", "trips", "trip_retries", "remote_closes", "rejected_frames") if k in c)))
-    rows.append(("faults", ", ".join(s["faults"]) or "none"))
-    rows.append(("outbox depth", "-" if s["outbox_depth"] is None else s["outbox_depth"]))
-    rep = s["parts"].get("reporter")
-    if isinstance(rep, dict):
-        rows.append(("platform", "%s (mqtt %s)" % ("online" if rep.get("online") else "OFFLINE",
-                                                 rep.get("mqtt"))))
-    rows.append(("last errors", "; ".join(s["last_errors"]) or "none"))
+        rows.append((T("platform"), "%s (mqtt %s, %s)" % (
+            T("online") if rep.get("online") else T("offline"), rep.get("mqtt"),
+            T("time_synced") if rep.get("time_synced") else T("time_not_synced"))))
+    rows.append((T("last_errors"), "; ".join(s["last_errors"]) or T("none")))
     return rows
 
 
-def _common_rows(s):
+def _faults(codes, lang):
+    sep = "；" if lang == "zh" else "; "
+    return sep.join(i18n.fault(c, lang) for c in codes) or i18n.t("none", lang)
+
+
+def _width(text):
+    """Columns a string takes in a terminal (CJK characters take two)."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _print_rows(rows):
+    w = max(_width(str(k)) for k, _ in rows)
+    for k, v in rows:
+        print("%s%s  %s" % (k, " " * (w - _width(str(k))), v))
+    return 0
+
+
+def _valve_rows(s, lang):
+    def T(key, **kw):
+        return i18n.t(key, lang, **kw)
+
+    rows = _common_rows(s, lang, ("kind_tier", "%s / %s" % (s["kind"], s["tier"])))
+    state = i18n.word(s["valve"] or "?", lang).upper()
+    if s["cause"]:
+        state += " - %s %s" % (i18n.FIELDS["cause"][0 if lang == "zh" else 1], s["cause"])
+    rows.append((T("valve"), state))
+    lc = s["last_close"]
+    if lc:
+        src = " (source %s)" % lc["source"] if lc.get("source") else ""
+        rows.append((T("last_close"), "%s %s%s" % (
+            lc.get("cause"), T("at_boot_after", boot=lc.get("boot"), t=fmt_uptime(lc.get("t"))), src)))
+    if s["cause"] and s["valve"] != "open" and i18n.cause(s["cause"], lang):
+        rows.append((T("why"), i18n.cause(s["cause"], lang)))
+    rej = s["rejected_by_reason"]
+    rows.append((T("link"), "%s%s" % (s["link"], " (%s: %s)" % (T("rejected"), ", ".join(
+        "%s %d" % kv for kv in sorted(rej.items()))) if rej else "")))
+    p = s["pressure_pa"]
+    rows.append((T("pressure"), "-" if p is None else "%.2f kPa" % (p / 1000.0)))
+    rows.append((T("flow"), "- " + T("no_flow_input") if s["flow_m3h"] is None
+                 else "%.3f m3/h" % s["flow_m3h"]))
+    rows.append((T("supply"), "-" if s["supply_mv"] is None else "%d mV" % s["supply_mv"]))
+    c = s["counters"]
+    rows.append((T("counters"), ", ".join("%s %s" % (k.replace("_", " "), c[k]) for k in (
+        "closes", "reopens", "trips", "trip_retries", "remote_closes", "rejected_frames") if k in c)))
+    rows.append((T("faults"), _faults(s["faults"], lang)))
+    rows.append((T("outbox_depth"), "-" if s["outbox_depth"] is None else s["outbox_depth"]))
+    rep = s["parts"].get("reporter")
+    if isinstance(rep, dict):
+        rows.append((T("platform"), "%s (mqtt %s)" % (
+            T("online") if rep.get("online") else T("offline"), rep.get("mqtt"))))
+    rows.append((T("last_errors"), "; ".join(s["last_errors"]) or T("none")))
+    return rows
+
+
+def _common_rows(s, lang, kind_row):
+    def T(key, **kw):
+        return i18n.t(key, lang, **kw)
+
     return [
-        ("device id", s["device_id"] or "(not provisioned)"),
-        ("serial / model", "%s / %s" % (s["serial"] or "-", s["model"] or "-")),
-        ("firmware", "%s (%s, %s)" % (s["fw_version"], s["protocol"], s["board"])),
-        ("kind / tier", "%s / %s" % (s["kind"], s["tier"])),
-        ("uptime", fmt_uptime(s["uptime_s"])),
-        ("reset cause / boots", "%s / %s" % (s["reset_cause"], s["boot_count"])),
-        ("free heap", "%s bytes" % s["free_heap"]),
+        (T("device_id"), s["device_id"] or T("not_provisioned")),
+        (T("serial_model"), "%s / %s" % (s["serial"] or "-", s["model"] or "-")),
+        (T("firmware"), "%s (%s, %s)" % (s["fw_version"], s["protocol"], s["board"])),
+        (T(kind_row[0]), kind_row[1]),
+        (T("uptime"), fmt_uptime(s["uptime_s"])),
+        (T("reset_boots"), "%s / %s" % (s["reset_cause"], s["boot_count"])),
+        (T("free_heap"), "%s %s" % (s["free_heap"], T("bytes"))),
     ]
 
 
-def _alarm_name(level):
-    return {0: "none", 1: "LOW (level 1)", 2: "HIGH (level 2)"}.get(level, str(level))
+def _alarm_name(level, lang="en"):
+    key = {0: "alarm_none", 1: "alarm_low", 2: "alarm_high"}.get(level)
+    return i18n.t(key, lang) if key else str(level)
 
 
 # ------------------------------------------------------------------ log
-def describe(ev):
-    skip = ("event", "seq", "boot", "t")
+def anchor_wall_times(evs, status):
+    """Wall-clock times for this boot's events: the device counts time since boot, so the
+    host's clock at the moment of reading anchors them (now - (uptime - t)). Events of
+    earlier boots keep their time since boot (the device has no wall clock for them)."""
+    up = status.get("uptime_s")
+    boots = status.get("boot_count")
+    if up is None or boots is None:
+        return evs
+    now = time.time()
     out = []
-    for k in sorted(ev):
-        if k in skip:
-            continue
-        v = ev[k]
-        if isinstance(v, list):
-            v = ",".join(str(x) for x in v) or "-"
-        elif v is True or v is False:
-            v = "yes" if v else "no"
-        out.append("%s=%s" % (k, v))
-    return " ".join(out)
+    for ev in evs:
+        if ev.get("boot") == boots and isinstance(ev.get("t"), (int, float)) and "wall" not in ev:
+            ev = dict(ev, wall=round(now - (up - ev["t"])))
+        out.append(ev)
+    return out
 
 
 def _log(dev, args):
     if not 1 <= args.n <= 50:
         raise ToolError("-n must be in 1..50")
     evs = dev.cmd("LOG? %d" % args.n)["events"]
+    try:
+        evs = anchor_wall_times(evs, dev.cmd("STATUS?"))
+    except DeviceError:
+        pass
     if args.json:
         print(json.dumps(evs, indent=2, sort_keys=True))
         return 0
+    lang = args.lang
     for ev in reversed(evs):
         if ev.get("event") == "valve" and ev.get("state") == "closed":
-            print("last close in this log: %s (boot %s, %s after power-on) - %s" % (
-                ev.get("cause"), ev.get("boot"), fmt_uptime(ev.get("t")),
-                CAUSES.get(ev.get("cause"), "?")))
+            print("%s: %s (%s) - %s" % (
+                i18n.t("last_close_in_log", lang), ev.get("cause"),
+                i18n.t("at_boot_after", lang, boot=ev.get("boot"), t=fmt_uptime(ev.get("t"))),
+                i18n.cause(ev.get("cause"), lang) or "?"))
             break
-    print("%5s %5s %12s  %-12s %s" % ("seq", "boot", "since boot", "event", "details"))
+    T = lambda k: i18n.t(k, lang)  # noqa: E731
+    print("%5s %5s %19s  %-16s %s" % (T("seq"), T("boot"), T("time"), T("event"), T("details")))
     for ev in evs:
-        print("%5s %5s %12s  %-12s %s" % (ev.get("seq"), ev.get("boot"), fmt_uptime(ev.get("t")),
-                                          ev.get("event"), describe(ev)))
+        print("%5s %5s %19s  %-16s %s" % (ev.get("seq"), ev.get("boot"), i18n.when(ev),
+                                          i18n.event_name(ev.get("event"), lang),
+                                          i18n.describe(ev, lang)))
     return 0
+
+
+def describe(ev, lang="en"):
+    return i18n.describe(ev, lang)
 
 
 # ------------------------------------------------------------------ watch
@@ -329,6 +359,13 @@ def _watch(dev, args):
     try:
         while True:
             r = dev.cmd("READ?")
+            if args.json:
+                print(json.dumps(r, sort_keys=True), flush=True)
+                n += 1
+                if args.count and n >= args.count:
+                    return 0
+                time.sleep(args.interval)
+                continue
             parts = ["%8s" % fmt_uptime(r.get("uptime_s"))]
             if "pressure_pa" in r:  # a valve controller
                 p = r.get("pressure_pa")
@@ -357,6 +394,20 @@ def _watch(dev, args):
 
 # ------------------------------------------------------------------ selftest
 def _selftest(dev, args):
+    if args.json:
+        import contextlib
+        import io
+
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            rc = _selftest_text(dev, args)
+        lines = buf.getvalue().splitlines()
+        print(json.dumps({"result": "pass" if rc == 0 else "fail", "log": lines}))
+        return rc
+    return _selftest_text(dev, args)
+
+
+def _selftest_text(dev, args):
     before = dev.cmd("LOG? 1")["events"]
     seq0 = before[-1]["seq"] if before else -1
     r = dev.cmd("SELFTEST")
@@ -405,13 +456,16 @@ def _report(dev, args):
         raise ToolError("the customer report is for detectors; for a valve controller use "
                         "`diag status` and `diag log` (--json for tickets)")
     data = collect(dev)
-    html = report.render_html(data, technician=args.technician, notes=args.notes)
+    html = report.render_html(data, technician=args.technician, notes=args.notes, lang=args.lang)
     with open(args.html, "w", encoding="utf-8") as f:
         f.write(html)
     print("service report written: %s" % args.html)
     if args.png:
         report.html_to_png(args.html, args.png)
         print("rendered: %s" % args.png)
+    if args.pdf:
+        report.html_to_pdf(args.html, args.pdf)
+        print("PDF: %s" % args.pdf)
     return 0
 
 

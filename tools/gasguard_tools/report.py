@@ -13,12 +13,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from . import VERSION
+from . import VERSION, i18n
+from .i18n import fmt_uptime
 
 CSS = """
 @page { size: A4; margin: 14mm; }
 * { box-sizing: border-box; }
-body { font-family: "DejaVu Sans", "Helvetica Neue", Arial, sans-serif; color: #1c2430;
+body { font-family: "DejaVu Sans", "WenQuanYi Micro Hei", "Noto Sans CJK SC", "Helvetica Neue",
+       Arial, sans-serif; color: #1c2430;
        font-size: 9.5pt; margin: 0; background: #fff; }
 .page { width: 190mm; margin: 0 auto; padding: 6mm 0; }
 header { display: flex; justify-content: space-between; align-items: flex-end;
@@ -49,11 +51,15 @@ table.grid td, table.grid th { border: 1px solid #d5dde6; font-size: 9pt; }
             color: #5b6775; }
 footer { margin-top: 6mm; border-top: 1px solid #c9d3de; padding-top: 2mm; font-size: 8pt;
          color: #7a8592; display: flex; justify-content: space-between; }
-svg text { font-family: "DejaVu Sans", Arial, sans-serif; }
+svg text { font-family: "DejaVu Sans", "WenQuanYi Micro Hei", "Noto Sans CJK SC", Arial, sans-serif; }
 """
 
 COLORS = {"ch4": "#d9480f", "co": "#1864ab"}
 NAMES = {"ch4": "Methane (CH\u2084)", "co": "Carbon monoxide (CO)"}
+
+
+def gas_name(gas, lang="en"):
+    return i18n.t(gas, lang) if gas in NAMES else gas
 
 
 def esc(x):
@@ -161,18 +167,19 @@ def _num(v):
     return "%.1f" % v
 
 
-def page(title, subtitle, body, doc_no=""):
+def page(title, subtitle, body, doc_no="", lang="en"):
     now = datetime.datetime.now().astimezone()
+    generated = i18n.t("generated", lang, when=now.strftime("%Y-%m-%d %H:%M %Z"), version=VERSION)
     return """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>%s</title><style>%s</style></head>
+<html lang="%s"><head><meta charset="utf-8"><title>%s</title><style>%s</style></head>
 <body><div class="page">
-<header><div class="brand">gasguard<small>gas leak detection and safety shut-off</small></div>
+<header><div class="brand">gasguard<small>%s</small></div>
 <div class="doc">%s<small>%s</small></div></header>
 %s
-<footer><span>Generated %s by gasguard tools %s</span><span>%s</span></footer>
+<footer><span>%s</span><span>%s</span></footer>
 </div></body></html>
-""" % (esc(title), CSS, esc(title), esc(subtitle), body, now.strftime("%Y-%m-%d %H:%M %Z"),
-       esc(VERSION), esc(doc_no))
+""" % ("zh-CN" if lang == "zh" else "en", esc(title), CSS, esc(i18n.t("brand_sub", lang)),
+       esc(title), esc(subtitle), body, esc(generated), esc(doc_no))
 
 
 def kv_table(rows):
@@ -185,48 +192,51 @@ def badge(text, kind):
 
 
 # ---------------------------------------------------------------------- service report
-def render_html(data, technician="", notes=""):
-    from .cmd_diag import describe, fmt_uptime
+def render_html(data, technician="", notes="", lang="en"):
+    def T(key, **kw):
+        return i18n.t(key, lang, **kw)
 
     s = data["summary"]
     hist = data.get("history") or {}
     faults = s.get("faults") or []
     alarms = {g: a for g, a in (s.get("alarms") or {}).items() if a}
     if alarms:
-        overall = badge("ALARM ACTIVE", "bad")
+        overall = badge(T("alarm_active"), "bad")
     elif faults:
-        overall = badge("FAULT: " + ", ".join(faults), "warn")
+        overall = badge(T("fault_badge") + ": " + "; ".join(i18n.fault(f, lang) for f in faults), "warn")
     elif not s.get("ready"):
-        overall = badge("WARMING UP", "warn")
+        overall = badge(T("warming_badge"), "warn")
     else:
-        overall = badge("NORMAL OPERATION", "ok")
+        overall = badge(T("normal"), "ok")
+    not_prov = T("not_provisioned").strip("（）()")
     ident = kv_table([
-        ("Device identifier", "<b>%s</b>" % esc(s.get("device_id") or "not provisioned")),
-        ("Serial number", esc(s.get("serial") or "-")),
-        ("Model / kind", esc("%s / %s" % (s.get("model") or "-", s.get("kind")))),
-        ("Tier / alarm profile", esc("%s / %s" % (s.get("tier"), s.get("profile")))),
-        ("Firmware", esc("%s (%s)" % (s.get("fw_version"), s.get("protocol")))),
+        (T("device_id"), "<b>%s</b>" % esc(s.get("device_id") or not_prov)),
+        (T("serial_number"), esc(s.get("serial") or "-")),
+        (T("model_kind"), esc("%s / %s" % (s.get("model") or "-", s.get("kind")))),
+        (T("tier_profile"), esc("%s / %s" % (s.get("tier"), s.get("profile")))),
+        (T("firmware"), esc("%s (%s)" % (s.get("fw_version"), s.get("protocol")))),
     ])
     state = kv_table([
-        ("Overall", overall),
-        ("Uptime", esc(fmt_uptime(s.get("uptime_s")))),
-        ("Last reset cause", esc(s.get("reset_cause"))),
-        ("Boot count", esc(s.get("boot_count"))),
-        ("Relay / interlock", esc("%s / %s" % ("on" if s.get("relay") else "off",
-                                              s.get("interlock_cause") or "no shut-off request"))),
-        ("Valve links", esc(", ".join("%s: %s" % (x.get("type"), x.get("state"))
-                                      for x in s.get("valve_links") or []) or "none configured")),
+        (T("overall"), overall),
+        (T("uptime"), esc(fmt_uptime(s.get("uptime_s")))),
+        (T("last_reset_cause"), esc(s.get("reset_cause"))),
+        (T("boot_count"), esc(s.get("boot_count"))),
+        (T("relay_interlock"), esc("%s / %s" % (T("on") if s.get("relay") else T("off"),
+                                                s.get("interlock_cause") or T("no_shutoff")))),
+        (T("valve_links"), esc(", ".join("%s: %s" % (x.get("type"), x.get("state"))
+                                         for x in s.get("valve_links") or []) or T("none_configured"))),
     ])
     rrows = []
     for gas, r in (s.get("readings") or {}).items():
-        st = badge("alarm %s" % s["alarms"].get(gas), "bad") if s["alarms"].get(gas) else (
-            badge(r["fault"], "warn") if r.get("fault") else badge("ok", "ok"))
+        st = badge("%s %s" % (i18n.event_name("alarm", lang), s["alarms"].get(gas)), "bad") \
+            if s["alarms"].get(gas) else (
+            badge(i18n.fault(r["fault"], lang), "warn") if r.get("fault") else badge("ok", "ok"))
         rrows.append("<tr><td>%s</td><td>%.1f ppm%s</td><td>%.1f ppm</td><td>%s</td></tr>" % (
-            esc(NAMES.get(gas, gas)), r["ppm"],
+            esc(gas_name(gas, lang)), r["ppm"],
             " (%.1f %%LEL)" % r["pct_lel"] if "pct_lel" in r else "",
             r.get("peak_ppm") or 0, st))
-    readings = ('<table class="grid"><tr><th>Gas</th><th>Now</th><th>Peak since reset</th>'
-                '<th>State</th></tr>%s</table>' % "".join(rrows))
+    readings = ('<table class="grid"><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th></tr>%s</table>'
+                % (T("gas"), T("now"), T("peak_since_reset"), T("state"), "".join(rrows)))
     period = hist.get("period_s") or 60
     n = hist.get("points") or 0
     charts = []
@@ -236,38 +246,40 @@ def render_html(data, technician="", notes=""):
             continue
         pts = [((i - n + 1) * period / 60.0, v / 10.0) for i, v in enumerate(vals) if v >= 0]
         charts.append(line_chart(
-            [(NAMES[gas] + " (peak per %d s)" % period, COLORS[gas], pts)],
-            width=700, height=118, x_label="minutes (0 = now)", y_label="ppm",
+            [("%s (%s)" % (gas_name(gas, lang), T("peak_per", period=period)), COLORS[gas], pts)],
+            width=700, height=118, x_label=T("minutes_now"), y_label="ppm",
             x_max=0, x_fmt=lambda x: "%d" % round(x)))
     if not charts or n == 0:
-        charts = ['<p class="small">No concentration history yet (the device keeps one point '
-                  'per %d s since its last boot).</p>' % period]
+        charts = ['<p class="small">%s</p>' % esc(T("no_history", period=period))]
     ev_rows = []
     for ev in (data.get("events") or [])[-10:]:
         ev_rows.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
-            esc(ev.get("boot")), esc(fmt_uptime(ev.get("t"))), esc(ev.get("event")), esc(describe(ev))))
-    events = ('<table class="grid"><tr><th>Boot</th><th>Since boot</th><th>Event</th>'
-              '<th>Details</th></tr>%s</table>' % "".join(ev_rows))
+            esc(ev.get("boot")), esc(i18n.when(ev)), esc(i18n.event_name(ev.get("event"), lang)),
+            esc(i18n.describe(ev, lang))))
+    events = ('<table class="grid"><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th></tr>%s</table>'
+              % (T("boot"), T("time"), T("event"), T("details"), "".join(ev_rows)))
     cal = data.get("calibration") or {}
     crow = []
     for gas, c in sorted((cal.get("channels") or {}).items()):
         crow.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s ppm</td></tr>" % (
-            esc(NAMES.get(gas, gas)), esc(_date(c.get("date"))), esc(c.get("operator")),
+            esc(gas_name(gas, lang)), esc(_date(c.get("date"))), esc(c.get("operator")),
             esc((c.get("span_ppm_x10") or 0) / 10.0)))
-    calib = ('<table class="grid"><tr><th>Channel</th><th>Calibrated</th><th>By</th>'
-             '<th>Span gas</th></tr>%s</table>' % "".join(crow)) if crow else (
-        '<p>%s</p>' % badge("no valid calibration: %s" % (cal.get("problem") or "missing"), "warn"))
+    calib = ('<table class="grid"><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th></tr>%s</table>'
+             % (T("channel"), T("calibrated"), T("by"), T("span_gas"), "".join(crow))) if crow else (
+        '<p>%s</p>' % badge("%s: %s" % (T("no_valid_cal"), cal.get("problem") or "missing"), "warn"))
     body = """
-<div class="cols"><div><h2>Device</h2>%s</div><div><h2>State</h2>%s</div></div>
-<h2>Gas readings</h2>%s
-<h2>Concentration history</h2>%s
-<div class="cols"><div style="flex:1.6"><h2>Recent events</h2>%s</div>
-<div><h2>Calibration</h2>%s<h2>Technician's notes</h2><p>%s</p></div></div>
-<div class="sign"><div>Technician: %s</div><div>Date</div><div>Customer signature</div></div>
-""" % (ident, state, readings, "\n".join(charts), events, calib,
-       esc(notes) or '<span class="small">none</span>', esc(technician))
-    return page("Service report", "device %s" % (s.get("device_id") or "not provisioned"), body,
-                doc_no="faults: %s" % (", ".join(faults) or "none"))
+<div class="cols"><div><h2>%s</h2>%s</div><div><h2>%s</h2>%s</div></div>
+<h2>%s</h2>%s
+<h2>%s</h2>%s
+<div class="cols"><div style="flex:1.6"><h2>%s</h2>%s</div>
+<div><h2>%s</h2>%s<h2>%s</h2><p>%s</p></div></div>
+<div class="sign"><div>%s: %s</div><div>%s</div><div>%s</div></div>
+""" % (T("device"), ident, T("state"), state, T("gas_readings"), readings, T("history"),
+       "\n".join(charts), T("recent_events"), events, T("calibration"), calib, T("notes"),
+       esc(notes) or '<span class="small">%s</span>' % T("none"), T("technician"), esc(technician),
+       T("date"), T("customer_signature"))
+    return page(T("service_report"), "%s %s" % (T("device_id"), s.get("device_id") or not_prov), body,
+                doc_no="%s: %s" % (T("faults"), ", ".join(faults) or T("none")), lang=lang)
 
 
 def _date(d):
@@ -284,16 +296,38 @@ def chromium_exe():
     return None
 
 
-def html_to_png(html_path, png_path, width=794, height=1123):
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _chromium(extra, html_path, out_path, what):
+    import tempfile
+
     from .runtime import ToolError
 
     exe = chromium_exe()
     if exe is None:
-        raise ToolError("rendering to PNG needs chromium (apt-get install chromium)")
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-           "--force-device-scale-factor=1", "--window-size=%d,%d" % (width, height),
-           "--screenshot=%s" % Path(png_path).resolve(), Path(html_path).resolve().as_uri()]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    if r.returncode != 0 or not Path(png_path).exists():
+        raise ToolError("rendering to %s needs chromium (apt-get install chromium)" % what)
+    out_path = Path(out_path)
+    if out_path.exists():
+        out_path.unlink()
+    with tempfile.TemporaryDirectory(prefix="gasguard-chromium-") as profile:
+        cmd = [exe] + CHROMIUM_FLAGS + ["--user-data-dir=" + profile] + extra + [
+            Path(html_path).resolve().as_uri()]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if r.returncode != 0 or not out_path.exists():
         raise ToolError("chromium could not render %s: %s" % (html_path, r.stderr[-300:]))
+    return out_path
+
+
+def html_to_pdf(html_path, pdf_path):
+    """Print the page to an A4 PDF with headless chromium (the @page rule sets the size)."""
+    return _chromium(["--no-pdf-header-footer", "--print-to-pdf=%s" % Path(pdf_path).resolve()],
+                     html_path, pdf_path, "PDF")
+
+
+def html_to_png(html_path, png_path, width=794, height=1123):
+    _chromium(["--hide-scrollbars", "--force-device-scale-factor=1",
+               "--window-size=%d,%d" % (width, height), "--screenshot=%s" % Path(png_path).resolve()],
+              html_path, png_path, "PNG")
     return png_path

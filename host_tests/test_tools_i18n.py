@@ -1,0 +1,44 @@
+"""The text catalogue (gasguard_tools.i18n): both languages for every entry, the locale rule,
+codes beside their sentences, unknown codes shown as they are."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gasguard_tools import i18n
+
+
+def test_every_entry_has_both_languages():
+    for table in (i18n.TEXT, i18n.FAULTS, i18n.CAUSES, i18n.EVENTS, i18n.WORDS, i18n.FIELDS):
+        for key, pair in table.items():
+            assert len(pair) == 2 and all(isinstance(s, str) and s for s in pair), key
+    # the Chinese text really is Chinese (someone pasting English twice is caught)
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in zh) for zh, _ in i18n.FAULTS.values())
+
+
+def test_language_comes_from_the_locale_then_chinese():
+    assert i18n.default_lang({}) == "zh"
+    assert i18n.default_lang({"LANG": "C.UTF-8"}) == "zh"
+    assert i18n.default_lang({"LANG": "en_GB.UTF-8"}) == "en"
+    assert i18n.default_lang({"LANG": "en_US.UTF-8", "LC_ALL": "zh_CN.UTF-8"}) == "zh"
+    assert i18n.default_lang({"LC_MESSAGES": "de_DE.UTF-8"}) == "zh"
+    assert i18n.resolve("en") == "en"
+
+
+def test_fault_sentence_keeps_the_code_and_the_gas():
+    assert i18n.fault("cal_missing", "en").endswith("(cal_missing)")
+    assert i18n.fault("co:sensor_open", "zh") == "一氧化碳：传感器开路（接线断开或元件损坏） (co:sensor_open)"
+
+
+@given(st.text(min_size=1, max_size=20))
+def test_an_unknown_code_is_shown_as_it_is(code):
+    if code.rpartition(":")[2] in i18n.FAULTS:
+        return
+    for lang in i18n.LANGS:
+        assert i18n.fault(code, lang) == code
+
+
+def test_events_are_sentences_with_codes():
+    ev = {"event": "fault", "code": "supply_low", "state": "on", "seq": 3, "boot": 1, "t": 5}
+    assert i18n.describe(ev, "en") == "supply voltage low (supply_low) on"
+    assert i18n.event_name("fault", "zh") == "故障 (fault)"
+    assert i18n.when({"t": 3661}) == "01:01:01"
