@@ -31,8 +31,12 @@ def test_dry_run_prints_every_command_and_touches_nothing(tmp_path):
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "erase-flash" in out and "write-flash -z 0x1000 mp.bin" in out
-    n_src = len(list((ROOT / "firmware" / "gasguard").glob("*.py")))
-    assert out.count("-march=xtensawin") == n_src
+    from gasguard_tools.cmd_package import deploy_set
+
+    n_src = len(deploy_set("detector", "mid"))  # the tier of --config: its deploy set only
+    assert n_src < len(list((ROOT / "firmware" / "gasguard").glob("*.py")))
+    assert out.count("-march=xtensawin -O3") == n_src
+    assert "valve_app.py" not in out
     assert "mpremote connect /dev/ttyUSB7 resume fs cp" in out and ":lib/gasguard/" in out
     assert "boards/esp32-detector/pins.py" in out and "esp32_hal.py" in out
     assert ":config.json" in out and "resume reset" in out

@@ -28,14 +28,25 @@ def test_packaging_is_up_to_date():
     assert r.returncode == 0, r.stderr
 
 
-def test_manifest_lists_every_firmware_file():
-    from gasguard_tools.cmd_package import firmware_files, render_manifest
+def test_each_device_manifest_keeps_the_port_and_carries_only_its_deploy_set():
+    from gasguard_tools.cmd_package import DEVICES, deploy_set, firmware_files, render_manifest
 
-    text = render_manifest()
     files = firmware_files()
-    assert "gasguard/__init__.py" in files
-    for f in files:
-        assert 'module("%s"' % f in text
+    for device, tier in DEVICES:
+        text = render_manifest(device, tier)
+        assert 'include("$(PORT_DIR)/boards/manifest.py")' in text  # _boot.py, espnow stay
+        assert 'module("pins.py", base_path="../boards/esp32-%s"' % device in text
+        wanted = deploy_set(device, tier)
+        assert "gasguard/__init__.py" in wanted and set(wanted) <= set(files)
+        for f in files:
+            assert ('"%s",' % f.split("/", 1)[1] in text) == (f in wanted), (device, tier, f)
+    valve = deploy_set("valve", "M")
+    # the valve never carries detector code; a low-tier detector no active identifier
+    for m in ("detector", "channel", "app", "sensors", "calibration", "profiles"):
+        assert "gasguard/%s.py" % m not in valve
+    assert "gasguard/valve.py" not in deploy_set("detector", "mid")
+    assert "gasguard/active_id.py" not in deploy_set("detector", "low")
+    assert "gasguard/active_id.py" in deploy_set("detector", "mid")
 
 
 def test_no_command_prints_help_and_fails():

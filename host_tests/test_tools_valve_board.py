@@ -74,7 +74,7 @@ def test_provisioned_valve_with_net_and_report_gets_reporter_and_active_id(tmp_p
            "report": {"mqtt": {"host": "127.0.0.1", "port": 1}}}
     (tmp_path / "data" / "config.rec").write_bytes(record.seal(json.dumps(cfg).encode()))
     st = last_json(run_main(tmp_path, 50))
-    assert st["pollers"] == ["WiFi", "Reporter", "TelemetryFeeder", "ActiveId"], st
+    assert st["pollers"] == ["WiFi", "Reporter", "TelemetryFeeder", "ParkedActiveId"], st
     assert "reporter" in st["parts"]
 
 

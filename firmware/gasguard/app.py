@@ -74,12 +74,9 @@ class DetectorApp(DeviceApp):
         app_cfg.update(self.config.get("app", {}))
         self._hist_period_ms = int(app_cfg["history_period_s"]) * 1000
         if identity is None:
-            try:
-                from gasguard.identity import IdentityStore
+            from gasguard.lazy import ParkedIdentity  # loaded per use: docs/heap-budget.md
 
-                identity = IdentityStore(store)
-            except ImportError:
-                identity = None
+            identity = ParkedIdentity(store)
         self.identity = identity
         if button_at_boot is None:
             btn = getattr(board, "button", None)

@@ -84,19 +84,29 @@ def attach_reporter(app, clock, store, ident, config, socket_module, key=None, r
     return rep
 
 
-def attach_active_id(app, rep, ids, config, status_fn=None):
+def _urandom(n):
+    import os
+
+    return os.urandom(n)
+
+
+def attach_active_id(app, rep, ids, config, status_fn=None, rng=None):
     """Mid/high tiers: the active identifier (registration, heartbeat, remote read/update)
     through the reporter. A missing, unlocked or low-tier identity gives None: the device
-    still alarms and closes valves, it only does not register."""
-    from gasguard.active_id import ActiveId, attach_reporter as _attach
-    from gasguard.identity import IdentityError
+    still alarms and closes valves, it only does not register.
+
+    The identifier is parked (gasguard.lazy): its code and the identity store's are in the
+    heap only while a registration, a heartbeat or a downlink is handled."""
+    from gasguard.lazy import parked_active_id
 
     try:
-        act = ActiveId(app.clock, ids, config.get("identity", {}), None, VERSION,
-                       status_fn=status_fn)
-    except IdentityError:
+        act = parked_active_id((app.clock, ids, config.get("identity", {}), rep.identity_send,
+                                VERSION, rng or _urandom, status_fn))
+    except ValueError:  # IdentityError: not provisioned, not locked, tier L
         return None
-    _attach(act, rep)
+    except ImportError:  # a deploy set without it (tier L): docs/heap-budget.md
+        return None
+    rep.attach_identity(act.on_message)
     app.pollers.append(act)
     return act
 

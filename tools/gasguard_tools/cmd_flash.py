@@ -3,7 +3,9 @@
 Steps (every one printed; --dry-run prints them and runs nothing):
   1. --firmware FILE.bin: esptool erase-flash + write-flash at 0x1000 (ESP32 MicroPython
      image). A freshly flashed board has no app yet, so it is in the REPL already.
-  2. compile firmware/gasguard/*.py with mpy-cross -march=xtensawin into build/flash/<board>
+  2. compile the device's deploy set (gasguard package: the modules its main.py can reach
+     for its tier, docs/heap-budget.md) with mpy-cross -march=xtensawin -O3 into
+     build/flash/<board>
   3. maintenance mode: a running app is asked over the service protocol (factory mode,
      then MAINT); it reboots into the REPL with Ctrl-C enabled (docs/service-protocol.md)
   4. mpremote connect PORT resume ...: make folders, remove stale sources, copy the .mpy
@@ -38,6 +40,9 @@ def add_arguments(p):
     p.add_argument("--chip", default="esp32")
     p.add_argument("--baud", type=int, default=460800, help="esptool baud rate")
     p.add_argument("--config", metavar="FILE.json", help="device config to install as :config.json")
+    p.add_argument("--tier", choices=("low", "mid", "high"), default=None,
+                   help="detector tier whose deploy set to install (default: detector.tier of "
+                        "--config, else mid)")
     p.add_argument("--factory-key", help="factory key (hex) to enter maintenance mode "
                    "(default: $GASGUARD_FACTORY_KEY)")
     p.add_argument("--install-factory-key", metavar="HEX",
@@ -98,12 +103,30 @@ def mpy_cross():
     return tool("mpy-cross")
 
 
-def compile_app(runner, build):
-    """Compile every firmware module; unchanged ones are reused from the build folder."""
+def deploy_files(board, tier=None, config=None):
+    """The firmware sources this board (and detector tier) runs: its deploy set."""
+    from .cmd_package import deploy_set
+
+    if board == "esp32-valve":
+        names = deploy_set("valve", "M")
+    elif board == "esp32-detector":
+        if tier is None:
+            tier = ((config or {}).get("detector") or {}).get("tier") or "mid"
+        if tier not in ("low", "mid", "high"):
+            raise ToolError("detector tier %r: expected low, mid or high" % (tier,))
+        names = deploy_set("detector", tier)
+    else:  # the virtual board: the whole package (its host side picks the parts)
+        return sorted((FIRMWARE / "gasguard").glob("*.py"))
+    return [FIRMWARE / n for n in names]
+
+
+def compile_app(runner, build, srcs=None):
+    """Compile the deploy set; unchanged modules are reused from the build folder."""
     from concurrent.futures import ThreadPoolExecutor
 
     out = build / "lib" / "gasguard"
-    srcs = sorted((FIRMWARE / "gasguard").glob("*.py"))
+    if srcs is None:
+        srcs = sorted((FIRMWARE / "gasguard").glob("*.py"))
     if not runner.dry_run:
         out.mkdir(parents=True, exist_ok=True)
         wanted = {s.stem + ".mpy" for s in srcs}
@@ -117,7 +140,7 @@ def compile_app(runner, build):
         mpys.append(dst)
         fresh = dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime
         if runner.dry_run or not fresh:
-            jobs.append(mpy_cross() + ["-march=xtensawin", "-o", dst, src])
+            jobs.append(mpy_cross() + ["-march=xtensawin", "-O3", "-o", dst, src])
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda argv: runner.run(argv, quiet=True), jobs))
     if not jobs:
@@ -177,9 +200,10 @@ def run(args):
     say = print
     runner = Runner(args.dry_run)
     files = board_files(args.board)
+    device_cfg = None
     if args.config:
         try:
-            json.loads(Path(args.config).read_text())
+            device_cfg = json.loads(Path(args.config).read_text())
         except (OSError, ValueError) as e:
             raise ToolError("--config %s is not a readable JSON file: %s" % (args.config, e))
     if args.install_factory_key:
@@ -206,8 +230,9 @@ def run(args):
         runner.run(esptool + ["--chip", args.chip, "--port", args.port, "--baud", str(args.baud),
                               "write-flash", "-z", ESP32_APP_OFFSET, args.firmware], timeout=600)
         time.sleep(0 if args.dry_run else 2.0)
-    say("# 2. compile the app for the target (xtensawin)")
-    mpys = compile_app(runner, build)
+    say("# 2. compile the app for the target (xtensawin, -O3): the deploy set of %s" % args.board)
+    srcs = deploy_files(args.board, args.tier, device_cfg if isinstance(device_cfg, dict) else None)
+    mpys = compile_app(runner, build, srcs)
     if not args.firmware:
         say("# 3. maintenance mode")
         enter_maintenance(args, say)

@@ -1,0 +1,289 @@
+"""A device's heap over a compressed day, assembled as its board main.py assembles it.
+
+    micropython heap_day.py provision KIND TIER STORE_DIR   (the factory line, own process)
+    micropython heap_day.py day KIND TIER STORE_DIR         (boot + the day; JSON lines)
+
+KIND detector (TIER low|mid|high) or valve (TIER M). Run it on the ESP32-like interpreter
+with `-X heapsize=112k` and the firmware as .mpy, as deployed (gasguard_tools.bench_heap).
+
+The day, on the simulated clock, every part the tier has (Wi-Fi reporting through the
+strict fake network + a broker that answers, ESP-NOW link, active identifier, console):
+boot, warm-up, registration and heartbeats, a methane alarm, a CO alarm, a console session
+(HELLO STATUS? READ? LOG? HIST? CFG? CAL? ID?) with a CFG write, a broker outage with an
+alarm queued in the outbox, the reconnect and its flush, and quiet hours. At each
+checkpoint the runner collects garbage and prints {"at", "alloc", "free", "max_block"}
+(max_block: the largest bytearray that can be allocated, found by bisection). Transient
+peaks between checkpoints are what a run at a smaller heap proves: the host runs the same
+day at `-X heapsize=72k` (112k minus the 40 KB to keep free) and it must end with "end".
+"""
+
+import gc
+import json
+import sys
+
+gc.collect()
+_BASE = gc.mem_alloc()
+
+from simboard import SimAnalogIn, SimClock, SimConsole  # noqa: E402
+
+DEV_ID = "88.118.8/GDH.240915.00123F"
+KEY = bytes(range(1, 33))
+LINK_KEY = bytes(range(32))
+DET_MAC = b"\x02\x00\x00\x00\x00\x01"
+VALVE_MAC = b"\x02\x00\x00\x00\x00\x02"
+REPORT = {"base": "gg", "commands": True,
+          "mqtt": {"host": "10.0.0.9", "backoff_min_ms": 500, "backoff_max_ms": 4000}}
+
+
+class Pin:
+    """A pin that records nothing (the heap figures are the device's, not the harness's)."""
+
+    def __init__(self, level=0):
+        self.level = level
+
+    def value(self, v=None):
+        if v is None:
+            return self.level
+        self.level = v
+
+    def on(self):
+        self.level = 1
+
+    def off(self):
+        self.level = 0
+
+
+class Env:
+    def __init__(self):
+        self.ppm_x10 = {"ch4": 0, "co": 0}
+        self.models = {}
+
+    def source(self, gas):
+        def read():
+            m = self.models.get(gas)
+            return m.uv(self.ppm_x10[gas]) if m is not None else 400000
+
+        return read
+
+
+class DetectorBoard:
+    def __init__(self, clock, env):
+        self.clock = clock
+        self.console = SimConsole()
+        self.adc_ch4 = SimAnalogIn(env.source("ch4"))
+        self.adc_co = SimAnalogIn(env.source("co"))
+        self.adc_supply = SimAnalogIn(1650000)
+        for n in ("led_green", "led_yellow", "led_red", "buzzer", "relay", "heater", "valve_out"):
+            setattr(self, n, Pin())
+        self.button = Pin(1)  # held at power-up: factory mode by physical presence
+
+    def reset_cause(self):
+        return "power_on"
+
+    def reboot(self):
+        pass
+
+
+def detector_config(tier):
+    cfg = {"detector": {"profile": "cn", "tier": tier}, "net": {"ssid": "x", "password": "y"},
+           "report": REPORT, "identity": {"heartbeat_s": 600}}
+    if tier != "low":
+        cfg["link"] = {}
+    return cfg
+
+
+def valve_config():
+    return {"valve": {"tier": "M", "link": {}}, "net": {"ssid": "x", "password": "y"},
+            "report": REPORT, "identity": {"heartbeat_s": 600}}
+
+
+def provision(kind, tier, root):
+    """What the factory line writes: identity + key, the ESP-NOW pairing, the calibration."""
+    from gasguard.identity import IdentityStore
+    from gasguard.interlock_keys import provision as pair
+    from gasguard.store import FileStore
+
+    store = FileStore(root)
+    ids = IdentityStore(store)
+    ids.provision({"id": DEV_ID, "model": "GG-200", "hw_rev": "1.2"}, KEY)
+    ids.lock()
+    if kind == "detector":
+        from gasguard import calibration, sensors
+
+        pair(store, "D", LINK_KEY, VALVE_MAC)
+        rec = calibration.CalibrationRecord()
+        for gas, model in (("ch4", {"model": "mq4"}), ("co", {"model": "ec_co"})):
+            try:
+                m = sensors.from_config(model)
+            except Exception:
+                continue
+            span = 50000 if gas == "ch4" else 1000
+            rec = rec.with_zero(model, m.uv(0), 20260101, "line")
+            rec = rec.with_span(model, m.uv(span), span, 20260101, "line")
+        calibration.save(store, rec)
+    else:
+        pair(store, "V", LINK_KEY, DET_MAC)
+    print(json.dumps({"provisioned": kind}))
+
+
+def max_block():
+    lo, hi = 0, gc.mem_free()
+    while hi - lo > 16:
+        mid = (lo + hi) // 2
+        try:
+            b = bytearray(mid)
+            del b
+            lo = mid
+        except MemoryError:
+            hi = mid
+    return lo
+
+
+class Day:
+    def __init__(self, kind, tier, root):
+        self.kind = kind
+        self.minfree = None
+        self.minblock = None
+        self.published = 0
+        self.clock = clock = SimClock()
+        from reporting_fakes import AutoBroker, FakeNet
+        from simradio import SimAir
+
+        self.net = FakeNet()
+        self.broker = AutoBroker(self.net)
+        self.air = SimAir(clock, 1, 0)
+        self.env = Env()
+        self.point("harness")
+        self.base = gc.mem_alloc()
+        self.boot(kind, tier, root)
+
+    def boot(self, kind, tier, root):
+        """What boards/esp32-*/main.py does, with the simulated board objects."""
+        from gasguard import VERSION, devices
+        from gasguard.store import FileStore
+
+        store = FileStore(root)
+        if kind == "detector":
+            from gasguard.app import DetectorApp
+
+            board = DetectorBoard(self.clock, self.env)
+            app = DetectorApp(board, store, detector_config(tier), board_name="heap-day")
+            cfg = app.config
+            if cfg.get("link") is not None:
+                devices.attach_interlock(app, self.air.radio(DET_MAC), store, cfg)
+            for ch in app._channels().values():
+                self.env.models[ch.gas] = ch.model
+        else:
+            from gasguard.valve_app import ValveApp
+            from simvalve import SimValveBoard
+
+            board = SimValveBoard(self.clock, self.air.radio(VALVE_MAC))
+            board.console = SimConsole()
+            board.button = Pin(1)
+            board.reset_cause = lambda: "power_on"
+            board.reboot = lambda: None
+            app = ValveApp(board, store, valve_config(), board_name="heap-day")
+            cfg = app.config
+        ident = app.identity.identity_info(VERSION)
+        rep = devices.attach_reporter(app, self.clock, store, ident, cfg, self.net,
+                                      app.identity.device_key(), rand=lambda n: n // 2)
+        devices.attach_active_id(app, rep, app.identity, cfg)
+        self.app = app
+        self.board = board
+        self.point("boot")
+
+    def point(self, at):
+        gc.collect()
+        free = gc.mem_free()
+        alloc = gc.mem_alloc() - _BASE
+        blk = max_block()
+        if self.minfree is None or free < self.minfree:
+            self.minfree = free
+        if self.minblock is None or blk < self.minblock:
+            self.minblock = blk
+        print(json.dumps({"at": at, "alloc": alloc, "free": free,
+                          "max_block": blk}))
+
+    def run(self, ms, step=100):
+        app = self.app
+        board = self.board
+        broker = self.broker
+        valve = self.kind == "valve"
+        for _ in range(ms // step):
+            self.clock.advance(step)
+            if valve:
+                board.step()
+            app.poll()
+            broker.service()
+            if broker.published:
+                self.published += len(broker.published)
+                broker.published = []
+
+    def ask(self, line):
+        con = self.board.console
+        con.feed(line + "\n")
+        self.run(300)
+        out = con.take_output()
+        return out[:2] == b"OK"
+
+    def day(self):
+        det = self.kind == "detector"
+        self.run(240000)  # warm-up, Wi-Fi + broker up, registration
+        self.point("warm")
+        if det:
+            self.env.ppm_x10["ch4"] = 200000
+            self.run(120000)
+            self.point("ch4_alarm")
+            self.env.ppm_x10["ch4"] = 0
+            self.env.ppm_x10["co"] = 4000
+            self.run(600000, 500)
+            self.point("co_alarm")
+            self.env.ppm_x10["co"] = 0
+            self.run(120000)
+        else:
+            self.board.pressure_pa = 9000  # over-pressure: the valve closes by itself
+            self.run(30000)
+            self.board.pressure_pa = 2000
+            self.point("valve_closed")
+        ok = 0
+        for line in ("HELLO", "STATUS?", "READ?", "LOG? 20", "HIST?", "CFG?", "CAL?", "ID?",
+                     "HELP", "FACTORY?"):
+            ok += self.ask(line)
+        self.point("console")
+        if det:
+            ok += self.ask("CFG detector.hush_s 240")
+        else:
+            ok += self.ask("CFG app.history_period_s 120")
+        self.point("cfg_write")
+        self.net.mode = "unreachable"
+        if self.net.last is not None:
+            self.net.last.peer_closed = True
+        self.run(60000)
+        if det:
+            self.env.ppm_x10["ch4"] = 200000
+            self.run(60000)
+            self.env.ppm_x10["ch4"] = 0
+        self.run(240000, 500)
+        self.point("outage")
+        self.net.mode = "ok"
+        self.run(120000)
+        self.point("reconnected")
+        self.run(3600000, 1000)  # quiet hour: telemetry, heartbeats, link heartbeats
+        self.point("quiet")
+        st = self.app.status()
+        print(json.dumps({"at": "end", "console_ok": ok, "min_free": self.minfree,
+                          "min_block": self.minblock, "boot_alloc": None,
+                          "published": self.published,
+                          "outbox": st.get("outbox_depth"), "errors": st.get("last_errors"),
+                          "modules": sorted(m for m in sys.modules if m.startswith("gasguard"))}))
+
+
+def main():
+    what, kind, tier, root = sys.argv[1:5]
+    if what == "provision":
+        provision(kind, tier, root)
+    else:
+        Day(kind, tier, root).day()
+
+
+main()

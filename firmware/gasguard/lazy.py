@@ -1,0 +1,166 @@
+"""Code that is in the heap only while it runs: load, use, release (docs/heap-budget.md).
+
+From .mpy files a module's bytecode and globals live in the heap for as long as the module
+is referenced. What a device needs only now and then (the identity store, the active
+identifier's registration and heartbeats) is kept *parked*: a Parked object holds the
+instance's attributes as plain data, and each method call imports the class, rebuilds the
+instance around that data, runs the method, keeps the (possibly changed) attributes and
+releases the module again. Interned names (qstrs) stay after a release; bytecode, function
+objects and module dicts are freed (measured in host_tests/test_heap_budget.py).
+
+Never used on the alarm path: what samples, alarms and drives the relay or closes an
+interlock is imported at boot and stays resident. A MemoryError while loading parked code
+propagates to the caller (a poller or a console verb), which the app counts; the alarm loop
+goes on.
+"""
+
+import gc
+import sys
+
+# What this module loads by name (so `gasguard package` puts it in the deploy sets).
+PARKED = ("identity", "identifier", "active_id")
+
+_depth = [0]  # nested parked calls: release only when the outermost one ends
+_pending = []  # modules to release then
+
+
+def release(*names):
+    """Forget gasguard.<name> modules so their heap can be collected. Returns bytes freed."""
+    if _depth[0]:
+        for n in names:
+            if n not in _pending:
+                _pending.append(n)
+        return 0
+    pkg = sys.modules.get("gasguard")
+    before = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
+    for n in names:
+        sys.modules.pop("gasguard." + n, None)
+        if pkg is not None:
+            try:
+                delattr(pkg, n)  # `import gasguard.x` binds x on the package too
+            except (AttributeError, KeyError):  # not bound (MicroPython: KeyError)
+                pass
+    gc.collect()
+    after = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
+    return before - after
+
+
+def load(name):
+    """Import gasguard.<name> and return the module."""
+    __import__("gasguard." + name)
+    return sys.modules["gasguard." + name]
+
+
+class Parked:
+    """An instance of gasguard.<module>.<cls> whose code is loaded only during a call.
+
+    state: the instance's attributes (plain data: no objects of the parked module);
+    releases: the modules to forget after each call (the module itself and what only it uses).
+    """
+
+    def __init__(self, module, cls, state, releases):
+        self._module = module
+        self._cls = cls
+        self.state = state
+        self._releases = releases
+
+    @classmethod
+    def build(cls, module, clsname, args, releases, kind=None):
+        """Construct the real object once (its __init__ validates), then park it."""
+        p = (kind or cls)(module, clsname, None, releases)
+        p._run(lambda c: c(*args), True)
+        return p
+
+    def _run(self, fn, construct=False):
+        _depth[0] += 1
+        try:
+            c = getattr(load(self._module), self._cls)
+            if construct:
+                obj = fn(c)
+                result = None
+            else:
+                obj = object.__new__(c)
+                for k, v in self.state.items():
+                    setattr(obj, k, v)
+                result = fn(obj)
+            self.state = obj.__dict__
+            return result
+        finally:
+            obj = c = None
+            _depth[0] -= 1
+            if not _depth[0]:
+                names = tuple(self._releases) + tuple(_pending)
+                del _pending[:]
+                release(*names)
+
+    def call(self, name, *args):
+        """Run one method (or read one attribute) of the parked object."""
+
+        def run(obj):
+            v = getattr(obj, name)
+            return v(*args) if callable(v) else v
+
+        return self._run(run)
+
+    def __getattr__(self, name):
+        if name[:1] == "_":
+            raise AttributeError(name)
+        st = self.state
+        if st is not None and name in st:
+            return st[name]
+        return lambda *args: self.call(name, *args)
+
+
+# ---- the parked parts of a device -------------------------------------------------------
+
+_IDENTITY = ("identity", "identifier")
+
+
+class ParkedIdentity(Parked):
+    """gasguard.identity.IdentityStore(store), parked: ID?/PROV/STATUS?, the boot-time
+    identity_info()/device_key() and the active identifier's sequence reservations load it
+    for the call. One object per device, so the cached records and sequence block are kept."""
+
+    def __init__(self, store):
+        Parked.__init__(self, "identity", "IdentityStore",
+                        {"store": store, "_rec": None, "_plat": None, "_seq": None,
+                         "_seq_limit": 0}, _IDENTITY)
+
+    @property
+    def locked(self):
+        return self.call("locked")
+
+
+class ParkedActiveId(Parked):
+    """gasguard.active_id.ActiveId, parked: poll() decides from its plain state whether a
+    registration or a heartbeat is due and only then loads the code (with the identity).
+    A downlink (on_message) loads it too. Its attributes (registered, counters, ...) read
+    from the state. Same decisions as ActiveId.poll(): host_tests/test_heap_budget.py."""
+
+    def __getattr__(self, name):
+        st = self.state
+        if name[:1] != "_" and st is not None and name in st:
+            return st[name]
+        raise AttributeError(name)
+
+    def poll(self):
+        st = self.state
+        clock = st["clock"]
+        now = clock.ticks_ms()
+        if not st["registered"]:
+            due = st["_next_reg"]
+        else:
+            due = st["_last_hb"]
+            if due is not None:
+                due = clock.ticks_add(due, st["hb_s"] * 1000)
+        if due is not None and clock.ticks_diff(now, due) < 0:
+            return None
+        return self.call("poll")
+
+    def on_message(self, payload):
+        return self.call("on_message", payload)
+
+
+def parked_active_id(args):
+    return Parked.build("active_id", "ActiveId", args, ("active_id",) + _IDENTITY,
+                        ParkedActiveId)

@@ -1,0 +1,190 @@
+"""The heap budget of every device and tier (docs/heap-budget.md), on the ESP32-like 32-bit
+interpreter from .mpy as deployed: heap figures there are deterministic, so a device whose
+resident heap grows past its budget fails here. Also: parked code (gasguard.lazy) is really
+released, and the parked active identifier decides exactly as the resident one."""
+
+import json
+
+import pytest
+
+from conftest import ROOT
+from gasguard_tools import bench_heap
+
+# Resident heap after boot, bytes, per device and tier (the device's own objects and code;
+# the harness is subtracted). Lower these when a change frees heap; never raise them
+# without a line in docs/heap-budget.md saying what the bytes buy.
+BUDGET = {
+    ("detector", "low"): 130 * 1024,
+    ("detector", "mid"): 145 * 1024,
+    ("detector", "high"): 145 * 1024,
+    ("valve", "M"): 106 * 1024,
+}
+# Largest live heap at any checkpoint of the day, same units.
+PEAK = {
+    ("detector", "low"): 136 * 1024,
+    ("detector", "mid"): 156 * 1024,
+    ("detector", "high"): 156 * 1024,
+    ("valve", "M"): 111 * 1024,
+}
+# The goal of issue 10 (40 KB free at every moment at 112 KB, largest block >= 8 KB) is not
+# reached yet by these: docs/heap-budget.md, "What is left".
+GOAL_NOT_YET = {("detector", "low"), ("detector", "mid"), ("detector", "high"), ("valve", "M")}
+
+_EXE = bench_heap.esp32_micropython()
+needs_esp32 = pytest.mark.skipif(_EXE is None, reason="the ESP32-like interpreter is missing "
+                                 "(set GASGUARD_MICROPYTHON or build it: docs/heap-budget.md)")
+
+
+@pytest.fixture(scope="module")
+def mpy_path(tmp_path_factory):
+    return bench_heap.compile_tree(tmp_path_factory.mktemp("heap-mpy"))
+
+
+_RESULTS = {}
+
+
+def measured(mpy_path, kind, tier):
+    if (kind, tier) not in _RESULTS:
+        _RESULTS[kind, tier] = bench_heap.measure(_EXE, mpy_path, kind, tier)
+    return _RESULTS[kind, tier]
+
+
+@needs_esp32
+@pytest.mark.parametrize("kind,tier", bench_heap.DEVICES)
+def test_resident_heap_within_budget(mpy_path, kind, tier):
+    r = measured(mpy_path, kind, tier)
+    assert r["boot"] <= BUDGET[kind, tier], (
+        "%s %s: %d bytes resident after boot, budget %d: %s" % (kind, tier, r["boot"],
+                                                                BUDGET[kind, tier], r["modules"]))
+    assert r["peak_live"] <= PEAK[kind, tier], r["points"]
+    # every part worked during the day: messages reached the broker
+    assert r["published"] > 20, r
+
+
+@needs_esp32
+@pytest.mark.parametrize("kind,tier", [
+    pytest.param(k, t, marks=pytest.mark.xfail(
+        (k, t) in GOAL_NOT_YET, strict=True,
+        reason="not yet within 112 KB with 40 KB free: docs/heap-budget.md")) for k, t in
+    bench_heap.DEVICES])
+def test_forty_kb_free_all_day_at_112k(mpy_path, kind, tier):
+    r = measured(mpy_path, kind, tier)
+    assert r["fits_112k"], r["error_112k"]
+    assert r["min_free_112k"] >= bench_heap.KEEP_FREE, r
+    assert r["min_block_112k"] >= bench_heap.MIN_BLOCK, r
+    assert r["fits_72k"], r["error_72k"]
+
+
+RELEASE_SCRIPT = r'''
+import gc, json, sys
+from gasguard.store import FileStore
+from gasguard.lazy import ParkedIdentity
+ids = ParkedIdentity(FileStore(sys.argv[1]))
+out = {"status": ids.status(), "id": (ids.load() or {}).get("id")}
+gc.collect()
+a = gc.mem_alloc()
+for _ in range(5):
+    ids.status()
+    ids.load()
+gc.collect()
+out["growth"] = gc.mem_alloc() - a
+out["loaded"] = [m for m in ("gasguard.identity", "gasguard.identifier") if m in sys.modules]
+from gasguard import lazy
+gc.collect()
+b = gc.mem_alloc()
+from gasguard import identity
+gc.collect()
+out["module_heap"] = gc.mem_alloc() - b
+del identity
+out["freed"] = lazy.release("identity", "identifier")
+print(json.dumps(out))
+'''
+
+
+@needs_esp32
+def test_parked_identity_is_released_after_each_call(mpy_path, tmp_path):
+    import subprocess
+
+    store = tmp_path / "store"
+    store.mkdir()
+    r = subprocess.run([_EXE, "-X", "heapsize=2m", str(ROOT / "boards/sim/heap_day.py"),
+                        "provision", "valve", "M", str(store)],
+                       env={"MICROPYPATH": ":".join(mpy_path)}, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    script = tmp_path / "rel.py"
+    script.write_text(RELEASE_SCRIPT)
+    r = subprocess.run([_EXE, "-X", "heapsize=112k", str(script), str(store)],
+                       env={"MICROPYPATH": ":".join(mpy_path)}, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout.splitlines()[-1])
+    assert out["status"] == "locked" and out["id"].startswith("88.")
+    assert out["loaded"] == []  # nothing of the identity code stays between calls
+    assert out["growth"] <= 64, out  # five more loads leave nothing behind
+    assert out["module_heap"] > 4000 and out["freed"] >= out["module_heap"] - 256, out
+
+
+def _active_id_run(parked, tmp):
+    """Registration, an acknowledgement, heartbeats and a remote read through the real
+    Reporter on the strict fake network; returns what reached the broker."""
+    from gasguard import devices
+    from gasguard.active_id import ActiveId, platform_ack, platform_cmd, platform_open
+    from gasguard.identity import IdentityStore
+    from gasguard.lazy import ParkedIdentity
+    from gasguard.mqtt_wire import publish_packet
+    from gasguard.reporter import Reporter
+    from gasguard.store import FileStore
+    from reporting_fakes import AutoBroker, FakeNet
+    from simboard import SimClock
+
+    dev = "88.118.8/GDH.240915.00123F"
+    key = bytes(range(1, 33))
+    store = FileStore(str(tmp))
+    IdentityStore(store).provision({"id": dev, "model": "GG-200", "hw_rev": "1.2"}, key)
+    IdentityStore(store).lock()
+    clock = SimClock()
+    net = FakeNet()
+    cfg = {"base": "gg", "commands": False,
+           "mqtt": {"host": "10.0.0.9", "backoff_min_ms": 100, "backoff_max_ms": 1000}}
+    ids = ParkedIdentity(store) if parked else IdentityStore(store)
+    rep = Reporter(clock, store, ids.identity_info("0.1.0"), cfg, net, rand=lambda n: 0)
+    rng = lambda n: bytes(n)  # noqa: E731
+
+    class App:
+        pollers = []
+
+    App.clock = clock
+    if parked:
+        act = devices.attach_active_id(App, rep, ids, {"identity": {"heartbeat_s": 60}}, rng=rng)
+    else:
+        act = ActiveId(clock, ids, {"heartbeat_s": 60}, rep.identity_send, "0.1.0", rng=rng)
+        rep.attach_identity(act.on_message)
+    b = AutoBroker(net)
+
+    def run(ms, step=10):
+        for _ in range(ms // step):
+            act.poll()
+            rep.poll()
+            b.service()
+            clock.advance(step)
+
+    up = "gg/" + dev + "/identity"
+    down = "gg/" + dev + "/identity_down"
+    run(500)
+    reg = [p for t, p, q, r, d in b.published if t == up][0]
+    net.last.feed(publish_packet(down, platform_ack(key, reg, 1726400002), 0))
+    run(200)
+    run(130000, 500)
+    net.last.feed(publish_packet(down, platform_cmd(key, dev, 1, "get_id"), 0))
+    run(300)
+    msgs = [platform_open(key, p) for t, p, q, r, d in b.published if t == up]
+    return msgs, act.registered, dict(act.counters)
+
+
+def test_parked_active_id_decides_as_the_resident_one(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    direct = _active_id_run(False, tmp_path / "a")
+    parked = _active_id_run(True, tmp_path / "b")
+    assert [m["t"] for m in direct[0]].count("hb") >= 2
+    assert direct[1] is True and direct[2]["cmds"] == 1
+    assert parked == direct

