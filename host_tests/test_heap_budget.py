@@ -14,17 +14,17 @@ from gasguard_tools import bench_heap
 # the harness is subtracted). Lower these when a change frees heap; never raise them
 # without a line in docs/heap-budget.md saying what the bytes buy.
 BUDGET = {
-    ("detector", "low"): 130 * 1024,
-    ("detector", "mid"): 145 * 1024,
-    ("detector", "high"): 145 * 1024,
-    ("valve", "M"): 106 * 1024,
+    ("detector", "low"): 128 * 1024,
+    ("detector", "mid"): 147 * 1024,
+    ("detector", "high"): 147 * 1024,
+    ("valve", "M"): 108 * 1024,
 }
 # Largest live heap at any checkpoint of the day, same units.
 PEAK = {
     ("detector", "low"): 136 * 1024,
-    ("detector", "mid"): 156 * 1024,
-    ("detector", "high"): 156 * 1024,
-    ("valve", "M"): 111 * 1024,
+    ("detector", "mid"): 158 * 1024,
+    ("detector", "high"): 158 * 1024,
+    ("valve", "M"): 113 * 1024,
 }
 # The goal of issue 10 (40 KB free at every moment at 112 KB, largest block >= 8 KB) is not
 # reached yet by these: docs/heap-budget.md, "What is left".
@@ -36,8 +36,14 @@ needs_esp32 = pytest.mark.skipif(_EXE is None, reason="the ESP32-like interprete
 
 
 @pytest.fixture(scope="module")
-def mpy_path(tmp_path_factory):
-    return bench_heap.compile_tree(tmp_path_factory.mktemp("heap-mpy"))
+def mpy_path():
+    # same folder name length as `make bench`: every module's __file__ string is on the heap
+    import shutil
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix="gasguard-heap-mpy-")
+    yield bench_heap.compile_tree(tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 _RESULTS = {}

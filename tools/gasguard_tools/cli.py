@@ -22,7 +22,7 @@ SUBCOMMANDS = [
     ("label", "make printable identifier labels (PNG/SVG with QR)"),
     ("provision", "write, verify and lock a device's identity at the factory (serial)"),
     ("monitor", "subscribe to a broker and print decoded device messages"),
-    ("package", "generate or check manifest.py and package.json for the device"),
+    ("package", "generate or check the per-device deploy sets: manifests and package.json files"),
 ]
 
 
