@@ -22,6 +22,7 @@ SUBCOMMANDS = [
     ("label", "make printable identifier labels (PNG/SVG with QR)"),
     ("provision", "write, verify and lock a device's identity at the factory (serial)"),
     ("monitor", "subscribe to a broker and print decoded device messages"),
+    ("notify", "tell people (webhook, WeCom, DingTalk, e-mail, SMS, voice) about alarms, escalating"),
     ("package", "generate or check the per-device deploy sets: manifests and package.json files"),
 ]
 

@@ -1,0 +1,296 @@
+"""The notify service in-process (no broker: messages fed to the ingestor as paho would),
+with real channels against local HTTP receivers and a real SMTP server: message formats,
+escalation, acknowledgement by signed link and by CLI, the alarm clearing, rate limits."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from gasguard_tools.notify import config as cfgmod
+from gasguard_tools.notify.channels import ChannelError, gateway
+from gasguard_tools.notify.channels import make as make_channel
+from gasguard_tools.notify.service import Service
+from gasguard_tools.notify.store import open_store
+from gasguard_tools.notify.texts import render
+from notify_fixtures import (DEV, VALVE, Receiver, alarm, envelope, smtp, state,  # noqa: F401
+                             topic, valve)
+from reporting_fixtures import wait_for
+
+
+@pytest.fixture
+def receivers():
+    rs = [Receiver() for _ in range(4)]
+    yield rs
+    for r in rs:
+        r.stop()
+
+
+def service(tmp_path, cfg, **kw):
+    store = open_store(str(tmp_path / "n.db"))
+    cfgmod.import_config(store, cfgmod.check(cfg))
+    kw.setdefault("ack_listen", ("127.0.0.1", 0))
+    svc = Service(store, ("127.0.0.1", 1), workers=2, webhook_secret="s", poll_s=0.05,
+                  log=lambda line: None, **kw)
+    return svc.start(connect=False)
+
+
+def feed(svc, msg):
+    return svc.ingestor.handle(topic(msg), json.dumps(msg).encode())
+
+
+def hook(r, **extra):
+    ep = {"channel": "webhook", "url": r.url}
+    ep.update(extra)
+    return {"endpoints": [ep]}
+
+
+def test_escalation_goes_tier_by_tier_until_the_signed_link_acknowledges(tmp_path, receivers):
+    a, b, c, _ = receivers
+    svc = service(tmp_path, {
+        "escalate_after_s": 1, "repeat_s": 1, "emergency_phone": "96777",
+        "recipients": {"a": hook(a), "b": hook(b), "c": hook(c, secret="c-secret")},
+        "sites": [{"name": "flat", "devices": [DEV], "address": "幸福路 12 号 3-501",
+                   "tiers": ["a", ["b", "c"]]}]})
+    try:
+        assert feed(svc, alarm(DEV, 1, 4)) == "queued"
+        wait_for(lambda: a.ok(), 5, what="tier 0")
+        assert not b.ok() and not c.ok()
+        wait_for(lambda: b.ok() and c.ok(), 5, what="tier 1 after escalate_after_s")
+        body = b.bodies()[0]
+        assert body["kind"] == "alarm_on" and "第 1 次提醒" in body["text"]
+        assert "幸福路 12 号 3-501" in body["text"] and "96777" in body["text"]
+        # repeats to everyone until acknowledged
+        wait_for(lambda: len(a.ok()) >= 2, 5, what="a reminder to tier 0")
+        link = b.bodies()[0]["ack_url"]
+        assert link and link.startswith("http://127.0.0.1:%d/ack?" % svc.ack_server.port)
+        # GET (a link preview) does not acknowledge; a forged signature is refused
+        page = urllib.request.urlopen(link, timeout=5).read().decode()
+        assert "<form" in page and svc.incident_state(body["incident"]) == "open"
+        forged = link[:-4] + "0000"
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(urllib.request.Request(forged, data=b"", method="POST"), timeout=5)
+        assert e.value.code == 403
+        urllib.request.urlopen(urllib.request.Request(link, data=b"", method="POST"), timeout=5)
+        assert svc.incident_state(body["incident"]) == "acked"
+        # everyone else hears who is on it; then nothing more
+        wait_for(lambda: all(any(x["kind"] == "acked" for x in r.bodies()) for r in (a, c)), 5,
+                 what="acked notice")
+        acked = [x["text"] for x in a.bodies() if x["kind"] == "acked"]
+        assert any("b 已确认" in t for t in acked), acked
+        assert not any(x["kind"] == "acked" for x in b.bodies())
+        counts = (len(a.ok()), len(b.ok()), len(c.ok()))
+        time.sleep(2.5)
+        assert (len(a.ok()), len(b.ok()), len(c.ok())) == counts
+    finally:
+        svc.stop()
+
+
+def test_the_alarm_clearing_stops_escalation_and_tells_everyone_told(tmp_path, receivers):
+    a, b, _, _ = receivers
+    svc = service(tmp_path, {
+        "escalate_after_s": 1, "repeat_s": 60,
+        "recipients": {"a": hook(a), "b": hook(b)},
+        "sites": [{"name": "flat", "devices": ["88.118.8/*"], "tiers": ["a", "b", "a"]}]})
+    try:
+        feed(svc, alarm(DEV, 1, 4, level=1))
+        feed(svc, alarm(DEV, 1, 5, level=2))          # a higher level: a new first notice
+        wait_for(lambda: len(a.ok()) == 2, 5, what="both levels to a")
+        wait_for(lambda: b.ok(), 5, what="escalation to b")
+        feed(svc, alarm(DEV, 1, 8, state="off", level=2))
+        feed(svc, alarm(DEV, 1, 9, state="off", level=1))
+        wait_for(lambda: any(x["kind"] == "alarm_off" for x in b.bodies()), 5, what="cleared")
+        assert [x["kind"] for x in a.bodies()] == ["alarm_on", "alarm_on", "alarm_off"]
+        n = len(a.ok()) + len(b.ok())
+        time.sleep(2.0)
+        assert len(a.ok()) + len(b.ok()) == n     # the third tier never came
+    finally:
+        svc.stop()
+
+
+def test_cli_ack_by_device(tmp_path, receivers, capsys):
+    a, b, _, _ = receivers
+    svc = service(tmp_path, {
+        "escalate_after_s": 2, "recipients": {"a": hook(a), "b": hook(b)},
+        "sites": [{"name": "flat", "devices": [DEV], "tiers": ["a", "b"]}]}, ack_listen=None)
+    try:
+        feed(svc, alarm(DEV, 1, 4))
+        wait_for(lambda: a.ok(), 5, what="tier 0")
+        assert "gasguard notify ack " in a.bodies()[0]["text"]
+        from gasguard_tools.cli import main
+
+        assert main(["notify", "ack", "--db", str(tmp_path / "n.db"), "--device", DEV,
+                     "--by", "zhang"]) == 0
+        assert "acknowledged by zhang" in capsys.readouterr().out
+        time.sleep(3.0)
+        assert not b.ok()                              # no escalation after the ack
+        assert main(["notify", "ack", "nope", "--db", str(tmp_path / "n.db")]) == 1
+    finally:
+        svc.stop()
+
+
+def test_rate_limit_holds_followups_never_the_first_alarm_notice(tmp_path, receivers):
+    a, _, _, _ = receivers
+    svc = service(tmp_path, {
+        "rate_limit": {"max": 2, "per_s": 3},
+        "recipients": {"a": hook(a)},
+        "sites": [{"name": "flat", "devices": ["*"], "tiers": ["a"]}]})
+    try:
+        for i in range(4):                            # a flapping device: offline notices
+            feed(svc, state(VALVE, 1, 10 + i, online=False, reason="connection_lost"))
+        wait_for(lambda: len(a.ok()) == 2, 5, what="two within the limit")
+        feed(svc, alarm(DEV, 1, 4))                   # an alarm now: at once despite the limit
+        wait_for(lambda: len(a.ok()) == 3, 3, what="the alarm")
+        assert a.bodies()[-1]["kind"] == "alarm_on"
+        time.sleep(1.0)
+        assert len(a.ok()) == 3                        # the rest waits for the window
+        wait_for(lambda: len(a.ok()) == 5, 10, what="held notices after the window")
+    finally:
+        svc.stop()
+
+
+def test_wecom_and_dingtalk_robots_in_their_published_formats(tmp_path, receivers):
+    w, d, _, _ = receivers
+    svc = service(tmp_path, {
+        "recipients": {"group": {"endpoints": [
+            {"channel": "wecom", "url": w.url + "?key=KEY", "mentioned_mobile_list": ["13800001111"]},
+            {"channel": "dingtalk", "url": d.url + "?access_token=TOK", "secret": "SECabc",
+             "at_mobiles": ["13900002222"]}]}},
+        "sites": [{"name": "s", "devices": ["*"], "tiers": ["group"]}]})
+    try:
+        feed(svc, valve(VALVE, 1, 3))
+        wait_for(lambda: w.ok() and d.ok(), 5, what="both robots")
+        wb = w.bodies()[0]
+        assert wb["msgtype"] == "text" and "切断阀已关闭" in wb["text"]["content"]
+        assert wb["text"]["mentioned_mobile_list"] == ["13800001111"]
+        assert w.ok()[0]["path"] == "/hook?key=KEY"
+        req = d.ok()[0]
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(req["path"]).query)
+        assert q["access_token"] == ["TOK"]
+        ts = q["timestamp"][0]
+        assert abs(int(ts) / 1000 - time.time()) < 60
+        want = base64.b64encode(hmac.new(b"SECabc", ("%s\nSECabc" % ts).encode(),
+                                         hashlib.sha256).digest()).decode()
+        assert q["sign"] == [want]                     # parse_qs undid the URL encoding
+        db = json.loads(req["body"])
+        assert db["msgtype"] == "text" and db["at"] == {"atMobiles": ["13900002222"],
+                                                        "isAtAll": False}
+    finally:
+        svc.stop()
+
+
+def test_robot_errcode_is_a_failure():
+    r = Receiver(answer=b'{"errcode":45009,"errmsg":"api freq out of limit"}')
+    try:
+        ch = make_channel("wecom", {})
+        with pytest.raises(ChannelError, match="45009"):
+            ch.send({"channel": "wecom", "url": r.url + "?key=K"},
+                    {"text": "x", "id": "d1"})
+    finally:
+        r.stop()
+
+
+def test_email_over_real_smtp_and_sms_voice_gateway_templates(tmp_path, smtp, receivers):
+    sms, voice, _, _ = receivers
+    svc = service(tmp_path, {
+        "lang": "en",
+        "channels": {
+            "smtp": {"host": "127.0.0.1", "port": smtp.port, "from": "alarm@gasguard.test"},
+            "sms": {"url": sms.url + "?to={to}", "format": "json",
+                    "headers": {"Authorization": "Bearer T"},
+                    "body": {"phone": "{to}", "msg": "{text}", "ref": "{id}"}, "ok_status": [200]},
+            "voice": {"url": voice.url, "format": "form", "body": {"callee": "{to}",
+                                                                   "tts": "{text}"}}},
+        "recipients": {"li": {"lang": "en", "endpoints": [
+            {"channel": "email", "to": "li@example.test"},
+            {"channel": "sms", "to": "+86 138 0000 1111"},
+            {"channel": "voice", "to": "+8613800001111", "kinds": ["alarm_on"]}]}},
+        "sites": [{"name": "s", "devices": ["*"], "address": "12 Happy Road",
+                   "emergency_phone": "96777", "tiers": ["li"]}]})
+    try:
+        feed(svc, alarm(DEV, 1, 4, gas="co"))
+        feed(svc, valve(VALVE, 1, 5))
+        wait_for(lambda: len(smtp.messages) == 2 and len(sms.ok()) == 2 and voice.ok(), 10,
+                 what="mail, SMS and the call")
+        to, m = smtp.messages[0]
+        assert to == ["li@example.test"] and "GAS ALARM" in m["Subject"]
+        assert "carbon monoxide" in m.get_content() and "12 Happy Road" in m.get_content()
+        s = next(r for r in sms.ok() if b"GAS ALARM" in r["body"])
+        assert s["path"] == "/hook?to=%2B86%20138%200000%201111"
+        assert s["headers"]["Authorization"] == "Bearer T"
+        sb = json.loads(s["body"])
+        assert sb["phone"] == "+86 138 0000 1111" and "carbon monoxide" in sb["msg"]
+        assert "Acknowledge" not in sb["msg"]          # the short text has no link
+        v = urllib.parse.parse_qs(voice.ok()[0]["body"].decode())
+        assert v["callee"] == ["+8613800001111"] and "GAS ALARM" in v["tts"][0]
+        assert len(voice.ok()) == 1                    # the valve notice is not a call
+    finally:
+        svc.stop()
+
+
+def test_gateway_template_escapes_values():
+    url, method, headers, body = gateway.build(
+        {"url": "http://x/?m={text}", "body": {"m": "{text}"}},
+        {"to": "1"}, {"text": 'a"b&c', "subject": "s", "device": "d", "kind": "k", "id": "1",
+                      "lang": "en"})
+    assert url == "http://x/?m=a%22b%26c" and json.loads(body) == {"m": 'a"b&c'}
+
+
+def test_texts_say_where_what_and_what_to_do_in_both_languages():
+    ctx = {"kind": "alarm_on", "dev": DEV, "site": "s", "address": "幸福路 12 号",
+           "emergency_phone": "96777", "gas": "ch4", "level": 2,
+           "reading": {"ch4_ppm_x10": 123450, "age_s": 5},
+           "status": {"relay": "on", "interlock": "close"}}
+    zh = render(ctx, "zh", "http://ack")
+    assert "甲烷" in zh["text"] and "高限报警" in zh["text"] and "12345 ppm" in zh["text"]
+    assert "24.7 %LEL" in zh["text"] and "继电器" in zh["text"] and "切断阀" in zh["text"]
+    assert "明火" in zh["text"] and "96777" in zh["text"] and "http://ack" in zh["text"]
+    en = render(ctx, "en", None)
+    assert "HIGH alarm" in en["text"] and "no flames" in en["text"] and "relay" in en["text"]
+    assert "http://ack" not in en["short"]
+    for kind in cfgmod.KINDS:
+        for lang in ("zh", "en"):
+            assert render({"kind": kind, "dev": DEV}, lang)["text"]
+
+
+@pytest.mark.parametrize("cfg, msg", [
+    ({"recipients": {"a": {"endpoints": [{"channel": "fax"}]}}}, "channel must be one of"),
+    ({"recipients": {"a": {"endpoints": [{"channel": "email", "to": "x@y"}]}}}, "channels.smtp"),
+    ({"recipients": {"a": {"endpoints": [{"channel": "webhook", "url": "ftp://x"}]}}}, "http"),
+    ({"sites": [{"name": "s", "devices": ["*"], "tiers": ["nobody"]}]}, "unknown recipient"),
+    ({"escalate_after_s": 0}, "escalate_after_s"),
+    ({"colour": "red"}, "unknown key"),
+])
+def test_bad_config_is_refused_with_a_clear_error_and_nothing_stored(tmp_path, cfg, msg):
+    store = open_store(str(tmp_path / "n.db"))
+    with pytest.raises(cfgmod.ConfigError, match=msg):
+        cfgmod.import_config(store, cfgmod.check(cfg))
+    assert cfgmod.Directory.load(store).recipients == {}
+
+
+def test_invalid_and_foreign_messages_change_nothing(tmp_path, receivers):
+    a = receivers[0]
+    svc = service(tmp_path, {"recipients": {"a": hook(a)},
+                             "sites": [{"name": "s", "devices": ["*"], "tiers": ["a"]}]})
+    try:
+        bad = alarm("someone/else", 1, 4)
+        assert svc.ingestor.handle(topic(alarm(DEV, 1, 4)), json.dumps(bad).encode()) == "invalid"
+        assert svc.ingestor.handle("gasguard/%s/event" % DEV, b"not json") == "invalid"
+        nobool = alarm(DEV, 0, 4)
+        assert feed(svc, nobool) == "invalid"
+        # an additive field the schema does not know yet: still acted on (and logged)
+        extra = alarm(DEV, 1, 5)
+        extra["new_field"] = 1
+        assert feed(svc, extra) == "queued"
+        tele = envelope(DEV, 1, 6, "telemetry", data={"ch4_ppm_x10": 5000}, dropped=0)
+        assert feed(svc, tele) == "reading"
+        wait_for(lambda: a.ok(), 5, what="the alarm")
+        time.sleep(0.5)
+        assert len(a.ok()) == 1
+    finally:
+        svc.stop()
