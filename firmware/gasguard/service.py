@@ -265,11 +265,9 @@ class Service:
         self._reply(tag, "ERR %s %s" % (code, msg))
 
     def _expire_factory(self, now):
-        if (
-            self.factory
-            and self.factory_via == "auth"
-            and self.clock.ticks_diff(now, self._factory_seen) > self.factory_timeout_ms
-        ):
+        # Both ways in (button held at boot, AUTH) end after factory_timeout_ms without a
+        # request; _factory_seen is a ticks value, compared with the wrap-safe ticks_diff.
+        if self.factory and self.clock.ticks_diff(now, self._factory_seen) > self.factory_timeout_ms:
             self.factory = False
             self.factory_via = None
 

@@ -124,6 +124,18 @@ def test_button_held_at_boot_grants_factory_mode():
     assert a.service.factory is True and a.service.factory_via == "button"
 
 
+def test_button_factory_mode_times_out_after_15_min_idle():
+    board = Board()
+    board.button.set_input(1)
+    a, board, store = make(tmpdir("app11"), board=board)
+    board.button.set_input(0)
+    for _ in range(16):  # 16 min of loop turns, no request
+        board.clock.advance(60000)
+        a.poll()
+    assert a.service.factory is False
+    assert ask(a, board, "CAL SPAN ch4 5000").startswith("ERR E_FACTORY")
+
+
 def test_sink_failure_does_not_stop_the_loop():
     a, board, store = make(tmpdir("app9"))
 

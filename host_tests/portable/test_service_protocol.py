@@ -272,6 +272,23 @@ def test_factory_mode_expires_when_idle():
     assert err_code(ask(svc, con, "CAL ZERO ch4")) == "E_FACTORY"
 
 
+def test_button_factory_mode_expires_when_idle_across_the_ticks_wrap():
+    # issue 15 finding 9: factory mode entered by the button never timed out.
+    svc, con, dev, clock = make(button=True)  # default 15 min; SimClock wraps after 10 min
+    clock.advance(600000)
+    ok(svc, con, "CAL ZERO ch4")  # a request restarts the idle time
+    clock.advance(899000)
+    svc.poll()
+    assert svc.factory is True and ok(svc, con, "FACTORY?")["via"] == "button"
+    clock.advance(900001)
+    svc.poll()
+    assert svc.factory is False and svc.factory_via is None
+    assert err_code(ask(svc, con, "CAL ZERO ch4")) == "E_FACTORY"
+    dev.identity.rec = {"id": "a"}
+    assert err_code(ask(svc, con, "PROV RESET")) == "E_FACTORY"  # the presence proof is gone too
+    assert dev.identity.rec == {"id": "a"}
+
+
 def test_no_factory_key_means_button_only():
     svc, con, dev, clock = make()
     dev.key = None

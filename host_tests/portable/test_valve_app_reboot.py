@@ -72,3 +72,19 @@ def test_a_stored_config_this_firmware_refuses_falls_back_and_is_reported():
     ev = r.app.events(1)[0]
     assert ev["event"] == "fault" and ev["code"] == "config_invalid" and "under_pressure_pa" in ev["detail"]
     assert "config" in r.app.status()["last_errors"][0]
+
+
+def test_button_factory_mode_times_out_after_15_min_idle():
+    from gasguard.valve_app import ValveApp
+    from valve_app_rig import NoIdentity
+
+    r = Rig("factory-idle")
+    app = ValveApp(r.board, r.store, None, identity=NoIdentity(), button_at_boot=True)
+    assert app.service.factory is True
+    r.app = app
+    r.run(14 * 60000, step=1000)
+    st, body = r.ask("FACTORY?")
+    assert body == {"factory": True, "via": "button"}  # the request restarts the idle time
+    r.run(15 * 60000 + 1000, step=1000)
+    st, body = r.ask("CFG valve.under_pressure_pa 1500")
+    assert st == "ERR" and body.startswith("E_FACTORY")
