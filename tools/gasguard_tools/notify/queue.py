@@ -133,8 +133,9 @@ class Worker(threading.Thread):
         except ChannelError as e:
             self.failed(row, str(e))
             return
-        n = self._finish(row, "UPDATE deliveries SET status='sent', sent=?, attempts=attempts+1, "
-                         "lease_owner=NULL, last_error=NULL", (time.time(),))
+        n = self._finish(row, "UPDATE deliveries SET status='sent', sent=?, sent_by=?, "
+                         "attempts=attempts+1, lease_owner=NULL, last_error=NULL",
+                         (time.time(), self.owner))
         svc.stats["sent"] += 1
         svc.log("sent d%s %s %s -> %s (%s)" % (row["id"], row["kind"], row["dev"], row["recipient"],
                                                ep["channel"]), quiet=True)

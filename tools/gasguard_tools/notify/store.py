@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS deliveries (id {ID}, origin TEXT NOT NULL, incident T
     ep_key TEXT NOT NULL, first INTEGER NOT NULL, priority INTEGER NOT NULL,
     context TEXT NOT NULL, status TEXT NOT NULL, due {REAL} NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, lease_owner TEXT, lease_until {REAL} NOT NULL DEFAULT 0,
-    last_error TEXT, created {REAL} NOT NULL, sent {REAL},
+    last_error TEXT, created {REAL} NOT NULL, sent {REAL}, sent_by TEXT,
     UNIQUE (origin, recipient, ep_key));
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, priority, due);
 CREATE INDEX IF NOT EXISTS deliveries_ep ON deliveries (ep_key, status, sent);

@@ -1,0 +1,77 @@
+"""`gasguard notify` on a real PostgreSQL server: the same store as SQLite, and two
+instances sharing one database and an MQTT shared subscription ($share/GROUP/...)."""
+
+import json
+import time
+from collections import Counter
+
+import pytest
+
+from gasguard_tools.notify import config as cfgmod
+from gasguard_tools.notify.ingest import Ingestor
+from gasguard_tools.notify.store import open_store
+from notify_fixtures import NotifyProcess, Publisher, alarm, receiver, status, topic  # noqa: F401
+from pg_fixtures import postgres  # noqa: F401
+from reporting_fixtures import Mosquitto, wait_for
+
+pytestmark = pytest.mark.broker
+
+
+def test_store_ingest_and_claims_on_postgresql(postgres):
+    url = postgres.new_database()
+    store = open_store(url)
+    cfgmod.import_config(store, cfgmod.check({
+        "recipients": {"a": {"endpoints": [{"channel": "console"}]}},
+        "sites": [{"name": "s", "devices": ["*"], "tiers": ["a"]}]}))
+    ing = Ingestor(store, lambda: cfgmod.Directory.load(store))
+    m = alarm("88.118.8/GDH.1", 1, 4)
+    assert [ing.handle(topic(m), json.dumps(m).encode()) for _ in range(3)] == [
+        "queued", "duplicate", "duplicate"]
+    # a second "instance" (its own store object and connections) sees the same identities
+    other = open_store(url)
+    ing2 = Ingestor(other, lambda: cfgmod.Directory.load(other))
+    assert ing2.handle(topic(m), json.dumps(m).encode()) == "duplicate"
+    with store.tx() as t:
+        assert t.one("SELECT COUNT(*) FROM deliveries")[0] == 1
+    assert store.meta_setdefault("k", lambda: "one") == other.meta_setdefault("k", lambda: "two")
+    store.close()
+    other.close()
+
+
+def test_two_instances_share_the_load_nothing_lost_nothing_twice(tmp_path, postgres, receiver):
+    url = postgres.new_database()
+    broker = Mosquitto(tmp_path).start()
+    args = ["--share", "notify", "--webhook", receiver.url, "--webhook-secret", "s",
+            "--lease", "3", "--quiet"]
+    a = NotifyProcess(tmp_path, broker.port, args, db=url).start()
+    b = NotifyProcess(tmp_path, broker.port, args, db=url).start()
+    pub = Publisher(broker.port)
+    try:
+        devs = ["88.118.8/GDH.2409%02d.%05dA" % (i % 7, i) for i in range(120)]
+        for i, d in enumerate(devs):
+            pub.send(alarm(d, 1, 4), dup_times=2 if i % 5 == 0 else 1)
+        wait_for(lambda: len(receiver.ok()) >= len(devs), 60, what="every alarm")
+        # one instance dies hard; the other carries on alone
+        a.kill()
+        more = ["88.118.9/GDH.2409%02d.%05dB" % (i % 7, i) for i in range(40)]
+        for d in more:
+            pub.send(alarm(d, 1, 4))
+        wait_for(lambda: len(receiver.ok()) >= len(devs) + len(more), 60, what="after the kill")
+        time.sleep(2.0)
+        got = Counter(b_["device"] for b_ in receiver.bodies())
+        assert set(got) == set(devs) | set(more)
+        assert max(got.values()) == 1
+        assert status(url)["queue"] == {"sent": len(devs) + len(more)}
+        # both instances sent a share of the first batch
+        import psycopg
+
+        with psycopg.connect(url) as c:
+            senders = {r[0].rsplit("/", 1)[0] for r in c.execute(
+                "SELECT sent_by FROM deliveries WHERE dev LIKE '88.118.8/%'")}
+        assert len(senders) == 2, senders
+    finally:
+        pub.stop()
+        for n in (a, b):
+            if n.proc is not None:
+                n.stop()
+        broker.stop()
