@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from conftest import ROOT
 from dut_fixtures import Dut, _wait_ready, make_virtual_device  # noqa: F401
@@ -85,3 +86,167 @@ def test_deploy_to_the_virtual_board_through_maintenance_mode(make_virtual_devic
     kinds = [e["event"] for e in d.cmd("LOG? 50")["events"]]
     assert kinds.count("boot") == 2 and "reboot" in kinds
     d.close()
+
+
+def _old_firmware_on_the_board(state, version):
+    """The board's flash holds an older gasguard (as `gasguard flash` of that release left it)."""
+    lib = state / "lib" / "gasguard"
+    lib.mkdir(parents=True, exist_ok=True)
+    for src in (ROOT / "firmware" / "gasguard").glob("*.py"):
+        text = src.read_text()
+        if src.name == "__init__.py":
+            text = text.replace('VERSION = "%s"' % _version(), 'VERSION = "%s"' % version)
+        (lib / src.name).write_text(text)
+
+
+def _version():
+    from gasguard_tools import VERSION
+
+    return VERSION
+
+
+def test_upgrade_over_a_repl_that_imported_the_old_version(make_virtual_device, tmp_path):
+    """Issue 14: on a board main.py imports gasguard before its maintenance check, so the
+    REPL the deploy talks to holds the old modules. The check must read what is on the flash."""
+    _old_firmware_on_the_board(tmp_path / "board0", "0.0.9")  # make_virtual_device's first board
+    dev = make_virtual_device()  # boots the old release from its flash
+    from gasguard_tools.cmd_sim import SIM_FACTORY_KEY
+    from gasguard_tools.serialdev import ServiceClient
+
+    _wait_ready(Dut(dev.port, device=dev)).close()
+    with ServiceClient.open(dev.port, timeout=2.0) as sc:
+        assert sc.hello()["fw"] == "0.0.9"
+        sc.enter_factory(bytes.fromhex(SIM_FACTORY_KEY))
+        sc.cmd("MAINT")  # the app reboots into the REPL
+    deadline = time.monotonic() + 10
+    while dev.mode != "repl" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert dev.mode == "repl"
+    # like main.py on the board: the old gasguard is imported in the REPL's interpreter
+    r = subprocess.run([sys.executable, "-m", "mpremote", "connect", dev.port, "resume", "exec",
+                        "import gasguard; print(gasguard.VERSION)"], capture_output=True, text=True,
+                       timeout=60)
+    assert "0.0.9" in r.stdout, r.stdout + r.stderr
+    r = gasguard("flash", "--port", dev.port, "--board", "sim", "--build", str(tmp_path / "b"),
+                 "--json", "--lang", "en")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "deployed gasguard %s" % _version() in r.stderr  # the steps; stdout is the result
+    result = json.loads(r.stdout)
+    assert result["deployed"] == _version() and result["files"] == len(
+        list((ROOT / "firmware" / "gasguard").glob("*.py")))
+    # issue 10 item 7: the free heap with the app running after the reset, for the operator
+    assert isinstance(result["free_heap"], int) and result["free_heap"] > 0
+    assert "free heap after deploy and reset: %d bytes" % result["free_heap"] in r.stderr
+    # progress per file with its size, as mpremote copies
+    assert "[1/%d] __init__.mpy" % result["files"] in r.stderr
+    d = _wait_ready(Dut(dev.port, device=dev))
+    assert d.cmd("HELLO")["fw"] == _version()
+    d.close()
+
+
+def test_chip_table_sets_the_image_offset_and_the_architecture(tmp_path):
+    from gasguard_tools.cmd_package import deploy_set
+    from gasguard_tools.flashing import CHIPS
+
+    n_src = len(deploy_set("detector", "mid"))
+    for chip, want in CHIPS.items():
+        r = gasguard("flash", "--port", "/dev/ttyUSB7", "--board", "esp32-detector", "--chip", chip,
+                     "--firmware", "mp.bin", "--build", str(tmp_path / chip), "--dry-run")
+        assert r.returncode == 0, r.stderr
+        assert "--chip %s --port /dev/ttyUSB7 --baud 460800 write-flash -z %s mp.bin" % (
+            chip, want["offset"]) in r.stdout
+        assert r.stdout.count("-march=%s -O3" % want["arch"]) == n_src
+    assert CHIPS["esp32s3"]["offset"] == "0x0" and CHIPS["esp32c3"]["arch"] == "rv32imc"
+    r = gasguard("flash", "--port", "/dev/null", "--board", "sim", "--chip", "esp8266", "--dry-run")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_dry_run_keeps_the_records_around_the_erase(tmp_path):
+    r = gasguard("flash", "--port", "/dev/ttyUSB7", "--board", "esp32-valve", "--firmware", "mp.bin",
+                 "--build", str(tmp_path / "b"), "--dry-run")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    backup = out.index("fs cp :data/")
+    erase = out.index("erase-flash")
+    restore = out.index("records-")
+    assert backup < erase < out.index("write-flash") < out.index("mkdir_records.py")
+    assert restore < erase  # the backup folder is named before the erase
+    assert out.count("list_records.py") == 1  # listed once in a dry run (verification needs data)
+    r = gasguard("flash", "--port", "/dev/ttyUSB7", "--board", "esp32-valve", "--firmware", "mp.bin",
+                 "--discard-device-records", "--build", str(tmp_path / "b"), "--dry-run")
+    assert r.returncode == 0 and "fs cp :data/" not in r.stdout
+    assert "calibration" in r.stdout and "nothing is kept" in r.stdout
+
+
+def test_firmware_refuses_to_erase_a_board_whose_records_cannot_be_saved(tmp_path):
+    """No app answers and no REPL either: the records cannot be read, so esptool never runs."""
+    import pty
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    marker = tmp_path / "esptool-ran"
+    fake = bindir / "esptool"
+    fake.write_text("#!/bin/sh\ntouch %s\n" % marker)
+    fake.chmod(0o755)
+    image = tmp_path / "mp.bin"
+    image.write_bytes(b"\xe9" + bytes(63))
+    m, s = pty.openpty()
+    try:
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "tools"),
+                   PATH=str(bindir) + os.pathsep + os.environ["PATH"])
+        r = subprocess.run([sys.executable, "-m", "gasguard_tools.cli", "flash", "--port",
+                            os.ttyname(s), "--board", "esp32-detector", "--firmware", str(image),
+                            "--build", str(tmp_path / "b")], capture_output=True, text=True,
+                           timeout=120, env=env, cwd=str(ROOT))
+    finally:
+        os.close(m)
+        os.close(s)
+    assert r.returncode != 0
+    assert "Nothing was erased" in r.stderr and "--discard-device-records" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not marker.exists()
+
+
+def test_records_survive_an_erase_through_backup_and_restore(make_virtual_device, tmp_path):
+    """The backup/restore steps of --firmware against the virtual board's REPL over its pty.
+    esptool cannot erase a pty, so the test wipes the board's flash folder in between."""
+    import argparse
+    import shutil
+
+    from gasguard_tools import flashing
+    from gasguard_tools.cmd_flash import Runner, enter_maintenance, mpremote
+
+    dev = make_virtual_device()
+    d = _wait_ready(Dut(dev.port, device=dev))
+    d.close()
+    (dev.state / "config.json").write_text(json.dumps({"detector": {"profile": "en"}}))
+    log = []
+    args = argparse.Namespace(port=dev.port, dry_run=False, factory_key=None)
+    enter_maintenance(args, log.append)
+    deadline = time.monotonic() + 10
+    while dev.mode != "repl" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    before = {p.relative_to(dev.state).as_posix(): p.read_bytes()
+              for p in list((dev.state / "data").iterdir()) + [dev.state / "config.json"]}
+    assert "data/factory.key" in before and "data/events.log" in before
+    runner = Runner(False, log.append)
+
+    def remote(*c):
+        return mpremote(dev.port, *c)
+
+    records = flashing.backup_records(runner, remote, tmp_path / "s", tmp_path / "keep", log.append)
+    assert sorted(records) == sorted(before)
+    shutil.rmtree(dev.state / "data")  # the erase
+    (dev.state / "config.json").unlink()
+    flashing.restore_records(runner, remote, tmp_path / "s", tmp_path / "keep", records, log.append)
+    after = {k: (dev.state / k).read_bytes() for k in before}
+    assert after == before
+    assert "records restored and verified (%d files)" % len(before) in log
+    # a corrupted backup is caught by the check, not written back silently
+    (tmp_path / "keep" / "data" / "factory.key").write_bytes(b"x" * 32)
+    import pytest
+
+    from gasguard_tools.runtime import ToolError
+
+    with pytest.raises(ToolError, match="data/factory.key"):
+        flashing.restore_records(runner, remote, tmp_path / "s", tmp_path / "keep", records, log.append)

@@ -92,6 +92,7 @@ class Board:
     def free_heap(self):
         import gc
 
+        gc.collect()  # what is really free, not what the last collection left
         return gc.mem_free()
 
     def reboot(self):

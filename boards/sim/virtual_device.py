@@ -150,6 +150,7 @@ class VirtualBoard:
         return self._reset_cause
 
     def free_heap(self):
+        gc.collect()  # as the ESP32 board does: the free heap after a collection
         return gc.mem_free()
 
     def unique_id(self):

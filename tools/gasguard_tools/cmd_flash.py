@@ -1,17 +1,25 @@
 """`gasguard flash --port PORT --board BOARD`: MicroPython image (optional) + the gasguard app.
 
-Steps (every one printed; --dry-run prints them and runs nothing):
-  1. --firmware FILE.bin: esptool erase-flash + write-flash at 0x1000 (ESP32 MicroPython
-     image). A freshly flashed board has no app yet, so it is in the REPL already.
+Steps (every one printed; --dry-run prints exactly the commands and runs nothing):
+  1. --firmware FILE.bin: the device's records (:data/*, :config.json: identity,
+     calibration, keys, counters, event log) are copied to the host and checked
+     (SHA-256), then esptool erase-flash + write-flash at the chip's offset (CHIPS in
+     flashing.py), then the records are written back and checked again. A board whose
+     records cannot be saved is not erased, unless --discard-device-records says so.
   2. compile the device's deploy set (gasguard package: the modules its main.py can reach
-     for its tier, docs/heap-budget.md) with mpy-cross -march=xtensawin -O3 into
+     for its tier, docs/heap-budget.md) with mpy-cross -march=<the chip's arch> -O3 into
      build/flash/<board>
   3. maintenance mode: a running app is asked over the service protocol (factory mode,
      then MAINT); it reboots into the REPL with Ctrl-C enabled (docs/service-protocol.md)
   4. mpremote connect PORT resume ...: make folders, remove stale sources, copy the .mpy
-     files to :lib/gasguard/, the board files to :, the device config to :config.json
-  5. check: import gasguard on the board prints the expected version
-  6. leave maintenance: reset (ESP32) / soft-reset (virtual board), wait for the app
+     files to :lib/gasguard/ (one line per file with its size), the board files to :,
+     the device config to :config.json
+  5. check: the files on the board are the ones built (names and sizes)
+  6. leave maintenance: reset (ESP32) / soft-reset (virtual board), wait for the app and
+     check that it reports the new version: the version of the files on the flash, after a
+     reset (the REPL's own interpreter may still hold the old modules: on a board main.py
+     imports gasguard before its maintenance check). Then the free heap with the app
+     running (gc.mem_free() after gc.collect()) is printed: the margin on the real chip.
 `resume` keeps mpremote from soft-resetting on connect, which the unix port (the virtual
 board) cannot survive and which would restart the app on an ESP32 mid-deploy.
 """
@@ -26,18 +34,25 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import BOARDS, FIRMWARE, VERSION, work_dir
+from . import BOARDS, FIRMWARE, VERSION, flashing, i18n, work_dir
 from .runtime import ToolError
-
-ESP32_APP_OFFSET = "0x1000"  # MicroPython ESP32 images start at 0x1000 (bootloader)
 
 
 def add_arguments(p):
     p.add_argument("--port", required=True, help="serial port of the board")
     p.add_argument("--board", required=True,
                    help="board folder under boards/ (esp32-detector, esp32-valve) or 'sim'")
-    p.add_argument("--firmware", metavar="FILE.bin", help="write this MicroPython image first (esptool)")
-    p.add_argument("--chip", default="esp32")
+    p.add_argument("--firmware", metavar="FILE.bin",
+                   help="write this MicroPython image first (esptool); the device's records are "
+                        "backed up and restored around the erase")
+    p.add_argument("--discard-device-records", action="store_true",
+                   help="with --firmware: erase without keeping the records (%s are lost)"
+                        % flashing.LOST_WITHOUT_BACKUP)
+    p.add_argument("--backup-dir", metavar="DIR",
+                   help="where --firmware keeps the records (default: a new folder in the build "
+                        "folder, printed)")
+    p.add_argument("--chip", default="esp32", choices=sorted(flashing.CHIPS),
+                   help="chip family: image offset and mpy-cross architecture (default esp32)")
     p.add_argument("--baud", type=int, default=460800, help="esptool baud rate")
     p.add_argument("--config", metavar="FILE.json", help="device config to install as :config.json")
     p.add_argument("--tier", choices=("low", "mid", "high"), default=None,
@@ -51,6 +66,9 @@ def add_arguments(p):
     p.add_argument("--dry-run", action="store_true", help="print every command, run nothing")
     p.add_argument("--stay-in-maintenance", action="store_true",
                    help="leave the board in the REPL after the deploy")
+    p.add_argument("--json", action="store_true",
+                   help="the result as one JSON line at the end (version, files, bytes, free heap)")
+    i18n.add_argument(p)
 
 
 def tool(name):
@@ -77,11 +95,16 @@ class Runner:
         self.dry_run = dry_run
         self.say = say
 
-    def run(self, argv, check=True, timeout=120, quiet=False):
-        self.say("$ " + " ".join(shlex.quote(str(a)) for a in argv))
+    def run(self, argv, check=True, timeout=120, quiet=False, echo=True):
+        if echo:
+            self.say("$ " + " ".join(shlex.quote(str(a)) for a in argv))
         if self.dry_run:
             return ""
-        r = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout)
+        try:
+            r = subprocess.run([str(a) for a in argv], capture_output=True, text=True,
+                               timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ToolError("no answer within %d s: %s" % (timeout, " ".join(str(a) for a in argv[:6])))
         if r.returncode != 0 and check:
             raise ToolError("command failed (exit %d): %s\n%s" % (r.returncode, argv[0],
                                                                  (r.stderr or r.stdout)[-800:]))
@@ -120,8 +143,11 @@ def deploy_files(board, tier=None, config=None):
     return [FIRMWARE / n for n in names]
 
 
-def compile_app(runner, build, srcs=None):
-    """Compile the deploy set; unchanged modules are reused from the build folder."""
+def compile_app(runner, build, srcs=None, arch="xtensawin"):
+    """Compile the deploy set; unchanged modules are reused from the build folder.
+
+    The commands are printed in source order before they run; the compilers then run in
+    parallel silently, so their output never interleaves (a failure names its module)."""
     from concurrent.futures import ThreadPoolExecutor
 
     out = build / "lib" / "gasguard"
@@ -129,6 +155,11 @@ def compile_app(runner, build, srcs=None):
         srcs = sorted((FIRMWARE / "gasguard").glob("*.py"))
     if not runner.dry_run:
         out.mkdir(parents=True, exist_ok=True)
+        stamp = build / "arch"
+        if not stamp.exists() or stamp.read_text().strip() != arch:
+            for old in out.glob("*.mpy"):
+                old.unlink()  # built for another chip: never reuse
+            stamp.write_text(arch + "\n")
         wanted = {s.stem + ".mpy" for s in srcs}
         for old in out.glob("*.mpy"):
             if old.name not in wanted:
@@ -140,9 +171,11 @@ def compile_app(runner, build, srcs=None):
         mpys.append(dst)
         fresh = dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime
         if runner.dry_run or not fresh:
-            jobs.append(mpy_cross() + ["-march=xtensawin", "-O3", "-o", dst, src])
+            jobs.append(mpy_cross() + ["-march=" + arch, "-O3", "-o", dst, src])
+    for argv in jobs:
+        runner.say("$ " + " ".join(shlex.quote(str(a)) for a in argv))
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda argv: runner.run(argv, quiet=True), jobs))
+        list(pool.map(lambda argv: runner.run(argv, quiet=True, echo=False), jobs))
     if not jobs:
         runner.say("(all %d modules up to date in %s)" % (len(mpys), out))
     return mpys
@@ -197,8 +230,12 @@ def enter_maintenance(args, say):
 
 
 def run(args):
-    say = print
-    runner = Runner(args.dry_run)
+    def say(msg):  # with --json the steps go to stderr and stdout is the one JSON line
+        print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    lang = i18n.resolve(getattr(args, "lang", None))
+    target = flashing.chip(args.chip)
+    runner = Runner(args.dry_run, say)
     files = board_files(args.board)
     device_cfg = None
     if args.config:
@@ -212,8 +249,15 @@ def run(args):
                 raise ValueError("too short")
         except ValueError:
             raise ToolError("--install-factory-key must be at least 16 bytes of hex")
+    if args.discard_device_records and not args.firmware:
+        raise ToolError("--discard-device-records only means something with --firmware")
     build = Path(args.build) if args.build else work_dir("flash", args.board)
+    scripts = build / "scripts"
 
+    def remote(*cmds):
+        return mpremote(args.port, *cmds)
+
+    in_repl = False
     if args.firmware:
         if not args.dry_run and not Path(args.firmware).is_file():
             raise ToolError("firmware image %s not found" % args.firmware)
@@ -224,46 +268,68 @@ def run(args):
             try:
                 import esptool as _  # noqa: F401
             except ImportError:
-                raise ToolError("esptool is not installed: pip install 'gasguard[flash]' (esptool==5.6.0)")
-        say("# 1. MicroPython image")
+                raise ToolError("esptool is not installed: pip install 'gasguard[flash]'")
+        records = {}
+        if args.discard_device_records:
+            say("# 1. --discard-device-records: the erase destroys %s; nothing is kept"
+                % flashing.LOST_WITHOUT_BACKUP)
+        else:
+            say("# 1a. keep the device's records: maintenance mode, then copy :data/ and "
+                ":config.json to the host")
+            enter_maintenance(args, say)
+            in_repl = True
+            backup = Path(args.backup_dir) if args.backup_dir else build / (
+                "records-" + time.strftime("%Y%m%dT%H%M%S"))
+            try:
+                records = flashing.backup_records(runner, remote, scripts, backup, say)
+            except ToolError as e:
+                raise ToolError("%s\n--firmware erases the whole flash; without a backup %s would "
+                                "be lost. Nothing was erased. To flash anyway: "
+                                "--discard-device-records" % (e, flashing.LOST_WITHOUT_BACKUP))
+        say("# 1b. MicroPython image (%s: offset %s)" % (args.chip, target["offset"]))
         runner.run(esptool + ["--chip", args.chip, "--port", args.port, "erase-flash"], timeout=300)
         runner.run(esptool + ["--chip", args.chip, "--port", args.port, "--baud", str(args.baud),
-                              "write-flash", "-z", ESP32_APP_OFFSET, args.firmware], timeout=600)
+                              "write-flash", "-z", target["offset"], args.firmware], timeout=600)
         time.sleep(0 if args.dry_run else 2.0)
-    say("# 2. compile the app for the target (xtensawin, -O3): the deploy set of %s" % args.board)
+        in_repl = True  # a fresh image has no app: it boots to the REPL
+        if not args.discard_device_records:
+            say("# 1c. write the records back and check them")
+            flashing.restore_records(runner, remote, scripts, backup, records, say)
+    say("# 2. compile the app for the target (%s, -O3): the deploy set of %s"
+        % (target["arch"], args.board))
     srcs = deploy_files(args.board, args.tier, device_cfg if isinstance(device_cfg, dict) else None)
-    mpys = compile_app(runner, build, srcs)
-    if not args.firmware:
+    mpys = compile_app(runner, build, srcs, target["arch"])
+    if not in_repl:
         say("# 3. maintenance mode")
         enter_maintenance(args, say)
     say("# 4. deploy with mpremote")
-    prep = build / "prepare.py"
-    if not args.dry_run:
-        prep.write_text(PREPARE)
-    runner.run(mpremote(args.port, "run", prep))
-    runner.run(mpremote(args.port, "fs", "cp", *mpys, ":lib/gasguard/"), timeout=300)
+    runner.run(remote("run", flashing.script(runner, scripts, "prepare.py", PREPARE)))
+    flashing.copy_with_progress(runner, remote("fs", "cp", *mpys, ":lib/gasguard/"), mpys, say)
     if files:
-        runner.run(mpremote(args.port, "fs", "cp", *files, ":"))
-    tmp = None
+        flashing.copy_with_progress(runner, remote("fs", "cp", *files, ":"), files, say)
     if args.config:
-        runner.run(mpremote(args.port, "fs", "cp", args.config, ":config.json"))
+        runner.run(remote("fs", "cp", args.config, ":config.json"))
     if args.install_factory_key:
         tmp = tempfile.NamedTemporaryFile(delete=False, suffix=".key")
         tmp.write(bytes.fromhex(args.install_factory_key))
         tmp.close()
         try:
-            runner.run(mpremote(args.port, "fs", "cp", tmp.name, ":data/factory.key"))
+            runner.run(remote("fs", "cp", tmp.name, ":data/factory.key"))
         finally:
             os.unlink(tmp.name)
-    say("# 5. check")
-    out = runner.run(mpremote(args.port, "exec", "import gasguard; print('gasguard', gasguard.VERSION)"))
-    if not args.dry_run and ("gasguard %s" % VERSION) not in out:
-        raise ToolError("the board does not report gasguard %s after the deploy: %r" % (VERSION, out[-200:]))
+    say("# 5. check the files on the board")
+    flashing.check_files(runner, remote, scripts, "lib/gasguard", mpys)
+    result = {"deployed": VERSION, "port": args.port, "board": args.board, "chip": args.chip,
+              "files": len(mpys) + len(files),
+              "bytes": 0 if args.dry_run else sum(Path(f).stat().st_size for f in mpys + files)}
     if args.stay_in_maintenance:
+        found = flashing.version_on_flash(runner, remote, scripts)
+        if not args.dry_run and found != VERSION:
+            raise ToolError("the files on the board hold gasguard %s, expected %s" % (found, VERSION))
         say("board left in maintenance mode (REPL); `mpremote connect %s resume reset` starts the app"
             % args.port)
-        return 0
-    say("# 6. leave maintenance mode")
+        return _done(args, result)
+    say("# 6. leave maintenance mode: reset, the app boots from the files on the flash")
     if args.board == "sim":
         # Ctrl-B (friendly REPL) then Ctrl-D: a soft reset. On an ESP32 that re-runs main.py;
         # the unix port exits and the virtual board boots its application again.
@@ -277,15 +343,29 @@ def run(args):
                 ser.write(b"\x04")
                 ser.flush()
     else:
-        runner.run(mpremote(args.port, "reset"), check=False)
+        runner.run(remote("reset"), check=False)
     if args.dry_run:
-        say("# serial: HELLO until the application answers with fw %s" % VERSION)
+        say("# serial: HELLO until the application answers with fw %s; STATUS? (free heap)" % VERSION)
         return 0
-    from .serialdev import ServiceClient
+    from .serialdev import NoAnswer, ServiceClient
 
     with ServiceClient.open(args.port, timeout=2.0) as dev:
-        info = dev.wait_for_boot(timeout=30)
-    if info.get("fw") != VERSION:
-        raise ToolError("the application came back with fw %s, expected %s" % (info.get("fw"), VERSION))
+        try:
+            info = dev.wait_for_boot(timeout=30)
+        except NoAnswer:
+            raise ToolError("the application did not come back after the reset (files of gasguard "
+                            "%s are on the board; see its console)" % VERSION)
+        if info.get("fw") != VERSION:
+            raise ToolError("the application came back with fw %s, expected %s"
+                            % (info.get("fw"), VERSION))
+        free = dev.cmd("STATUS?").get("free_heap")
+    result["free_heap"] = free
     say("deployed gasguard %s to %s (%s); application running" % (VERSION, args.port, args.board))
+    say(i18n.t("free_heap_after", lang, free="?" if free is None else free))
+    return _done(args, result)
+
+
+def _done(args, result):
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
     return 0
