@@ -29,7 +29,7 @@ import json
 import sys
 
 from replay_format import fmt_event
-from simboard import MemStore, SimAnalogIn, SimClock, SimPin
+from simboard import MemStore, SimAnalogIn, SimClock, SimPin, Xorshift32
 from gasguard import calibration, sensors
 from gasguard.detector import Detector
 from gasguard.validate import ConfigError
@@ -37,27 +37,13 @@ from gasguard.validate import ConfigError
 FULL_SCALE_UV = 3100000
 
 
-class Rng:
-    """xorshift32: the same sequence on every interpreter (ints only, < 2**32)."""
+class Rng(Xorshift32):
+    """xorshift32 seeded from the header's seed: the same sequence on every interpreter,
+    and no heap int per read on the ESP32's object model."""
 
     def __init__(self, seed):
         s = (seed * 2654435761 + 0x9E3779B9) & 0xFFFFFFFF
-        self.s = s or 0x12345678
-
-    def next(self):
-        x = self.s
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self.s = x
-        return x
-
-    def tri(self, amp):
-        """Triangular noise in [-amp, amp] (sum of two uniforms)."""
-        if amp <= 0:
-            return 0
-        m = 2 * amp + 1
-        return ((self.next() % m) + (self.next() % m) - 2 * amp) // 2
+        Xorshift32.__init__(self, s or 0x12345678)
 
 
 class SimValveSink:
@@ -149,7 +135,13 @@ class GasSource:
         # secant over the noise range (the MOS curve is far from linear near clean air)
         lo = c - amp if c > amp else 0
         hi = c + (amp if amp > 0 else 1)
-        self.slope_q16 = ((t.uv(hi) - t.uv(lo)) * 65536) // (hi - lo)
+        s = ((t.uv(hi) - t.uv(lo)) * 65536) // (hi - lo)  # µV per ppm x 10, Q16
+        # in three parts, so a read multiplies only small ints (a product beyond 2**30
+        # is a heap int on the ESP32's object model): s = hi16 << 16 | mid8 << 8 | lo8
+        self.slope_q16 = s
+        self._s_hi = s >> 16
+        self._s_mid = (s >> 8) & 255
+        self._s_lo = s & 255
 
     def __call__(self):
         cond = self.env.cond[self.gas]
@@ -166,11 +158,14 @@ class GasSource:
         c = self._lag(c)
         if c != self.c:
             self._prepare(c)
-        x = self.rng.next()
-        # triangular noise in [-1024, 1024] from the two 16-bit halves
-        tri = ((x & 0xFFFF) + (x >> 16) - 65535) >> 6
+        rng = self.rng
+        rng.step()
+        # triangular noise in [-1024, 1024] from the state's two 16-bit halves
+        tri = (rng.lo + rng.hi - 65535) >> 6
         n = (self.amp * tri) // 1024  # concentration noise, ppm x 10
-        v = self.base + ((n * self.slope_q16) >> 16) + ((x >> 7) & 255) - 128
+        # (n * slope_q16) >> 16, exactly, with every intermediate inside 31 bits
+        nv = n * self._s_hi + ((n * self._s_mid + ((n * self._s_lo) >> 8)) >> 8)
+        v = self.base + nv + ((rng.lo >> 7) & 255) - 128
         self.last = v
         return v
 
@@ -179,9 +174,15 @@ class SupplySource:
     def __init__(self, env, divider_q10):
         self.env = env
         self.div = divider_q10
+        self._mv = None
+        self._uv = 0
 
     def __call__(self):
-        return (self.env.supply_mv * 1000 * 1024) // self.div
+        mv = self.env.supply_mv
+        if mv != self._mv:  # mv * 1024000 is a heap int on the ESP32: once per change
+            self._mv = mv
+            self._uv = (mv * 1000 * 1024) // self.div
+        return self._uv
 
 
 class Board:

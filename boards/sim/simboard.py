@@ -4,6 +4,10 @@ Runs on MicroPython and CPython alike. Each fake follows the MicroPython signatu
 replaces and raises on misuse (wrong argument types, reading an output as an input,
 using a peripheral after deinit), so code that works here is code that calls the real
 API correctly. Time never passes by itself: tests and the simulator advance SimClock.
+
+Nothing here allocates per call in steady state on the ESP32's object model (31-bit small
+ints, docs/runtime.md), and nothing keeps an unbounded history, so a simulated device's
+heap figures are the firmware's own and any scenario length runs.
 """
 
 from gasguard import ticks
@@ -32,15 +36,17 @@ class SimClock:
         return self._ticks
 
     def ticks_diff(self, new, old):
-        return ticks.diff(new, old, self.PERIOD)
+        return ticks.diff(new, old)
 
     def ticks_add(self, t, delta):
-        return ticks.add(t, delta, self.PERIOD)
+        return ticks.add(t, delta)
 
     def advance(self, ms):
         if not isinstance(ms, int) or ms < 0:
             raise MisuseError("advance() takes a non-negative int of milliseconds")
-        self._ticks = ticks.add(self._ticks, ms, self.PERIOD)
+        self._ticks = ticks.add(self._ticks, ms)
+        # a small int for 2**30 ms (12.4 days); beyond, a heap int per advance (garbage,
+        # not growth): the harness's counter, never the firmware's clock
         self.elapsed_ms += ms
 
 
@@ -57,9 +63,7 @@ class SimAnalogIn:
         self.full_scale_uv = full_scale_uv
         self.reads = 0
 
-    def read_uv(self, *args):
-        if args:
-            raise MisuseError("ADC.read_uv() takes no arguments")
+    def read_uv(self):
         src = self.source
         v = src() if callable(src) else src
         if not isinstance(v, int):
@@ -72,11 +76,19 @@ class SimAnalogIn:
         return v
 
 
+_UNSET = object()
+
+
 class SimPin:
-    """machine.Pin in IN or OUT mode; value() with no argument reads, value(x) writes."""
+    """machine.Pin in IN or OUT mode; value() with no argument reads, value(x) writes.
+
+    An output with a clock attached records its last HISTORY level changes (a ring, so a
+    long run keeps a fixed size): `history` gives them as (elapsed_ms, level) pairs,
+    oldest first, and `changes` counts every change since power-on."""
 
     IN = 1
     OUT = 3
+    HISTORY = 32
 
     def __init__(self, name, mode, value=0):
         if mode not in (SimPin.IN, SimPin.OUT):
@@ -84,19 +96,28 @@ class SimPin:
         self.name = name
         self.mode = mode
         self._level = 1 if value else 0
-        self.history = []  # (elapsed_ms, level) for outputs, filled when a clock is attached
         self.clock = None
+        self.changes = 0
+        self._t = [0] * SimPin.HISTORY if mode == SimPin.OUT else None
+        self._lv = bytearray(SimPin.HISTORY) if mode == SimPin.OUT else None
 
-    def value(self, *args):
-        if not args:
+    @property
+    def history(self):
+        n = self.HISTORY
+        first = self.changes - n if self.changes > n else 0
+        return [(self._t[i % n], self._lv[i % n]) for i in range(first, self.changes)]
+
+    def value(self, v=_UNSET):
+        if v is _UNSET:
             return self._level
-        if len(args) > 1:
-            raise MisuseError("Pin.value() takes at most one argument")
         if self.mode != SimPin.OUT:
             raise MisuseError("pin %s is an input: it cannot be driven" % self.name)
-        level = 1 if args[0] else 0
+        level = 1 if v else 0
         if level != self._level and self.clock is not None:
-            self.history.append((self.clock.elapsed_ms, level))
+            i = self.changes % self.HISTORY
+            self._t[i] = self.clock.elapsed_ms
+            self._lv[i] = level
+            self.changes += 1
         self._level = level
         return None
 
@@ -106,14 +127,53 @@ class SimPin:
     def off(self):
         self.value(0)
 
-    def __call__(self, *args):
-        return self.value(*args)
+    def __call__(self, v=_UNSET):
+        return self.value(v)
 
     def set_input(self, level):
         """Harness side: what the outside world puts on an input pin."""
         if self.mode != SimPin.IN:
             raise MisuseError("pin %s is an output" % self.name)
         self._level = 1 if level else 0
+
+
+class Xorshift32:
+    """xorshift32 (13, 17, 5): the same sequence on every interpreter, computed on two 16-bit
+    halves so no int leaves the 31-bit small-int range (a 32-bit int allocates on the
+    ESP32's object model). After step(), hi and lo are the state's halves; next() gives
+    the whole 32-bit value (a heap int there: for setup, not per read)."""
+
+    def __init__(self, state):
+        state &= 0xFFFFFFFF
+        self.hi = state >> 16
+        self.lo = state & 0xFFFF
+
+    def step(self):
+        hi = self.hi
+        lo = self.lo
+        # x ^= x << 13
+        hi ^= ((hi << 13) | (lo >> 3)) & 0xFFFF
+        lo ^= (lo << 13) & 0xFFFF
+        # x ^= x >> 17
+        lo ^= hi >> 1
+        # x ^= x << 5
+        hi ^= ((hi << 5) | (lo >> 11)) & 0xFFFF
+        lo ^= (lo << 5) & 0xFFFF
+        self.hi = hi
+        self.lo = lo
+
+    def next(self):
+        self.step()
+        return (self.hi << 16) | self.lo
+
+    def below(self, n):
+        """next() % n without a 32-bit int, for n <= 2**22 (0 without a step for n <= 0)."""
+        if n <= 0:
+            return 0
+        self.step()
+        r = self.hi % n
+        r = ((r << 8) | (self.lo >> 8)) % n
+        return ((r << 8) | (self.lo & 0xFF)) % n
 
 
 class SimWatchdog:

@@ -13,28 +13,17 @@ foreign or forged frames on the air. Strict like simboard: a MAC that is not 6 b
 str instead of bytes, or a frame above the 250-byte ESP-NOW limit raises MisuseError.
 """
 
-from simboard import MisuseError
+from simboard import MisuseError, Xorshift32
 
 BROADCAST = b"\xff\xff\xff\xff\xff\xff"
 MAX_LEN = 250
 
 
-class Rng:
-    """xorshift32: the same sequence on every interpreter."""
+class Rng(Xorshift32):
+    """xorshift32 seeded from the air's seed: the same sequence on every interpreter."""
 
     def __init__(self, seed):
-        self.s = (seed * 2654435761 + 1) & 0xFFFFFFFF or 1
-
-    def next(self):
-        x = self.s
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self.s = x
-        return x
-
-    def below(self, n):
-        return self.next() % n if n > 0 else 0
+        Xorshift32.__init__(self, (seed * 2654435761 + 1) & 0xFFFFFFFF or 1)
 
     def pct(self, p):
         """True with probability p percent (p may be a float on the host)."""

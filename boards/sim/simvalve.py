@@ -15,6 +15,21 @@ MicroPython-compatible, no floats on the step path.
 from simboard import SimAnalogIn, SimPin
 
 
+class _Cached:
+    """f(x), computed again only when x changes."""
+
+    def __init__(self, f):
+        self.f = f
+        self.x = None
+        self.y = None
+
+    def __call__(self, x):
+        if x != self.x:
+            self.x = x
+            self.y = self.f(x)
+        return self.y
+
+
 class SimValveBoard:
     def __init__(self, clock, radio=None, cfg=None, travel_ms=800, pressure_pa=2000, flow_m3h_x1000=500,
                  mech_over_pa=8000, mech_under_pa=800, mech_flow_m3h_x1000=4500, supply_mv=3600,
@@ -37,11 +52,21 @@ class SimValveBoard:
         self.switch = SimPin("valve_switch", SimPin.IN, 1 - switch_closed_level)
         self.trip = SimPin("trip_coil", SimPin.OUT)
         self.trip.clock = clock
-        self.pressure = SimAnalogIn(lambda: pa_to_uv(self.vcfg, self.pressure_pa)) if with_pressure else None
-        self.flow = SimAnalogIn(lambda: flow_to_uv(self.vcfg, self._flow_now())) if with_flow else None
+        # the transducers' inverse models use floats (a heap object each on the ESP32):
+        # evaluated once per change of the quantity, not per read
+        self._pa_to_uv = _Cached(lambda pa: pa_to_uv(self.vcfg, pa))
+        self._flow_to_uv = _Cached(lambda f: flow_to_uv(self.vcfg, f))
+        self.pressure = SimAnalogIn(self._pressure_uv) if with_pressure else None
+        self.flow = SimAnalogIn(self._flow_uv) if with_flow else None
         self.supply = SimAnalogIn(supply_mv * 1000 * 1000 // int(self.vcfg["supply_divider"] * 1000))
         self.trips_seen = 0
         self.openings = 0
+
+    def _pressure_uv(self):
+        return self._pa_to_uv(self.pressure_pa)
+
+    def _flow_uv(self):
+        return self._flow_to_uv(self._flow_now())
 
     def _flow_now(self):
         return self.flow_m3h_x1000 if self.is_open else 0

@@ -39,7 +39,7 @@ from gasguard import VERSION
 from gasguard.app import DetectorApp, boot_mode
 from gasguard.sensors import from_config
 from gasguard.store import FileStore
-from simboard import SimAnalogIn, SimClock, SimPin
+from simboard import SimAnalogIn, SimClock, SimPin, Xorshift32
 
 EXIT_REBOOT = 75
 EXIT_MAINTENANCE = 76
@@ -93,40 +93,63 @@ class StdioConsole:
 
 
 class GasSource:
-    """The concentration at one sensor, following its target with a first-order lag."""
+    """The concentration at one sensor, following its target with a first-order lag.
+
+    Integer arithmetic in 0.01 ppm (`target` and `ppm` read and take ppm), the inverse
+    model evaluated only when the reading changes: a read allocates nothing on the ESP32's
+    object model (a float is a heap object there, and so is an int beyond 2**30)."""
 
     def __init__(self, gas, clock, tau_s):
         self.model = from_config(SENSOR_TRUTH[gas])
         self.clock = clock
-        self.tau_ms = tau_s * 1000
-        self.target = 0.0
-        self.ppm = 0.0
+        self.tau_ms = int(tau_s * 1000)
+        self._target = 0  # 0.01 ppm
+        self._c = 0  # 0.01 ppm, what the element sees now
         self.fault = None  # None, "open", "short"
         self._t = clock.elapsed_ms
-        self._seed = 12345 + len(gas)
+        self._rng = Xorshift32(12345 + len(gas))
+        self._x10 = -1  # the ppm x 10 the cached µV is for
+        self._uv = 0
 
-    def _noise(self):
-        # small deterministic jitter (±150 µV) so stability detection has something to do
-        self._seed = (self._seed * 1103515245 + 12345) & 0x7FFFFFFF
-        return (self._seed >> 8) % 301 - 150
+    @property
+    def target(self):
+        return self._target / 100
+
+    @target.setter
+    def target(self, ppm):
+        self._target = int(ppm * 100 + 0.5)
+
+    @property
+    def ppm(self):
+        return self._c / 100
+
+    def _lag(self, dt):
+        d = self._target - self._c
+        tau = self.tau_ms
+        if tau <= dt or -5 < d < 5:  # within 0.05 ppm: there
+            self._c = self._target
+            return
+        a = -d if d < 0 else d
+        step = (a // tau) * dt + (a % tau) * dt // tau  # a * dt // tau, inside 31 bits
+        self._c += -step if d < 0 else step
 
     def __call__(self):
         now = self.clock.elapsed_ms
         dt = now - self._t
         self._t = now
-        if dt > 0:
-            if self.tau_ms <= 0:
-                self.ppm = self.target
-            else:
-                k = dt / self.tau_ms
-                self.ppm += (self.target - self.ppm) * (k if k < 1 else 1.0)
-                if abs(self.ppm - self.target) < 0.05:
-                    self.ppm = self.target
+        if dt > 0 and self._c != self._target:
+            self._lag(dt)
         if self.fault == "open":
             return 0
         if self.fault == "short":
             return 3100000
-        return self.model.uv(int(self.ppm * 10 + 0.5)) + self._noise()
+        x10 = (self._c + 5) // 10
+        if x10 != self._x10:
+            self._x10 = x10
+            self._uv = self.model.uv(x10)
+        # small deterministic jitter (+-150 µV) so stability detection has something to do
+        self._rng.step()
+        return self._uv + self._rng.lo % 301 - 150
 
 
 class VirtualBoard:
@@ -213,12 +236,12 @@ class Sim:
             return {
                 "elapsed_ms": self.clock.elapsed_ms,
                 "speed": self.speed,
-                "gas": dict((g, {"target": s.target, "ppm": int(s.ppm * 10 + 0.5) / 10.0,
+                "gas": dict((g, {"target": s.target, "ppm": (s._c + 5) // 10 / 10.0,
                                  "fault": s.fault}) for g, s in b.gas.items()),
                 "outputs": dict((n, getattr(b, n).value()) for n in
                                 ("led_green", "led_yellow", "led_red", "buzzer", "relay",
                                  "valve_out")),
-                "valve_pulses": len(b.valve_out.history) // 2,
+                "valve_pulses": b.valve_out.changes // 2,
                 "button": b.button.value(),
             }
         raise ServiceError(E_ARG, "unknown SIM command (GAS, BUTTON, FAULT, SPEED, ADVANCE, STATE?)")

@@ -14,13 +14,24 @@ except ImportError:
 
 
 ESP32_TICKS_PERIOD = const(1 << 30)
+# The arithmetic never forms an int outside the ESP32's 31-bit small-int range (such an
+# int is a heap object there: 1 << 30 itself is one), so it allocates nothing.
+_MASK = const((1 << 30) - 1)
+_HALF = const(1 << 29)
 
 
-def diff(new, old, period=ESP32_TICKS_PERIOD):
-    """Signed difference new - old, correct across one wrap (like time.ticks_diff)."""
-    half = period >> 1
-    return ((new - old + half) & (period - 1)) - half
+def diff(new, old):
+    """Signed difference new - old of two ticks in 0..2**30-1, correct across one wrap
+    (like time.ticks_diff)."""
+    d = (new - old) & _MASK
+    if d >= _HALF:
+        d = d - _HALF - _HALF
+    return d
 
 
-def add(t, delta, period=ESP32_TICKS_PERIOD):
-    return (t + delta) & (period - 1)
+def add(t, delta):
+    """t + delta modulo 2**30 (like time.ticks_add); t in 0..2**30-1."""
+    delta &= _MASK
+    if t > _MASK - delta:
+        return t - (_MASK - delta) - 1
+    return t + delta

@@ -40,3 +40,22 @@ def _rmtree(path):
         except OSError:
             _rmtree(p)
     os.rmdir(path)
+
+
+def allocated(fn, *args):
+    """Heap bytes fn(*args) allocates (GC off meanwhile; 0 where gc.mem_alloc is missing,
+    i.e. on CPython). Loop with `while` inside fn: a `for ... in range()` allocates its
+    iterator."""
+    import gc
+
+    if not hasattr(gc, "mem_alloc"):
+        fn(*args)
+        return 0
+    gc.collect()
+    gc.disable()
+    try:
+        before = gc.mem_alloc()
+        fn(*args)
+        return gc.mem_alloc() - before
+    finally:
+        gc.enable()

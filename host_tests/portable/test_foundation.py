@@ -1,11 +1,12 @@
 """Foundation pieces on both interpreters: HMAC, ticks, records, the store, the sim board."""
 
-from ptest import raises, tmpdir
+from ptest import allocated, raises, tmpdir
 
 from gasguard import hmac256, record, ticks
 from gasguard.store import FileStore
 from gasguard.validate import ConfigError, need_int, need_num, need_choice, reject_unknown
-from simboard import MemStore, MisuseError, PowerCutStore, SimAnalogIn, SimClock, SimConsole, SimPin
+from simboard import (MemStore, MisuseError, PowerCutStore, SimAnalogIn, SimClock, SimConsole,
+                      SimPin, Xorshift32)
 
 
 def test_hmac_rfc4231_case_1():
@@ -33,6 +34,71 @@ def test_ticks_diff_across_wrap():
     assert ticks.diff(p - 5, 5) == -10
     assert ticks.add(p - 1, 2) == 1
     assert ticks.diff(ticks.add(123, 1000), 123) == 1000
+
+
+def test_ticks_arithmetic_matches_the_modulo_definition_at_the_edges():
+    # every pair of edge values: the wrap, the half period, zero, both signs of delta
+    half = 1 << 29
+    top = (1 << 30) - 1
+    vals = (0, 1, 2, half - 1, half, half + 1, top - 1, top)
+    for a in vals:
+        for b in vals:
+            want = (a - b) % (top + 1)
+            if want >= half:
+                want -= top + 1
+            assert ticks.diff(a, b) == want, (a, b)
+            assert ticks.add(a, b) == (a + b) % (top + 1), (a, b)
+            assert ticks.add(a, -b) == (a - b) % (top + 1), (a, -b)
+
+
+def test_ticks_and_sim_clock_allocate_nothing_across_the_wrap():
+    # on the ESP32 an int beyond +-2**30 is a heap object: 1 << 30 itself is one
+    c = SimClock()
+    top = (1 << 30) - 1
+    t = c.ticks_ms()
+
+    def turns():
+        i = 0
+        while i < 1000:
+            c.advance(1000)  # crosses the wrap 600 s in
+            c.ticks_diff(c.ticks_ms(), t)
+            c.ticks_add(top, 5)
+            ticks.diff(3, top)
+            i += 1
+
+    assert allocated(turns) == 0
+
+
+def test_xorshift32_is_the_32_bit_reference_sequence():
+    def reference(x, n):
+        out = []
+        for _ in range(n):
+            x ^= (x << 13) & 0xFFFFFFFF
+            x ^= x >> 17
+            x ^= (x << 5) & 0xFFFFFFFF
+            out.append(x)
+        return out
+
+    for seed in (1, 0x9E3779B9, 0xFFFFFFFF, 0x80000000, 2463534242):
+        r = Xorshift32(seed)
+        want = reference(seed, 200)
+        assert [r.next() for _ in range(200)] == want, seed
+        r = Xorshift32(seed)
+        got = [r.below(n) for n in (7, 1000, 4001, 1000000, 1 << 22)]
+        assert got == [w % n for w, n in zip(want, (7, 1000, 4001, 1000000, 1 << 22))], seed
+
+
+def test_xorshift32_step_allocates_nothing():
+    r = Xorshift32(0x12345678)
+
+    def reads():
+        i = 0
+        while i < 1000:
+            r.step()
+            r.below(1000000)
+            i += 1
+
+    assert allocated(reads) == 0
 
 
 def test_sim_clock_wraps_like_esp32():
@@ -114,12 +180,36 @@ def test_sim_pins_are_strict():
     raises(MisuseError, out.set_input, 1)
 
 
+def test_sim_pin_history_is_a_bounded_ring():
+    c = SimClock()
+    out = SimPin("buzzer", SimPin.OUT)
+    out.clock = c
+    for i in range(1000):
+        c.advance(10)
+        out.value((i & 1) == 0)
+    assert out.changes == 1000
+    h = out.history
+    assert len(h) == SimPin.HISTORY
+    assert h[-1] == (10000, 0) and h[0] == (10000 - 10 * (SimPin.HISTORY - 1), 1)
+
+    def turns():
+        i = 0
+        while i < 1000:
+            c.advance(10)
+            out.value(i & 1)
+            out.value()
+            out(0)
+            i += 1
+
+    assert allocated(turns) == 0
+
+
 def test_sim_adc_clips_and_rejects_arguments():
     a = SimAnalogIn(5000000, full_scale_uv=3100000)
     assert a.read_uv() == 3100000
     a.source = -5
     assert a.read_uv() == 0
-    raises(MisuseError, a.read_uv, 1)
+    raises(TypeError, a.read_uv, 1)  # as machine.ADC
 
 
 def test_sim_console_is_bytes_only():

@@ -228,11 +228,13 @@ def test_steady_state_sample_allocates_nothing():
         return
     import gc
 
-    state = [1]
+    from simboard import Xorshift32
+
+    rng = Xorshift32(1)  # an LCG's 31-bit product would allocate on the ESP32 by itself
 
     def noisy():
-        state[0] = (state[0] * 1103515245 + 12345) & 0x3FFFFFFF
-        return 1400000 + (state[0] >> 16) % 3000
+        rng.step()
+        return 1400000 + rng.lo % 3000
 
     for build in (_ch4, _co):
         ch, adc, clock, m = build({"filters": [{"delta": 200000}, {"median": 5}, {"ema": 64}]},
