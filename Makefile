@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 # exact versions for CI and make (pyproject.toml has ranges); docs/dependencies.md
 PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: all venv test sim bench flash package broker docdeps postgres wheel clean
+.PHONY: all venv test sim bench flash package broker docdeps postgres wheel clean esp32-micropython
 
 all: test
 
@@ -55,14 +55,46 @@ postgres:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else echo "note: postgresql missing; the notify PostgreSQL tests will be skipped"; fi
 
+# The ESP32-like interpreter (32-bit MicroPython v1.28.0 unix port with the ESP32's object
+# model; docs/runtime.md): a shared copy next to the checkout, else the one built by
+# `make esp32-micropython MPY_SRC=...`. Without one its test runs skip with a message,
+# except under CI (CI set, or GASGUARD_REQUIRE_ESP32_MPY=1), where that is a failure.
+ESP32_MPY_BUILT := build/esp32-micropython/micropython
+ESP32_MICROPYTHON ?= $(firstword $(wildcard ../shared/esp32-micropython/micropython $(ESP32_MPY_BUILT)))
+
 test: $(STAMP) broker docdeps postgres
-	$(PY) -m pytest -q
+	$(if $(ESP32_MICROPYTHON),GASGUARD_ESP32_MICROPYTHON=$(abspath $(ESP32_MICROPYTHON))) $(PY) -m pytest -q
+
+# Build the ESP32-like interpreter from a MicroPython v1.28.0 source tree (submodules not
+# needed): the unix port as a static i386 binary with single-precision floats, no FFI,
+# btree or ssl, nothing frozen. Needs gcc with 32-bit support (Debian: gcc-multilib,
+# installed here when missing and run as root). The check at the end proves the object
+# model: 31-bit small ints (sys.maxsize) and single floats (16777217.0 == 16777216.0).
+ESP32_MPY_BUILD := build-gasguard-esp32
+esp32-micropython:
+	@test -n "$(MPY_SRC)" || { echo "usage: make esp32-micropython MPY_SRC=<MicroPython v1.28.0 source tree>"; exit 2; }
+	@grep -Eq '^#define MICROPY_VERSION_MINOR \(?28\)?$$' $(MPY_SRC)/py/mpconfig.h \
+		&& grep -Eq '^#define MICROPY_VERSION_MICRO \(?0\)?$$' $(MPY_SRC)/py/mpconfig.h \
+		|| { echo "$(MPY_SRC) is not MicroPython v1.28.0"; exit 2; }
+	@if ! echo 'int main(void){return 0;}' | gcc -m32 -x c -o /dev/null - 2>/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing gcc-multilib (apt-get)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc-multilib >/dev/null; \
+		else echo "gcc cannot build 32-bit programs: install gcc-multilib"; exit 2; fi; fi
+	$(MAKE) -C $(MPY_SRC)/mpy-cross -j2
+	$(MAKE) -C $(MPY_SRC)/ports/unix -j2 VARIANT=standard BUILD=$(ESP32_MPY_BUILD) \
+		MICROPY_FORCE_32BIT=1 MICROPY_PY_FFI=0 MICROPY_PY_BTREE=0 \
+		MICROPY_PY_SSL=0 MICROPY_SSL_MBEDTLS=0 FROZEN_MANIFEST= \
+		CFLAGS_EXTRA="-DMICROPY_FLOAT_IMPL=MICROPY_FLOAT_IMPL_FLOAT" LDFLAGS_EXTRA="-static"
+	@mkdir -p $(dir $(ESP32_MPY_BUILT))
+	cp $(MPY_SRC)/ports/unix/$(ESP32_MPY_BUILD)/micropython $(ESP32_MPY_BUILT)
+	$(ESP32_MPY_BUILT) -c "import sys; assert sys.maxsize == 2**31 - 1; assert 16777217.0 == 16777216.0; print('ESP32-like MicroPython ok:', sys.implementation)"
 
 sim: $(STAMP)
 	$(GASGUARD) sim $(SIM_ARGS)
 
 bench: $(STAMP)
-	$(PY) -m gasguard_tools.bench
+	$(PY) -m gasguard_tools.bench $(BENCH_ARGS)
 
 flash: $(STAMP)
 	$(GASGUARD) flash --port $(PORT) --board $(BOARD) $(FLASH_ARGS)

@@ -1,18 +1,19 @@
 """Helpers for the replay-based alarm tests: run boards/sim/replay_detector.py on either
-interpreter with a header and rows, parse the JSON events."""
+interpreter with a header and rows, parse the JSON events. "esp32" is the ESP32-like
+interpreter (from .mpy at the ESP32's 112 KB heap; skips where there is none)."""
 
 import json
 
-from conftest import ROOT, run_cpython, run_micropython
+from conftest import ROOT, run_cpython, run_esp32, run_micropython
 
 RUNNER = ROOT / "boards" / "sim" / "replay_detector.py"
-RUNTIMES = ("cpython", "micropython")
+RUNTIMES = ("cpython", "micropython", "esp32")
 
 
 def replay_bytes(runtime, header, rows, end_ms):
     lines = [json.dumps(header)] + [json.dumps(r) for r in rows] + [json.dumps({"end_ms": end_ms})]
     stdin = ("\n".join(lines) + "\n").encode()
-    run = run_cpython if runtime == "cpython" else run_micropython
+    run = {"cpython": run_cpython, "micropython": run_micropython, "esp32": run_esp32}[runtime]
     r = run([RUNNER], stdin=stdin, timeout=300)
     assert r.returncode == 0, (r.stdout + r.stderr).decode()[-2000:]
     return r.stdout

@@ -10,6 +10,7 @@ import board_main
 from board_main import last_json
 from conftest import ROOT
 
+interp = board_main.interp_fixture(not_fitting="all")
 MAIN = ROOT / "boards" / "esp32-detector" / "main.py"
 
 

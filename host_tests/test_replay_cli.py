@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ESP32_HEAP, ROOT, esp32_exe, need_esp32
 from gasguard_tools import cmd_replay
 from gasguard_tools.runtime import ToolError
 
@@ -76,11 +76,20 @@ def test_kitchen_scenario_events_in_time_order(runtime):
     assert ev[-1]["event"] == "end" and ev[-1]["t"] == 2700
 
 
+def esp32_args():
+    """`gasguard replay` options for the ESP32-like interpreter at the ESP32's heap."""
+    return ("--micropython", need_esp32(), "--heap", ESP32_HEAP)
+
+
 def test_both_runtimes_print_the_same_bytes():
     a = gasguard(SCEN / "sensor_faults.csv", "--runtime", "cpython", "--seed", "9")
     b = gasguard(SCEN / "sensor_faults.csv", "--runtime", "micropython", "--seed", "9")
     assert a.returncode == 0 and b.returncode == 0
     assert a.stdout == b.stdout
+    if esp32_exe() is not None:
+        c = gasguard(SCEN / "sensor_faults.csv", "--seed", "9", *esp32_args())
+        assert c.returncode == 0, c.stderr
+        assert c.stdout == a.stdout
     codes = {(e["code"], e["state"]) for e in events(a.stdout) if e["event"] == "fault"}
     assert {("sensor_open", "on"), ("sensor_short", "on"), ("supply_low", "on"),
             ("sensor_stuck", "on")} <= codes
@@ -107,6 +116,37 @@ def test_four_hour_scenario_replays_in_seconds(tmp_path):
     ev = events(r.stdout)
     assert ev[-1]["event"] == "end" and ev[-1]["t"] == 14400
     assert not [e for e in ev if e["event"] == "alarm"]
+
+
+# The standards scenarios: CH4 timing, the CO windows of every profile, sensor faults.
+STANDARDS = [("ch4_ramp.csv", "cn"), ("kitchen_leak.csv", "en")] + [
+    ("co_150ppm.csv", p) for p in ("cn", "en", "ul")] + [("sensor_faults.csv", "ul")]
+
+
+@pytest.mark.parametrize("scenario,profile", STANDARDS)
+def test_standards_scenarios_replay_identically_on_the_esp32_like_interpreter(scenario, profile):
+    """32-bit ints, single floats and the 112 KB heap change nothing the standards care about:
+    the same events at the same times, byte for byte, as on CPython and the pip MicroPython."""
+    args = (SCEN / scenario, "--profile", profile, "--seed", "5")
+    c = gasguard(*args, *esp32_args())
+    a = gasguard(*args, "--runtime", "cpython")
+    b = gasguard(*args, "--runtime", "micropython")
+    assert a.returncode == 0 and b.returncode == 0 and c.returncode == 0, a.stderr + c.stderr
+    assert c.stdout == a.stdout == b.stdout
+    assert events(c.stdout)[-1]["event"] == "end"
+
+
+def test_four_hours_of_70_ppm_co_run_to_the_end_on_the_esp32_like_interpreter(tmp_path):
+    """Long runs used to exhaust the ESP32's heap (the simulated pins' unbounded histories)."""
+    p = tmp_path / "co70.csv"
+    p.write_text("t_s,co_ppm\n0,0\n60,70\n14400,70\n")
+    c = gasguard(p, "--profile", "en", *esp32_args())
+    assert c.returncode == 0, c.stderr
+    a = gasguard(p, "--profile", "en", "--runtime", "cpython")
+    assert c.stdout == a.stdout
+    ev = events(c.stdout)
+    assert ev[-1]["event"] == "end" and ev[-1]["t"] == 14400
+    assert [e for e in ev if e["event"] == "alarm" and e["gas"] == "co"]  # EN 50291: 70 ppm alarms
 
 
 def test_parse_scenario_carries_empty_cells_and_scales_to_milli():

@@ -1,4 +1,5 @@
-"""`gasguard replay --device valve` end to end, on both interpreters."""
+"""`gasguard replay --device valve` end to end, on CPython, the pip MicroPython and the
+ESP32-like one (at the ESP32's heap, from .mpy)."""
 
 import json
 import subprocess
@@ -6,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ESP32_HEAP, ROOT, need_esp32
 
 SCENARIO = ROOT / "docs" / "scenarios" / "valve_trips.csv"
 
@@ -20,6 +21,12 @@ def _replay(*args):
 @pytest.fixture(scope="module")
 def outputs():
     return {rt: _replay(SCENARIO, "--device", "valve", "--runtime", rt) for rt in ("cpython", "micropython")}
+
+
+def test_every_cause_is_classified_identically_on_the_esp32_like_interpreter(outputs):
+    r = _replay(SCENARIO, "--device", "valve", "--micropython", need_esp32(), "--heap", ESP32_HEAP)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == outputs["cpython"].stdout
 
 
 def test_every_cause_is_classified_identically_on_both_interpreters(outputs):

@@ -81,7 +81,17 @@ def area_benchmarks():
     return "\n".join(out)
 
 
-def main():
+def main(argv=None):
+    import argparse
+
+    from .runtime import ENV_MICROPYTHON, add_micropython_argument
+
+    ap = argparse.ArgumentParser(prog="python -m gasguard_tools.bench", description=__doc__)
+    add_micropython_argument(ap)
+    args = ap.parse_args(argv)
+    if args.micropython:
+        # every benchmark piece (and each subprocess it starts) takes it from the environment
+        os.environ[ENV_MICROPYTHON] = micropython_exe(args.micropython)
     micropython_exe()
     doc = [
         "# gasguard benchmarks",

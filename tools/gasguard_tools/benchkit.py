@@ -1,5 +1,8 @@
 """What the area benchmarks share: run a measuring script on an interpreter, print a table.
 
+The MicroPython is the one the runtime rule chooses (`python -m gasguard_tools.bench
+--micropython PATH`, or $GASGUARD_MICROPYTHON; gasguard_tools.runtime).
+
 A benchmark script prints `key value` lines; run_script() returns them as a dict, and
 compare_table() prints one Markdown row per (key, description, unit) for MicroPython and
 CPython side by side.

@@ -13,7 +13,7 @@ import sys
 import threading
 
 from . import BOARDS, scenario_path
-from .runtime import ToolError, popen
+from .runtime import ToolError, add_micropython_argument, popen
 
 DEVICES = {
     "detector": {
@@ -48,8 +48,13 @@ def add_arguments(p):
                    help="standard profile (default cn)")
     p.add_argument("--tier", choices=("low", "mid", "high"), default="mid",
                    help="product tier (default mid; low = methane only)")
-    p.add_argument("--runtime", choices=("cpython", "micropython"), default="cpython",
-                   help="interpreter that runs the firmware logic (default cpython)")
+    p.add_argument("--runtime", choices=("cpython", "micropython"), default=None,
+                   help="interpreter that runs the firmware logic (default cpython, or "
+                        "micropython when --micropython or --heap is given)")
+    add_micropython_argument(p)
+    p.add_argument("--heap", metavar="SIZE",
+                   help="MicroPython heap size, e.g. 112k (the firmware then loads from .mpy "
+                        "as deployed)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated sensor noise")
     p.add_argument("--device", choices=("detector", "valve"), default="detector",
                    help="what to replay (default detector)")
@@ -177,8 +182,10 @@ def build_header(args, device):
     return hdr
 
 
-def stream(runtime, device, header, rows, end_ms, out=None):
-    """Run the runner; feed it the rows; copy its JSON lines to out. Returns exit code."""
+def stream(runtime, device, header, rows, end_ms, out=None, micropython=None, heap=None):
+    """Run the runner; feed it the rows; copy its JSON lines to out. Returns exit code.
+
+    micropython, heap: the MicroPython interpreter's path and heap size (runtime.command)."""
     out = out or sys.stdout
     import subprocess
 
@@ -186,8 +193,8 @@ def stream(runtime, device, header, rows, end_ms, out=None):
     if not script.exists():
         raise ToolError("the %s replay runner (%s) is not available in this version"
                         % (device, script.relative_to(BOARDS.parent)))
-    proc = popen(runtime, script, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                 stderr=subprocess.PIPE)
+    proc = popen(runtime, script, heap=heap, micropython=micropython, stdin=subprocess.PIPE,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def feed():
         try:
@@ -238,4 +245,10 @@ def stream(runtime, device, header, rows, end_ms, out=None):
 def run(args):
     rows, end_ms = parse_scenario(args.scenario, args.device)
     header = build_header(args, args.device)
-    return stream(args.runtime, args.device, header, rows, end_ms)
+    runtime = args.runtime
+    if runtime is None:
+        runtime = "micropython" if (args.micropython or args.heap) else "cpython"
+    if runtime == "cpython" and (args.micropython or args.heap):
+        raise ToolError("--micropython and --heap choose the MicroPython runtime, not cpython")
+    return stream(runtime, args.device, header, rows, end_ms, micropython=args.micropython,
+                  heap=args.heap)

