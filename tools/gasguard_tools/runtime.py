@@ -89,7 +89,7 @@ def compile_tree(sources, out=None):
     files = []
     for name, src in sources:
         for f in sorted(Path(src).rglob("*.py")):
-            if f.name != "manifest.py":
+            if not f.name.startswith("manifest"):
                 files.append((name, Path(src), f))
     if out is None:
         h = hashlib.sha256()
