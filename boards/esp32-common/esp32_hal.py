@@ -73,6 +73,21 @@ class Board:
         for name in pins.get("absent", ()):
             setattr(self, name, None)
 
+    def rs485(self, cfg):
+        """The RS-485 line as (uart, de) for gasguard.modbus_rtu, from the pin map's rs485
+        entry and a checked modbus config; None when the board has no transceiver.
+        timeout=0: reads never wait; txbuf: writes queue the reply and return at once (the
+        slave releases DE when txdone() says the last stop bit has left)."""
+        spec = self.pins.get("rs485")
+        if spec is None:
+            return None
+        parity = {"none": None, "even": 0, "odd": 1}[cfg["parity"]]
+        uart = machine.UART(spec["uart"], baudrate=cfg["baud"], bits=8, parity=parity,
+                            stop=cfg["stop_bits"], tx=spec["tx"], rx=spec["rx"], timeout=0,
+                            timeout_char=0, rxbuf=512, txbuf=256)
+        de = output(spec["de"][0], spec["de"][1])
+        return uart, de
+
     def watchdog(self, timeout_ms):
         return machine.WDT(timeout=timeout_ms)
 

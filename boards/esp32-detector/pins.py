@@ -3,6 +3,8 @@
 adc:  name -> GPIO (ADC1 only: ADC2 is unusable while Wi-Fi is on)
 out:  name -> (GPIO, active_low)
 in:   name -> (GPIO, pull_up, active_low)
+rs485: the Modbus RTU line (docs/modbus.md): UART number, TX/RX GPIO, and the
+       transceiver's driver-enable (DE, with /RE tied to it) as (GPIO, active_low)
 """
 
 PINS = {
@@ -23,4 +25,5 @@ PINS = {
     "in": {
         "button": (0, True, True),  # test / hush; held at boot = factory presence
     },
+    "rs485": {"uart": 2, "tx": 17, "rx": 16, "de": (4, False)},  # MAX3485-class transceiver
 }

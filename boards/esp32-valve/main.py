@@ -53,4 +53,9 @@ else:
             rep = devices.attach_reporter(app, board.clock, store, ident, cfg, socket,
                                           app.identity.device_key())
             devices.attach_active_id(app, rep, app.identity, cfg)
+    if app.config.get("modbus") and "rs485" in PINS:
+        try:
+            devices.attach_modbus(app, board.rs485, board.clock, app.config)
+        except Exception as e:  # a flashed config.json the firmware refuses: still protect
+            app.emit({"event": "fault", "code": "modbus_config", "state": "on", "detail": str(e)})
     app.run_forever(10, watchdog=board.watchdog(8000))

@@ -241,7 +241,7 @@ class DetectorApp(DeviceApp):
         from gasguard.service import DEFAULTS as SERVICE_DEFAULTS
         from gasguard.validate import reject_unknown
 
-        reject_unknown(cfg, ("detector", "service", "app", "board"), "config")
+        reject_unknown(cfg, ("detector", "service", "app", "board", "modbus"), "config")
         reject_unknown(cfg.get("app", {}), APP_DEFAULTS, "app")
         Service(NullConsole(), self, self.clock, cfg.get("service"))  # validates, builds nothing
         reject_unknown(cfg.get("service", {}) or {}, SERVICE_DEFAULTS, "service")

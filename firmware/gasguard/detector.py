@@ -387,6 +387,20 @@ class Detector:
                 or self._supply_fault is not None or self._ilk_missing
                 or self._any_sink_fault())
 
+    def any_fault(self):
+        """True while any fault is active (allocation-free, for the Modbus state word)."""
+        return self._faulted()
+
+    def device_faults(self):
+        """The faults outside the gas channels as bits (allocation-free; docs/modbus.md):
+        1 supply, 2 interlock required but missing, 4 an interlock output reports a fault."""
+        v = 1 if self._supply_fault is not None else 0
+        if self._ilk_missing:
+            v |= 2
+        if self._any_sink_fault():
+            v |= 4
+        return v
+
     def _any_sink_fault(self):
         for f in self._sink_faults:
             if f is not None:

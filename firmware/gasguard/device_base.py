@@ -120,6 +120,10 @@ class DeviceApp:
             raise ConfigError("%s: set the leaves of a section one by one" % key)
         node[parts[-1]] = value
         self._validate_config(new)
+        if new.get("modbus") is not None:  # the RS-485 line: the check attach_modbus runs at boot
+            from gasguard import modbus
+
+            modbus.config(new["modbus"])
         self.store.write(CONFIG_NAME, record.seal(json.dumps(new).encode()))
         self.config = new
         self.emit({"event": "config", "key": key})

@@ -111,6 +111,43 @@ def attach_active_id(app, rep, ids, config, status_fn=None, rng=None):
     return act
 
 
+def attach_modbus(app, open_line, clock, config, vendor="gasguard"):
+    """The RS-485 Modbus RTU slave (docs/modbus.md) as a poller of the app, when the
+    config has an enabled `modbus` section; else None and nothing is loaded.
+    open_line(checked_cfg) -> (uart, de) opens the line (board.rs485 on the ESP32);
+    clock gives ticks_us (the time module). Raises ConfigError on a bad section (the
+    same check CFG runs before it stores one)."""
+    section = config.get("modbus")
+    if not section or section.get("enabled") is False:
+        return None
+    from gasguard.modbus_rtu import RtuSlave, modbus_config
+
+    cfg = modbus_config(section)
+    rec = None
+    ids = getattr(app, "identity", None)
+    if ids is not None:
+        try:
+            rec = ids.load()
+        except ValueError:
+            rec = None  # corrupt identity: the bus still works, without an identifier
+    rec = rec or {}
+    if app.KIND == "valve":
+        from gasguard.modbus_valve import ValveRegisters as Regs
+
+        product = "gasguard valve controller"
+    else:
+        from gasguard.modbus_det import DetectorRegisters as Regs
+
+        product = "gasguard gas detector"
+    regs = Regs(app, CommandHandler(app), vendor, product, rec.get("id"), rec.get("model"))
+    uart, de = open_line(cfg)
+    slave = RtuSlave(uart, de, clock, cfg, regs)
+    app.pollers.append(slave)
+    if hasattr(regs, "event"):
+        app.sinks.append(regs)
+    return slave
+
+
 def detector_telemetry(app):
     """The telemetry body of a detector: integer readings and states."""
     st = app.detector.status()

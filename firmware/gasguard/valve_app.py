@@ -43,7 +43,7 @@ _NONE = const(-1)
 APP_DEFAULTS = {"history_period_s": 60}
 # Top-level config sections of a valve; net/report/identity are read by main.py and
 # gasguard.devices (attach_reporter, attach_active_id).
-SECTIONS = ("valve", "service", "app", "board", "button", "net", "report", "identity")
+SECTIONS = ("valve", "service", "app", "board", "button", "net", "report", "identity", "modbus")
 
 class ValveApp(DeviceApp):
     KIND = "valve"
