@@ -14,8 +14,7 @@ from conftest import ROOT
 interp = board_main.interp_fixture(not_fitting=(
     "test_main_runs_the_valve_app_with_its_radio_and_counts_boots",
     "test_maintenance_flag_skips_the_app_once",
-    "test_provisioned_valve_with_net_and_report_gets_reporter_and_active_id",
-    "test_config_json_from_gasguard_flash_is_the_default_and_cfg_wins"))
+    "test_provisioned_valve_with_net_and_report_gets_reporter_and_active_id"))
 MAIN = ROOT / "boards" / "esp32-valve" / "main.py"
 
 
