@@ -115,7 +115,7 @@ def test_diag_on_a_port_without_a_device_fails_cleanly(tmp_path):
     finally:
         os.close(m)
         os.close(s)
-    assert r.returncode == 2
+    assert r.returncode == 1
     assert "did not answer" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -152,7 +152,7 @@ def test_calibrate_with_a_wrong_factory_key_changes_nothing(virtual_dut, tmp_pat
     r = gasguard("calibrate", "--port", virtual_dut.port, "--yes", "--simulate-gas",
                  "--span-ppm", "ch4=5000", "--factory-key", "00" * 15 + "01" * 17,
                  "--out", str(tmp_path), *FAST)
-    assert r.returncode == 2
+    assert r.returncode == 1
     assert "wrong factory key" in r.stderr and "Traceback" not in r.stderr
     assert virtual_dut.cmd("CAL?") == before
     assert virtual_dut.cmd("FACTORY?")["factory"] is False
@@ -196,7 +196,7 @@ def test_device_that_stops_answering_mid_calibration(make_virtual_device, tmp_pa
         out, _ = p.communicate(timeout=60)
     finally:
         dev.thaw()
-    assert p.returncode == 2, seen + out
+    assert p.returncode == 1, seen + out
     assert "stopped answering" in out and "previous calibration is intact" in out
     assert "Traceback" not in out
     d.flush_input()
@@ -351,7 +351,7 @@ def test_calibrate_interactive_asks_and_the_operator_can_abort(virtual_dut, tmp_
          "--channels", "co", "--out", str(tmp_path), *FAST],
         input="100\nq\n", capture_output=True, text=True, timeout=60, cwd=str(ROOT),
         env=dict(os.environ, PYTHONPATH=str(ROOT / "tools")))
-    assert p.returncode == 2, p.stdout + p.stderr
+    assert p.returncode == 1, p.stdout + p.stderr
     assert "CO span gas concentration in ppm" in p.stdout
     assert "Apply zero gas" in p.stdout
     assert "aborted by the operator" in p.stderr and "Traceback" not in p.stderr

@@ -49,7 +49,7 @@ def test_a_bad_valve_config_is_a_clear_error(tmp_path):
     cfg = tmp_path / "bad.json"
     cfg.write_text(json.dumps({"over_pressure_pa": 100}))
     r = _replay(SCENARIO, "--device", "valve", "--config", cfg)
-    assert r.returncode == 2
+    assert r.returncode == 1
     assert "over_pressure_pa" in (r.stdout + r.stderr)
 
 

@@ -84,11 +84,13 @@ class StdioConsole:
         return out
 
     def write(self, data):
-        self._out.write(data)
         try:
+            self._out.write(data)
             self._out.flush()
         except AttributeError:
             pass
+        except OSError:  # the host closed the port (board unplugged, sim stopped): not a crash
+            self.closed = True
         return len(data)
 
 

@@ -14,11 +14,12 @@ import datetime
 import getpass
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 from . import VERSION
-from .runtime import ToolError
+from .runtime import ToolError, UsageError
 from .serialdev import DeviceError, NoAnswer, ServiceClient, factory_key
 
 GASES = ("ch4", "co")
@@ -55,6 +56,8 @@ def add_arguments(p):
     p.add_argument("--verify-pct", type=float, default=5.0,
                    help="verification tolerance, %% of the reference (default 5)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between readings")
+    p.add_argument("--json", action="store_true",
+                   help="the result as one JSON line on stdout (the steps go to stderr)")
     p.add_argument("--simulate-gas", action="store_true",
                    help="virtual devices only: apply the gases with SIM GAS instead of asking")
 
@@ -67,17 +70,17 @@ def parse_span(items):
             if not part:
                 continue
             if "=" not in part:
-                raise ToolError("--span-ppm expects CH=PPM, e.g. ch4=5000 (got %r)" % part)
+                raise UsageError("--span-ppm expects CH=PPM, e.g. ch4=5000 (got %r)" % part)
             ch, v = part.split("=", 1)
             ch = ch.strip().lower()
             if ch not in GASES:
-                raise ToolError("--span-ppm: unknown channel %r (ch4 or co)" % ch)
+                raise UsageError("--span-ppm: unknown channel %r (ch4 or co)" % ch)
             try:
                 ppm = float(v)
             except ValueError:
-                raise ToolError("--span-ppm: %r is not a number" % v)
+                raise UsageError("--span-ppm: %r is not a number" % v)
             if not ppm > 0:
-                raise ToolError("--span-ppm: the span gas concentration must be positive")
+                raise UsageError("--span-ppm: the span gas concentration must be positive")
             out[ch] = ppm
     return out
 
@@ -93,6 +96,8 @@ class Calibrator:
         self.t0 = time.monotonic()
         self.results = {}
         self.step = "start"
+        self.tty = sys.stdout.isatty()  # progress bars only on a terminal
+        self._last_line = -1e9
 
     def now(self):
         return time.monotonic() - self.t0
@@ -160,14 +165,21 @@ class Calibrator:
             covered = len(window) > 1 and t - window[0][0] >= a.window
             frac = min(1.0, (t - start) / max(a.window, 1e-9))
             bar = "#" * int(frac * 20)
-            self.say("  %s %-5s %9d uV  moved %6d uV over %4.0f s [%-20s]"
-                     % (label, gas, c["raw_uv"], span, t - window[0][0], bar), end="\r")
+            line = "  %s %-5s %9d uV  moved %6d uV over %4.0f s" % (
+                label, gas, c["raw_uv"], span, t - window[0][0])
+            if self.tty:  # a bar redrawn in place; a pipe or a log gets one line per 10 s
+                self.say(line + " [%-20s]" % bar, end="\r")
+            elif t - self._last_line >= 10.0 or (covered and span <= a.tolerance_uv):
+                self._last_line = t
+                self.say(line)
             if covered and span <= a.tolerance_uv:
-                self.say("")
+                if self.tty:
+                    self.say("")
                 self.phases.setdefault(gas, []).append((window[0][0], t, label))
                 return c
             if time.monotonic() > deadline:
-                self.say("")
+                if self.tty:
+                    self.say("")
                 raise ToolError("%s signal did not become stable within %.0f s (moved %d uV, "
                                 "tolerance %d uV): check the gas flow and the sensor"
                                 % (gas, a.stable_timeout, span, a.tolerance_uv))
@@ -234,14 +246,14 @@ def run(args):
     spans = parse_span(args.span_ppm)
     operator = args.operator or os.environ.get("GASGUARD_OPERATOR") or getpass.getuser()
     if args.yes and not args.simulate_gas and not args.zero_gas:
-        raise ToolError("non-interactive mode needs --zero-gas (what is on the sensor for the zero)")
+        raise UsageError("non-interactive mode needs --zero-gas (what is on the sensor for the zero)")
     if args.window < 0 or args.interval <= 0 or args.stable_timeout <= 0:
-        raise ToolError("--window, --interval and --stable-timeout must be positive")
+        raise UsageError("--window, --interval and --stable-timeout must be positive")
     out = Path(args.out)
     dev = ServiceClient.open(args.port, args.baud, args.timeout)
 
     def say(msg, end="\n"):
-        print(msg, end=end, flush=True)
+        print(msg, end=end, flush=True, file=sys.stderr if args.json else sys.stdout)
 
     cal = Calibrator(dev, args, say=say)
     info = ident = None
@@ -329,6 +341,10 @@ def run(args):
         dev.close()
     cert = _finish(cal, args, info, ident, spans, operator, out)
     say("certificate: %s (+ .html)" % cert)
+    if args.json:
+        doc = json.loads(Path(cert).read_text())
+        print(json.dumps({"result": doc["result"], "certificate": str(cert), "number": doc["number"],
+                          "device": doc["device"].get("id"), "channels": sorted(doc["channels"])}))
     return rc
 
 

@@ -14,7 +14,7 @@ import time
 
 from . import i18n
 from .i18n import fmt_uptime
-from .runtime import ToolError
+from .runtime import ToolError, UsageError
 from .serialdev import DeviceError, NoAnswer, ServiceClient
 
 GASES = ("ch4", "co")
@@ -60,7 +60,7 @@ def _lang_and_json(s, json_help="machine-readable JSON"):
 def run(args):
     args.lang = i18n.resolve(getattr(args, "lang", None))
     if not getattr(args, "action", None):
-        raise ToolError("choose an action: status, log, watch, selftest or report")
+        raise UsageError("choose an action: status, log, watch, selftest or report")
     with ServiceClient.open(args.port, args.baud, args.timeout) as dev:
         try:
             return ACTIONS[args.action](dev, args)
@@ -313,7 +313,7 @@ def anchor_wall_times(evs, status):
 
 def _log(dev, args):
     if not 1 <= args.n <= 50:
-        raise ToolError("-n must be in 1..50")
+        raise UsageError("-n must be in 1..50")
     evs = dev.cmd("LOG? %d" % args.n)["events"]
     try:
         evs = anchor_wall_times(evs, dev.cmd("STATUS?"))

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from . import BOARDS, FIRMWARE, VERSION, flashing, i18n, work_dir
-from .runtime import ToolError
+from .runtime import ToolError, UsageError
 
 
 def add_arguments(p):
@@ -84,8 +84,9 @@ def board_files(board):
         return []  # the virtual board's main is boards/sim/virtual_device.py on the host
     bdir = BOARDS / board
     if not bdir.is_dir():
-        known = sorted(p.name for p in BOARDS.iterdir() if p.is_dir() and p.name != "esp32-common")
-        raise ToolError("unknown board %r (known: %s, sim)" % (board, ", ".join(known)))
+        known = sorted(set(p.name for p in BOARDS.iterdir() if p.is_dir() and p.name != "esp32-common")
+                       | {"sim"})  # boards/sim is the virtual board's folder: listed once
+        raise UsageError("unknown board %r (known: %s)" % (board, ", ".join(known)))
     files = sorted((BOARDS / "esp32-common").glob("*.py")) + sorted(bdir.glob("*.py"))
     return files
 
@@ -136,7 +137,7 @@ def deploy_files(board, tier=None, config=None):
         if tier is None:
             tier = ((config or {}).get("detector") or {}).get("tier") or "mid"
         if tier not in ("low", "mid", "high"):
-            raise ToolError("detector tier %r: expected low, mid or high" % (tier,))
+            raise UsageError("detector tier %r: expected low, mid or high" % (tier,))
         names = deploy_set("detector", tier)
     else:  # the virtual board: the whole package (its host side picks the parts)
         return sorted((FIRMWARE / "gasguard").glob("*.py"))
@@ -242,15 +243,15 @@ def run(args):
         try:
             device_cfg = json.loads(Path(args.config).read_text())
         except (OSError, ValueError) as e:
-            raise ToolError("--config %s is not a readable JSON file: %s" % (args.config, e))
+            raise UsageError("--config %s is not a readable JSON file: %s" % (args.config, e))
     if args.install_factory_key:
         try:
             if len(bytes.fromhex(args.install_factory_key)) < 16:
                 raise ValueError("too short")
         except ValueError:
-            raise ToolError("--install-factory-key must be at least 16 bytes of hex")
+            raise UsageError("--install-factory-key must be at least 16 bytes of hex")
     if args.discard_device_records and not args.firmware:
-        raise ToolError("--discard-device-records only means something with --firmware")
+        raise UsageError("--discard-device-records only means something with --firmware")
     build = Path(args.build) if args.build else work_dir("flash", args.board)
     scripts = build / "scripts"
 
@@ -262,7 +263,7 @@ def run(args):
         if not args.dry_run and not Path(args.firmware).is_file():
             raise ToolError("firmware image %s not found" % args.firmware)
         if args.board == "sim":
-            raise ToolError("--firmware is for real boards; the virtual board has no flash image")
+            raise UsageError("--firmware is for real boards; the virtual board has no flash image")
         esptool = tool("esptool")
         if not args.dry_run and esptool[0] == sys.executable:
             try:

@@ -15,12 +15,13 @@ Layout and choices: docs/identity.md.
 """
 
 import csv
+import json
 import io
 import sys
 from pathlib import Path
 
 from . import FIRMWARE
-from .runtime import ToolError
+from .runtime import ToolError, UsageError
 
 if str(FIRMWARE) not in sys.path:
     sys.path.insert(0, str(FIRMWARE))
@@ -39,13 +40,13 @@ def label_data(identifier, model, template="{id}", hw_rev=None):
     try:
         p = parse(identifier)
     except IdentifierError as e:
-        raise ToolError("identifier %r: %s" % (identifier, e))
+        raise UsageError("identifier %r: %s" % (identifier, e))
     if not model or not isinstance(model, str) or len(model) > 32 or not model.isprintable():
-        raise ToolError("model %r: 1..32 printable characters needed" % (model,))
+        raise UsageError("model %r: 1..32 printable characters needed" % (model,))
     try:
         payload = qr_payload(template, identifier)
     except IdentityError as e:
-        raise ToolError(str(e))
+        raise UsageError(str(e))
     d = p["date"]
     return {
         "id": identifier,
@@ -67,7 +68,7 @@ def ndef_message(payload):
     else:
         rtype, body = b"T", b"\x02en" + payload.encode()
     if len(body) > 255:
-        raise ToolError("NFC payload too long for a short record")
+        raise UsageError("NFC payload too long for a short record")
     # MB=1 ME=1 SR=1 TNF=1 (well-known type)
     return bytes([0xD1, len(rtype), len(body)]) + rtype + body
 
@@ -265,25 +266,25 @@ def render_svg(data, path, width_mm=50.0, height_mm=30.0):
 
 def batch_ids(prefix, cat, tier, date, serial_from, count):
     if count < 1 or count > 100000:
-        raise ToolError("--count must be 1..100000")
+        raise UsageError("--count must be 1..100000")
     if serial_from < 0 or serial_from + count - 1 > 99999:
-        raise ToolError("serials %d..%d are outside 0..99999" % (serial_from, serial_from + count - 1))
+        raise UsageError("serials %d..%d are outside 0..99999" % (serial_from, serial_from + count - 1))
     try:
         return [make(prefix, cat, tier, date, s) for s in range(serial_from, serial_from + count)]
     except IdentifierError as e:
-        raise ToolError(str(e))
+        raise UsageError(str(e))
 
 
 def read_csv(path):
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except OSError as e:
-        raise ToolError("cannot read %s: %s" % (path, e.strerror))
+        raise UsageError("cannot read %s: %s" % (path, e.strerror))
     rows = list(csv.DictReader(io.StringIO(text)))
     if not rows:
-        raise ToolError("%s: no rows" % path)
+        raise UsageError("%s: no rows" % path)
     if "id" not in rows[0]:
-        raise ToolError("%s: needs an 'id' column (and 'model')" % path)
+        raise UsageError("%s: needs an 'id' column (and 'model')" % path)
     out = []
     for i, r in enumerate(rows, start=2):
         out.append(((r.get("id") or "").strip(), (r.get("model") or "").strip() or None,
@@ -312,6 +313,7 @@ def add_arguments(p):
     p.add_argument("--verify-port", metavar="PORT",
                    help="read the identifier from the device on PORT and compare it with --id")
     p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--json", action="store_true", help="the result as one JSON line")
 
 
 def _size(s):
@@ -319,9 +321,9 @@ def _size(s):
         w, h = s.lower().split("x")
         w, h = float(w), float(h)
     except ValueError:
-        raise ToolError("--size must be WxH in mm, e.g. 50x30")
+        raise UsageError("--size must be WxH in mm, e.g. 50x30")
     if not (30 <= w <= 150 and 18 <= h <= 100) or w < h * 1.2:
-        raise ToolError("--size %s: width 30..150 mm, height 18..100 mm, landscape" % s)
+        raise UsageError("--size %s: width 30..150 mm, height 18..100 mm, landscape" % s)
     return w, h
 
 
@@ -330,7 +332,7 @@ def collect(args):
     batch = [args.prefix, args.cat, args.tier, args.date, args.serial_from]
     modes = (args.id is not None) + (args.csv is not None) + any(b is not None for b in batch)
     if modes != 1:
-        raise ToolError("give exactly one of --id, --csv or the batch options "
+        raise UsageError("give exactly one of --id, --csv or the batch options "
                         "(--prefix --cat --tier --date --serial-from [--count])")
     if args.id is not None:
         items = [(args.id, args.model, args.hw_rev, None)]
@@ -338,7 +340,7 @@ def collect(args):
         items = [(i, m or args.model, h or args.hw_rev, line) for i, m, h, line in read_csv(args.csv)]
     else:
         if any(b is None for b in batch):
-            raise ToolError("a batch needs --prefix, --cat, --tier, --date and --serial-from")
+            raise UsageError("a batch needs --prefix, --cat, --tier, --date and --serial-from")
         items = [(i, args.model, args.hw_rev, None)
                  for i in batch_ids(args.prefix, args.cat, args.tier, args.date,
                                     args.serial_from, args.count)]
@@ -347,21 +349,21 @@ def collect(args):
     for ident, model, hw, line in items:
         where = "" if line is None else "line %d: " % line
         if not model:
-            raise ToolError("%sno model (use --model or a 'model' column)" % where)
+            raise UsageError("%sno model (use --model or a 'model' column)" % where)
         if ident in seen:
-            raise ToolError("%sidentifier %s appears twice" % (where, ident))
+            raise UsageError("%sidentifier %s appears twice" % (where, ident))
         seen.add(ident)
         try:
             out.append(label_data(ident, model, args.template, hw))
         except ToolError as e:
-            raise ToolError(where + str(e))
+            raise UsageError(where + str(e))
     return out
 
 
 def run(args):
     if args.verify_port:
         if not args.id:
-            raise ToolError("--verify-port needs --id (the identifier on the label)")
+            raise UsageError("--verify-port needs --id (the identifier on the label)")
         from .factory import check_label_data, read_device_info
 
         label = {"id": args.id, "model": args.model, "hw_rev": args.hw_rev,
@@ -369,17 +371,20 @@ def run(args):
         try:
             label["tier"] = parse(args.id)["tier"]
         except IdentifierError as e:
-            raise ToolError("label identifier %r: %s" % (args.id, e))
+            raise UsageError("label identifier %r: %s" % (args.id, e))
         info = read_device_info(args.verify_port, args.baud)
         check_label_data(info, label)
+        if args.json:
+            print(json.dumps({"port": args.verify_port, "id": args.id, "matches": True}))
+            return 0
         print("device on %s carries %s%s: matches the label"
               % (args.verify_port, args.id, " (%s)" % args.model if args.model else ""))
         return 0
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
     if not formats or any(f not in ("png", "svg") for f in formats):
-        raise ToolError("--format must be png, svg or png,svg")
+        raise UsageError("--format must be png, svg or png,svg")
     if not 100 <= args.dpi <= 1200:
-        raise ToolError("--dpi must be 100..1200")
+        raise UsageError("--dpi must be 100..1200")
     w, h = _size(args.size)
     labels = collect(args)  # everything is checked before anything is written
     out = Path(args.out)
@@ -397,5 +402,9 @@ def run(args):
         for d in labels:
             wr.writerow([d["id"], d["model"], d["tier"], d["kind"], d["mfg_date"], d["serial"],
                          d["payload"], ndef_message(d["payload"]).hex(), file_stem(d["id"])])
+    if getattr(args, "json", False):
+        print(json.dumps({"labels": len(labels), "folder": str(out), "formats": formats,
+                          "ids": [d["id"] for d in labels]}))
+        return 0
     print("%d label(s) written to %s (%s)" % (len(labels), out, ",".join(formats)))
     return 0

@@ -17,7 +17,7 @@ import sys
 import time
 
 from . import schemas
-from .runtime import ToolError
+from .runtime import ToolError, UsageError
 
 
 def add_arguments(p):
@@ -33,7 +33,7 @@ def add_arguments(p):
 def parse_broker(s):
     host, sep, port = s.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ToolError("--broker: expected HOST:PORT, got %r" % s)
+        raise UsageError("--broker: expected HOST:PORT, got %r" % s)
     return host, int(port)
 
 

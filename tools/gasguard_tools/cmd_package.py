@@ -136,6 +136,7 @@ def outputs():
 
 def add_arguments(p):
     p.add_argument("--check", action="store_true", help="fail if the files are out of date")
+    p.add_argument("--json", action="store_true", help="the files and their state as JSON")
 
 
 def run(args):
@@ -151,6 +152,9 @@ def run(args):
         stale.append(old)
         if not args.check:
             old.unlink()
+    if getattr(args, "json", False):
+        print(json.dumps({"stale" if args.check else "written": sorted(str(p) for p in stale),
+                          "ok": not (args.check and stale)}))
     if args.check and stale:
         for p in stale:
             print("out of date: %s (run `gasguard package`)" % p, file=sys.stderr)

@@ -13,7 +13,7 @@ import sys
 import threading
 
 from . import BOARDS, scenario_path
-from .runtime import ToolError, add_micropython_argument, popen
+from .runtime import ToolError, UsageError, add_micropython_argument, popen
 
 DEVICES = {
     "detector": {
@@ -243,12 +243,15 @@ def stream(runtime, device, header, rows, end_ms, out=None, micropython=None, he
 
 
 def run(args):
-    rows, end_ms = parse_scenario(args.scenario, args.device)
-    header = build_header(args, args.device)
+    try:  # a scenario or --config the tool refuses before running anything: usage (exit 2)
+        rows, end_ms = parse_scenario(args.scenario, args.device)
+        header = build_header(args, args.device)
+    except ToolError as e:
+        raise UsageError(str(e))
     runtime = args.runtime
     if runtime is None:
         runtime = "micropython" if (args.micropython or args.heap) else "cpython"
     if runtime == "cpython" and (args.micropython or args.heap):
-        raise ToolError("--micropython and --heap choose the MicroPython runtime, not cpython")
+        raise UsageError("--micropython and --heap choose the MicroPython runtime, not cpython")
     return stream(runtime, args.device, header, rows, end_ms, micropython=args.micropython,
                   heap=args.heap)

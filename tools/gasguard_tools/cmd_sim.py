@@ -34,7 +34,7 @@ import tty
 from pathlib import Path
 
 from . import BOARDS, ROOT
-from .runtime import ToolError, add_micropython_argument, micropython_exe
+from .runtime import ToolError, UsageError, add_micropython_argument, micropython_exe
 
 VIRTUAL_DEVICE = BOARDS / "sim" / "virtual_device.py"
 VIRTUAL_VALVE = BOARDS / "sim" / "virtual_valve.py"
@@ -321,7 +321,7 @@ def _stop_on_signals():
 def run(args):
     _stop_on_signals()
     if getattr(args, "device", None) and args.serial != "pty":
-        raise ToolError("--device chooses the virtual device of --serial pty")
+        raise UsageError("--device chooses the virtual device of --serial pty")
     if args.serial == "pty":
         if args.speed is None:
             args.speed = 1.0

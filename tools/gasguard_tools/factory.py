@@ -279,25 +279,34 @@ def add_arguments(p):
                    "without one the device must be in factory mode by its button)")
     p.add_argument("--line-max", type=int, default=SERVICE_LINE_MAX,
                    help="the device's service line_max (default %d)" % SERVICE_LINE_MAX)
+    p.add_argument("--json", action="store_true",
+                   help="the result as one JSON line on stdout (the steps go to stderr)")
 
 
 def run(a):
+    log = print
+    if getattr(a, "json", False):
+        def log(msg):
+            print(msg, file=sys.stderr)
     try:
         fields = fields_for(a.id, a.model, a.hw_rev, a.template)
         secret = new_secret(fields["tier"])
         if secret is not None and not a.escrow:
             raise ToolError("tier %s needs --escrow (the platform must receive the key)" % fields["tier"])
         client = ServiceClient.open(a.port, a.baud)
-        fkey = factory_key(a, client.hello(), log=print)
+        fkey = factory_key(a, client.hello(), log=log)
         link = _Checked(client, a.line_max)
         # escrow first: a key the platform never received must never be locked into a device
         # (a row for a key that ends up unused is harmless: its key_id matches no device)
         if a.escrow:
             escrow(a.escrow, a.id, secret)
-        provision_link(link, fields, secret, a.id, fkey)
+        provision_link(link, fields, secret, a.id, fkey, log=log)
     except (ToolError, IdentityError, ValueError, OSError) as e:
         print("factory: error: %s" % e, file=sys.stderr)
-        return 2
+        return 1  # a device or input problem (usage errors are argparse's: 2)
+    if getattr(a, "json", False):
+        print(json.dumps({"id": a.id, "tier": fields["tier"], "locked": True,
+                          "key_id": key_fingerprint(secret) if secret is not None else None}))
     return 0
 
 

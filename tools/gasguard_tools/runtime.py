@@ -28,7 +28,13 @@ ESP32_HINT = ("build it with `make esp32-micropython MPY_SRC=<MicroPython v1.28.
 
 
 class ToolError(Exception):
-    """A problem the user can fix; printed without a traceback, exit code 2."""
+    """A device or runtime problem; printed without a traceback, exit code 1 (as esptool
+    and mpremote do)."""
+
+
+class UsageError(ToolError):
+    """The command line itself is wrong (bad option value, missing choice); exit code 2,
+    like argparse's own usage errors."""
 
 
 def pip_micropython():
