@@ -164,18 +164,24 @@ class SqliteStore(Store):
             raise StoreError("cannot open the notify database %s: %s" % (self.url, e))
         return c
 
+    _writer = threading.Lock()
+
     @contextmanager
     def tx(self):
+        # one writer at a time inside this process: threads queue on a Python lock instead
+        # of SQLite's busy handler, which sleeps in growing steps (a storm would crawl);
+        # other processes (a CLI `ack`) still wait on the file lock with busy_timeout
         c = self.conn()
         cur = c.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            yield Tx(self, cur)
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        else:
-            c.execute("COMMIT")
+        with self._writer:
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(self, cur)
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            else:
+                c.execute("COMMIT")
 
 
 class PostgresStore(Store):
