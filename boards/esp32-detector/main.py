@@ -14,7 +14,7 @@ import socket
 from esp32_hal import Board
 from pins import PINS
 
-from gasguard import VERSION, devices
+from gasguard import VERSION, devices, lazy
 from gasguard.app import DetectorApp, boot_mode
 from gasguard.flash_config import flash_config
 from gasguard.store import FileStore
@@ -52,4 +52,5 @@ else:
             devices.attach_modbus(app, board.rs485, board.clock, app.config)
         except Exception as e:  # a flashed config.json the firmware refuses: still protect
             app.emit({"event": "fault", "code": "modbus_config", "state": "on", "detail": str(e)})
+    lazy.after_boot()  # boot-only code out of the heap before the loop (docs/heap-budget.md)
     app.run_forever(10, watchdog=board.watchdog(8000))

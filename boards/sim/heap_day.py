@@ -188,6 +188,9 @@ class Day:
         rep = devices.attach_reporter(app, self.clock, store, ident, cfg, self.net,
                                       app.identity.device_key(), rand=lambda n: n // 2)
         devices.attach_active_id(app, rep, app.identity, cfg)
+        from gasguard import lazy
+
+        lazy.after_boot()  # as main.py does before its loop
         self.app = app
         self.board = board
         self.point("boot")

@@ -27,7 +27,6 @@ Latching vs self-reset (per output):
   - peak memory: kept until reset_latches().
 """
 
-from gasguard import profiles
 from gasguard.methane_alarm import MethaneAlarm, MethaneLevel
 from gasguard.co_alarm import COAlarm, DOSE_FULL, alarm_time_s
 from gasguard.outputs import (
@@ -54,7 +53,10 @@ _BTN_LONG_MS = const(3000)
 
 
 def validate_config(config):
-    """Check a detector config (ConfigError on violation); returns the normalised dict."""
+    """Check a detector config (ConfigError on violation); returns the normalised dict.
+    gasguard.profiles is boot/CFG-time code, released after use (gasguard.lazy.BOOT_ONLY)."""
+    from gasguard import profiles
+
     return profiles.load(config)
 
 
@@ -94,7 +96,7 @@ def _default_supply(board, cfg, clock):
 
 class Detector:
     def __init__(self, board, config, store, emit, channels=None, supply=None):
-        cfg = profiles.load(config)  # ConfigError before anything is built
+        cfg = validate_config(config)  # ConfigError before anything is built
         self.cfg = cfg
         self.board = board
         self.clock = board.clock

@@ -20,6 +20,12 @@ import sys
 # What this module loads by name (so `gasguard package` puts it in the deploy sets).
 PARKED = ("identity", "identifier", "active_id")
 
+# Code needed only to build a device or to check a config (CFG): released once the device is
+# assembled (after_boot(), called by main.py) and after each console request. Only modules
+# whose objects do not outlive the call belong here: no classes whose instances are kept,
+# no exception classes of their own (a re-import would make a second, different class).
+BOOT_ONLY = ("profiles",)
+
 _depth = [0]  # nested parked calls: release only when the outermost one ends
 _pending = []  # modules to release then
 
@@ -43,6 +49,11 @@ def release(*names):
     gc.collect()
     after = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
     return before - after
+
+
+def after_boot():
+    """Release the boot-only code; returns the bytes freed."""
+    return release(*BOOT_ONLY)
 
 
 def load(name):
