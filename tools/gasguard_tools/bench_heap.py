@@ -149,6 +149,54 @@ def measure_all(devices=DEVICES):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+MODULE_SCRIPT = r"""
+import gc, sys
+gc.collect()
+prev = gc.mem_alloc()
+for m in open(sys.argv[1]).read().split():
+    __import__(m)
+    gc.collect()
+    a = gc.mem_alloc()
+    print(m, a - prev)
+    prev = a
+"""
+
+
+def module_costs(exe, path, modules):
+    """Heap each resident module adds when imported after its own imports (topological
+    order: so a module's figure is its own bytecode, globals and new interned names)."""
+    from .cmd_package import _imports
+
+    names = [m.split(".", 1)[1] for m in modules if "." in m]
+    deps = {m: [d for d in _imports(FIRMWARE / "gasguard" / (m + ".py")) if d in names]
+            for m in names}
+    order = []
+    visiting = set()
+
+    def visit(m):
+        if m in order or m in visiting:  # an import cycle: the first one met goes first
+            return
+        visiting.add(m)
+        for d in deps.get(m, ()):
+            visit(d)
+        order.append(m)
+
+    for m in names:
+        visit(m)
+    with tempfile.TemporaryDirectory() as tmp:
+        lst = Path(tmp) / "mods.txt"
+        lst.write_text("\n".join(["gasguard"] + ["gasguard." + m for m in order]))
+        script = Path(tmp) / "mods.py"
+        script.write_text(MODULE_SCRIPT)
+        r = subprocess.run([exe, "-X", "heapsize=2m", str(script), str(lst)], capture_output=True,
+                           text=True, timeout=120, env={"MICROPYPATH": ":".join(path)})
+    out = {}
+    for line in r.stdout.splitlines():
+        m, n = line.split()
+        out[m] = int(n)
+    return out
+
+
 def _kb(n):
     return "%.1f KB" % (n / 1024.0) if isinstance(n, int) else "-"
 
@@ -182,10 +230,29 @@ def main():
           "with 72 KB of heap. Budget and what is resident: docs/heap-budget.md.\n")
     print(table(results))
     print()
-    for r in results:
-        print("- %s %s: %d modules resident at the end of the day: %s" % (
-            r["kind"], r["tier"], len(r["modules"]),
-            ", ".join(m.replace("gasguard.", "") for m in r["modules"])))
+    print("Where the resident bytes are: each module resident at the end of the day, imported "
+          "after its own imports (its bytecode, function objects, globals and the names it "
+          "interns; qstr pools grow in doubling steps, so a module that opens a new pool shows "
+          "the pool). Code, not objects, is most of every device's heap.\n")
+    exe = esp32_micropython()
+    tmp = tempfile.mkdtemp(prefix="gasguard-heap-mpy-")
+    try:
+        path = compile_tree(tmp)
+        cols = [(r["kind"], r["tier"]) for r in results if r["tier"] in ("low", "mid", "M")]
+        costs = {c: module_costs(exe, device_path(path, *c), next(
+            r["modules"] for r in results if (r["kind"], r["tier"]) == c)) for c in cols}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    mods = sorted({m for c in costs.values() for m in c}, key=lambda m: -max(
+        c.get(m, 0) for c in costs.values()))
+    print("| module | " + " | ".join("%s %s" % c for c in cols) + " |")
+    print("|---|" + "---:|" * len(cols))
+    for m in mods:
+        print("| %s | %s |" % (m, " | ".join(str(costs[c][m]) if m in costs[c] else ""
+                                              for c in cols)))
+    print("| **modules total** | %s |" % " | ".join(str(sum(costs[c].values())) for c in cols))
+    print("| **device after boot** | %s |" % " | ".join(
+        str(next(r["boot"] for r in results if (r["kind"], r["tier"]) == c)) for c in cols))
 
 
 if __name__ == "__main__":
