@@ -11,10 +11,10 @@ import board_main
 from board_main import last_json
 from conftest import ROOT
 
+# the valve with its link (and the console) fits 112 KB; with Wi-Fi, reporting and the
+# active identifier too it does not yet (docs/heap-budget.md)
 interp = board_main.interp_fixture(not_fitting=(
-    "test_main_runs_the_valve_app_with_its_radio_and_counts_boots",
-    "test_maintenance_flag_skips_the_app_once",
-    "test_provisioned_valve_with_net_and_report_gets_reporter_and_active_id"))
+    "test_provisioned_valve_with_net_and_report_gets_reporter_and_active_id",))
 MAIN = ROOT / "boards" / "esp32-valve" / "main.py"
 
 

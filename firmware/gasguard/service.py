@@ -19,6 +19,7 @@ application loop (and the alarm path in it) keeps running while the console is b
 import json
 
 from gasguard import hmac256
+from gasguard.lazy import BOOT_ONLY, release
 from gasguard.validate import ConfigError, need_int, reject_unknown
 
 try:
@@ -32,6 +33,7 @@ except ImportError:
 PROTOCOL = "GGSP/1"
 _LF = const(10)
 _CR = const(13)
+_VERBS_IDLE_MS = const(10000)  # console idle this long: the verbs leave the heap
 
 # Error codes (stable; host tools switch on them).
 E_SYNTAX = "E_SYNTAX"  # malformed request
@@ -135,7 +137,8 @@ class Service:
         self.errors = 0
         self.dropped_partial = 0
         self._after_reply = None
-        self._verbs = _verbs()
+        self._verbs = None  # gasguard.service_cmds.VERBS while a session is going on
+        self._verbs_at = 0
         self.handlers = {}  # extra verbs: name -> fn(service, args) -> dict (e.g. SIM)
 
     # ----------------------------------------------------------------- byte level
@@ -150,6 +153,8 @@ class Service:
                 self._reset_line()
                 self.dropped_partial += 1
             self._expire_factory(now)
+            if self._verbs is not None and self.clock.ticks_diff(now, self._verbs_at) > _VERBS_IDLE_MS:
+                self._release_verbs()
             return 0
         self._last_rx = now
         handled = 0
@@ -172,6 +177,10 @@ class Service:
                 self._n += 1
         self._expire_factory(now)
         return handled
+
+    def _release_verbs(self):
+        self._verbs = None
+        release("service_cmds", *BOOT_ONLY)  # a CFG check loads the boot-only code too
 
     def _reset_line(self):
         self._n = 0
@@ -224,7 +233,13 @@ class Service:
         if self.factory:
             self._factory_seen = now
         try:
-            fn = self._verbs.get(verb)
+            # loaded by the first request of a console session, released when the console
+            # has been idle for _VERBS_IDLE_MS (docs/heap-budget.md)
+            verbs = self._verbs
+            if verbs is None:
+                verbs = self._verbs = _verbs()
+            self._verbs_at = now
+            fn = verbs.get(verb)
             if fn is None:
                 extra = self.handlers.get(verb)
                 if extra is None:

@@ -29,12 +29,11 @@ DEVICES = (("detector", "low"), ("detector", "mid"), ("detector", "high"), ("val
 
 
 def esp32_micropython():
-    """The ESP32-like 32-bit interpreter: $GASGUARD_MICROPYTHON, else ../shared/esp32-micropython."""
-    exe = os.environ.get("GASGUARD_MICROPYTHON")
-    if exe:
-        return exe
-    p = ROOT.parent / "shared" / "esp32-micropython" / "micropython"
-    return str(p) if p.exists() else None
+    """The ESP32-like 32-bit interpreter (gasguard_tools.runtime: $GASGUARD_ESP32_MICROPYTHON,
+    else ../shared/esp32-micropython), or None."""
+    from .runtime import esp32_micropython as find
+
+    return find()
 
 
 def mpy_cross():
