@@ -84,6 +84,58 @@ class DetectorBoard:
         pass
 
 
+class ValveBoard:
+    """The valve's board for the day: line pressure and flow as fixed uV levels computed
+    before boot (so the harness holds no firmware code: simvalve's transducer models would
+    keep gasguard.valve_cfg loaded), the trip coil closing the valve after its travel, the
+    position switch (1 = closed), the console and the button."""
+
+    def __init__(self, clock, radio, levels):
+        self.clock = clock
+        self.radio = radio
+        self.levels = levels
+        self.pressure_uv = levels["p_ok"]
+        self.is_open = True
+        self._closing_at = None
+        self.pressure = SimAnalogIn(lambda: self.pressure_uv)
+        self.flow = SimAnalogIn(lambda: levels["flow"] if self.is_open else levels["flow0"])
+        self.supply = SimAnalogIn(levels["supply"])
+        self.switch = Pin(0)
+        self.trip = Pin(0)
+        self.console = SimConsole()
+        self.button = Pin(1)
+
+    def step(self):
+        if self.is_open and self._closing_at is None and (
+                self.trip.level or self.pressure_uv == self.levels["p_over"]):
+            self._closing_at = self.clock.ticks_add(self.clock.ticks_ms(), 800)
+        if self._closing_at is not None and self.clock.ticks_diff(self.clock.ticks_ms(),
+                                                                   self._closing_at) >= 0:
+            self.is_open = False
+            self._closing_at = None
+            self.switch.level = 1
+
+    def reset_cause(self):
+        return "power_on"
+
+    def reboot(self):
+        pass
+
+
+def valve_levels():
+    """uV of the normal and the over-pressure line, the flow, the supply; then forget the
+    config code again (as the device does after boot)."""
+    from gasguard import valve_cfg as V
+
+    c = V.valve_config(None)
+    out = {"p_ok": V.pa_to_uv(c, 2000), "p_over": V.pa_to_uv(c, 9000),
+           "flow": V.flow_to_uv(c, 500), "flow0": V.flow_to_uv(c, 0),
+           "supply": 3600 * 1000 * 1000 // int(c["supply_divider"] * 1000)}
+    sys.modules.pop("gasguard.valve_cfg", None)
+    del sys.modules["gasguard"].valve_cfg
+    return out
+
+
 def detector_config(tier):
     cfg = {"detector": {"profile": "cn", "tier": tier}, "net": {"ssid": "x", "password": "y"},
            "report": REPORT, "identity": {"heartbeat_s": 600}}
@@ -153,6 +205,7 @@ class Day:
         self.broker = AutoBroker(self.net)
         self.air = SimAir(clock, 1, 0)
         self.env = Env()
+        self.levels = valve_levels() if kind == "valve" else None
         self.point("harness")
         self.base = gc.mem_alloc()
         self.boot(kind, tier, root)
@@ -175,13 +228,8 @@ class Day:
                 self.env.models[ch.gas] = ch.model
         else:
             from gasguard.valve_app import ValveApp
-            from simvalve import SimValveBoard
 
-            board = SimValveBoard(self.clock, self.air.radio(VALVE_MAC))
-            board.console = SimConsole()
-            board.button = Pin(1)
-            board.reset_cause = lambda: "power_on"
-            board.reboot = lambda: None
+            board = ValveBoard(self.clock, self.air.radio(VALVE_MAC), self.levels)
             app = ValveApp(board, store, valve_config(), board_name="heap-day")
             cfg = app.config
         ident = app.identity.identity_info(VERSION)
@@ -244,9 +292,9 @@ class Day:
             self.env.ppm_x10["co"] = 0
             self.run(120000)
         else:
-            self.board.pressure_pa = 9000  # over-pressure: the valve closes by itself
+            self.board.pressure_uv = self.levels["p_over"]  # over-pressure: the valve closes
             self.run(30000)
-            self.board.pressure_pa = 2000
+            self.board.pressure_uv = self.levels["p_ok"]
             self.point("valve_closed")
         ok = 0
         for line in ("HELLO", "STATUS?", "READ?", "LOG? 20", "HIST?", "CFG?", "CAL?", "ID?",

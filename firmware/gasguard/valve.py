@@ -17,7 +17,6 @@ Defaults and their sources: docs/valve.md.
 """
 
 from gasguard import record
-from gasguard.valve_cfg import CLOSE_CAUSES, DEFAULTS, valve_config, pa_to_uv, flow_to_uv  # noqa: F401
 
 try:
     from micropython import const
@@ -36,11 +35,25 @@ def _nop(ev):
     pass
 
 
+def __getattr__(name):
+    """valve_config, CLOSE_CAUSES, pa_to_uv, ... stay importable from here; gasguard.valve_cfg
+    is boot/CFG-time code, loaded when asked for and released after boot (gasguard.lazy)."""
+    from gasguard import valve_cfg
+
+    try:
+        return getattr(valve_cfg, name)
+    except AttributeError:
+        raise AttributeError(name)
+
+
 class ValveController:
     """Step machine; call poll() often (every 10-50 ms). Never blocks, never opens."""
 
     def __init__(self, board, cfg, store, emit=None, rand=None):
-        self.cfg = c = valve_config(cfg)
+        from gasguard.valve_cfg import CLOSE_CAUSES, valve_config
+
+        self.cfg = c = valve_config(cfg)  # plain data: nothing here keeps valve_cfg loaded
+        self.causes = CLOSE_CAUSES
         self.board = board
         self.clock = board.clock
         self.store = store
@@ -97,7 +110,7 @@ class ValveController:
         try:
             p = record.unseal(self.store.read(_LAST_NAME), 1)
             name = p.decode()
-            if name in CLOSE_CAUSES:
+            if name in self.causes:
                 return name
         except (record.RecordError, OSError, ValueError):
             pass
@@ -112,7 +125,7 @@ class ValveController:
     # --- requests to close -------------------------------------------------
     def close(self, cause="manual", source="local"):
         """Close the valve (local button, platform command). cause must be a close cause."""
-        if cause not in CLOSE_CAUSES:
+        if cause not in self.causes:
             raise ValueError("unknown close cause %r" % cause)
         self._trip(cause, source)
 

@@ -28,7 +28,7 @@ from gasguard.device_base import DeviceApp
 from gasguard.eventlog import EventLog
 from gasguard.service import PROTOCOL, Service
 from gasguard.validate import ConfigError
-from gasguard.valve import ValveController, valve_config
+from gasguard.valve import ValveController
 
 try:
     from micropython import const
@@ -272,6 +272,8 @@ class ValveApp(DeviceApp):
         reject_unknown(cfg.get("app", {}), APP_DEFAULTS, "app")
         Service(NullConsole(), self, self.clock, cfg.get("service"))  # validates only
         reject_unknown(cfg.get("service", {}) or {}, SERVICE_DEFAULTS, "service")
+        from gasguard.valve_cfg import valve_config
+
         valve_config(cfg.get("valve"))
         button_config(cfg.get("button"))
         if cfg.get("report") is not None:
