@@ -75,3 +75,17 @@ def test_two_instances_share_the_load_nothing_lost_nothing_twice(tmp_path, postg
             if n.proc is not None:
                 n.stop()
         broker.stop()
+
+
+def test_missing_postgresql_skips_or_fails_under_ci(monkeypatch):
+    import pg_fixtures as pf
+
+    monkeypatch.setattr(pf.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(pf.shutil, "which", lambda name: None)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("GASGUARD_REQUIRE_POSTGRES", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL"):
+        pf.pg_bin()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI"):
+        pf.pg_bin()

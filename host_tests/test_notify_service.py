@@ -294,3 +294,71 @@ def test_invalid_and_foreign_messages_change_nothing(tmp_path, receivers):
         assert len(a.ok()) == 1
     finally:
         svc.stop()
+
+
+class _Msg:
+    def __init__(self, msg):
+        self.topic = topic(msg)
+        self.payload = json.dumps(msg).encode()
+        self.qos = 1
+        self.mid = 7
+
+
+class _Client:
+    def __init__(self):
+        self.acks = []
+
+    def ack(self, mid, qos):
+        self.acks.append(mid)
+
+
+def test_database_errors_hold_the_puback_and_retry_a_bug_never_blocks_the_rest(
+        tmp_path, receivers, monkeypatch):
+    import sqlite3
+
+    a = receivers[0]
+    svc = service(tmp_path, {"recipients": {"a": hook(a)},
+                             "sites": [{"name": "s", "devices": ["*"], "tiers": ["a"]}]})
+    try:
+        real = svc.ingestor.handle
+        calls = []
+
+        def flaky(t, p):
+            calls.append(t)
+            if len(calls) <= 2:
+                raise sqlite3.OperationalError("database is locked")
+            return real(t, p)
+
+        monkeypatch.setattr(svc.ingestor, "handle", flaky)
+        client = _Client()
+        svc._on_message(client, None, _Msg(alarm(DEV, 1, 4)))
+        assert len(calls) == 3 and client.acks == [7]      # acked only once it was recorded
+        assert svc.stats["store_errors"] == 2
+        wait_for(lambda: a.ok(), 5, what="the alarm after the retries")
+
+        def bug(t, p):
+            raise KeyError("surprise")
+
+        monkeypatch.setattr(svc.ingestor, "handle", bug)
+        client = _Client()
+        svc._on_message(client, None, _Msg(alarm(DEV, 1, 5)))
+        assert client.acks == [7] and svc.stats["ingest_errors"] == 1
+    finally:
+        svc.stop()
+
+
+def test_cli_refuses_a_bad_config_with_exit_2_and_stores_nothing(tmp_path, capsys):
+    from gasguard_tools.cli import main
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"sites": [{"name": "s", "devices": ["*"], "tiers": ["ghost"]}]}))
+    db = str(tmp_path / "n.db")
+    assert main(["notify", "import", str(bad), "--db", db]) == 2
+    assert "unknown recipient 'ghost'" in capsys.readouterr().err
+    assert cfgmod.Directory.load(open_store(db)).sites == []
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"recipients": {"a": {"endpoints": [{"channel": "console"}]}},
+                                "sites": [{"name": "s", "devices": ["*"], "tiers": ["a"]}]}))
+    assert main(["notify", "import", str(good), "--db", db]) == 0
+    assert [s["name"] for s in cfgmod.Directory.load(open_store(db)).sites] == ["s"]
+    assert main(["notify", "status", "--db", db]) == 0

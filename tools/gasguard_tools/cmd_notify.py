@@ -7,7 +7,9 @@
     gasguard notify status --db ... [--json]               (queue, open alarms, recent log)
     gasguard notify secret --db ...                        (the webhook signing secret)
 
-Design and configuration: docs/notify.md.
+Design and configuration: docs/notify.md. Exit codes as docs/cli.md: 2 for a refused
+configuration or option (nothing is stored or started), 1 for a database that cannot be
+opened, 1 from `ack` when the incident is unknown.
 """
 
 import json
@@ -17,7 +19,7 @@ import sys
 import time
 
 from .cmd_monitor import parse_broker
-from .runtime import ToolError
+from .runtime import ToolError, UsageError
 
 ACTIONS = ("serve", "ack", "import", "status", "secret")
 
@@ -80,14 +82,14 @@ def _config(args, store):
         if args.console:
             cfgmod.add_console(cfg)
     except cfgmod.ConfigError as e:
-        raise ToolError(str(e))
+        raise UsageError(str(e))
     cfgmod.import_config(store, cfg)
 
 
 def run(args):
     if args.action == "import":
         if not args.target:
-            raise ToolError("import: give the config file")
+            raise UsageError("import: give the config file")
         args.config = args.target
         store = _store(args)
         _config(args, store)
@@ -114,10 +116,10 @@ def run_serve(args):
     if args.ack_listen:
         h, _, p = args.ack_listen.rpartition(":")
         if not h or not p.isdigit():
-            raise ToolError("--ack-listen: expected HOST:PORT")
+            raise UsageError("--ack-listen: expected HOST:PORT")
         ack_listen = (h, int(p))
     if args.workers < 1:
-        raise ToolError("--workers must be at least 1")
+        raise UsageError("--workers must be at least 1")
     store = _store(args)
     _config(args, store)
     svc = Service(store, (host, port), base=args.base, workers=args.workers, share=args.share,
@@ -162,7 +164,7 @@ def run_ack(args):
     elif args.target:
         ids = [args.target]
     else:
-        raise ToolError("ack: give the incident id (from the message) or --device DEV")
+        raise UsageError("ack: give the incident id (from the message) or --device DEV")
     rc = 0
     for iid in ids:
         result, info = incidents.acknowledge(store, directory, iid, args.by, time.time())

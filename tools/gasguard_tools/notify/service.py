@@ -29,7 +29,7 @@ from .config import Directory
 from .dedup import prune
 from .ingest import Ingestor
 from .queue import Worker
-from .store import StoreError
+from .store import is_database_error
 from .texts import render
 
 KEEP_EVENTS_S = 30 * 86400
@@ -148,9 +148,20 @@ class Service:
             try:
                 outcome = self.ingestor.handle(m.topic, payload)
                 break
-            except (StoreError, Exception) as e:  # the database is away: hold the PUBACK
+            except Exception as e:
+                if not is_database_error(e):
+                    # a message this code cannot handle must not block every alarm behind
+                    # it: logged with its payload, acknowledged, counted
+                    import traceback
+
+                    self.stats["ingest_errors"] += 1
+                    self.log("BUG: message on %s not handled (%s: %s), dropped: %r\n%s" % (
+                        m.topic, type(e).__name__, e, payload[:300], traceback.format_exc()))
+                    outcome = "error"
+                    break
                 if self.stopping.is_set():
                     return  # not acknowledged: the broker sends it again next session
+                # the database is away: hold the PUBACK and try again
                 self.stats["store_errors"] += 1
                 self.log("cannot record %s (%s); retrying in %.1f s" % (m.topic, e, delay))
                 time.sleep(delay)

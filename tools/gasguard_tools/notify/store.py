@@ -212,6 +212,18 @@ class PostgresStore(Store):
             cur.close()
 
 
+def is_database_error(e):
+    """True for errors of the database itself (unreachable, locked, disk full): worth
+    retrying. Anything else is a bug or a message we cannot handle."""
+    if isinstance(e, (StoreError, sqlite3.Error)):
+        return True
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    return isinstance(e, psycopg.Error)
+
+
 def _redact(url):
     head, at, tail = url.rpartition("@")
     return ("postgresql://…@" + tail) if at else url
