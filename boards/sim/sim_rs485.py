@@ -8,6 +8,7 @@ pseudo-terminal UART for the virtual devices (docs/modbus.md, "Virtual RS-485 po
                     starting 1 s before the wrap; advance_us(us)
     PtyUart(path)   a pseudo-terminal (opened by path) as the UART of a virtual device:
                     reads never wait (select.poll), writes go out at once
+    attach_pty(app, path, address)   the Modbus slave of a virtual device on that pty
 """
 
 from simboard import MisuseError
@@ -182,13 +183,20 @@ class PtyUart:
     def write(self, buf, n=None):
         if n is None:
             n = len(buf)
-        data = bytes(buf[:n])
-        self._f.write(data)
-        try:
-            self._f.flush()
-        except AttributeError:
-            pass
+        self._f.write(bytes(buf[:n]))  # unbuffered: gone to the pty (flush() on a tty is EINVAL)
         return n
 
     def txdone(self):
         return True
+
+
+def attach_pty(app, path, address=1):
+    """The virtual device's RS-485 port: the Modbus slave (gasguard.devices.attach_modbus,
+    as main.py attaches it) on the pty at path, timed by the real clock (time.ticks_us).
+    The config's modbus section wins; without one the slave answers at `address`."""
+    import time
+
+    from gasguard.devices import attach_modbus
+
+    cfg = app.config if app.config.get("modbus") else {"modbus": {"address": address}}
+    return attach_modbus(app, lambda c: (PtyUart(path), None), time, cfg)

@@ -2,6 +2,7 @@
 
     micropython boards/sim/virtual_device.py --state DIR [--speed N] [--reset-cause C]
                                               [--button] [--board-name NAME]
+                                              [--rs485 PTY [--rs485-address N]]
 
 Runs DetectorApp (detector, service console, event log) exactly as main.py does on the
 ESP32, with the console on stdin/stdout (non-blocking through select.poll), the SimClock
@@ -251,7 +252,7 @@ class Sim:
 
 def parse_args(argv):
     opts = {"state": None, "speed": 1.0, "reset_cause": "power_on", "button": False,
-            "tau": 8.0, "board_name": "sim-detector"}
+            "tau": 8.0, "board_name": "sim-detector", "rs485": None, "rs485_address": 1}
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -272,6 +273,10 @@ def parse_args(argv):
             opts["reset_cause"] = v
         elif a == "--board-name":
             opts["board_name"] = v
+        elif a == "--rs485":  # a pty (raw) as the RS-485 line: the Modbus slave on it
+            opts["rs485"] = v
+        elif a == "--rs485-address":  # used when the config has no modbus section
+            opts["rs485_address"] = int(v)
         else:
             raise SystemExit("virtual_device: unknown option %s" % a)
         i += 2
@@ -307,6 +312,10 @@ def main(argv):
                                                   emit=app.emit))
     app.service.handlers["SIM"] = sim
     sim.app = app
+    if opts["rs485"]:
+        from sim_rs485 import attach_pty
+
+        attach_pty(app, opts["rs485"], opts["rs485_address"])
     try:
         import micropython
 

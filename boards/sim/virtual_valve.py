@@ -2,6 +2,7 @@
 
     micropython boards/sim/virtual_valve.py --state DIR [--speed N] [--reset-cause C]
                                              [--button] [--board-name NAME]
+                                             [--rs485 PTY [--rs485-address N]]
 
 The valve's counterpart of virtual_device.py (same options, console, exit codes; the
 console and argument parsing are imported from there). `gasguard sim --serial pty
@@ -220,6 +221,10 @@ def main(argv):
                    board_name=opts["board_name"])
     app.service.handlers["SIM"] = sim
     sim.app = app
+    if opts["rs485"]:
+        from sim_rs485 import attach_pty
+
+        attach_pty(app, opts["rs485"], opts["rs485_address"])
     try:
         import micropython
 

@@ -163,12 +163,14 @@ class RtuSlave:
             self._last = now
             return
         if (self._n or self._over) and self.clock.ticks_diff(now, self._last) >= self._t35:
-            if self._over:
+            n = self._n
+            over = self._over
+            self._n = 0  # consumed before it is handled: a failing reply cannot repeat it
+            self._over = False
+            if over:
                 self.overruns += 1
             else:
-                self._frame(self._n)
-            self._n = 0
-            self._over = False
+                self._frame(n)
 
     def _tx_step(self, now):
         td = self._txdone
@@ -194,7 +196,12 @@ class RtuSlave:
         n += 2
         if self.de is not None:
             self.de.value(1)
-        self.uart.write(tx, n)
+        try:
+            self.uart.write(tx, n)
+        except Exception:
+            if self.de is not None:
+                self.de.value(0)  # never leave the line driven: it would block every slave
+            raise
         self.replies += 1
         self._sending = True
         # when the last stop bit has left (used when the UART cannot tell)

@@ -232,3 +232,25 @@ def test_a_request_that_arrives_while_the_reply_is_sent_is_not_lost_after_it():
     assert crc_ok(rep)
     rep = r.ask(request(ADDRESS, 4, 1, 1))
     assert words(rep) == [0x101]
+
+
+def test_a_failing_uart_write_does_not_make_the_slave_answer_the_same_frame_again():
+    r = Line()
+    real = r.uart.write
+    fails = []
+
+    def broken(buf, n=None):
+        fails.append(n)
+        raise OSError(5)
+
+    r.uart.write = broken
+    r.send(request(ADDRESS, 4, 0, 1))
+    try:
+        r.idle(r.t35 + 1000)
+    except OSError:
+        pass  # the app counts a poller's exception; the next poll goes on
+    r.idle(r.t35 * 3)
+    assert fails == [7, 5]  # the reply, then the exception 04 reply: each tried once
+    assert r.de.level == 0  # the line is released
+    r.uart.write = real
+    assert crc_ok(r.ask(request(ADDRESS, 4, 0, 1)))

@@ -1,7 +1,8 @@
 """`gasguard sim`: run simulated devices on the real firmware.
 
     gasguard sim --serial pty [--device detector|valve] [--state DIR] [--speed N]
-                 [--link PATH] [--button]
+                 [--link PATH] [--button] [--rs485-link PATH [--rs485-address N]]
+    gasguard sim --rs485-bus PATH [--devices detector:1,detector:2,valve:3]
 
 starts the virtual detector (boards/sim/virtual_device.py: DetectorApp on the simulated
 board, on the MicroPython unix port) or, with --device valve, the virtual valve
@@ -56,7 +57,7 @@ class VirtualSerialDevice:
 
     def __init__(self, state, speed=1.0, button=False, factory_key=SIM_FACTORY_KEY,
                  config=None, stderr=None, tau=8.0, link=None, log=None, device="detector",
-                 micropython=None):
+                 micropython=None, rs485=None, rs485_address=1):
         if device not in SCRIPTS:
             raise ToolError("unknown virtual device %r (detector or valve)" % (device,))
         self.device = device
@@ -66,6 +67,8 @@ class VirtualSerialDevice:
         self.button = button
         self.tau = tau
         self.link = link
+        self.rs485 = rs485  # the device end of an Rs485Bus (gasguard_tools.rs485_bus)
+        self.rs485_address = rs485_address
         self.stderr = stderr
         self.log = log or (lambda msg: None)
         self.state.mkdir(parents=True, exist_ok=True)
@@ -166,6 +169,8 @@ class VirtualSerialDevice:
                     "--tau", str(self.tau)]
             if self.button:
                 argv.append("--button")
+            if self.rs485:
+                argv += ["--rs485", self.rs485, "--rs485-address", str(self.rs485_address)]
         self.proc = subprocess.Popen(
             argv, stdin=cs, stdout=cs, stderr=self.stderr, env=self._env(mode),
             cwd=str(self.state), start_new_session=True, close_fds=True,
@@ -296,6 +301,18 @@ def add_arguments(p):
                    help="factory key (hex) installed in a new virtual board "
                         "(default: the documented simulation key)")
     p.add_argument("--config", help="device config JSON file to install on the board")
+    p.add_argument("--rs485-link", metavar="PATH",
+                   help="with --serial pty: also expose the device's RS-485 port (Modbus RTU "
+                        "slave, docs/modbus.md) on a second pty, symlinked at PATH")
+    p.add_argument("--rs485-address", type=int, default=1, metavar="N",
+                   help="its Modbus address when the device config has no modbus section "
+                        "(default 1)")
+    p.add_argument("--rs485-bus", metavar="PATH",
+                   help="instead: several virtual devices on one simulated RS-485 line, the "
+                        "controller's end symlinked at PATH (see --devices)")
+    p.add_argument("--devices", default="detector:1,valve:2", metavar="KIND:ADDR,...",
+                   help="with --rs485-bus: the devices on the line and their Modbus addresses "
+                        "(default detector:1,valve:2)")
     p.add_argument("--tau", type=float, default=8.0,
                    help="sensor response time constant in seconds (default 8)")
     add_micropython_argument(p)
@@ -322,6 +339,14 @@ def run(args):
     _stop_on_signals()
     if getattr(args, "device", None) and args.serial != "pty":
         raise UsageError("--device chooses the virtual device of --serial pty")
+    if getattr(args, "rs485_link", None) and args.serial != "pty":
+        raise UsageError("--rs485-link is the second port of --serial pty")
+    if getattr(args, "rs485_bus", None):
+        from .rs485_bus import run_bus
+
+        if args.speed is None:
+            args.speed = 1.0
+        return run_bus(args)
     if args.serial == "pty":
         if args.speed is None:
             args.speed = 1.0
@@ -353,14 +378,26 @@ def run_pty(args):
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
+    bus = None
+    rs485 = None
+    if args.rs485_link:
+        from .rs485_bus import Rs485Bus
+
+        bus = Rs485Bus(args.rs485_link, log=log)
+        rs485 = bus.add_device()
+        bus.start()
     dev = VirtualSerialDevice(state, speed=args.speed, button=args.button,
                               factory_key=args.factory_key, config=config, tau=args.tau,
                               link=args.link, log=log, device=args.device or "detector",
-                              micropython=args.micropython)
+                              micropython=args.micropython, rs485=rs485,
+                              rs485_address=args.rs485_address)
     port = dev.start()
     print("serial: %s" % port, flush=True)
     if args.link:
         print("link: %s" % args.link, flush=True)
+    if bus is not None:
+        print("rs485: %s" % bus.port, flush=True)
+        print("rs485 link: %s" % args.rs485_link, flush=True)
     print("state: %s" % state, flush=True)
     print("try:   gasguard diag --port %s status" % (args.link or port), flush=True)
     if dev.device == "valve":
@@ -375,5 +412,7 @@ def run_pty(args):
         return 0
     finally:
         dev.stop()
+        if bus is not None:
+            bus.stop()
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,200 @@
+"""A simulated RS-485 line between a controller and virtual devices, on pseudo-terminals.
+
+    bus = Rs485Bus(link="./ttyRS485")      # the controller's end: bus.port (and the link)
+    path = bus.add_device()                # a device's end, given to the virtual device as
+                                           # --rs485 PATH (boards/sim/virtual_device.py)
+    bus.start() ... bus.stop()
+
+The controller (mbpoll, pymodbus, a gas alarm controller's software) opens bus.port like a
+USB-RS485 adapter. A bridge thread makes it a multi-drop line: every byte the controller
+sends reaches every device; every byte a device sends reaches the controller and the other
+devices (they hear each other's replies and must ignore them, as on a real line). The
+device ends stay open here, so a virtual device that reboots finds its line again.
+
+Byte timing is kept to within the bridge's wake-up (a few ms): bytes that arrive together
+stay together and a silence stays a silence, so the slaves frame requests by the
+3.5-character rule as on a wire. Baud rate and parity are not simulated: a pty has none.
+"""
+
+import os
+import pty
+import select
+import threading
+import tty
+
+from .runtime import ToolError, UsageError
+
+
+def _raw_pty():
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    return master, slave
+
+
+class Rs485Bus:
+    def __init__(self, link=None, log=None):
+        self.link = link
+        self.log = log or (lambda msg: None)
+        self._master = None
+        self._slave = None
+        self._devices = []  # (master, slave) per device end
+        self._stop = threading.Event()
+        self._thread = None
+        self.port = None
+        self.error = None
+        self.bytes_from_controller = 0
+        self.bytes_from_devices = 0
+
+    def add_device(self):
+        """A new device end; returns the pty path the virtual device opens."""
+        m, s = _raw_pty()
+        self._devices.append((m, s))
+        return os.ttyname(s)
+
+    def start(self):
+        self._master, self._slave = _raw_pty()
+        self.port = os.ttyname(self._slave)
+        if self.link:
+            try:
+                os.unlink(self.link)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise ToolError("cannot replace %s: %s" % (self.link, e))
+            os.symlink(self.port, self.link)
+        self._thread = threading.Thread(target=self._run, name="gasguard-rs485", daemon=True)
+        self._thread.start()
+        return self.port
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        for fd in [self._master, self._slave] + [f for pair in self._devices for f in pair]:
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._master = self._slave = None
+        self._devices = []
+        if self.link:
+            try:
+                os.unlink(self.link)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _run(self):
+        try:
+            self._loop()
+        except Exception as e:  # report, never hang the caller
+            self.error = "%s: %s" % (type(e).__name__, e)
+            self.log("rs485 bus bridge failed: " + self.error)
+
+    @staticmethod
+    def _write(fd, data):
+        try:
+            os.write(fd, data)
+        except (BlockingIOError, OSError):
+            pass  # nobody reading and the buffer is full: lost, like bits on a wire
+
+    def _loop(self):
+        while not self._stop.is_set():
+            ends = [m for m, _ in self._devices]
+            r, _, _ = select.select([self._master] + ends, [], [], 0.05)
+            for fd in r:
+                try:
+                    data = os.read(fd, 4096)
+                except (BlockingIOError, OSError):
+                    continue
+                if not data:
+                    continue
+                if fd == self._master:
+                    self.bytes_from_controller += len(data)
+                    for m in ends:
+                        self._write(m, data)
+                else:
+                    self.bytes_from_devices += len(data)
+                    self._write(self._master, data)
+                    for m in ends:
+                        if m != fd:
+                            self._write(m, data)
+
+
+def parse_devices(spec):
+    """"detector:1,detector:2,valve:3" -> [("detector", 1), ...]; ToolError names the problem."""
+    out = []
+    for part in (spec or "").split(","):
+        kind, sep, addr = part.strip().partition(":")
+        if kind not in ("detector", "valve") or not sep:
+            raise UsageError("--devices: %r is not KIND:ADDRESS (kind detector or valve)" % part)
+        try:
+            a = int(addr)
+        except ValueError:
+            raise UsageError("--devices: address %r is not a number" % addr)
+        if not 1 <= a <= 247:
+            raise UsageError("--devices: address %d is outside 1..247" % a)
+        if a in [x[1] for x in out]:
+            raise UsageError("--devices: address %d is used twice on one line" % a)
+        out.append((kind, a))
+    if not out:
+        raise UsageError("--devices: no device")
+    return out
+
+
+def run_bus(args):
+    """`gasguard sim --rs485-bus PATH --devices ...`: the virtual devices on one line."""
+    import shutil
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from .cmd_sim import VirtualSerialDevice
+
+    devices = parse_devices(args.devices)
+    tmp = None
+    root = args.state
+    if not root:
+        tmp = root = tempfile.mkdtemp(prefix="gasguard-bus-")
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    bus = Rs485Bus(args.rs485_bus, log=log)
+    devs = []
+    try:
+        for kind, addr in devices:
+            end = bus.add_device()
+            devs.append(VirtualSerialDevice(
+                Path(root) / ("%s-%d" % (kind, addr)), speed=args.speed, button=args.button,
+                factory_key=args.factory_key, tau=args.tau, log=log, device=kind,
+                micropython=args.micropython, rs485=end, rs485_address=addr))
+        port = bus.start()
+        print("rs485: %s" % port, flush=True)
+        print("rs485 link: %s" % args.rs485_bus, flush=True)
+        for (kind, addr), d in zip(devices, devs):
+            print("device %s:%d serial: %s state: %s" % (kind, addr, d.start(), d.state),
+                  flush=True)
+        print("try:   mbpoll -m rtu -b 9600 -P even -a %d -t 3 -r 1 -c 3 -1 %s"
+              % (devices[0][1], args.rs485_bus), flush=True)
+        print("stop:  Ctrl-C", flush=True)
+        while bus.error is None and all(d.error is None for d in devs):
+            time.sleep(0.2)
+        raise ToolError(bus.error or [d.error for d in devs if d.error][0])
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for d in devs:
+            d.stop()
+        bus.stop()
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
