@@ -137,20 +137,24 @@ hold_alloc = gc.mem_alloc() - a
 gc.enable()
 replies = slave.replies
 
-t0 = time.ticks_us()
-for _ in range(200):
-    uart.feed(whole)
-    slave.poll()
-    clock.advance_us(5000)
-    slave.poll()
-    uart._n_out = 0
-t1 = time.ticks_us()
-for _ in range(2000):
-    slave.poll()
-t2 = time.ticks_us()
-# one request costs: its receive poll + its answering poll (minus the idle poll it replaces)
-request_us = time.ticks_diff(t1, t0) / 200
-idle_us = time.ticks_diff(t2, t1) / 2000
+def batch(n):
+    t0 = time.ticks_us()
+    for _ in range(n):
+        uart.feed(whole)
+        slave.poll()
+        clock.advance_us(5000)
+        slave.poll()
+        uart._n_out = 0
+    t1 = time.ticks_us()
+    for _ in range(n):
+        slave.poll()
+    return time.ticks_diff(t1, t0) / n, time.ticks_diff(time.ticks_us(), t1) / n
+
+
+# the best of 10 batches: the host is shared, the fastest batch is the code's own cost
+runs = [batch(50) for _ in range(10)]
+request_us = min(r[0] for r in runs)  # its receive poll + its answering poll
+idle_us = min(r[1] for r in runs)
 print(json.dumps({"kind": kind, "modules": modules, "objects": objects, "idle_alloc": idle_alloc,
                   "read_alloc": read_alloc, "hold_alloc": hold_alloc, "replies": replies,
                   "size": Regs.SIZE, "request_us": int(request_us + 0.5),

@@ -23,6 +23,7 @@ SUBCOMMANDS = [
     ("replay", "replay a concentration timeline through the detector logic (certification pre-check)"),
     ("calibrate", "calibrate a device over serial with reference gas"),
     ("diag", "read status, log and live readings from a device over serial"),
+    ("modbus", "read a device's Modbus register map over RS-485 (human table or --json)"),
     ("flash", "flash MicroPython and deploy the gasguard app to a board"),
     ("ports", "list serial ports and the boards on them (`--port auto` picks the only one)"),
     ("label", "make printable identifier labels (PNG/SVG with QR)"),
