@@ -34,7 +34,7 @@ import time
 import tty
 from pathlib import Path
 
-from . import BOARDS, ROOT
+from . import BOARDS, ROOT, ptys
 from .runtime import ToolError, UsageError, add_micropython_argument, micropython_exe
 
 VIRTUAL_DEVICE = BOARDS / "sim" / "virtual_device.py"
@@ -94,16 +94,7 @@ class VirtualSerialDevice:
 
     # -------------------------------------------------------------- lifecycle
     def start(self):
-        self._master, self._slave = pty.openpty()
-        tty.setraw(self._slave)
-        os.set_blocking(self._master, False)
-        self.port = os.ttyname(self._slave)
-        if self.link:
-            try:
-                os.unlink(self.link)
-            except FileNotFoundError:
-                pass
-            os.symlink(self.port, self.link)
+        self._master, self._slave, self.port = ptys.open_raw(self.link)
         self._spawn("app", "power_on")
         self._thread = threading.Thread(target=self._run, name="gasguard-sim-pty", daemon=True)
         self._thread.start()
@@ -114,18 +105,8 @@ class VirtualSerialDevice:
         if self._thread is not None:
             self._thread.join(5)
         self._kill()
-        for fd in (self._master, self._slave):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        ptys.close((self._master, self._slave), self.link)
         self._master = self._slave = None
-        if self.link:
-            try:
-                os.unlink(self.link)
-            except OSError:
-                pass
 
     def __enter__(self):
         self.start()
@@ -207,10 +188,7 @@ class VirtualSerialDevice:
             self._cmaster = None
 
     def _to_user(self, data):
-        try:
-            os.write(self._master, data)
-        except (BlockingIOError, OSError):
-            pass  # nobody reading and the pty buffer is full: dropped like a UART
+        ptys.write_quietly(self._master, data)
 
     def _run(self):
         try:

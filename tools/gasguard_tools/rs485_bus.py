@@ -17,19 +17,11 @@ stay together and a silence stays a silence, so the slaves frame requests by the
 """
 
 import os
-import pty
 import select
 import threading
-import tty
 
+from . import ptys
 from .runtime import ToolError, UsageError
-
-
-def _raw_pty():
-    master, slave = pty.openpty()
-    tty.setraw(slave)
-    os.set_blocking(master, False)
-    return master, slave
 
 
 class Rs485Bus:
@@ -48,21 +40,15 @@ class Rs485Bus:
 
     def add_device(self):
         """A new device end; returns the pty path the virtual device opens."""
-        m, s = _raw_pty()
+        m, s, path = ptys.open_raw()
         self._devices.append((m, s))
-        return os.ttyname(s)
+        return path
 
     def start(self):
-        self._master, self._slave = _raw_pty()
-        self.port = os.ttyname(self._slave)
-        if self.link:
-            try:
-                os.unlink(self.link)
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                raise ToolError("cannot replace %s: %s" % (self.link, e))
-            os.symlink(self.port, self.link)
+        try:
+            self._master, self._slave, self.port = ptys.open_raw(self.link)
+        except OSError as e:
+            raise ToolError("cannot make the RS-485 pty at %s: %s" % (self.link, e))
         self._thread = threading.Thread(target=self._run, name="gasguard-rs485", daemon=True)
         self._thread.start()
         return self.port
@@ -71,19 +57,10 @@ class Rs485Bus:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
-        for fd in [self._master, self._slave] + [f for pair in self._devices for f in pair]:
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        ptys.close([self._master, self._slave] + [f for pair in self._devices for f in pair],
+                   self.link)
         self._master = self._slave = None
         self._devices = []
-        if self.link:
-            try:
-                os.unlink(self.link)
-            except OSError:
-                pass
 
     def __enter__(self):
         self.start()
@@ -99,13 +76,6 @@ class Rs485Bus:
             self.error = "%s: %s" % (type(e).__name__, e)
             self.log("rs485 bus bridge failed: " + self.error)
 
-    @staticmethod
-    def _write(fd, data):
-        try:
-            os.write(fd, data)
-        except (BlockingIOError, OSError):
-            pass  # nobody reading and the buffer is full: lost, like bits on a wire
-
     def _loop(self):
         while not self._stop.is_set():
             ends = [m for m, _ in self._devices]
@@ -120,13 +90,13 @@ class Rs485Bus:
                 if fd == self._master:
                     self.bytes_from_controller += len(data)
                     for m in ends:
-                        self._write(m, data)
+                        ptys.write_quietly(m, data)
                 else:
                     self.bytes_from_devices += len(data)
-                    self._write(self._master, data)
+                    ptys.write_quietly(self._master, data)
                     for m in ends:
                         if m != fd:
-                            self._write(m, data)
+                            ptys.write_quietly(m, data)
 
 
 def parse_devices(spec):
