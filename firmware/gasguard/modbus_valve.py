@@ -5,7 +5,6 @@ There is no open command: the bus can only ask for a close (CMD_CLOSE) or a self
 """
 
 from gasguard.modbus_regs import CMD_CLOSE, CMD_SELF_TEST, KIND_VALVE, UNKNOWN, RegisterMap, u16
-from gasguard.valve_cfg import CLOSE_CAUSES
 
 try:
     from micropython import const
@@ -72,7 +71,7 @@ class ValveRegisters(RegisterMap):
             if cause is None:
                 ev = self.app.last_close()
                 cause = None if ev is None else ev.get("cause")
-            return _index(CLOSE_CAUSES, cause) + 1  # 0 = never closed (as far as the log knows)
+            return _index(c.causes, cause) + 1  # 0 = never closed (as far as the log knows)
         if a == 5:
             v = 0
             for f in c.faults:
