@@ -362,3 +362,30 @@ def test_cli_refuses_a_bad_config_with_exit_2_and_stores_nothing(tmp_path, capsy
     assert main(["notify", "import", str(good), "--db", db]) == 0
     assert [s["name"] for s in cfgmod.Directory.load(open_store(db)).sites] == ["s"]
     assert main(["notify", "status", "--db", db]) == 0
+
+
+def test_an_alarm_coming_on_again_after_the_ack_reopens_the_incident(tmp_path, receivers):
+    from gasguard_tools.notify import incidents
+
+    a = receivers[0]
+    svc = service(tmp_path, {"escalate_after_s": 60, "recipients": {"a": hook(a)},
+                             "sites": [{"name": "s", "devices": ["*"], "tiers": ["a"]}]})
+    try:
+        feed(svc, alarm(DEV, 1, 4, level=1))
+        feed(svc, alarm(DEV, 1, 5, level=2))
+        wait_for(lambda: len(a.ok()) == 2, 5, what="both levels")
+        iid = a.bodies()[0]["incident"]
+        assert incidents.acknowledge(svc.store, svc.directory, iid, "a", time.time())[0] == "acked"
+        feed(svc, alarm(DEV, 1, 6, state="off", level=2))   # back to the low level: quiet
+        feed(svc, alarm(DEV, 1, 7, level=1))                # level 1 still on: nothing new
+        time.sleep(0.5)
+        assert len(a.ok()) == 2
+        feed(svc, alarm(DEV, 1, 8, level=2))                # high again after the ack: news
+        wait_for(lambda: len(a.ok()) == 3, 5, what="the re-rise")
+        assert svc.incident_state(iid) == "open" and a.bodies()[-1]["kind"] == "alarm_on"
+        incidents.acknowledge(svc.store, svc.directory, iid, "a", time.time())
+        feed(svc, alarm(DEV, 2, 3, level=1))                # rebooted and alarming anew
+        wait_for(lambda: len(a.ok()) == 4, 5, what="the alarm after a reboot")
+        assert svc.incident_state(iid) == "open"
+    finally:
+        svc.stop()

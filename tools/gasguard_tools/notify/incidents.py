@@ -3,7 +3,8 @@
 One incident per (device, gas) alarm episode, in the `incidents` table:
 
     open     -> people are told, step by step (escalation.py), until
-    acked    -> someone acknowledged (link, CLI); no more reminders; a higher level reopens it
+    acked    -> someone acknowledged (link, CLI); no more reminders; a higher level, a level
+                coming on again after it went off, or an alarm after a reboot reopens it
     cleared  -> the device reported the alarm off (every level); everyone told gets "cleared"
 
 Everything here runs inside a transaction the caller holds (ingest, escalation tick, ack),
@@ -50,16 +51,23 @@ def alarm_on(t, directory, site, origin, ctx, now):
         return enqueue(t, directory, origin, iid, dev, "alarm_on",
                        escalation.recipients_at(tiers, 0), ctx, now)
     iid, levels, top, state, _step = row
-    levels = sorted(set(json.loads(levels)) | {level})
+    active = set(json.loads(levels))
     ctx["incident"] = iid
-    if level <= top:
-        # the same alarm again (e.g. re-detected after a reboot): the incident goes on as it is
+    opened_boot = (json.loads(t.one("SELECT event FROM incidents WHERE id=?", (iid,))[0])
+                   .get("event") or {}).get("boot")
+    rises = level > top
+    # after an acknowledgement, an alarm that comes on again (a level that had gone off, or
+    # the device alarming anew after a reboot) is news: the one who acknowledged may be gone
+    again = state == "acked" and (level not in active or ctx["event"].get("boot") != opened_boot)
+    levels = sorted(active | {level})
+    if not (rises or again):
+        # the same alarm again while people are being told: the escalation goes on as it is
         t.q("UPDATE incidents SET levels=? WHERE id=?", (dumps(levels), iid))
         return 0
-    # a higher level is a new alarm: everyone told so far hears it first-hand, never held
     t.q("UPDATE incidents SET levels=?, level=?, state='open', event=?, next_at=CASE WHEN "
         "state='open' THEN next_at ELSE ? END WHERE id=?",
-        (dumps(levels), level, dumps(ctx), now + site["escalate_after_s"], iid))
+        (dumps(levels), max(level, top), dumps(ctx), now + site["escalate_after_s"], iid))
+    # everyone told so far hears it first-hand, never held
     told = notified(t, iid) or [r for r in tiers[0]]
     return enqueue(t, directory, origin, iid, dev, "alarm_on", [(r, True) for r in told], ctx, now)
 
