@@ -253,6 +253,12 @@ def test_texts_say_where_what_and_what_to_do_in_both_languages():
     en = render(ctx, "en", None)
     assert "HIGH alarm" in en["text"] and "no flames" in en["text"] and "relay" in en["text"]
     assert "http://ack" not in en["short"]
+    # a reading the device took before the alarm is said to be older, not passed off as now
+    ctx["reading"] = {"ch4_ppm_x10": 0, "age_s": 1, "before_event_s": 49}
+    zh = render(ctx, "zh", None)["text"]
+    assert "报警前 49 秒" in zh and "实际浓度已达报警值" in zh
+    assert "read 49 s before the alarm" in render(ctx, "en", None)["text"]
+    assert "未登记" in render({"kind": "offline", "dev": DEV, "site": "*"}, "zh")["text"]
     for kind in cfgmod.KINDS:
         for lang in ("zh", "en"):
             assert render({"kind": kind, "dev": DEV}, lang)["text"]
@@ -389,3 +395,19 @@ def test_an_alarm_coming_on_again_after_the_ack_reopens_the_incident(tmp_path, r
         assert svc.incident_state(iid) == "open"
     finally:
         svc.stop()
+
+
+def test_a_database_from_before_a_column_was_added_gets_it(tmp_path):
+    import sqlite3
+
+    path = str(tmp_path / "old.db")
+    open_store(path).close()
+    c = sqlite3.connect(path)
+    c.execute("ALTER TABLE devices DROP COLUMN reading_boot")
+    c.execute("ALTER TABLE deliveries DROP COLUMN sent_by")
+    c.commit()
+    c.close()
+    store = open_store(path)
+    with store.tx() as t:
+        assert "reading_boot" in store._columns(t, "devices")
+        assert "sent_by" in store._columns(t, "deliveries")

@@ -118,7 +118,7 @@ def escalate_due(store, directory, now, limit=200):
                 continue
             ctx = json.loads(event)
             ctx["step"] = nxt
-            ctx.update(device_context(t, ctx["dev"], ctx.get("gas"), now))
+            ctx.update(device_context(t, ctx["dev"], ctx.get("gas"), now, ctx.get("event")))
             queued += enqueue(t, directory, "inc:%s:%d" % (iid, nxt), iid, ctx["dev"], "alarm_on",
                               escalation.recipients_at(tiers, nxt), ctx, now)
     return queued
@@ -148,14 +148,20 @@ def acknowledge(store, directory, iid, by, now):
         return "acked", info
 
 
-def device_context(t, dev, gas, now):
-    """What the texts say about the device now: latest reading and what it did."""
-    row = t.one("SELECT relay, valve, interlock, ch4_ppm_x10, co_ppm_x10, reading_at FROM devices "
-                "WHERE dev=?", (dev,))
+def device_context(t, dev, gas, now, msg=None):
+    """What the texts say about the device now: latest reading (and how long before the
+    event the device took it) and what the device did."""
+    row = t.one("SELECT relay, valve, interlock, ch4_ppm_x10, co_ppm_x10, reading_at, "
+                "reading_boot, reading_up_ms FROM devices WHERE dev=?", (dev,))
     if row is None:
         return {"status": {}, "reading": None}
     status = {k: v for k, v in zip(("relay", "valve", "interlock"), row[:3]) if v is not None}
     reading = None
     if row[5] is not None:
         reading = {"ch4_ppm_x10": row[3], "co_ppm_x10": row[4], "age_s": int(now - row[5])}
+        msg = msg or {}
+        if row[6] is not None and row[6] == msg.get("boot") and row[7] is not None and \
+                isinstance(msg.get("up_ms"), int):
+            # device time is exact where our clock only knows when the messages arrived
+            reading["before_event_s"] = (msg["up_ms"] - row[7]) // 1000
     return {"status": status, "reading": reading}

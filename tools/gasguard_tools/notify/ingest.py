@@ -45,7 +45,7 @@ class Ingestor:
         if kind == "telemetry" and isinstance(msg, dict) and msg.get("dev") == dev:
             r = reading(kind, msg)
             if r:
-                self._reading(dev, r, now)
+                self._reading(dev, r, msg, now)
                 return "reading"
             return "ignored"
         if kind not in DEDUP_KINDS:
@@ -97,12 +97,14 @@ class Ingestor:
             return {}
         return dict(zip(DEVICE_FIELDS, row))
 
-    def _reading(self, dev, r, now):
+    def _reading(self, dev, r, msg, now):
+        up = msg.get("up_ms") if isinstance(msg.get("up_ms"), int) else None
         with self.store.tx() as t:
             t.q("INSERT INTO devices (dev, updated) VALUES (?, ?) ON CONFLICT (dev) DO NOTHING",
                 (dev, now))
-            t.q("UPDATE devices SET ch4_ppm_x10=?, co_ppm_x10=?, reading_at=?, updated=? "
-                "WHERE dev=?", (r.get("ch4_ppm_x10"), r.get("co_ppm_x10"), now, now, dev))
+            t.q("UPDATE devices SET ch4_ppm_x10=?, co_ppm_x10=?, reading_at=?, reading_boot=?, "
+                "reading_up_ms=?, updated=? WHERE dev=?",
+                (r.get("ch4_ppm_x10"), r.get("co_ppm_x10"), now, msg.get("boot"), up, now, dev))
 
     def _context(self, t, notice, dev, msg, site, now):
         data = msg.get("data") if isinstance(msg.get("data"), dict) else {}
@@ -113,5 +115,5 @@ class Ingestor:
                 ctx[k] = data[k]
         if notice == "offline":
             ctx["reason"] = msg.get("reason")
-        ctx.update(incidents.device_context(t, dev, ctx.get("gas"), now))
+        ctx.update(incidents.device_context(t, dev, ctx.get("gas"), now, msg))
         return json.loads(json.dumps(ctx))

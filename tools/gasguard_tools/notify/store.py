@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS events (dev TEXT NOT NULL, boot BIGINT NOT NULL, seq 
 CREATE INDEX IF NOT EXISTS events_received ON events (received);
 CREATE TABLE IF NOT EXISTS devices (dev TEXT PRIMARY KEY, online INTEGER, offline_notified INTEGER
     NOT NULL DEFAULT 0, relay TEXT, valve TEXT, interlock TEXT, ch4_ppm_x10 BIGINT,
-    co_ppm_x10 BIGINT, reading_at {REAL}, updated {REAL} NOT NULL);
+    co_ppm_x10 BIGINT, reading_at {REAL}, reading_boot BIGINT, reading_up_ms BIGINT,
+    updated {REAL} NOT NULL);
 CREATE TABLE IF NOT EXISTS incidents (id TEXT PRIMARY KEY, dev TEXT NOT NULL, gas TEXT NOT NULL,
     site TEXT NOT NULL, levels TEXT NOT NULL, level INTEGER NOT NULL, state TEXT NOT NULL,
     step INTEGER NOT NULL, next_at {REAL} NOT NULL, opened {REAL} NOT NULL, closed {REAL},
@@ -55,6 +56,10 @@ CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, priority, due);
 CREATE INDEX IF NOT EXISTS deliveries_ep ON deliveries (ep_key, status, sent);
 CREATE INDEX IF NOT EXISTS deliveries_incident ON deliveries (incident);
 """
+
+# columns added after a release of the schema: (table, column, type), added when missing
+ADDED_COLUMNS = (("deliveries", "sent_by", "TEXT"), ("devices", "reading_boot", "BIGINT"),
+                 ("devices", "reading_up_ms", "BIGINT"))
 
 DIALECTS = {
     "sqlite": {"ID": "INTEGER PRIMARY KEY AUTOINCREMENT", "REAL": "REAL", "SKIP_LOCKED": ""},
@@ -120,6 +125,9 @@ class Store:
             for stmt in self.sql(SCHEMA).split(";"):
                 if stmt.strip():
                     t.cur.execute(stmt)
+            for table, column, kind in ADDED_COLUMNS:
+                if column not in self._columns(t, table):
+                    t.cur.execute("ALTER TABLE %s ADD COLUMN %s %s" % (table, column, kind))
         return self
 
     def close(self):
@@ -152,6 +160,9 @@ class Store:
 
 class SqliteStore(Store):
     dialect = "sqlite"
+
+    def _columns(self, t, table):
+        return {r[1] for r in t.all("PRAGMA table_info(%s)" % table)}
 
     def _connect(self):
         try:
@@ -186,6 +197,10 @@ class SqliteStore(Store):
 
 class PostgresStore(Store):
     dialect = "postgresql"
+
+    def _columns(self, t, table):
+        return {r[0] for r in t.all("SELECT column_name FROM information_schema.columns WHERE "
+                                    "table_schema=current_schema() AND table_name=?", (table,))}
 
     def _connect(self):
         try:

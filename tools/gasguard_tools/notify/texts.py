@@ -43,13 +43,21 @@ def _reading(ctx, lang):
     v = r.get("%s_ppm_x10" % gas) if gas else None
     if not isinstance(v, int):
         return None
+    zh = lang == "zh"
     ppm = v / 10.0
     txt = ("%.0f ppm" % ppm) if ppm >= 100 else ("%.1f ppm" % ppm)
     if gas == "ch4":
         txt += " (%.1f %%LEL)" % (ppm / 500.0)  # 100 %LEL = 5 % vol = 50 000 ppm
-    age = r.get("age_s")
-    if isinstance(age, (int, float)) and age > 90:
-        txt += ("，%d 秒前读数" % age) if lang == "zh" else ", read %d s earlier" % age
+    txt = ("最近读数 " if zh else "latest reading ") + txt
+    before = r.get("before_event_s")
+    if isinstance(before, int) and before >= 5:
+        txt += ("（报警前 %d 秒读数）" % before) if zh else " (read %d s before the alarm)" % before
+        if ctx.get("kind") == "alarm_on":
+            txt += "，实际浓度已达报警值" if zh else ", the concentration has since reached the alarm level"
+    elif before is None:
+        age = r.get("age_s")
+        if isinstance(age, (int, float)) and age > 90:
+            txt += ("（%d 秒前读数）" % age) if zh else " (read %d s ago)" % age
     return txt
 
 
@@ -74,7 +82,7 @@ def render(ctx, lang, ack=None):
     lang = lang if lang in ("zh", "en") else "zh"
     zh = lang == "zh"
     kind = ctx["kind"]
-    where = ctx.get("address") or ctx.get("site") or ""
+    where = ctx.get("address") or (ctx.get("site") if ctx.get("site") not in (None, "*") else "")
     dev = ctx.get("dev", "")
     phone = ctx.get("emergency_phone") or NO_PHONE[lang]
     gas = ctx.get("gas")
@@ -92,8 +100,8 @@ def render(ctx, lang, ack=None):
     lines.append(("设备：%s" if zh else "Device: %s") % dev)
     if kind in ("alarm_on", "alarm_off"):
         rd = _reading(ctx, lang)
-        lines.append(("气体：%s，浓度 %s" if zh else "Gas: %s, concentration %s")
-                     % (gas_name, rd or ("未知（无近期读数）" if zh else "unknown (no recent reading)")))
+        lines.append(("气体：%s，%s" if zh else "Gas: %s, %s")
+                     % (gas_name, rd or ("浓度未知（无近期读数）" if zh else "concentration unknown (no recent reading)")))
     if kind == "alarm_on":
         did = _did(ctx, lang)
         if did:
