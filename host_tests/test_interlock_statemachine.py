@@ -1,14 +1,20 @@
 """Arbitrary interleavings of frames, losses, duplicates, replays, forgeries, reboots and
 button presses against the real detector link and valve controller (hypothesis).
 
+Pairing windows are part of the machine (docs/security.md): both buttons, one button, and
+an attacker radio running our own firmware that opens its own windows at any time.
+
 Invariants checked after every rule:
   * the valve is opened by nothing but the manual reset (every opening of the mechanism,
     and every "open" event, follows a successful manual_reset());
   * every acknowledged close leaves the valve closed until a manual reset;
   * no frame on the air from the detector is anything but HEARTBEAT, CLOSE or PAIR_REQ
     (there is no OPEN to send).
-And in the replay/forgery rules: the frame, handed straight to its receiver, changes
-no state at all (only the rejected-frame counters move).
+And in the rules: a replayed or forged frame, handed straight to its receiver, changes no
+state at all (only the rejected-frame counters move; inside a pairing window a foreign
+pairing offer may abort the window, loudly, and nothing else); a pairing started by one
+side alone never replaces a working pairing; when both were pressed, neither device ends
+up paired with the attacker.
 """
 
 import shutil
@@ -20,9 +26,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from gasguard import hmac256
 from gasguard import interlock_frame as F
+from gasguard.espnow_link import DetectorLink, ValveLink
+from gasguard.store import FileStore
 from interlock_rig import DET_MAC, KEY, VALVE_MAC, InterlockRig
 
-LINK = {"heartbeat_ms": 1000, "link_timeout_ms": 8000, "retry_bound_ms": 20000}
+LINK = {"heartbeat_ms": 1000, "link_timeout_ms": 8000, "retry_bound_ms": 20000, "pair_window_ms": 5000}
+WINDOW = LINK["pair_window_ms"]
+ATT_MAC = b"\x02\x00\x00\x00\x00\x66"
 
 
 def _snapshot(rig):
@@ -46,6 +56,9 @@ class InterlockMachine(RuleBasedStateMachine):
         self.valve_boot_log = 0  # len(air.log) at the last valve boot
         self.det_boot_log = 0
         self._acks = 0
+        self.attackers = []
+        self.guard = None  # (key, side pressed) while a lone press must not replace a pairing
+        self.lone = False
         self.rig.run(3000)
         self._track()
 
@@ -64,6 +77,8 @@ class InterlockMachine(RuleBasedStateMachine):
     def _run(self, ms):
         for _ in range(ms // self.rig.step_ms):
             self.rig.step()
+            for a in self.attackers:
+                a.poll()
             self._track()
             self._check_acknowledged_close()
 
@@ -77,6 +92,10 @@ class InterlockMachine(RuleBasedStateMachine):
     @rule(ms=st.integers(10, 4000))
     def run(self, ms):
         self._run(ms)
+
+    @rule()
+    def windows_run_out(self):
+        self._run(2 * WINDOW + 3000)  # every window, and the valve's wait for its detector, ends
 
     @rule(loss=st.sampled_from([0, 10, 30, 60, 100]))
     def weather(self, loss):
@@ -109,25 +128,48 @@ class InterlockMachine(RuleBasedStateMachine):
         self.rig.reboot_detector()
         self.det_boot_log = len(self.rig.air.log)
 
+    def _working(self):
+        d, v = self.rig.det, self.rig.valve.link
+        return d.key is not None and d.key == v.key and d.link == "up" and v.link == "up"
+
+    def _press(self, det):
+        # Windows stay open across rules: time, frames, forgeries and the attacker go on.
+        me, other = (self.rig.det, self.rig.valve.link) if det else (self.rig.valve.link, self.rig.det)
+        if not me.pairing:
+            if other.pairing or (self.guard and self.guard[1] != det):
+                self.guard = None  # the other side was pressed too: a new pairing may win
+            elif self._working():
+                self.guard = (self.rig.det.key, det)  # one side alone, working: must stay
+            else:
+                self.lone = True  # one side alone, no working link: the documented residual risk
+        (self.rig.det if det else self.rig.valve).pair_button()
+
     @rule()
     def pair_both(self):
-        # both buttons within the window: a new key replaces the old one
-        self.rig.det.pair_button()
-        self.rig.valve.pair_button()
-        self._run(3000)
+        self._press(True)
+        self._press(False)
 
     @rule()
-    def pair_detector_alone(self):
-        valve_window = self.rig.valve.link.pairing  # pressed within the valve's window: pairs
-        self.rig.det.pair_button()
-        key = self.rig.det.key
-        self._run(2000)
-        if not valve_window:
-            assert self.rig.det.key == key  # nobody answered: the old pairing stays
+    def pair_detector(self):
+        self._press(True)
 
     @rule()
-    def pair_valve_alone(self):
-        self.rig.valve.pair_button()  # nobody answers: nothing may change but the window
+    def pair_valve(self):
+        self._press(False)
+
+    @rule(as_valve=st.booleans())
+    def attacker_window(self, as_valve):
+        # an attacker radio in range, running our firmware, opens a pairing window
+        if not self.attackers:
+            store = FileStore(self.tmp + "/att")
+            radio = self.rig.air.radio(ATT_MAC)
+            if as_valve:
+                a = ValveLink(radio, self.rig.clock, store, LINK, rand=self.rig._rand,
+                              on_close=lambda req: None, get_state=lambda: ("closed", "interlock"))
+            else:
+                a = DetectorLink(radio, self.rig.clock, store, LINK, rand=self.rig._rand)
+            self.attackers.append(a)
+        self.attackers[0].pair_button()
 
     # --- attacks: handed straight to the receiver, state must not move --------
     def _deliver_unchanged(self, src, dst, data, counted=True):
@@ -158,15 +200,19 @@ class InterlockMachine(RuleBasedStateMachine):
         # replay. Replays are frames already accepted (counter not above the last one) or
         # recorded before the receiver's boot.
         assume(ftype in (F.T_PAIR_REQ, F.T_PAIR_RESP) or ctr <= link.last_rx or i < rx_boot)
-        if ftype in (F.T_PAIR_REQ, F.T_PAIR_RESP) and link.pairing:
-            return  # inside a pairing window a pairing frame is meant to be heard
-        self._deliver_unchanged(src, dst, frame)
+        # inside a window a replayed offer is heard (it may abort the window), not counted
+        self._deliver_unchanged(src, dst, frame, counted=not (ftype in (F.T_PAIR_REQ, F.T_PAIR_RESP) and link.pairing))
 
     @rule(data=st.data(), to_valve=st.booleans())
     def forge(self, data, to_valve):
         dst, src = (VALVE_MAC, DET_MAC) if to_valve else (DET_MAC, VALVE_MAC)
-        kind = data.draw(st.sampled_from(["random", "bitflip", "wrong_key", "open", "foreign"]))
-        if kind == "random":
+        kind = data.draw(st.sampled_from(["random", "bitflip", "wrong_key", "open", "foreign", "pair"]))
+        if kind == "pair":
+            # a well-formed pairing offer from a stranger (anyone can make one)
+            src = b"\x02\x00\x00\x00\x00\x98"
+            n = data.draw(st.binary(min_size=32, max_size=32))
+            frame = F.pair_request(n[:16]) if to_valve else F.pair_response(self.rig.det._nonce or n[:16], n[16:])
+        elif kind == "random":
             frame = data.draw(st.binary(min_size=1, max_size=250))
         elif kind == "bitflip":
             log = [f for (s, d, f) in self.rig.air.log if s == src]
@@ -187,10 +233,9 @@ class InterlockMachine(RuleBasedStateMachine):
         else:
             src = b"\x02\x00\x00\x00\x00\x99"
             frame = F.close(self.rig.det.key or KEY, 2**29, 2**29, 2**29, 1)
-        if frame[:1] == b"\x01" and len(frame) > 1 and frame[1] in (F.T_PAIR_REQ, F.T_PAIR_RESP):
-            link = self.rig.valve.link if to_valve else self.rig.det
-            assume(not link.pairing)
-        self._deliver_unchanged(src, dst, frame)
+        link = self.rig.valve.link if to_valve else self.rig.det
+        offer = frame[:1] == b"\x01" and len(frame) > 1 and frame[1] in (F.T_PAIR_REQ, F.T_PAIR_RESP)
+        self._deliver_unchanged(src, dst, frame, counted=not (offer and link.pairing))
 
     @rule(n=st.integers(1, 5))
     def duplicate_on_air(self, n):
@@ -212,6 +257,20 @@ class InterlockMachine(RuleBasedStateMachine):
         assert len(opens) <= self.resets
 
     @invariant()
+    def lone_press_keeps_a_working_pairing(self):
+        if not hasattr(self, "rig") or self.guard is None:
+            return
+        assert self.rig.det.key == self.guard[0] and self.rig.valve.link.key == self.guard[0]
+        d, v = self.rig.det, self.rig.valve.link
+        if not d.pairing and not v.pairing and v._pending is None:
+            self.guard = None  # the windows are over
+
+    @invariant()
+    def never_paired_with_the_attacker(self):
+        if hasattr(self, "rig") and not self.lone:
+            assert self.rig.det.peer != ATT_MAC and self.rig.valve.link.peer != ATT_MAC
+
+    @invariant()
     def acknowledged_close_holds(self):
         if hasattr(self, "rig"):
             self._check_acknowledged_close()
@@ -226,7 +285,7 @@ class InterlockMachine(RuleBasedStateMachine):
 
 
 InterlockMachine.TestCase.settings = settings(
-    max_examples=40, stateful_step_count=25, deadline=None,
+    max_examples=150, stateful_step_count=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestInterlockMachine = InterlockMachine.TestCase

@@ -94,13 +94,15 @@ class DetectorLink(LinkCore):
     def _heartbeat(self):
         ctr = self._next()
         if ctr:
-            flags = 1 if self.state == "closing" else 0
+            flags = (1 if self.state == "closing" else 0) | (2 if self.pairing else 0)
             self._send(self.peer, F.heartbeat(self.key, ctr, self.seen, flags))
 
     def _handle(self, ftype, fields):
         if ftype == F.T_STATUS:
-            state, cause, _flags = fields
+            state, cause, flags = fields
             self._valve(state, cause)
+            if flags & 2 and self.pairing:
+                self._peer_pairing = True  # said under the current key: the valve is pairing
             if self.state == "confirmed" and self.valve_state == "open":
                 self.state = "idle"  # reopened by hand since; a new close() starts over
         elif ftype == F.T_ACK:
@@ -129,7 +131,7 @@ class DetectorLink(LinkCore):
         self.valve_state = F.name_of(F.STATES, state)
         self.valve_cause = F.name_of(F.CAUSES, cause)
 
-    # --- pairing: we broadcast PAIR_REQ with our nonce until a valve answers ----
+    # --- pairing: we broadcast PAIR_REQ with our nonce for the whole window -----
     def _pair_start(self):
         self._nonce = bytes(self.rand(F.NONCE_LEN))
         self._pair_tx_at = self.clock.ticks_ms()
@@ -138,15 +140,24 @@ class DetectorLink(LinkCore):
         if ftype != F.T_PAIR_RESP:
             raise F.FrameError("unsupported")
         key, _nv = F.decode_pair_response(data, self._nonce)
-        provision(self.store, self.ROLE, key, mac)
-        self._paired(key, mac)
-        if self.state == "closing":
-            self.close_id = 0  # the next retry takes a close id from the new key's counter
-            self._retry_at = self.clock.ticks_ms()
-        elif self.state == "failed":
-            self.state = "idle"
-        self._fault = None
-        self._hb_at = self.clock.ticks_ms()  # a heartbeat under the new key confirms it
+        self._offer((key, bytes(mac)))  # committed at the end of the window, if still alone
+
+    def _pair_end(self):
+        c = self._cand
+        if c is None:
+            self._pair_failed("no_answer")
+        elif not self._may_replace(c[1]):
+            self._pair_failed("linked")
+        else:
+            provision(self.store, self.ROLE, c[0], c[1])
+            self._paired(c[0], c[1])
+            if self.state == "closing":
+                self.close_id = 0  # the next retry takes a close id from the new key's counter
+                self._retry_at = self.clock.ticks_ms()
+            elif self.state == "failed":
+                self.state = "idle"
+            self._fault = None
+            self._hb_at = self.clock.ticks_ms()  # a heartbeat under the new key confirms it
 
     def status(self):
         d = self.link_status()

@@ -37,6 +37,9 @@ class LinkCore:
         self._reject_report_at = clock.ticks_ms()
         self.pairing = False
         self._pair_until = 0
+        self._force = False
+        self._peer_pairing = False
+        self._cand = None  # the one pairing offer of this window
         self.key = None
         self.peer = None
         self.counter = None
@@ -184,7 +187,7 @@ class LinkCore:
                 self._set_link("lost")
         if self.pairing and self.clock.ticks_diff(now, self._pair_until) > 0:
             self.pairing = False
-            self.emit({"event": "link", "state": "pair_failed"})
+            self._pair_end()
         n = self.rejected_total()
         if n != self._reported_rejects and self.clock.ticks_diff(now, self._reject_report_at) >= 0:
             self._reject_report_at = self.clock.ticks_add(now, self.cfg["reject_report_ms"])
@@ -195,12 +198,39 @@ class LinkCore:
                     counts[r] = self.rejected[r]
             self.emit({"event": "link", "state": "rejected", "total": n, "counts": counts})
 
-    def pair_button(self):
-        """The pairing button was pressed: open a pairing window."""
+    def pair_button(self, force=False):
+        """The pairing button was pressed: open a pairing window (docs/security.md).
+
+        The window hears offers for its whole length; exactly one peer may offer, a second
+        aborts it. A pairing whose link is up is replaced only if its peer says, under the
+        current key, that it is pairing too, or with force (physical presence: factory mode).
+        """
+        if self.pairing:
+            return  # one window, one nonce: a second press must not look like a second peer
         self.pairing = True
+        self._force = force
+        self._peer_pairing = False
+        self._cand = None
         self._pair_until = self.clock.ticks_add(self.clock.ticks_ms(), self.cfg["pair_window_ms"])
         self._pair_start()
         self.emit({"event": "link", "state": "pairing"})
+
+    def _offer(self, cand):
+        """A pairing offer heard in the window: keep the first, abort on a different one."""
+        if self._cand is None:
+            self._cand = cand
+        elif self._cand != cand:
+            self._pair_failed("conflict")
+        return self.pairing
+
+    def _pair_failed(self, reason):
+        self.pairing = False
+        self._cand = None
+        self.emit({"event": "link", "state": "pair_failed", "reason": reason})
+
+    def _may_replace(self, mac):
+        """A working pairing (link up) gives way only to its own peer pairing too, or force."""
+        return self.key is None or self.link != "up" or self._force or (self._peer_pairing and mac == self.peer)
 
     def _pair_start(self):
         pass

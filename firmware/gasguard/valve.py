@@ -165,9 +165,9 @@ class ValveController:
             return self.state, cause
         return "unknown", cause  # a change of the switch is being debounced
 
-    def pair_button(self):
+    def pair_button(self, force=False):
         if self.link is not None:
-            self.link.pair_button()
+            self.link.pair_button(force)
 
     # --- the step ----------------------------------------------------------
     def poll(self):

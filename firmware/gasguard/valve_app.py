@@ -150,7 +150,8 @@ class ValveApp(DeviceApp):
 
     def _long_press(self):
         self.emit({"event": "button", "action": "pair"})
-        self.controller.pair_button()
+        # factory mode from the button (physical presence) may replace a working pairing
+        self.controller.pair_button(self.service.factory_via == "button")
 
     def _history(self, now):
         c = self.controller

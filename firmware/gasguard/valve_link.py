@@ -23,7 +23,8 @@ class ValveLink(LinkCore):
         self.done_close_id = 0
         self.closes_executed = 0
         self.acks_sent = 0
-        self._pending = None  # (key, mac, nonce_d) during a pairing window
+        self._pending = None  # (key, mac, nonce_d, nonce_v): the one detector answered
+        self._pending_until = 0
 
     def _install(self, key, peer):
         LinkCore._install(self, key, peer)
@@ -38,12 +39,17 @@ class ValveLink(LinkCore):
     def poll(self):
         self._receive()
         self._supervise()
+        if self._pending is not None and not self.pairing and \
+                self.clock.ticks_diff(self.clock.ticks_ms(), self._pending_until) > 0:
+            self._pending = None  # the detector never used the key: keep the old pairing
+            self._pair_failed("no_confirm")
 
     def _heartbeat(self):
         ctr = self._next()
         if ctr:
             s, c = self._codes()
-            self._send(self.peer, F.status(self.key, ctr, self.seen, s, c, 1 if self.link == "up" else 0))
+            flags = (1 if self.link == "up" else 0) | (2 if self.pairing or self._pending else 0)
+            self._send(self.peer, F.status(self.key, ctr, self.seen, s, c, flags))
 
     def _handle(self, ftype, fields):
         if ftype == F.T_CLOSE:
@@ -54,6 +60,8 @@ class ValveLink(LinkCore):
                 if self.on_close is not None:
                     self.on_close(F.name_of(F.REQUESTS, req))
             self._ack(close_id)
+        elif fields[0] & 2 and self.pairing:
+            self._peer_pairing = True  # said under the current key: the detector is pairing
         # HEARTBEAT: freshness already recorded; our STATUS goes out on our own schedule.
 
     def _ack(self, close_id):
@@ -69,7 +77,8 @@ class ValveLink(LinkCore):
         if self.key is not None and self.done_close_id and self.synced:
             self._ack(self.done_close_id)
 
-    # --- pairing: answer one detector's PAIR_REQ; commit on its first authentic frame
+    # --- pairing: answer exactly one detector for the whole window; then wait for
+    # its first authentic frame under the new key (docs/security.md)
     def _pair_start(self):
         self._pending = None
 
@@ -78,22 +87,29 @@ class ValveLink(LinkCore):
             raise F.FrameError("unsupported")
         nonce_d = F.decode_pair_request(data)
         mac = bytes(mac)
-        p = self._pending
-        if p is not None and p[1] != mac:
-            # two detectors in pairing mode at once: refuse to guess
-            self._pending = None
-            self.pairing = False
-            self.emit({"event": "link", "state": "pair_failed", "reason": "conflict"})
+        if not self._offer((mac, nonce_d)):
+            self._pending = None  # a second detector (or a second nonce): refuse to guess
             return
-        if p is None or p[2] != nonce_d:
+        p = self._pending
+        if p is None:
             nonce_v = bytes(self.rand(F.NONCE_LEN))
             p = (F.pair_key(nonce_d, nonce_v), mac, nonce_d, nonce_v)
             self._pending = p
         self._send(mac, F.pair_response(p[2], p[3]))
 
+    def _pair_end(self):
+        p = self._pending
+        if p is None:
+            self._pair_failed("no_answer")
+        elif not self._may_replace(p[1]):
+            self._pending = None
+            self._pair_failed("linked")
+        else:  # the detector commits at the end of its own window: give it one more window
+            self._pending_until = self.clock.ticks_add(self.clock.ticks_ms(), self.cfg["pair_window_ms"])
+
     def _pending_frame(self, mac, data):
         p = self._pending
-        if p is None or not self.pairing or bytes(mac) != p[1]:
+        if p is None or self.pairing or bytes(mac) != p[1]:
             return False
         try:
             F.decode(p[0], data, self.ACCEPT)

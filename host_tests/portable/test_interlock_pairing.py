@@ -1,0 +1,160 @@
+"""Pairing needs a person at both ends; an attacker radio in range cannot pair silently
+(issue 15 finding 8, docs/security.md). The attacker runs our own firmware on its radio:
+a ValveLink that claims "closed" to every close, or a DetectorLink that keeps a valve's
+link up. On both interpreters."""
+
+from ptest import tmpdir
+
+from gasguard.espnow_link import DetectorLink, ValveLink, load_pairing
+from gasguard.store import FileStore
+from interlock_rig import DET_MAC, KEY, VALVE_MAC, InterlockRig
+
+ATT_MAC = b"\x02\x00\x00\x00\x00\x66"
+WINDOW = 5000
+LINK = {"pair_window_ms": WINDOW, "heartbeat_ms": 500, "link_timeout_ms": 3000}
+
+
+def _rig(tag, **kw):
+    return InterlockRig(tmpdir("pair-" + tag), stub_valve=True, link=LINK, keep_log=False, **kw)
+
+
+def _attacker_valve(rig, tag):
+    # Answers every close with "closed" while the real valve stays open.
+    return ValveLink(rig.air.radio(ATT_MAC), rig.clock, FileStore(tmpdir("att-" + tag)), LINK,
+                     rand=rig._rand, on_close=lambda req: None, get_state=lambda: ("closed", "interlock"))
+
+
+def _attacker_detector(rig, tag):
+    return DetectorLink(rig.air.radio(ATT_MAC), rig.clock, FileStore(tmpdir("att-" + tag)), LINK,
+                        rand=rig._rand)
+
+
+def _run(rig, att, ms):
+    for _ in range(ms // rig.step_ms):
+        rig.step()
+        att.poll()
+
+
+def _failed(rig, who, reason):
+    return [e for (_t, w, e) in rig.events
+            if w == who and e.get("state") == "pair_failed" and e.get("reason") == reason]
+
+
+def test_both_buttons_pair_at_the_end_of_the_window():
+    rig = _rig("both", paired=False)
+    rig.det.pair_button()
+    rig.run(1000)
+    rig.valve.pair_button()  # a second person, a second later
+    rig.run(WINDOW - 1500)
+    assert rig.det.key is None and rig.valve.link.key is None  # still listening for a second offer
+    rig.run(WINDOW + 1000)
+    assert rig.det.key is not None and rig.det.key == rig.valve.link.key
+    assert load_pairing(rig.det_store)[1] == VALVE_MAC and load_pairing(rig.valve_store)[1] == DET_MAC
+    assert rig.det.link == "up" and rig.valve.link.link == "up"
+    rig.det.close("co")
+    assert rig.run_until(lambda: rig.det.state == "confirmed", 3000) is not None
+    assert not rig.board.is_open
+
+
+def test_attacker_valve_answering_first_does_not_get_the_detector():
+    rig = _rig("attv", paired=False)
+    att = _attacker_valve(rig, "v")
+    att.pair_button()  # in range and ready before the resident presses anything
+    rig.det.pair_button()
+    _run(rig, att, 2000)  # the attacker has answered long before the valve's button
+    rig.valve.pair_button()
+    _run(rig, att, 3 * WINDOW)
+    rig.det.close("ch4_high")
+    _run(rig, att, 3000)
+    assert rig.board.is_open and rig.det.state != "confirmed"  # never "confirmed" while open
+    assert load_pairing(rig.det_store) is None and rig.det.key is None
+    assert _failed(rig, "D", "conflict"), rig.events  # loudly
+
+
+def test_attacker_detector_does_not_keep_the_valve_link_up():
+    rig = _rig("attd")
+    rig.run(2000)
+    att = _attacker_detector(rig, "d")
+    att.pair_button()
+    _run(rig, att, 200)
+    rig.valve.pair_button()  # a resident pairs both: the attacker is heard first
+    _run(rig, att, 1000)
+    rig.det.pair_button()
+    _run(rig, att, 3 * WINDOW)
+    rig.power_detector(False)
+    _run(rig, att, 5000)
+    assert rig.valve.link.link == "lost"  # the detector is off: the valve sees it
+    assert rig.valve.link.peer == DET_MAC and rig.valve.link.key == KEY
+    assert _failed(rig, "V", "conflict"), rig.events  # loudly
+
+
+def test_one_side_alone_never_replaces_a_working_pairing():
+    for side in ("V", "D"):
+        rig = _rig("alone" + side)
+        rig.run(2000)
+        att = _attacker_valve(rig, side) if side == "D" else _attacker_detector(rig, side)
+        att.pair_button()
+        (rig.det if side == "D" else rig.valve).pair_button()  # only one resident press
+        _run(rig, att, 3 * WINDOW)
+        assert rig.det.key == KEY and rig.valve.link.key == KEY
+        assert rig.det.link == "up" and rig.valve.link.link == "up"
+        assert _failed(rig, side, "linked"), rig.events
+
+
+def test_a_working_pair_re_pairs_when_both_are_pressed():
+    rig = _rig("repair")
+    rig.run(2000)
+    rig.det.pair_button()
+    rig.valve.pair_button()
+    rig.run(3 * WINDOW)
+    assert rig.det.key is not None and rig.det.key != KEY and rig.det.key == rig.valve.link.key
+    assert rig.run_until(lambda: rig.det.link == "up" and rig.valve.link.link == "up", 3000) is not None
+
+
+def test_a_pending_valve_key_expires_if_the_detector_never_uses_it():
+    rig = _rig("expire", paired=False)
+    rig.valve.pair_button()
+    rig.det.pair_button()
+    rig.run(WINDOW - 500)
+    rig.power_detector(False)  # gone before its window ended: it never commits
+    rig.run(3 * WINDOW)
+    assert _failed(rig, "V", "no_confirm") and rig.valve.link.key is None
+    assert not rig.valve.link.pairing and rig.valve.link._pending is None
+
+
+def test_factory_mode_presence_frees_a_valve_held_by_an_attacker():
+    from gasguard.espnow_link import provision
+
+    rig = _rig("force", paired=False)
+    att_store = FileStore(tmpdir("att-force"))
+    provision(att_store, "D", KEY, VALVE_MAC)
+    provision(rig.valve_store, "V", KEY, ATT_MAC)  # an attacker got in once (a lone press)
+    rig.reboot_valve()
+    att = DetectorLink(rig.air.radio(ATT_MAC), rig.clock, att_store, LINK, rand=rig._rand)
+    _run(rig, att, 2000)
+    assert rig.valve.link.link == "up"
+    for force in (False, True):  # the resident presses both; then again with the valve in factory mode
+        rig.valve.link.pair_button(force)
+        rig.det.pair_button()
+        _run(rig, att, 2 * WINDOW + 3000)
+    assert _failed(rig, "V", "linked")  # without presence the attacker's link held
+    assert rig.valve.link.peer == DET_MAC and rig.det.key == rig.valve.link.key != KEY
+
+
+def test_detector_long_press_opens_the_window_with_presence_from_factory_mode():
+    from gasguard.devices import PairButton
+
+    class Svc:
+        factory_via = None
+
+    rig = _rig("longpress")
+    svc = Svc()
+    sink = PairButton(rig.det, svc)
+    sink.event({"event": "button", "press": "short"})
+    assert not rig.det.pairing
+    sink.event({"event": "button", "press": "long"})
+    assert rig.det.pairing and not rig.det._force
+    rig.run(WINDOW + 100)
+    svc.factory_via = "button"
+    sink.event({"event": "button", "press": "long"})
+    assert rig.det.pairing and rig.det._force
