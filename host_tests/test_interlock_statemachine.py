@@ -262,7 +262,7 @@ class InterlockMachine(RuleBasedStateMachine):
             return
         assert self.rig.det.key == self.guard[0] and self.rig.valve.link.key == self.guard[0]
         d, v = self.rig.det, self.rig.valve.link
-        if not d.pairing and not v.pairing and v._pending is None:
+        if not d.pairing and not v.pairing and v._cand is None:
             self.guard = None  # the windows are over
 
     @invariant()

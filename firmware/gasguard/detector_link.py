@@ -140,24 +140,18 @@ class DetectorLink(LinkCore):
         if ftype != F.T_PAIR_RESP:
             raise F.FrameError("unsupported")
         key, _nv = F.decode_pair_response(data, self._nonce)
-        self._offer((key, bytes(mac)))  # committed at the end of the window, if still alone
+        self._offer((bytes(mac), key))  # committed at the end of the window, if still alone
 
-    def _pair_end(self):
-        c = self._cand
-        if c is None:
-            self._pair_failed("no_answer")
-        elif not self._may_replace(c[1]):
-            self._pair_failed("linked")
-        else:
-            provision(self.store, self.ROLE, c[0], c[1])
-            self._paired(c[0], c[1])
-            if self.state == "closing":
-                self.close_id = 0  # the next retry takes a close id from the new key's counter
-                self._retry_at = self.clock.ticks_ms()
-            elif self.state == "failed":
-                self.state = "idle"
-            self._fault = None
-            self._hb_at = self.clock.ticks_ms()  # a heartbeat under the new key confirms it
+    def _pair_commit(self, c):
+        provision(self.store, self.ROLE, c[1], c[0])
+        self._paired(c[1], c[0])
+        if self.state == "closing":
+            self.close_id = 0  # the next retry takes a close id from the new key's counter
+            self._retry_at = self.clock.ticks_ms()
+        elif self.state == "failed":
+            self.state = "idle"
+        self._fault = None
+        self._hb_at = self.clock.ticks_ms()  # a heartbeat under the new key confirms it
 
     def status(self):
         d = self.link_status()
@@ -167,3 +161,18 @@ class DetectorLink(LinkCore):
         d["valve_cause"] = self.valve_cause
         d["close_attempts"] = self.attempts
         return d
+
+
+class PairButton:
+    """Detector app sink: the long press of the test/hush button (3 s) opens the link's
+    pairing window (docs/security.md); in factory mode entered with the button held at
+    power-up (physical presence) that window may replace a working pairing."""
+
+    def __init__(self, link, service):
+        self.link = link
+        self.service = service
+
+    def event(self, ev):
+        if ev.get("event") == "button" and ev.get("press") == "long":
+            svc = self.service
+            self.link.pair_button(svc is not None and svc.factory_via == "button")

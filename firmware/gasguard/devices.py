@@ -19,27 +19,12 @@ from gasguard import VERSION
 
 def attach_interlock(app, radio, store, config, rand=None):
     """Add the ESP-NOW interlock (detector side) as an interlock sink of the detector."""
-    from gasguard.detector_link import DetectorLink
+    from gasguard.detector_link import DetectorLink, PairButton
 
     link = DetectorLink(radio, app.clock, store, config.get("link"), app.emit, rand)
     app.detector.interlocks.append(link)
     app.sinks.append(PairButton(link, getattr(app, "service", None)))
     return link
-
-
-class PairButton:
-    """Detector app sink: the long press of the test/hush button (3 s) opens the link's
-    pairing window (docs/security.md); in factory mode entered with the button held at
-    power-up (physical presence) that window may replace a working pairing."""
-
-    def __init__(self, link, service):
-        self.link = link
-        self.service = service
-
-    def event(self, ev):
-        if ev.get("event") == "button" and ev.get("press") == "long":
-            svc = self.service
-            self.link.pair_button(svc is not None and svc.factory_via == "button")
 
 
 class CommandHandler:

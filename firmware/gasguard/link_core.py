@@ -37,8 +37,6 @@ class LinkCore:
         self._reject_report_at = clock.ticks_ms()
         self.pairing = False
         self._pair_until = 0
-        self._force = False
-        self._peer_pairing = False
         self._cand = None  # the one pairing offer of this window
         self.key = None
         self.peer = None
@@ -216,7 +214,7 @@ class LinkCore:
         self.emit({"event": "link", "state": "pairing"})
 
     def _offer(self, cand):
-        """A pairing offer heard in the window: keep the first, abort on a different one."""
+        """A pairing offer (mac, ...) heard in the window: keep the first; a different one aborts."""
         if self._cand is None:
             self._cand = cand
         elif self._cand != cand:
@@ -228,9 +226,14 @@ class LinkCore:
         self._cand = None
         self.emit({"event": "link", "state": "pair_failed", "reason": reason})
 
-    def _may_replace(self, mac):
-        """A working pairing (link up) gives way only to its own peer pairing too, or force."""
-        return self.key is None or self.link != "up" or self._force or (self._peer_pairing and mac == self.peer)
+    def _pair_end(self):
+        c = self._cand
+        if c is None:
+            self._pair_failed("no_answer")
+        elif self.key is None or self.link != "up" or self._force or (self._peer_pairing and c[0] == self.peer):
+            self._pair_commit(c)
+        else:
+            self._pair_failed("linked")  # a working pairing does not give way to one side alone
 
     def _pair_start(self):
         pass

@@ -23,8 +23,7 @@ class ValveLink(LinkCore):
         self.done_close_id = 0
         self.closes_executed = 0
         self.acks_sent = 0
-        self._pending = None  # (key, mac, nonce_d, nonce_v): the one detector answered
-        self._pending_until = 0
+        self._pending = None  # (key, nonce_v) for the one detector answered (self._cand)
 
     def _install(self, key, peer):
         LinkCore._install(self, key, peer)
@@ -39,16 +38,15 @@ class ValveLink(LinkCore):
     def poll(self):
         self._receive()
         self._supervise()
-        if self._pending is not None and not self.pairing and \
-                self.clock.ticks_diff(self.clock.ticks_ms(), self._pending_until) > 0:
-            self._pending = None  # the detector never used the key: keep the old pairing
-            self._pair_failed("no_confirm")
+        if self._cand is not None and not self.pairing and \
+                self.clock.ticks_diff(self.clock.ticks_ms(), self._pair_until) > 0:
+            self._pair_failed("no_confirm")  # the detector never used the key: keep the old one
 
     def _heartbeat(self):
         ctr = self._next()
         if ctr:
             s, c = self._codes()
-            flags = (1 if self.link == "up" else 0) | (2 if self.pairing or self._pending else 0)
+            flags = (1 if self.link == "up" else 0) | (2 if self.pairing or self._cand else 0)
             self._send(self.peer, F.status(self.key, ctr, self.seen, s, c, flags))
 
     def _handle(self, ftype, fields):
@@ -79,45 +77,33 @@ class ValveLink(LinkCore):
 
     # --- pairing: answer exactly one detector for the whole window; then wait for
     # its first authentic frame under the new key (docs/security.md)
-    def _pair_start(self):
-        self._pending = None
-
     def _pair_frame(self, mac, ftype, data):
         if ftype != F.T_PAIR_REQ:
             raise F.FrameError("unsupported")
         nonce_d = F.decode_pair_request(data)
-        mac = bytes(mac)
-        if not self._offer((mac, nonce_d)):
-            self._pending = None  # a second detector (or a second nonce): refuse to guess
-            return
-        p = self._pending
-        if p is None:
-            nonce_v = bytes(self.rand(F.NONCE_LEN))
-            p = (F.pair_key(nonce_d, nonce_v), mac, nonce_d, nonce_v)
-            self._pending = p
-        self._send(mac, F.pair_response(p[2], p[3]))
+        first = self._cand is None
+        if self._offer((bytes(mac), nonce_d)):  # else a second detector: refuse to guess
+            if first:
+                nonce_v = bytes(self.rand(F.NONCE_LEN))
+                self._pending = (F.pair_key(nonce_d, nonce_v), nonce_v)
+            self._send(mac, F.pair_response(nonce_d, self._pending[1]))
 
-    def _pair_end(self):
-        p = self._pending
-        if p is None:
-            self._pair_failed("no_answer")
-        elif not self._may_replace(p[1]):
-            self._pending = None
-            self._pair_failed("linked")
-        else:  # the detector commits at the end of its own window: give it one more window
-            self._pending_until = self.clock.ticks_add(self.clock.ticks_ms(), self.cfg["pair_window_ms"])
+    def _pair_commit(self, c):
+        # the detector commits at the end of its own window: wait one more window for it
+        self._pair_until = self.clock.ticks_add(self.clock.ticks_ms(), self.cfg["pair_window_ms"])
 
     def _pending_frame(self, mac, data):
-        p = self._pending
-        if p is None or self.pairing or bytes(mac) != p[1]:
+        c = self._cand
+        if c is None or self.pairing or bytes(mac) != c[0]:
             return False
+        key = self._pending[0]
         try:
-            F.decode(p[0], data, self.ACCEPT)
+            F.decode(key, data, self.ACCEPT)
         except F.FrameError:
             return False
-        provision(self.store, self.ROLE, p[0], p[1])
-        self._pending = None
-        self._paired(p[0], p[1])
+        provision(self.store, self.ROLE, key, c[0])
+        self._cand = None
+        self._paired(key, c[0])
         self._receive_one(mac, data)  # now under the committed key
         return True
 

@@ -119,7 +119,7 @@ def test_a_pending_valve_key_expires_if_the_detector_never_uses_it():
     rig.power_detector(False)  # gone before its window ended: it never commits
     rig.run(3 * WINDOW)
     assert _failed(rig, "V", "no_confirm") and rig.valve.link.key is None
-    assert not rig.valve.link.pairing and rig.valve.link._pending is None
+    assert not rig.valve.link.pairing and rig.valve.link._cand is None
 
 
 def test_factory_mode_presence_frees_a_valve_held_by_an_attacker():
@@ -142,7 +142,7 @@ def test_factory_mode_presence_frees_a_valve_held_by_an_attacker():
 
 
 def test_detector_long_press_opens_the_window_with_presence_from_factory_mode():
-    from gasguard.devices import PairButton
+    from gasguard.detector_link import PairButton
 
     class Svc:
         factory_via = None
