@@ -15,15 +15,15 @@ from gasguard_tools import bench_heap
 # without a line in docs/heap-budget.md saying what the bytes buy.
 BUDGET = {
     ("detector", "low"): 117 * 1024,
-    ("detector", "mid"): 136 * 1024,
-    ("detector", "high"): 136 * 1024,
+    ("detector", "mid"): 137 * 1024,  # +1 KB: pairing needs a person at both ends (heap-budget.md)
+    ("detector", "high"): 137 * 1024,
     ("valve", "M"): 95 * 1024,
 }
 # Largest live heap at any checkpoint of the day, same units.
 PEAK = {
     ("detector", "low"): 126 * 1024,
-    ("detector", "mid"): 148 * 1024,
-    ("detector", "high"): 148 * 1024,
+    ("detector", "mid"): 149 * 1024,  # +1 KB: pairing (heap-budget.md)
+    ("detector", "high"): 149 * 1024,
     ("valve", "M"): 108 * 1024,
 }
 # The goal of issue 10 (40 KB free at every moment at 112 KB, largest block >= 8 KB) is not
