@@ -1,7 +1,6 @@
 """`gasguard notify` against a real mosquitto and local receivers: what reaches people,
 once, and what happens when a channel, the broker or the service itself fails."""
 
-import json
 import time
 
 import pytest

@@ -26,18 +26,11 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import ROOT
+from .benchkit import free_port as _free_port
 
 DEVICES = 3000
 PUBLISHERS = 4
 TIMEOUT_S = 120
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _mosquitto(tmp):

@@ -24,6 +24,7 @@ import threading
 import time
 
 from . import BOARDS, ROOT
+from .benchkit import free_port as _free_port
 from .broker import Broker
 from .runtime import command
 
@@ -109,14 +110,6 @@ class _Stall:
         self.srv.close()
         for c in self.held:
             c.close()
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def _scenario(port, seconds, net_down_after=None, runtime="micropython"):

@@ -9,6 +9,7 @@ CPython side by side.
 """
 
 import os
+import socket
 import subprocess
 import tempfile
 
@@ -40,3 +41,12 @@ def compare_table(title, rows, script, args=(), timeout=300):
         print("| %s | %s %s | %s |" % (what, mp.get(key, "-"), unit,
                                       (cp.get(key, "-") + " " + unit) if key in cp else "-"))
     print()
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
