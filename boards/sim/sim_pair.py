@@ -1,25 +1,34 @@
-"""The simulated detector + valve pair: both devices' real firmware in one MicroPython process.
+"""One device of the simulated detector + valve pair, in its own MicroPython process.
 
-    micropython boards/sim/sim_pair.py --state DIR --broker IP:PORT [--speed N] [--loss PCT]
-                                       [--seed N] [--until S] [--no-broker]
+    micropython boards/sim/sim_pair.py --device detector|valve --state DIR --air IP:PORT
+                                       [--broker IP:PORT] [--loss PCT] [--seed N]
+                                       [--until S] [--heap-every MS]
 
-The detector (DetectorApp on the simulated board, with the ESP-NOW interlock sink) and the
-valve controller (ValveApp on SimValveBoard) share one SimClock and one simulated air
-(SimAir: loss, seeded). Each has its own flash folder and its own Reporter talking to the
-broker over REAL sockets. Pairing is by factory provisioning (shared key in both stores).
+`gasguard sim` starts one process per device, each with its own heap (-X heapsize), as on
+two chips, and the simulated ESP-NOW air between them (netair.NetAir: loopback UDP through
+the host's relay, which also keeps the two clocks in step). The detector is DetectorApp on
+the simulated board with the ESP-NOW interlock sink; the valve controller is ValveApp on
+SimValveBoard. Each has its own flash folder (DIR/detector, DIR/valve) and, with --broker,
+its own Reporter talking to the broker over REAL sockets. Pairing is by factory
+provisioning (shared key in both stores).
 
 The scenario comes on stdin as JSON lines in the `gasguard replay` runner form (the host
 validated the CSV): {"t_ms": ms, "<column>_milli": value*1000, ...}, values holding until
-the next row:
+the next row; each device takes its own columns:
     ch4_ppm, co_ppm      gas at the detector's sensors
     pressure_kpa         line pressure at the valve
     flow_m3h             flow through the valve
     valve_hand           "reset" (a hand reopens the valve) or "close" (a hand closes it)
-Simulated time runs --speed times real time; everything that happens is printed as one
-JSON object per line: {"t": s, "dev": "detector"|"valve", "event": ...}, then
-{"sim": "end", ...summary}.
+Everything that happens is printed as one JSON object per line: {"t": s, "dev": ...,
+"event": ...}, then {"sim": "end", "dev": ..., ...this device's summary, "heap": {...}}.
+
+Heap: every --heap-every simulated ms (default 1000) the device collects garbage and
+samples gc.mem_free(); at each new minimum (and every 60 samples) it prints
+micropython.mem_info(), whose "max free sz" (in GC blocks) the host reads as the largest
+free block. So min_free is the least free heap between loop turns, after a collection.
 """
 
+import gc
 import json
 import sys
 import time
@@ -30,21 +39,29 @@ from gasguard.devices import ValveApp, attach_active_id, attach_interlock, attac
 from gasguard.interlock_keys import provision
 from gasguard.store import FileStore
 from simboard import SimClock, SimConsole
-from simradio import SimAir
 from simvalve import SimValveBoard
 from virtual_device import VirtualBoard
 
 DET_MAC = b"\x02\x00\x00\x00\x00\x01"
 VALVE_MAC = b"\x02\x00\x00\x00\x00\x02"
+MACS = {"detector": DET_MAC, "valve": VALVE_MAC}
 # SIMULATION ONLY: the pair key and device keys real units get at the factory. The
 # host side plays the platform with DEVICE_KEY (it acknowledges registrations).
 PAIR_KEY = b"sim-pair-key-not-for-devices!!!!"
 DEVICE_KEY = b"sim-device-key-not-for-devices!!"
-STEP_MS = 10
+STEP_MS = 10  # one loop turn
+SLICE_MS = 100  # simulated time between two meetings at the relay (10 loop turns)
+DRAIN_REAL_MS = 30000
+
+
+def _addr(v):
+    host, port = v.rsplit(":", 1)
+    return (host, int(port))
 
 
 def parse_args(argv):
-    o = {"state": None, "broker": None, "speed": 20.0, "loss": 0, "seed": 1, "until": None}
+    o = {"device": None, "state": None, "air": None, "broker": None, "loss": 0, "seed": 1,
+         "until": None, "heap_every": 1000}
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -55,24 +72,29 @@ def parse_args(argv):
         if i + 1 >= len(argv):
             raise SystemExit("sim_pair: %s needs a value" % a)
         v = argv[i + 1]
-        if a == "--state":
+        if a == "--device":
+            if v not in MACS:
+                raise SystemExit("sim_pair: --device detector or valve")
+            o["device"] = v
+        elif a == "--state":
             o["state"] = v
+        elif a == "--air":
+            o["air"] = _addr(v)
         elif a == "--broker":
-            host, port = v.rsplit(":", 1)
-            o["broker"] = (host, int(port))
-        elif a == "--speed":
-            o["speed"] = float(v)
+            o["broker"] = _addr(v)
         elif a == "--loss":
             o["loss"] = int(v)
         elif a == "--seed":
             o["seed"] = int(v)
         elif a == "--until":
             o["until"] = int(v)
+        elif a == "--heap-every":
+            o["heap_every"] = int(v)
         else:
             raise SystemExit("sim_pair: unknown option %s" % a)
         i += 2
-    if not o["state"]:
-        raise SystemExit("sim_pair: --state DIR is required")
+    if not o["state"] or not o["device"]:
+        raise SystemExit("sim_pair: --device and --state DIR are required")
     return o
 
 
@@ -99,6 +121,10 @@ def read_scenario():
     return rows
 
 
+def say(d):
+    sys.stdout.write(json.dumps(d) + "\n")
+
+
 def factory_calibration(store):
     """What the production line does with reference gas (gasguard calibrate): zero and
     span each channel against this simulated unit's true sensor response."""
@@ -114,85 +140,104 @@ def factory_calibration(store):
     calibration.save(store, rec)
 
 
-class Pair:
-    def __init__(self, o):
-        root = o["state"].rstrip("/")
-        self.clock = SimClock()
-        self.air = SimAir(self.clock, o["seed"], o["loss"])
-        det_store = FileStore(root + "/detector")
-        valve_store = FileStore(root + "/valve")
-        provision(det_store, "D", PAIR_KEY, VALVE_MAC)
-        provision(valve_store, "V", PAIR_KEY, DET_MAC)
-        factory_calibration(det_store)
+class Device:
+    """One device as `gasguard sim` assembles it, on its own clock and radio."""
 
-        # the detector: alarm path + console (unused here) + wireless interlock
-        self.dboard = VirtualBoard(self.clock, SimConsole(), 8.0, "power_on", False)
-        dcfg = {"detector": {"profile": "cn", "tier": "mid"}}
-        self.det = DetectorApp(self.dboard, det_store, dcfg, board_name="sim-detector")
-        self.det.sinks.append(Printer(self, "detector", self.det))
-        self.link = attach_interlock(self.det, self.air.radio(DET_MAC), det_store, {}, Rand(o["seed"]))
-
-        # the valve controller: mechanics + controller (+ its link)
-        self.vboard = SimValveBoard(self.clock, self.air.radio(VALVE_MAC))
-        self.valve = ValveApp(self.vboard, valve_store, {}, Rand(o["seed"] + 1))
-        self.valve.sinks.append(Printer(self, "valve", self.valve))
-
-        self.reporters = []
-        self.active = {}
+    def __init__(self, kind, o, clock, radio, out=say):
+        self.kind = kind
+        self.clock = clock
+        self.out = out
+        store = FileStore(o["state"].rstrip("/") + "/" + kind)
+        if kind == "detector":
+            # the detector: alarm path + console (unused here) + wireless interlock
+            provision(store, "D", PAIR_KEY, VALVE_MAC)
+            factory_calibration(store)
+            self.board = VirtualBoard(clock, SimConsole(), 8.0, "power_on", False)
+            dcfg = {"detector": {"profile": "cn", "tier": "mid"}}
+            self.app = DetectorApp(self.board, store, dcfg, board_name="sim-detector")
+            self.link = attach_interlock(self.app, radio, store, {}, Rand(o["seed"]))
+        else:
+            # the valve controller: mechanics + controller (+ its link)
+            provision(store, "V", PAIR_KEY, DET_MAC)
+            self.board = SimValveBoard(clock, radio)
+            self.app = ValveApp(self.board, store, {}, Rand(o["seed"] + 1))
+        self.app.sinks.append(Printer(self.out, kind))
+        self.reporter = None
+        self.active = None
         if o["broker"] is not None:
-            import socket
+            self._attach_reporting(o)
 
-            host, port = o["broker"]
-            from gasguard.identity import IdentityStore
+    def _attach_reporting(self, o):
+        import socket
 
-            host, port = o["broker"]
-            for app, cat, serial in ((self.det, "GD", 1), (self.valve, "GV", 2)):
-                # the factory line: identity written once, read back, locked
-                dev_id = identifier.make("88.118.8", cat, "M", "261129", serial)
-                ids = IdentityStore(app.store)
-                if ids.status() == "blank":
-                    ids.provision({"id": dev_id, "model": "GG-SIM-" + cat, "hw_rev": "1.0"},
-                                  DEVICE_KEY)
-                    ids.lock(dev_id)
-                cfg = {"report": {"mqtt": {"host": host, "port": port, "keepalive_s": 30},
-                                  "interval_s": 30}}
-                rep = attach_reporter(app, self.clock, app.store, ids.identity_info(VERSION), cfg,
-                                      socket, ids.device_key(), Rand(o["seed"] + serial + 10))
-                self.reporters.append(rep)
-                act = attach_active_id(app, rep, ids, {})
-                self.active[app.KIND] = act
-                self.say({"sim": "device", "dev": app.KIND, "id": dev_id,
-                          "active_id": act is not None})
+        from gasguard.identity import IdentityStore
 
-    def say(self, d):
-        sys.stdout.write(json.dumps(d) + "\n")
+        app = self.app
+        host, port = o["broker"]
+        cat, serial = ("GD", 1) if self.kind == "detector" else ("GV", 2)
+        # the factory line: identity written once, read back, locked
+        dev_id = identifier.make("88.118.8", cat, "M", "261129", serial)
+        ids = IdentityStore(app.store)
+        if ids.status() == "blank":
+            ids.provision({"id": dev_id, "model": "GG-SIM-" + cat, "hw_rev": "1.0"}, DEVICE_KEY)
+            ids.lock(dev_id)
+        cfg = {"report": {"mqtt": {"host": host, "port": port, "keepalive_s": 30},
+                          "interval_s": 30}}
+        self.reporter = attach_reporter(app, self.clock, app.store, ids.identity_info(VERSION),
+                                        cfg, socket, ids.device_key(),
+                                        Rand(o["seed"] + serial + 10))
+        self.active = attach_active_id(app, self.reporter, ids, {})
+        self.out({"sim": "device", "dev": app.KIND, "id": dev_id,
+                  "active_id": self.active is not None})
 
     def apply(self, row):
-        if "ch4_ppm_milli" in row:
-            self.dboard.gas["ch4"].target = row["ch4_ppm_milli"] / 1000
-        if "co_ppm_milli" in row:
-            self.dboard.gas["co"].target = row["co_ppm_milli"] / 1000
+        if self.kind == "detector":
+            if "ch4_ppm_milli" in row:
+                self.board.gas["ch4"].target = row["ch4_ppm_milli"] / 1000
+            if "co_ppm_milli" in row:
+                self.board.gas["co"].target = row["co_ppm_milli"] / 1000
+            return
+        b = self.board
         if "pressure_kpa_milli" in row:
-            self.vboard.pressure_pa = row["pressure_kpa_milli"]
+            b.pressure_pa = row["pressure_kpa_milli"]
         if "flow_m3h_milli" in row:
-            self.vboard.flow_m3h_x1000 = row["flow_m3h_milli"]
+            b.flow_m3h_x1000 = row["flow_m3h_milli"]
         hand = row.get("valve_hand")
         if hand == "reset":
-            self.vboard.manual_reset()
+            b.manual_reset()
         elif hand == "close":
-            self.vboard.manual_close()
+            b.manual_close()
 
     def step(self):
+        """One loop turn: STEP_MS of simulated time, then the device's poll."""
         self.clock.advance(STEP_MS)
-        self.vboard.step()
-        self.valve.poll()
-        self.det.poll_core()
+        if self.kind == "detector":
+            self.app.poll_core()
+        else:
+            self.board.step()
+            self.app.poll()
 
-    def registered(self):
-        return all(a is None or a.registered for a in self.active.values())
+    def settled(self):
+        """Every event delivered and the active identifier registered (or no reporting)."""
+        r = self.reporter
+        if r is None:
+            return True
+        return len(r.outbox) == 0 and (self.active is None or self.active.registered)
 
-    def delivered(self):
-        return all(len(r.outbox) == 0 for r in self.reporters) if self.reporters else True
+    def summary(self):
+        d = {"sim": "end", "dev": self.kind}
+        if self.kind == "detector":
+            d["detector_alarm"] = self.app.detector.status()["ch4"]["alarm"]
+        else:
+            vst = self.app.status()
+            d["valve"] = vst["valve"]
+            d["cause"] = vst["cause"]
+            d["link"] = vst["link"]
+        r = self.reporter
+        d["outbox_left"] = None if r is None else len(r.outbox)
+        d["published"] = None if r is None else r.published
+        d["registered"] = bool(self.active and self.active.registered)
+        return d
 
 
 class Printer:
@@ -200,59 +245,97 @@ class Printer:
 
     name = None
 
-    def __init__(self, pair, dev, app):
-        self.pair = pair
+    def __init__(self, out, dev):
+        self.out = out
         self.dev = dev
-        self.app = app
 
     def event(self, ev):
         d = {"t": ev.get("t"), "dev": self.dev}
         for k in ev:
             if k not in ("t", "seq", "boot"):
                 d[k] = ev[k]
-        self.pair.say(d)
+        self.out(d)
+
+
+class HeapWatch:
+    """The least free heap between loop turns (after a collection), and mem_info() lines
+    for the host to read the largest free block from."""
+
+    def __init__(self, every_ms):
+        self.every = every_ms // SLICE_MS or 1
+        self.n = 0
+        gc.collect()
+        self.size = gc.mem_alloc() + gc.mem_free()
+        self.min_free = gc.mem_free()
+        self.block = 16 if sys.maxsize < (1 << 32) else 32  # bytes per GC block
+        import micropython
+
+        micropython.mem_info()
+
+    def slice_done(self):
+        self.n += 1
+        if self.n % self.every:
+            return
+        gc.collect()
+        free = gc.mem_free()
+        if free < self.min_free or self.n % (60 * self.every) == 0:
+            if free < self.min_free:
+                self.min_free = free
+            import micropython
+
+            micropython.mem_info()
+
+    def summary(self):
+        return {"size": self.size, "min_free": self.min_free, "block": self.block}
 
 
 def main(argv):
+    from netair import NetAir
+
     o = parse_args(argv)
     rows = read_scenario()
     if not rows:
         raise SystemExit("sim_pair: empty scenario on stdin")
-    pair = Pair(o)
-    until_s = o["until"] if o["until"] is not None else rows[-1]["t_ms"] // 1000
-    speed = o["speed"]
+    kind = o["device"]
+    clock = SimClock()
+    air = NetAir(o["air"], MACS[kind], o["seed"], o["loss"])
+    dev = Device(kind, o, clock, air.radio)
+    heap = HeapWatch(o["heap_every"])
+    until_ms = (o["until"] if o["until"] is not None else rows[-1]["t_ms"] // 1000) * 1000
+    air.hello()
+    air.wait()
     i = 0
     sim_ms = 0
-    t0 = time.ticks_ms()
-    while sim_ms <= until_s * 1000:
-        while i < len(rows) and rows[i]["t_ms"] <= sim_ms:
-            pair.apply(rows[i])
+    n = len(rows)
+    while sim_ms <= until_ms:
+        while i < n and rows[i]["t_ms"] <= sim_ms:
+            dev.apply(rows[i])
             i += 1
-        pair.step()
+        dev.step()
         sim_ms += STEP_MS
-        # pace: simulated time runs `speed` times real time
-        ahead = int(sim_ms / speed) - time.ticks_diff(time.ticks_ms(), t0)
-        if ahead > 0:
-            time.sleep_ms(ahead)
-    # let the outboxes drain and registrations finish (bounded, real time: a loaded host
+        if sim_ms % SLICE_MS == 0:
+            heap.slice_done()
+            air.barrier()
+    # let the outbox drain and the registration finish (bounded, real time: a loaded host
     # or a slow broker makes the round trips late, never the alarm path)
-    drain_ms = 0
-    while pair.reporters and not (pair.delivered() and pair.registered()) and drain_ms < 30000:
-        pair.step()
+    t0 = time.ticks_ms()
+    while not dev.settled() and time.ticks_diff(time.ticks_ms(), t0) < DRAIN_REAL_MS:
+        dev.step()
+        sim_ms += STEP_MS
         time.sleep_ms(STEP_MS)
-        drain_ms += STEP_MS
-    for r in pair.reporters:
-        r.poll()
-    vst = pair.valve.status()
-    summary = {"sim": "end", "t": sim_ms // 1000, "valve": vst["valve"], "cause": vst["cause"],
-               "link": vst["link"], "detector_alarm": pair.det.detector.status()["ch4"]["alarm"],
-               "radio": pair.air.stats,
-               "outbox_left": [len(r.outbox) for r in pair.reporters],
-               "published": [r.published for r in pair.reporters],
-               "registered": dict((k, bool(a and a.registered)) for k, a in pair.active.items())}
-    pair.say(summary)
-    for r in pair.reporters:
-        r.close()  # retained "offline (shutdown)", then DISCONNECT: no Last Will
+        if sim_ms % SLICE_MS == 0:
+            heap.slice_done()
+            air.barrier()
+    if dev.reporter is not None:
+        dev.reporter.poll()
+    d = dev.summary()
+    d["t"] = sim_ms // 1000
+    d["radio"] = air.stats
+    d["heap"] = heap.summary()
+    say(d)
+    air.bye()
+    if dev.reporter is not None:
+        dev.reporter.close()  # retained "offline (shutdown)", then DISCONNECT: no Last Will
     time.sleep_ms(200)
     return 0
 

@@ -166,6 +166,11 @@ def command(runtime, script, args=(), heap=None, micropython=None, mpy=None):
             mpy = bool(heap)
         path = firmware_mpy_path() if mpy else firmware_path()
         env["MICROPYPATH"] = os.pathsep.join(path + [".frozen"])
+        script = Path(script)
+        if mpy and script.parent == BOARDS / "sim":
+            # the simulated board's own scripts run from their .mpy too (`-m`): compiling a
+            # big script on the device would cost heap the product never spends
+            return argv + ["-m", script.stem] + [str(a) for a in args], env
     elif runtime == "cpython":
         argv = [sys.executable, "-u"]
         env["PYTHONPATH"] = os.pathsep.join(firmware_path())

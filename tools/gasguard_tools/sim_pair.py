@@ -1,13 +1,20 @@
 """`gasguard sim` (default mode): a detector and a valve controller on the real firmware.
 
-Runs boards/sim/sim_pair.py on the MicroPython unix port: both devices' firmware in one
-process, joined by the simulated ESP-NOW air (with --loss), each reporting over real
-sockets to an MQTT broker — the embedded one (gasguard_tools.broker) unless --broker is
-given. What the devices do is printed as it happens, then what reached the broker.
+Runs boards/sim/sim_pair.py twice on MicroPython, one process per device, each with its own
+heap (--heap, as on two chips), joined by the simulated ESP-NOW air: loopback UDP through
+AirRelay here, which forwards the frames the senders did not lose (--loss) and keeps both
+simulated clocks in step at --speed. Each device reports over real sockets to an MQTT
+broker, the embedded one (gasguard_tools.broker) unless --broker is given. What the devices
+do is printed as it happens, then what reached the broker and each device's heap: the least
+free heap between loop turns (after a collection) and the largest free block then
+(micropython.mem_info()'s "max free sz", which the devices print and this side reads).
 """
 
+import collections
 import json
 import queue
+import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -37,7 +44,11 @@ def add_pair_arguments(p):
     p.add_argument("--scenario", metavar="CSV", help="timeline (default docs/scenarios/pair_leak.csv)")
     p.add_argument("--loss", type=int, default=10, help="radio frame loss %% (default 10)")
     p.add_argument("--seed", type=int, default=1, help="seed of the radio and the keys' nonces")
-    p.add_argument("--json", action="store_true", help="print raw JSON lines")
+    p.add_argument("--json", action="store_true",
+                   help="print raw JSON lines; the last one is the summary")
+    p.add_argument("--heap", metavar="SIZE",
+                   help="each device's MicroPython heap, e.g. 112k as on an ESP32-WROOM (the "
+                        "firmware then loads from .mpy, as deployed); default: the interpreter's")
 
 
 def describe(ev):
@@ -119,6 +130,165 @@ class BrokerWatch:
         self.client.disconnect()
 
 
+SLICE_MS = 100  # boards/sim/sim_pair.SLICE_MS: simulated time between two meetings
+_MAX_FREE = re.compile(r"max free sz: (\d+)")
+
+
+class AirRelay:
+    """The simulated ESP-NOW air between the device processes (boards/sim/netair.py).
+
+    Forwards every frame to the device with that MAC (frames are lost at the sender, which
+    knows whether its unicast was acknowledged) and keeps time: a device that has finished
+    a slice waits for the next one until every device has, and until real time reaches the
+    slice at `speed`. Runs in a thread; port is where the devices send."""
+
+    def __init__(self, n_devices, speed):
+        self.n = n_devices
+        self.speed = float(speed)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.addr = {}  # mac -> address
+        self.mac = {}  # address -> mac
+        self.waiting = set()
+        self.gone = set()
+        self.slices = 0
+        self.t0 = None
+        self.stats = {"delivered": 0, "unreachable": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gasguard-sim-air", daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+    def _send(self, data, to):
+        try:
+            self.sock.sendto(data, to)
+        except OSError:
+            pass  # that device has gone
+
+    def _go(self):
+        live = set(self.mac) - self.gone
+        if not live or not live <= self.waiting:
+            return
+        self.slices += 1
+        due = self.t0 + self.slices * SLICE_MS / 1000.0 / self.speed
+        late = due - time.monotonic()
+        if late > 0:
+            time.sleep(late)
+        self.waiting.clear()
+        for a in live:
+            self._send(b"G", a)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                data, a = self.sock.recvfrom(512)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            kind = data[:1]
+            if kind == b"H" and len(data) == 7:
+                self.addr[data[1:7]] = a
+                self.mac[a] = data[1:7]
+                if len(self.mac) == self.n:
+                    self.t0 = time.monotonic()
+                    for x in self.mac:
+                        self._send(b"G", x)
+            elif kind == b"F" and a in self.mac and len(data) > 7:
+                to = self.addr.get(data[1:7])
+                if to is None or to in self.gone:
+                    self.stats["unreachable"] += 1
+                    continue
+                self._send(b"F" + self.mac[a] + data[7:], to)
+                self.stats["delivered"] += 1
+            elif kind == b"T" and a in self.mac:
+                self.waiting.add(a)
+                self._go()
+            elif kind == b"E" and a in self.mac:
+                self.gone.add(a)
+                self.waiting.discard(a)
+                self._go()
+
+
+class DeviceProcess:
+    """One device's MicroPython process: its stdout lines go to a shared queue."""
+
+    def __init__(self, kind, args, state, air_port, broker, rows, lines):
+        self.kind = kind
+        argv, env = command("micropython", RUNNER,
+                            ["--device", kind, "--state", state, "--air", "127.0.0.1:%d" % air_port,
+                             "--broker", broker, "--loss", args.loss, "--seed", args.seed],
+                            heap=getattr(args, "heap", None),
+                            micropython=getattr(args, "micropython", None))
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
+        self.proc.stdin.write("".join(json.dumps(r) + "\n" for r in rows))
+        self.proc.stdin.close()
+        self.max_free_blocks = None  # least "max free sz" seen in its mem_info() lines
+        self.tail = collections.deque(maxlen=8)  # its last non-JSON lines (a traceback)
+        self.summary = None
+        self.eof = False
+        threading.Thread(target=self._read, args=(lines,), daemon=True).start()
+
+    def _read(self, lines):
+        for line in self.proc.stdout:
+            lines.put((self, line))
+        lines.put((self, None))
+
+    def note(self, line):
+        """A non-JSON line: mem_info() output (the largest free block, in GC blocks)."""
+        self.tail.append(line.rstrip())
+        m = _MAX_FREE.search(line)
+        if m:
+            n = int(m.group(1))
+            if self.max_free_blocks is None or n < self.max_free_blocks:
+                self.max_free_blocks = n
+
+    def failure(self):
+        rc = self.proc.poll()
+        if rc is None or (rc == 0 and self.summary is not None):
+            return None
+        # MicroPython prints an uncaught exception on stdout
+        err = "\n".join([self.proc.stderr.read()[-2000:].strip()]
+                        + [x for x in self.tail if not x.startswith((" No. of", "mem:", "stack:", "GC:"))])
+        return "the simulated %s stopped (exit %s): %s" % (self.kind, rc, err.strip())
+
+    def heap(self):
+        h = (self.summary or {}).get("heap") or {}
+        blocks = self.max_free_blocks
+        return {"size": h.get("size"), "min_free": h.get("min_free"),
+                "max_block": None if blocks is None else blocks * h.get("block", 16)}
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def merge_summaries(det, valve, relay):
+    """The pair's summary line from the two devices' own ones."""
+    d, v = det.summary, valve.summary
+    radio = {"sent": d["radio"]["sent"] + v["radio"]["sent"],
+             "dropped": d["radio"]["dropped"] + v["radio"]["dropped"],
+             "overflow": d["radio"]["overflow"] + v["radio"]["overflow"]}
+    radio.update(relay.stats)
+    return {"sim": "end", "t": max(d["t"], v["t"]), "valve": v["valve"], "cause": v["cause"],
+            "link": v["link"], "detector_alarm": d["detector_alarm"], "radio": radio,
+            "outbox_left": [d["outbox_left"], v["outbox_left"]],
+            "published": [d["published"], v["published"]],
+            "registered": {"detector": d["registered"], "valve": v["registered"]},
+            "heap": {"detector": det.heap(), "valve": valve.heap()}}
+
+
 def run_pair(args, out=None):
     out = out or sys.stdout
     scenario = args.scenario or str(DEFAULT_SCENARIO)
@@ -141,58 +311,67 @@ def run_pair(args, out=None):
 
     printer = Printer("gasguard", out=out)
     state = tempfile.mkdtemp(prefix="gasguard-sim-")
-    argv, env = command("micropython", RUNNER, ["--state", state, "--broker", "%s:%d" % (host, port),
-                                                "--speed", args.speed, "--loss", args.loss,
-                                                "--seed", args.seed],
-                        micropython=getattr(args, "micropython", None))
-    stdin = "".join(json.dumps(r) + "\n" for r in rows)
-    out.write("running the detector + valve firmware on MicroPython (%s, %gx real time, %d%% radio loss)\n"
-              % (scenario, args.speed, args.loss))
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
-    proc.stdin.write(stdin)
-    proc.stdin.close()
-    events, summary = [], None
+    heap = getattr(args, "heap", None)
+    out.write("running the detector and the valve firmware, each in its own MicroPython%s "
+              "(%s, %gx real time, %d%% radio loss)\n"
+              % (" with a %s heap" % heap if heap else "", scenario, args.speed, args.loss))
+    relay = AirRelay(2, args.speed).start()
     lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)],
-                     daemon=True).start()
+    devs = []
+    events = []
     try:
-        while True:
+        for kind in ("detector", "valve"):
+            devs.append(DeviceProcess(kind, args, state, relay.port, "%s:%d" % (host, port),
+                                      rows, lines))
+        open_devs = len(devs)
+        failure = None
+        while open_devs and failure is None:
             try:
-                line = lines.get(timeout=0.1)
+                dev, line = lines.get(timeout=0.1)
             except queue.Empty:
-                line = ""
+                dev, line = None, ""
             for topic, payload, retain in watch.drain():
                 # telemetry is counted in the summary; events and state are shown
                 if not args.json and not topic.endswith("/telemetry"):
                     out.write("   broker <- ")
                     printer.handle(topic, payload, retain)
+            if dev is None:
+                failure = next((f for f in (d.failure() for d in devs) if f), None)
+                continue
             if line is None:
-                break
-            if not line.strip():
+                open_devs -= 1
+                dev.proc.wait(timeout=30)
+                failure = dev.failure()
+                continue
+            if not line.startswith("{"):
+                dev.note(line)
                 continue
             ev = json.loads(line)
             if ev.get("sim") == "end":
-                summary = ev
+                dev.summary = ev
             elif ev.get("sim") == "device":
                 out.write("%s device %s\n" % (ev["dev"], ev["id"]))
             else:
                 events.append(ev)
-            out.write((line if args.json else describe(ev) + "\n") if "sim" not in ev else "")
+                out.write(line if args.json else describe(ev) + "\n")
             out.flush()
-        rc = proc.wait(timeout=30)
+        if failure:
+            raise ToolError(failure)
         time.sleep(0.5)
         watch.drain()
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        for d in devs:
+            d.kill()
+        relay.stop()
         watch.stop()
         if broker is not None:
             broker.stop()
-    if rc != 0 or summary is None:
-        raise ToolError("the simulated devices stopped (exit %s): %s" % (rc, proc.stderr.read()[-2000:]))
+    summary = merge_summaries(devs[0], devs[1], relay)
     args.result = {"events": events, "summary": summary, "messages": watch.messages,
                    "invalid": printer.invalid}
+    if args.json:
+        out.write(json.dumps(summary) + "\n")
+        return 0
     return report(events, summary, watch.messages, out)
 
 
@@ -214,4 +393,7 @@ def report(events, summary, messages, out):
     out.write("  active identity  %s\n" % ", ".join(
         "%s %s" % (d, "registered" if r else "not registered")
         for d, r in sorted((summary.get("registered") or {}).items())))
+    for dev, h in sorted((summary.get("heap") or {}).items()):
+        out.write("  heap %-11s %s bytes, at least %s free, largest free block %s\n"
+                  % (dev, h["size"], h["min_free"], h["max_block"]))
     return 0
