@@ -231,8 +231,11 @@ class DeviceProcess:
                             micropython=getattr(args, "micropython", None))
         self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
-        self.proc.stdin.write("".join(json.dumps(r) + "\n" for r in rows))
-        self.proc.stdin.close()
+        try:
+            self.proc.stdin.write("".join(json.dumps(r) + "\n" for r in rows))
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass  # it died before reading the scenario: failure() says why
         self.max_free_blocks = None  # least "max free sz" seen in its mem_info() lines
         self.tail = collections.deque(maxlen=8)  # its last non-JSON lines (a traceback)
         self.summary = None
