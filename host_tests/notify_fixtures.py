@@ -140,9 +140,9 @@ def valve(dev, boot, seq, state="closed"):
                     data={"state": state, "cause": "interlock", "t": seq})
 
 
-def state(dev, boot, seq, online=True, reason=None):
+def state(dev, boot, seq, online=True, reason=None, lost_safety=0):
     m = envelope(dev, boot, seq, "state", online=online, tier="H", device_kind="detector",
-                 interval_s=60, status={}, counters={"outbox": 0})
+                 interval_s=60, status={}, counters={"outbox": 0, "lost_safety": lost_safety})
     if reason:
         m["reason"] = reason
     return m

@@ -411,3 +411,25 @@ def test_a_database_from_before_a_column_was_added_gets_it(tmp_path):
     with store.tx() as t:
         assert "reading_boot" in store._columns(t, "devices")
         assert "sent_by" in store._columns(t, "deliveries")
+
+
+def test_safety_events_the_device_had_to_drop_are_told_at_once(tmp_path, receivers):
+    a = receivers[0]
+    svc = service(tmp_path, {"rate_limit": {"max": 1, "per_s": 60}, "recipients": {"a": hook(a)},
+                             "sites": [{"name": "s", "devices": ["*"], "tiers": ["a"]}]})
+    try:
+        feed(svc, state(DEV, 1, 1))                                  # 0 lost: nothing
+        feed(svc, state(DEV, 1, 2, lost_safety=2))                   # 2 lost while offline
+        wait_for(lambda: a.ok(), 5, what="the loss")
+        feed(svc, state(DEV, 1, 3, lost_safety=2))                   # the same 2: nothing new
+        feed(svc, state(DEV, 1, 4, online=False, reason="connection_lost", lost_safety=3))
+        # one more lost (told at once despite the rate limit) and the device offline (held)
+        wait_for(lambda: len(a.ok()) == 2, 5, what="the next loss")
+        bodies = a.bodies()
+        assert [b["kind"] for b in bodies] == ["events_lost", "events_lost"]
+        assert "2 条安全事件" in bodies[0]["text"] and "1 条安全事件" in bodies[1]["text"]
+        feed(svc, state(DEV, 2, 1, lost_safety=1))                   # a reboot restarted the count
+        wait_for(lambda: len([b for b in a.bodies() if b["kind"] == "events_lost"]) == 3, 5,
+                 what="the loss after the reboot")
+    finally:
+        svc.stop()

@@ -21,7 +21,7 @@ from .store import dumps
 
 LANGS = ("zh", "en")
 KINDS = ("alarm_on", "alarm_off", "fault_on", "fault_off", "end_of_life", "valve_closed",
-         "valve_open", "interlock_failed", "offline", "online", "acked")
+         "valve_open", "interlock_failed", "events_lost", "offline", "online", "acked")
 CHANNELS = ("webhook", "wecom", "dingtalk", "email", "sms", "voice", "console")
 DEFAULTS = {"lang": "zh", "emergency_phone": "", "escalate_after_s": 300.0, "repeat_s": 600.0,
             "rate_limit": {"max": 6, "per_s": 600.0}, "channels": {}}

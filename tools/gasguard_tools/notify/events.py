@@ -9,7 +9,8 @@ their own (the alarm and the closed valve do).
 """
 
 # lower is sooner: the worker sends the most urgent queued notifications first
-PRIORITY = {"alarm_on": 0, "interlock_failed": 0, "valve_closed": 1, "offline": 2,
+PRIORITY = {"alarm_on": 0, "interlock_failed": 0, "valve_closed": 1, "events_lost": 1,
+            "offline": 2,
             "alarm_off": 2, "acked": 2, "valve_open": 3, "online": 3, "end_of_life": 3,
             "fault_on": 3, "fault_off": 4}
 # kinds that open an incident that escalates until someone acknowledges it
@@ -53,6 +54,18 @@ def classify(topic_kind, msg, device):
                 return "online", {"online": 1, "offline_notified": 0}
             return None, {"online": 1}
     return None, {}
+
+
+def safety_lost(msg, device):
+    """How many safety events the device says it dropped since we last looked (state's
+    counters.lost_safety, docs/protocol.md#outbox), or 0. The counter is cumulative; when
+    it went down the device restarted it, so the new value is all new."""
+    counters = msg.get("counters") if isinstance(msg.get("counters"), dict) else {}
+    value = counters.get("lost_safety")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return 0, None
+    last = device.get("lost_safety") or 0
+    return (value - last if value >= last else value), value
 
 
 def reading(topic_kind, msg):

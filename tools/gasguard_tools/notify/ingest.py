@@ -16,11 +16,11 @@ import time
 
 from . import incidents
 from .dedup import DEDUP_KINDS, event_key, record_once
-from .events import classify, reading
+from .events import classify, reading, safety_lost
 from .queue import enqueue
 from .. import schemas
 
-DEVICE_FIELDS = ("online", "offline_notified", "relay", "valve", "interlock")
+DEVICE_FIELDS = ("online", "offline_notified", "relay", "valve", "interlock", "lost_safety")
 
 
 def usable(kind, msg):
@@ -65,32 +65,47 @@ class Ingestor:
                 return "duplicate"
             device = self._device(t, dev, now)
             notice, updates = classify(kind, msg, device)
+            lost = 0
+            if kind == "state":
+                lost, value = safety_lost(msg, device)
+                if value is not None:
+                    updates["lost_safety"] = value
             if updates:
                 cols = [k for k in DEVICE_FIELDS if k in updates]
                 t.q("UPDATE devices SET %s, updated=? WHERE dev=?" % ", ".join(
                     "%s=?" % c for c in cols), tuple(updates[c] for c in cols) + (now, dev))
-            if notice is None:
-                return "recorded"
             site = directory.site_for(dev)
-            if site is None or notice not in site["kinds"]:
-                return "recorded"
+            n = 0
+            if lost and site is not None and "events_lost" in site["kinds"]:
+                # alarms may have happened that never reached us: as urgent as an alarm
+                ctx = self._context(t, "events_lost", dev, msg, site, now)
+                ctx["lost"] = lost
+                n += self._tell(t, directory, site, "lost:%s:%d:%d" % key, dev, "events_lost",
+                                ctx, now, urgent=True)
+            if notice is None or site is None or notice not in site["kinds"]:
+                return "queued" if n else "recorded"
             ctx = self._context(t, notice, dev, msg, site, now)
             origin = "ev:%s:%d:%d" % key
             if notice == "alarm_on":
-                n = incidents.alarm_on(t, directory, site, origin, ctx, now)
+                n += incidents.alarm_on(t, directory, site, origin, ctx, now)
             elif notice == "alarm_off":
-                n = incidents.alarm_off(t, directory, site, origin, ctx, now)
+                n += incidents.alarm_off(t, directory, site, origin, ctx, now)
             else:
-                told = list(site["tiers"][0])
-                told += [r for r in incidents.open_at_site(t, site["name"]) if r not in told]
-                urgent = notice == "interlock_failed"  # a valve that did not close is an alarm
-                n = enqueue(t, directory, origin, None, dev, notice, [(r, urgent) for r in told],
-                            ctx, now)
+                # a valve that did not close is an alarm
+                n += self._tell(t, directory, site, origin, dev, notice, ctx, now,
+                                urgent=notice == "interlock_failed")
         return "queued" if n else "recorded"
 
+    def _tell(self, t, directory, site, origin, dev, notice, ctx, now, urgent):
+        """A one-off notice: tier 0 and everyone following an open alarm at the site."""
+        told = list(site["tiers"][0])
+        told += [r for r in incidents.open_at_site(t, site["name"]) if r not in told]
+        return enqueue(t, directory, origin, None, dev, notice, [(r, urgent) for r in told],
+                       ctx, now)
+
     def _device(self, t, dev, now):
-        row = t.one("SELECT online, offline_notified, relay, valve, interlock FROM devices "
-                    "WHERE dev=?", (dev,))
+        row = t.one("SELECT online, offline_notified, relay, valve, interlock, lost_safety FROM "
+                    "devices WHERE dev=?", (dev,))
         if row is None:
             t.q("INSERT INTO devices (dev, updated) VALUES (?, ?) ON CONFLICT (dev) DO NOTHING",
                 (dev, now))

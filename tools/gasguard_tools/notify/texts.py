@@ -15,11 +15,13 @@ TITLE = {
     "zh": {"alarm_on": "【燃气报警】", "alarm_off": "【报警解除】", "fault_on": "【设备故障】",
            "fault_off": "【故障恢复】", "end_of_life": "【传感器到期】", "valve_closed": "【切断阀已关闭】",
            "valve_open": "【切断阀已重新打开】", "interlock_failed": "【切断阀未能关闭】",
-           "offline": "【设备离线】", "online": "【设备恢复在线】", "acked": "【报警已有人确认】"},
+           "events_lost": "【设备丢失了安全事件】", "offline": "【设备离线】", "online": "【设备恢复在线】",
+           "acked": "【报警已有人确认】"},
     "en": {"alarm_on": "GAS ALARM", "alarm_off": "Alarm cleared", "fault_on": "Device fault",
            "fault_off": "Fault cleared", "end_of_life": "Sensor end of life",
            "valve_closed": "Gas valve CLOSED", "valve_open": "Gas valve reopened",
-           "interlock_failed": "Gas valve FAILED to close", "offline": "Device offline",
+           "interlock_failed": "Gas valve FAILED to close",
+           "events_lost": "Device LOST safety events", "offline": "Device offline",
            "online": "Device back online", "acked": "Alarm acknowledged"},
 }
 DO_NOW = {
@@ -136,6 +138,13 @@ def render(ctx, lang, ack=None):
                          % code)
         else:
             lines.append(("故障已恢复：%s。" if zh else "Fault cleared: %s.") % code)
+    elif kind == "events_lost":
+        lines.append(("设备报告有 %s 条安全事件（报警、故障或阀门动作）因离线太久、存储已满而丢失，"
+                      "平台从未收到。期间可能发生过报警：请立即查看现场和设备状态。" if zh else
+                      "The device reports %s safety events (alarms, faults or valve actions) that "
+                      "it had to drop while offline with its store full; they never reached us. "
+                      "An alarm may have happened: check the site and the device now.")
+                     % ctx.get("lost", "?"))
     elif kind == "offline":
         lines.append("设备与平台失去连接（断电、断网或损坏），在恢复前不能远程报警。请尽快查看。" if zh else
                      "The device lost its connection (power, network or damage); until it is back "
