@@ -313,6 +313,56 @@ def _stop_on_signals():
         signal.signal(signal.SIGINT, stop)
 
 
+def _run_bus(args):
+    """`gasguard sim --rs485-bus PATH --devices ...`: the virtual devices on one line."""
+    import shutil
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from .rs485_bus import Rs485Bus, parse_devices
+
+    devices = parse_devices(args.devices)
+    tmp = None
+    root = args.state
+    if not root:
+        tmp = root = tempfile.mkdtemp(prefix="gasguard-bus-")
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    bus = Rs485Bus(args.rs485_bus, log=log)
+    devs = []
+    try:
+        for kind, addr in devices:
+            end = bus.add_device()
+            devs.append(VirtualSerialDevice(
+                Path(root) / ("%s-%d" % (kind, addr)), speed=args.speed, button=args.button,
+                factory_key=args.factory_key, tau=args.tau, log=log, device=kind,
+                micropython=args.micropython, rs485=end, rs485_address=addr))
+        port = bus.start()
+        print("rs485: %s" % port, flush=True)
+        print("rs485 link: %s" % args.rs485_bus, flush=True)
+        for (kind, addr), d in zip(devices, devs):
+            print("device %s:%d serial: %s state: %s" % (kind, addr, d.start(), d.state),
+                  flush=True)
+        print("try:   mbpoll -m rtu -b 9600 -P even -a %d -t 3 -r 1 -c 3 -1 %s"
+              % (devices[0][1], args.rs485_bus), flush=True)
+        print("stop:  Ctrl-C", flush=True)
+        while bus.error is None and all(d.error is None for d in devs):
+            time.sleep(0.2)
+        raise ToolError(bus.error or [d.error for d in devs if d.error][0])
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for d in devs:
+            d.stop()
+        bus.stop()
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def run(args):
     _stop_on_signals()
     if getattr(args, "device", None) and args.serial != "pty":
@@ -320,11 +370,9 @@ def run(args):
     if getattr(args, "rs485_link", None) and args.serial != "pty":
         raise UsageError("--rs485-link is the second port of --serial pty")
     if getattr(args, "rs485_bus", None):
-        from .rs485_bus import run_bus
-
         if args.speed is None:
             args.speed = 1.0
-        return run_bus(args)
+        return _run_bus(args)
     if args.serial == "pty":
         if args.speed is None:
             args.speed = 1.0
