@@ -150,7 +150,7 @@ def test_publish_packets_parse_back(topic, payload, qos, retain, dup, pid):
     assert h + n == len(pk)
     first = pk[0]
     t, p, got_pid = mqtt_wire.parse_publish(first, pk[h:])
-    assert (t, p) == (topic, payload)
+    assert (t.decode(), p) == (topic, payload)
     assert got_pid == (pid if qos else 0)
     assert bool(first & 1) == retain and bool(first & 8) == dup and (first >> 1) & 3 == qos
     for cut in range(1, h):  # header itself cut short

@@ -55,6 +55,12 @@ def _ex(name):
     ("command", "command.hush", lambda m: m.update(cmd="open_valve")),
     ("command", "command.set_interval", lambda m: m["args"].update(seconds=5)),
     ("command", "command.hush", lambda m: m.update(args={"x": 1})),
+    ("command", "command.ack_losses", lambda m: m.pop("args")),
+    ("command", "command.ack_losses", lambda m: m["args"].update(lost_safety=-1)),
+    ("command", "command.ack_losses", lambda m: m["args"].update(extra=1)),
+    ("state", "state.online_after_outage", lambda m: m.update(losses={"lost_safety": 0,
+                                                                      "dropped_events": 0})),
+    ("state", "state.online_after_outage", lambda m: m["losses"].pop("dropped_events")),
     ("command_result", "command_result.ok", lambda m: m.pop("ctr")),
     ("command_result", "command_result.rejected_bad_mac", lambda m: m.update(reason="nope")),
 ])
@@ -62,6 +68,17 @@ def test_schemas_reject_broken_messages(kind, name, mutate):
     m = _ex(name)
     mutate(m)
     assert schemas.check(kind, m) != []
+
+
+def test_command_examples_carry_the_mac_the_protocol_describes():
+    """docs/protocol.md: key = bytes 00..1f, device 88.118.8/GDH.240915.00123F."""
+    n = 0
+    for kind, path, m in schemas.examples():
+        if kind == "command":
+            want = sign(KEY, DEV, m["id"], m["ctr"], m["ts"], m["cmd"], m.get("args"))
+            assert m["mac"] == want["mac"], path.name
+            n += 1
+    assert n >= 3
 
 
 def test_topic_check_catches_mismatches():
@@ -151,6 +168,9 @@ def test_every_message_the_reporter_emits_validates(tmp_path_factory, steps):
     for t, p, q, rt, dup in b.published:
         kind, dev, msg, errs = schemas.check_topic(t, p)
         assert errs == [], (t, p, errs)
+        if kind == "command":  # the only device -> command publish: clearing it, retained
+            assert p == b"" and rt and q == 0
+            continue
         assert q == protocol.DELIVERY[kind][0] or kind == "state"
     wt, wp, wq, wr = r.mqtt.will
     assert schemas.check_topic(wt, wp)[3] == []

@@ -10,11 +10,14 @@ import json
 
 from gasguard import hmac256
 
-COMMANDS = ("self_test", "hush", "report_now", "set_interval", "close_valve")
+COMMANDS = ("self_test", "hush", "report_now", "set_interval", "close_valve", "ack_losses")
 FORBIDDEN = ("open_valve", "open", "reopen", "reset_valve", "valve_open")
 INTERVAL_MIN_S = 10
 INTERVAL_MAX_S = 86400
 _KEYS = ("v", "id", "cmd", "args", "ctr", "ts", "mac")
+MAX_BYTES = 512  # a command is ~230 bytes; anything longer is refused before json.loads
+# the signed arguments of each command, in canonical order (others take none)
+ARGS = {"set_interval": ("seconds",), "ack_losses": ("lost_safety", "dropped_events")}
 _CTR_MAX = (1 << 53) - 1
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:"
 _HEX = "0123456789abcdef"
@@ -28,10 +31,15 @@ class CommandError(ValueError):
 
 
 def canonical(dev, cid, ctr, ts, cmd, args):
-    arg = ""
-    if cmd == "set_interval" and isinstance(args, dict) and "seconds" in args:
-        arg = "%d" % args["seconds"]
-    return ("gasguard-cmd/1|%s|%s|%d|%d|%s|%s" % (dev, cid, ctr, ts, cmd, arg)).encode()
+    """The signed string. Total: any args give a string, nothing here raises (a value
+    that is not an int is written "?", which no valid command has, so its MAC fails)."""
+    arg = []
+    if isinstance(args, dict):
+        for k in ARGS.get(cmd, ()):
+            if k in args:
+                v = args[k]
+                arg.append("%d" % v if is_int(v) else "?")
+    return ("gasguard-cmd/1|%s|%s|%d|%d|%s|%s" % (dev, cid, ctr, ts, cmd, ",".join(arg))).encode()
 
 
 def _hex(b):
@@ -56,12 +64,14 @@ def is_int(x):
 
 
 def parse(payload):
-    """The command dict from payload bytes, shape-checked; raise CommandError(malformed)."""
+    """The command dict from payload bytes, shape-checked; raise CommandError(malformed).
+    Only the envelope is checked here (keys, types of what the MAC covers; the caller
+    checked the size); argument values are interpreted only after the MAC."""
     try:
-        if isinstance(payload, (bytes, bytearray)):
+        if isinstance(payload, (bytes, bytearray, memoryview)):
             payload = bytes(payload).decode()
         msg = json.loads(payload)
-    except (ValueError, UnicodeError):
+    except Exception:  # ValueError, UnicodeError, RecursionError, MemoryError: all "not JSON"
         raise CommandError("malformed", "not JSON")
     if not isinstance(msg, dict):
         raise CommandError("malformed", "not a JSON object")

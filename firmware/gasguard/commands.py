@@ -5,14 +5,17 @@ A command (topic <base>/<dev>/command, JSON) is
      "ctr": 42, "ts": 1790000000, "mac": "<64 hex>"}
 mac = HMAC-SHA256(device key, canonical(dev, id, ctr, ts, cmd, args)) in lowercase hex,
 canonical = "gasguard-cmd/1|<dev>|<id>|<ctr>|<ts>|<cmd>|<arg>" where <arg> is the decimal
-seconds for set_interval and empty for the others (sign() below builds it; the
-platform does the same).
+seconds for set_interval, "<lost_safety>,<dropped_events>" for ack_losses and empty for
+the others (sign() builds it; the platform does the same).
 
-Checks, in order; the first failure rejects with that reason and changes nothing:
-    malformed       not a JSON object / wrong types / unknown keys / v != 1
+Checks, in order; the first failure rejects with that reason and changes nothing, and
+handle() never raises (docs/protocol.md, "Authenticate first"):
+    malformed       retained delivery / longer than MAX_BYTES / not a JSON object /
+                    wrong envelope types / unknown keys / v != 1 (no argument is read)
     bad_mac         the HMAC does not match (or the device has no key)
     replay          ctr is not greater than the last accepted counter
-    stale           wall time is synchronised and |ts - now| > window_s
+    stale           wall time is synchronised and |ts - now| > window_s, or time is
+                    unknown and the stored counter was corrupt
     unknown_command cmd is not in the allow-list (COMMANDS)
     forbidden       cmd would open the valve (there is no such command, ever)
     bad_args        arguments missing, extra or out of range
@@ -28,8 +31,8 @@ import struct
 
 from gasguard import hmac256, record
 from gasguard.command_msg import (  # noqa: F401  (sign/canonical re-exported for callers)
-    COMMANDS, FORBIDDEN, INTERVAL_MAX_S, INTERVAL_MIN_S, CommandError, is_int, unhex,
-    canonical, parse, sign,
+    _CTR_MAX, ARGS, COMMANDS, FORBIDDEN, INTERVAL_MAX_S, INTERVAL_MIN_S, MAX_BYTES, CommandError,
+    is_int, unhex, canonical, parse, sign,
 )
 
 
@@ -52,32 +55,44 @@ class Commands:
         self.builtins = builtins or {}  # cmd -> fn(*args): actions the reporter does itself
         self.accepted = 0
         self.rejected = 0
+        self.ctr_lost = False
         self.last_ctr = self._load_ctr()
 
     def _load_ctr(self):
         try:
             data = self.store.read(self.CTR_FILE)
-            if data:
-                return struct.unpack("<Q", record.unseal(data))[0]
+            if not data:
+                return 0  # a new device: nothing was ever accepted
+            return struct.unpack("<Q", record.unseal(data))[0]
         except (OSError, ValueError):
-            pass  # a corrupt counter is treated as 0: replay of old commands is then
-            # still bounded by the time window once wall time is known
+            pass
+        # a corrupt counter is treated as 0, so an old command could pass the counter
+        # check: until wall time is known (the ts window then bounds it) nothing runs
+        self.ctr_lost = True
         return 0
 
     def _save_ctr(self, ctr):
         self.store.write(self.CTR_FILE, record.seal(struct.pack("<Q", ctr)))
 
-    def handle(self, payload):
+    def handle(self, payload, retained=False):
+        """Never raises: every input, however broken, gets a result dict."""
         cid = None
         cmd = None
         try:
+            if payload is None or len(payload) > MAX_BYTES:  # None: the client skipped it
+                raise CommandError("malformed", "too_large")
+            if retained:
+                # delivered from the broker's retained store: not live, never run
+                raise CommandError("malformed", "retained")
             msg = parse(payload)
             cid = msg["id"]
             cmd = msg["cmd"]
             q = self._check(msg)
             self._execute(msg)
-        except CommandError as e:
+        except Exception as e:
             self.rejected += 1
+            if not isinstance(e, CommandError):  # a bug here must not reach the loop
+                e = CommandError("malformed", type(e).__name__)
             r = {"id": cid, "cmd": cmd, "ok": False, "reason": e.reason}
             if e.detail:
                 r["detail"] = e.detail
@@ -98,10 +113,13 @@ class Commands:
         )
         if not hmac256.equal(want, unhex(msg["mac"])):
             raise CommandError("bad_mac")
+        # authenticated from here on: only now are the values interpreted
         if msg["ctr"] <= self.last_ctr:
             raise CommandError("replay", "counter %d <= %d" % (msg["ctr"], self.last_ctr))
         now = self.wall.now() if self.wall is not None else None
         if now is None:
+            if self.ctr_lost:
+                raise CommandError("stale", "counter lost and time unknown")
             q.append("time_unverified")
         elif abs(msg["ts"] - now) > self.window_s:
             raise CommandError("stale", "ts is %d s from device time" % (msg["ts"] - now))
@@ -110,16 +128,14 @@ class Commands:
             raise CommandError("forbidden", "the valve is never opened remotely")
         if cmd not in COMMANDS:
             raise CommandError("unknown_command")
-        if cmd == "set_interval":
-            if args is None or len(args) != 1 or "seconds" not in args:
-                raise CommandError("bad_args", "set_interval takes {seconds}")
-            s = args["seconds"]
-            if not is_int(s) or not INTERVAL_MIN_S <= s <= INTERVAL_MAX_S:
-                raise CommandError(
-                    "bad_args", "seconds must be %d..%d" % (INTERVAL_MIN_S, INTERVAL_MAX_S)
-                )
-        elif args:
-            raise CommandError("bad_args", "%s takes no arguments" % cmd)
+        names = ARGS.get(cmd, ())
+        if len(args or ()) != len(names):
+            raise CommandError("bad_args", "%s takes %s" % (cmd, ",".join(names) or "no arguments"))
+        for k in names:
+            v = args.get(k)
+            lo, hi = (INTERVAL_MIN_S, INTERVAL_MAX_S) if cmd == "set_interval" else (0, _CTR_MAX)
+            if not is_int(v) or not lo <= v <= hi:
+                raise CommandError("bad_args", "%s must be %d..%d" % (k, lo, hi))
         if getattr(self.handler, cmd, None) is None and cmd not in self.builtins:
             raise CommandError("unsupported")
         return q
@@ -131,7 +147,7 @@ class Commands:
         except OSError:
             raise CommandError("store_failed")
         self.last_ctr = msg["ctr"]
-        args = (msg["args"]["seconds"],) if cmd == "set_interval" else ()
+        args = tuple(msg["args"][k] for k in ARGS.get(cmd, ()))
         try:
             fn = getattr(self.handler, cmd, None)
             if fn is not None:

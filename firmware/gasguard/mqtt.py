@@ -42,7 +42,8 @@ class MQTTClient(Link):
     Callbacks (attributes, may be None):
       on_connect()                      after CONNACK accepted and subscriptions sent
       on_disconnect(reason_str)         when an established or attempted session ends
-      on_message(topic_str, payload_bytes, retain_bool)
+      on_message(topic_str, payload_bytes, retain_bool)  payload None: over max_packet,
+                                        acknowledged and skipped; exceptions are counted
       on_puback(pid)                    QoS 1 publish acknowledged
     """
 
@@ -50,11 +51,9 @@ class MQTTClient(Link):
         c = configure(cfg, will)
         for k in INT_KEYS:
             setattr(self, k, c[k])
-        self.allow_dns = c["allow_dns"]
         self.host = c["host"]
         self.client_id = c["client_id"]
-        self.user = c["user"]
-        self.password = c["password"]
+        self._auth = (c["user"], c["password"])
         self.server_hostname = c["server_hostname"]
         self.will = will
         self.ssl_context = ssl_context
@@ -88,6 +87,9 @@ class MQTTClient(Link):
         self.failures = 0
         self.last_error = None
         self.retransmits = 0
+        # PUBLISH packets acknowledged but dropped: over max_packet, or on_message raised
+        self.rx_dropped = 0
+        self._skip = 0  # bytes of an oversized packet still to discard
 
     # ---- public API -----------------------------------------------------------------
     @property
@@ -181,7 +183,7 @@ class MQTTClient(Link):
         self._tx = bytearray()
         self._rx = bytearray()
         self._queue(
-            connect_packet(self.client_id, self.keepalive_s, True, self.will, self.user, self.password)
+            connect_packet(self.client_id, self.keepalive_s, True, self.will, *self._auth)
         )
         self.state = CONNACK_WAIT
         now = self.clock.ticks_ms()
@@ -202,8 +204,13 @@ class MQTTClient(Link):
                 break
             n, h = r
             if n + h > self.max_packet:
-                self._fail("packet of %d bytes exceeds max_packet" % (n + h))
-                return False
+                r = self._oversized(buf, pos, n, h)
+                if r is None:
+                    break  # its header is not all here yet
+                if not r:
+                    return False
+                pos = r  # past it, or the end of buf: the rest is skipped in _read
+                continue
             if len(buf) - pos < n + h:
                 break
             first = buf[pos]
@@ -213,6 +220,41 @@ class MQTTClient(Link):
         if ok:
             self._rx = buf[pos:]
         return ok
+
+    def _oversized(self, buf, pos, n, h):
+        """A packet over max_packet. A PUBLISH is acknowledged and skipped (the connection
+        stays up: a retained oversized command cannot make a connect/fail loop); anything
+        else closes the connection. Return the position after what was consumed, False
+        when closed, None to wait for the rest of its header."""
+        first = buf[pos]
+        p = pos + h + 2
+        if len(buf) < p:
+            return None
+        p += (buf[p - 2] << 8) | buf[p - 1]
+        qos = (first >> 1) & 3
+        if self.state != UP or first >> 4 != 3 or qos > 1 or p + 2 - pos > self.max_packet:
+            self._fail("packet of %d bytes exceeds max_packet" % (n + h))
+            return False
+        if len(buf) < p + 2 * qos:
+            return None
+        if qos:
+            self._queue(b"\x40\x02" + buf[p : p + 2])
+        end = pos + h + n
+        self._skip = max(0, end - len(buf))
+        self._deliver(bytes(buf[pos + h + 2 : p]), None, first)
+        return min(end, len(buf)) if self.state == UP else False
+
+    def _deliver(self, topic, payload, first):
+        # counted, never raised into the loop: the message is already acknowledged and
+        # consumed, so delivery goes on (a raising handler once stalled every event)
+        try:
+            if self.on_message is not None:
+                self.on_message(topic.decode(), payload, bool(first & 1))
+            if payload is None:
+                self.rx_dropped += 1
+        except Exception as e:
+            self.rx_dropped += 1
+            self.last_error = "on_message: %s" % type(e).__name__
 
     def _handle(self, first, body):
         t = first >> 4
@@ -225,7 +267,9 @@ class MQTTClient(Link):
                 return False
             self.state = UP
             self.connects += 1
-            self._backoff = self.backoff_min_ms
+            # the backoff is NOT reset here: a broker that drops us right after CONNACK
+            # would make a tight loop; _close resets it after a connection that lasted
+            self._deadline = self.clock.ticks_ms()  # while UP: when the connection came up
             self.last_error = None
             if self._subs:
                 self._queue(subscribe_packet(self._next_pid(), self._subs))
@@ -240,8 +284,7 @@ class MQTTClient(Link):
             topic, payload, pid = r
             if pid:
                 self._queue(b"\x40\x02" + struct.pack("!H", pid))
-            if self.on_message is not None:
-                self.on_message(topic, payload, bool(first & 1))
+            self._deliver(topic, payload, first)
             return self.state == UP
         if t == 4:  # PUBACK
             if len(body) >= 2:

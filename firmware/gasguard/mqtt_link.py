@@ -5,7 +5,7 @@ heap. Every call here is non-blocking; see the rules in gasguard/mqtt.py.
 """
 
 from gasguard.mqtt_wire import (
-    CONNECTING, DOWN, EAGAIN_CODES, EISCONN_CODES, HANDSHAKE, RX_CHUNK, TX_CHUNK,
+    CONNECTING, DOWN, EAGAIN_CODES, EISCONN_CODES, HANDSHAKE, RX_CHUNK, TX_CHUNK, UP,
     errno_of,
 )
 
@@ -58,6 +58,7 @@ class Link:
         self._sock = None
         self._raw = None
         self._rx = bytearray()
+        self._skip = 0
         self._tx = bytearray()
         self._inflight = {}
         self._order = []
@@ -67,6 +68,10 @@ class Link:
         if why == "disconnect":
             self._next_try = now
         else:
+            # every failure kind waits; only a connection that stayed up longer than the
+            # longest backoff starts the backoff again from the minimum
+            if was == UP and self.clock.ticks_diff(now, self._deadline) >= self.backoff_max_ms:
+                self._backoff = self.backoff_min_ms
             self._schedule_retry(now)
         if was != DOWN and self.on_disconnect is not None:
             self.on_disconnect(why)
@@ -191,5 +196,11 @@ class Link:
             self._fail("closed by broker")
             return False
         self._last_rx = now
+        if self._skip:  # the tail of an oversized PUBLISH: discarded as it arrives
+            k = min(self._skip, len(data))
+            self._skip -= k
+            if k == len(data):
+                return True
+            data = data[k:]
         self._rx.extend(data)
         return self._parse()

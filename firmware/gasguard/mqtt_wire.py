@@ -196,17 +196,15 @@ def configure(cfg, will=None):
 
 
 def parse_publish(first, body):
-    """(topic, payload, pid) of an incoming PUBLISH (pid 0 for QoS 0), or None if malformed."""
+    """(topic bytes, payload, pid) of an incoming PUBLISH (pid 0 for QoS 0), or None if
+    malformed."""
     qos = (first >> 1) & 3
     if len(body) < 2:
         return None
     p = 2 + ((body[0] << 8) | body[1])
     if len(body) < p:
         return None
-    try:
-        topic = body[2:p].decode()
-    except Exception:
-        return None
+    topic = body[2:p]
     pid = 0
     if qos:
         if len(body) < p + 2:

@@ -4,6 +4,8 @@ On flash it is one append-only log of gasguard.record frames (magic, version, le
 payload, CRC-32) in the store file "outbox":
     M-record  b"M" | boot u32 | seq u32 | kind u8 | prio u8 | message bytes
     A-record  b"A" | boot u32 | seq u32          (PUBACK received: the M-record is done)
+    L-record  b"L" | lost_safety u32 | dropped u32 (losses not yet acknowledged by the
+              platform; the last one in the log counts, every rewrite starts with it)
 A power cut at any byte leaves a valid prefix plus at most one torn record; open()
 keeps the prefix and atomically rewrites the file without the torn tail (otherwise
 later appends would sit behind garbage and be lost). Compaction (dropping acked
@@ -21,6 +23,10 @@ reads flash. Capacity policy (docs/protocol.md, "Outbox"):
     counted in lost_safety, which the state message reports: never silently.
 If the store refuses a write (flash error), the message is still kept in RAM and
 delivered, and store_errors counts it (reported as a quality flag).
+Losses (unacked_lost, unacked_dropped) survive reboots: a drop for space is written in
+the same atomic rewrite as the message that caused it, so the counter and the log
+agree after a power cut; ack_losses() (the platform's signed ack_losses command)
+subtracts what the platform has seen.
 """
 
 import struct
@@ -37,6 +43,7 @@ except ImportError:
 
 _HEAD = const(11)  # b"M" + <IIBB
 _REC_OVERHEAD = const(8)  # record header + CRC
+_A_LEN = const(17)  # an A-record on flash
 REC_VERSION = const(1)
 COMPACT_EMPTY_AT = const(1024)
 
@@ -56,6 +63,8 @@ class Outbox:
         self.lost_safety = 0  # safety messages dropped (outbox full of safety messages)
         self.store_errors = 0
         self.repaired = 0  # bytes of torn tail removed at open
+        self.unacked_lost = 0  # safety messages lost, not yet acknowledged (persisted)
+        self.unacked_dropped = 0  # other messages dropped, not yet acknowledged (persisted)
         self._open()
 
     # ---- loading ---------------------------------------------------------------------
@@ -82,6 +91,8 @@ class Outbox:
                     if live[i][0] == boot and live[i][1] == seq:
                         live.pop(i)
                         break
+            elif len(p) == 9 and p[0] == 0x4C:  # "L"
+                self.unacked_lost, self.unacked_dropped = struct.unpack_from("<II", p, 1)
         self.entries = live
         self.live_bytes = 0
         for e in live:
@@ -96,8 +107,12 @@ class Outbox:
     def _m_record(boot, seq, kind, prio, msg):
         return record.seal(b"M" + struct.pack("<IIBB", boot, seq, kind, prio) + msg, REC_VERSION)
 
+    def _l_record(self):
+        return record.seal(b"L" + struct.pack("<II", self.unacked_lost, self.unacked_dropped),
+                           REC_VERSION)
+
     def _rewrite(self):
-        parts = []
+        parts = [self._l_record()] if self.unacked_lost or self.unacked_dropped else []
         for e in self.entries:
             parts.append(self._m_record(e[0], e[1], e[2], e[3], e[4]))
         data = b"".join(parts)
@@ -134,8 +149,10 @@ class Outbox:
                 # full of safety messages: keep the first detection while we can
                 victim = 1 if len(self.entries) > 1 else 0
                 self.lost_safety += 1
+                self.unacked_lost += 1
             else:
                 self.dropped += 1
+                self.unacked_dropped += 1
             self.live_bytes -= self.entries[victim][5]
             self.entries.pop(victim)
             dropped = True
@@ -150,19 +167,30 @@ class Outbox:
         fits, removed = self._drop_for(need, prio)
         if not fits:
             self.dropped += 1
+            self.unacked_dropped += 1
+            self._append(self._l_record())
             return False
         self.entries.append([boot, seq, kind, prio, msg, need])
         self.live_bytes += need
         limit = self.max_bytes + self.reserve_bytes
         if removed or self.file_bytes + need > limit + (limit >> 1):
-            self._rewrite()  # drops acked/dropped records; atomic
+            self._rewrite()  # drops acked/dropped records, counts the drop; atomic
         else:
-            try:
-                self.store.append(self.name, rec)
-                self.file_bytes += need
-            except OSError:
-                self.store_errors += 1
+            self._append(rec)
         return True
+
+    def _append(self, rec):
+        try:
+            self.store.append(self.name, rec)
+            self.file_bytes += len(rec)
+        except OSError:
+            self.store_errors += 1
+
+    def ack_losses(self, lost_safety, dropped_events):
+        """The platform has seen these losses: subtract them (never below 0), persisted."""
+        self.unacked_lost -= min(lost_safety, self.unacked_lost)
+        self.unacked_dropped -= min(dropped_events, self.unacked_dropped)
+        self._append(self._l_record())
 
     def ack(self, boot, seq):
         """The platform's broker has it (PUBACK): forget the message. Return True if found."""
@@ -174,26 +202,16 @@ class Outbox:
                 break
         else:
             return False
-        if not self.entries and self.file_bytes >= COMPACT_EMPTY_AT:
-            # nothing live: an empty file is the cheapest compaction (atomic replace);
-            # below COMPACT_EMPTY_AT an A-record append costs less flash than a rewrite
-            if True:
-                try:
-                    self.store.write(self.name, b"")
-                    self.file_bytes = 0
-                except OSError:
-                    self.store_errors += 1
-            return True
-        rec = record.seal(b"A" + struct.pack("<II", boot, seq), REC_VERSION)
         limit = self.max_bytes + self.reserve_bytes
-        if self.file_bytes + len(rec) > limit + (limit >> 1):
+        if not self.entries and self.file_bytes >= COMPACT_EMPTY_AT:
+            # nothing live: a file with only the loss counters (often empty) is the
+            # cheapest compaction (atomic replace); below COMPACT_EMPTY_AT an A-record
+            # append costs less flash than a rewrite
+            self._rewrite()
+        elif self.file_bytes + _A_LEN > limit + (limit >> 1):
             self._rewrite()
         else:
-            try:
-                self.store.append(self.name, rec)
-                self.file_bytes += len(rec)
-            except OSError:
-                self.store_errors += 1
+            self._append(record.seal(b"A" + struct.pack("<II", boot, seq), REC_VERSION))
         return True
 
     def __len__(self):

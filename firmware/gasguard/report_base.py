@@ -41,6 +41,7 @@ class ReportBase:
         if self.mqtt is not None:
             d["connects"] = self.mqtt.connects
             d["conn_failures"] = self.mqtt.failures
+            d["rx_dropped"] = self.mqtt.rx_dropped
         if self.commands is not None:
             d["cmd_accepted"] = self.commands.accepted
             d["cmd_rejected"] = self.commands.rejected
@@ -62,6 +63,10 @@ class ReportBase:
             st = {"status_error": "not_json"}
         m["status"] = st
         m["counters"] = self._counters()
+        ob = self.outbox
+        if ob.unacked_lost or ob.unacked_dropped:
+            # persisted with the outbox: survives reboots until ack_losses (protocol.md)
+            m["losses"] = {"lost_safety": ob.unacked_lost, "dropped_events": ob.unacked_dropped}
         return m
 
     def _arm_will(self):

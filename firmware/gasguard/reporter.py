@@ -76,7 +76,8 @@ class Reporter(ReportBase):
 
             self.commands = Commands(self.dev, key, store, handler, self.wall, c["cmd_window_s"],
                                      {"report_now": self._cmd_report_now,
-                                      "set_interval": self._cmd_set_interval})
+                                      "set_interval": self._cmd_set_interval,
+                                      "ack_losses": self._cmd_ack_losses})
         self._pending = []  # events stamped by event(), written to the outbox by poll()
         self.bad_events = 0
         self._rq = []  # RAM QoS 1 queue (<= 4): identity uplinks, rejected command results
@@ -84,6 +85,7 @@ class Reporter(ReportBase):
         self.on_identity = None
         self._run_state = {}
         self._state_dirty = True
+        self._clear_cmd = False  # clear the retained copy of the command topic
         self._pid_key = {}  # MQTT packet id -> (boot, seq) of the outbox message
         self._inflight = {}  # (boot, seq) -> pid
         self._tried = {}  # (boot, seq) already sent once (re-sends carry DUP)
@@ -143,6 +145,12 @@ class Reporter(ReportBase):
             if pid is not None:
                 self._state_dirty = False
                 self._pid_key[pid] = _STATE_KEY
+                budget -= 1
+        if self._clear_cmd and budget > 0:
+            # an empty retained PUBLISH deletes the broker's retained copy (MQTT 3.1.1
+            # §3.3.1.3); QoS 0: if it is lost, the next delivery asks again
+            if c.publish(self.topic(protocol.COMMAND), b"", 0, True) is not None:
+                self._clear_cmd = False
                 budget -= 1
         if len(self._inflight) >= len(self.outbox.entries):
             entries = ()  # everything is in flight (or nothing waits): no iterator
@@ -205,17 +213,17 @@ class Reporter(ReportBase):
         self.outbox.ack(key[0], key[1])
 
     def _on_message(self, topic, payload, retain):
+        # payload None: larger than max_packet, acknowledged and skipped by the client
         if self.on_identity is not None and topic == self.topic("identity_down"):
-            self.on_identity(bytes(payload))
+            if payload is not None:
+                self.on_identity(bytes(payload))
             return
-        if self.commands is None or topic != self.topic(protocol.COMMAND):
-            return
-        if retain:
-            # a retained command would run again on every reconnect: refuse it
-            r = {"id": None, "cmd": None, "ok": False, "reason": "malformed", "detail": "retained"}
-            self.commands.rejected += 1
-        else:
-            r = self.commands.handle(payload)
+        if self.commands is None or topic != self.topic(protocol.COMMAND) or payload == b"":
+            return  # b"": a retained message being cleared (ours, or the platform's)
+        # whatever it is, no copy may stay retained on the broker: a retained delivery is
+        # refused, and one that reached us live would be delivered again at every connect
+        self._clear_cmd = True
+        r = self.commands.handle(payload, retain)  # never raises
         # accepted commands are answered through the persistent outbox; rejections from
         # RAM only (QoS 1, at most 4 waiting), so unauthenticated input cannot wear the
         # flash or push events out of the outbox
@@ -228,4 +236,8 @@ class Reporter(ReportBase):
 
     def _cmd_set_interval(self, seconds):
         self.interval_s = seconds
+        self._state_dirty = True
+
+    def _cmd_ack_losses(self, lost_safety, dropped_events):
+        self.outbox.ack_losses(lost_safety, dropped_events)
         self._state_dirty = True

@@ -61,7 +61,7 @@ def main():
             b.service()
             clock.advance(37)
     for t, p, q, rt, dup in b.published:
-        print(t, q, int(rt), int(dup), canon(json.loads(p)))
+        print(t, q, int(rt), int(dup), canon(json.loads(p)) if p else "(empty)")
     print("outbox", r.outbox.keys(), "ring", len(r.ring), r.ring.dropped)
     print("status", canon(r.status()))
 

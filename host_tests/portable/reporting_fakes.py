@@ -242,3 +242,4 @@ class AutoBroker:
             if kind is None or topic.endswith("/" + kind):
                 out.append(json.loads(payload))
         return out
+

@@ -145,3 +145,55 @@ def test_device_without_key_accepts_nothing():
     c = Commands(DEV, None, FileStore(tmpdir("cmd7")), h, None, 300)
     r = _send(c, sign(KEY, DEV, "k1", 1, NOW, "hush"))
     assert r["reason"] == "bad_mac" and h.calls == []
+
+
+def _with_seconds(m, text):
+    """The command's JSON with args.seconds replaced by raw JSON text (1e400 has no
+    Python literal that json.dumps writes back)."""
+    return json.dumps(m).replace('"seconds": 60', '"seconds": ' + text).encode()
+
+
+GARBAGE_SECONDS = ("[1]", "{}", "null", '"x"', "1e400", "-1e400", "true", "60.5",
+                   "1" + "0" * 40)
+
+
+def test_garbage_arguments_are_answered_never_raised():
+    """Issue 15 finding 1: these made handle() raise (TypeError, OverflowError) before
+    the MAC was checked, and the exception stalled event delivery."""
+    c, h, st, clock = _setup("cmd8")
+    good = sign(KEY, DEV, "g1", 5, NOW, "set_interval", {"seconds": 60})
+    for text in GARBAGE_SECONDS:
+        _rejects(c, h, _with_seconds(dict(good, mac="0" * 64), text), "bad_mac")
+        # the same, signed by someone with the key: authenticated, then refused
+        mac = sign(KEY, DEV, "g1", 5, NOW, "set_interval", {"seconds": "x"})["mac"]
+        if text not in ("1" + "0" * 40,):
+            _rejects(c, h, _with_seconds(dict(good, mac=mac), text), "bad_args")
+    assert c.rejected == 2 * len(GARBAGE_SECONDS) - 1 and c.accepted == 0
+    # oversized, not UTF-8, deeply nested: refused before or by the JSON parser
+    r = _rejects(c, h, b'{"v":1,"id":"' + b"a" * 600 + b'"}', "malformed")
+    assert r["detail"] == "too_large"
+    _rejects(c, h, b"\xff\xfe{}", "malformed")
+    _rejects(c, h, b"[" * 400 + b"]" * 400, "malformed")
+    _rejects(c, h, b"", "malformed")
+    assert _send(c, good)["ok"] and h.calls == [("set_interval", 60)]
+
+
+def test_a_retained_delivery_is_refused_before_it_is_read():
+    c, h, st, clock = _setup("cmd9")
+    m = sign(KEY, DEV, "t1", 1, NOW, "hush")
+    r = c.handle(json.dumps(m).encode(), True)
+    assert r == {"id": None, "cmd": None, "ok": False, "reason": "malformed", "detail": "retained"}
+    assert h.calls == [] and c.last_ctr == 0
+
+
+def test_a_corrupt_counter_refuses_commands_until_time_is_known():
+    clock = SimClock()
+    wall = WallTime(clock)
+    st = FileStore(tmpdir("cmd10"))
+    st.write(Commands.CTR_FILE, b"\xa5\x01garbage")
+    h = Handler()
+    c = Commands(DEV, KEY, st, h, wall, 300)
+    r = _send(c, sign(KEY, DEV, "z1", 1, NOW, "hush"))
+    assert r["reason"] == "stale" and h.calls == []
+    wall.set(NOW)
+    assert _send(c, sign(KEY, DEV, "z2", 2, NOW, "hush"))["ok"] and h.calls == ["hush"]

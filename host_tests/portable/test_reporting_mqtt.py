@@ -72,7 +72,7 @@ def test_stalling_broker_times_out_and_backs_off_with_jitter():
     assert cl._backoff == 2000
 
 
-def test_backoff_doubles_to_the_cap_and_resets_after_connack():
+def test_backoff_doubles_to_the_cap_and_resets_after_a_lasting_connection():
     cl, clock, net = _client("refused", backoff_min_ms=100, backoff_max_ms=1600)
     for _ in range(4000):
         cl.poll()
@@ -88,7 +88,89 @@ def test_backoff_doubles_to_the_cap_and_resets_after_connack():
     cl._sock.take()
     cl._sock.feed(CONNACK_OK)
     cl.poll()
-    assert cl.connected and cl._backoff == 100
+    # a CONNACK alone proves nothing (issue 15 finding 2: drop-after-CONNACK loops)
+    assert cl.connected and cl._backoff == 1600
+    clock.advance(1600)  # up as long as the longest backoff: healthy again
+    cl._sock.peer_closed = True
+    cl.poll()
+    assert not cl.connected and cl._backoff == 200  # min, doubled for the next one
+    assert cl.clock.ticks_diff(cl._next_try, clock.ticks_ms()) == 100  # rand: top of [50, 100]
+
+
+def _flap(cl, clock, net, ms, feed_after_connack, seen=None):
+    """Play a broker that accepts every CONNECT, then sends feed_after_connack (or
+    drops the connection) at once; return how many connections were made in ms."""
+    made = 0
+    for _ in range(ms // 10):
+        cl.poll()
+        s = cl._sock
+        if s is not None and s.tx:
+            for first, body in s.take():
+                if seen is not None:
+                    seen.append((first, body))
+                if first == 0x10:
+                    made += 1
+                    s.feed(CONNACK_OK + feed_after_connack)
+                    if not feed_after_connack:
+                        cl.poll()
+                        s.peer_closed = True
+        clock.advance(10)
+    return made
+
+
+def test_failures_right_after_connack_back_off_too():
+    """Issue 15 finding 2: the backoff went back to the minimum at every CONNACK, so a
+    broker that dropped the device right after it looped without any wait."""
+    cl, clock, net = _client(backoff_min_ms=100, backoff_max_ms=8000)
+    made = _flap(cl, clock, net, 40000, b"")
+    # doubling from 50..100 ms to the 8 s cap: about a dozen attempts in 40 s, not hundreds
+    assert 5 <= made <= 14, made
+    assert cl.failures >= made - 1 and cl._backoff == 8000
+
+
+def test_an_oversized_publish_is_acknowledged_and_skipped_and_the_connection_stays_up():
+    """Issue 15 finding 2: a 3000-byte retained command (limit 2048) closed the connection
+    at every CONNACK: a connect/fail loop until someone cleared it."""
+    cl, clock, net = _client(backoff_min_ms=100, max_packet=2048)
+    cl.subscribe("gg/dev1/command", 1)
+    got = []
+    cl.on_message = lambda t, p, r: got.append((t, None if p is None else bytes(p), r))
+    big = mqtt_wire.packet(0x33, struct.pack("!H", 15) + b"gg/dev1/command" + b"\x00\x07"
+                           + b"{" + b"x" * 3000 + b"}")
+    small = mqtt_wire.packet(0x32, struct.pack("!H", 15) + b"gg/dev1/command" + b"\x00\x08"
+                             + b'{"ok":1}')
+    seen = []
+    made = _flap(cl, clock, net, 200, big + small, seen)
+    for _ in range(20):  # the client reads at most 512 bytes per poll
+        cl.poll()
+    assert made == 1 and cl.connected, cl.last_error
+    assert got == [("gg/dev1/command", None, True), ("gg/dev1/command", b'{"ok":1}', False)]
+    acks = [b for f, b in seen + cl._sock.take() if f == 0x40]
+    assert acks == [b"\x00\x07", b"\x00\x08"] and cl.rx_dropped == 1
+    # the skip never held more than one chunk plus one packet in RAM
+    assert len(cl._rx) == 0 and cl._skip == 0
+
+
+def test_a_raising_message_handler_is_counted_and_the_stream_goes_on():
+    cl, clock, net = _client()
+    calls = []
+
+    def handler(t, p, r):
+        calls.append(bytes(p))
+        if p == b"boom":
+            raise TypeError("bug in a handler")
+
+    cl.on_message = handler
+    run_until_up(cl, clock)
+    pk = b""
+    for i, body in enumerate((b"boom", b"next", b"boom", b"last")):
+        pk += mqtt_wire.packet(0x32, struct.pack("!H", 4) + b"gg/c" + bytes([0, i + 1]) + body)
+    cl._sock.feed(pk)
+    cl.poll()
+    cl.poll()
+    assert calls == [b"boom", b"next", b"boom", b"last"]  # each once: no re-parse loop
+    assert cl.connected and cl.rx_dropped == 2 and "TypeError" in cl.last_error
+    assert len([1 for f, b in cl._sock.take() if f == 0x40]) == 4
 
 
 def test_connect_that_never_completes_times_out():
@@ -211,10 +293,10 @@ def test_resubscribes_after_reconnect_and_acks_incoming_qos1():
     assert (0x40, b"\x12\x34") in cl._sock.take()
 
 
-def test_oversized_and_garbage_packets_drop_the_connection():
+def test_oversized_non_publish_and_garbage_packets_drop_the_connection():
     cl, clock, net = _client(max_packet=64)
     run_until_up(cl, clock)
-    cl._sock.feed(mqtt_wire.packet(0x30, b"\x00\x01a" + b"x" * 100))
+    cl._sock.feed(mqtt_wire.packet(0x90, b"\x00\x01" + b"x" * 100))
     cl.poll()
     assert not cl.connected and "max_packet" in cl.last_error
     cl2, clock2, net2 = _client()

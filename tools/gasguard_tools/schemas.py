@@ -71,6 +71,8 @@ def check_topic(topic, payload, base="gasguard"):
     dev, kind = parts
     if kind not in KINDS:
         return kind, dev, None, ["unknown message kind %r" % kind]
+    if kind == "command" and not payload:
+        return kind, dev, None, []  # the device clearing a retained command (protocol.md)
     try:
         msg = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as e:
