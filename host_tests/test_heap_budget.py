@@ -14,17 +14,18 @@ from gasguard_tools import bench_heap
 # the harness is subtracted). Lower these when a change frees heap; never raise them
 # without a line in docs/heap-budget.md saying what the bytes buy.
 BUDGET = {
-    ("detector", "low"): 117 * 1024,
-    ("detector", "mid"): 137 * 1024,  # +1 KB: pairing needs a person at both ends (heap-budget.md)
-    ("detector", "high"): 137 * 1024,
-    ("valve", "M"): 95 * 1024,
+    # -2 KB each: downlink commands parked (issue 15, heap-budget.md)
+    ("detector", "low"): 115 * 1024,
+    ("detector", "mid"): 135 * 1024,  # +1 KB: pairing needs a person at both ends (heap-budget.md)
+    ("detector", "high"): 135 * 1024,
+    ("valve", "M"): 93 * 1024,
 }
 # Largest live heap at any checkpoint of the day, same units.
 PEAK = {
-    ("detector", "low"): 126 * 1024,
-    ("detector", "mid"): 149 * 1024,  # +1 KB: pairing (heap-budget.md)
-    ("detector", "high"): 149 * 1024,
-    ("valve", "M"): 108 * 1024,
+    ("detector", "low"): 124 * 1024,
+    ("detector", "mid"): 147 * 1024,  # +1 KB: pairing (heap-budget.md)
+    ("detector", "high"): 147 * 1024,
+    ("valve", "M"): 106 * 1024,
 }
 # The goal of issue 10 (40 KB free at every moment at 112 KB, largest block >= 8 KB) is not
 # reached yet by these: docs/heap-budget.md, "What is left".

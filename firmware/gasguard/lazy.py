@@ -18,7 +18,7 @@ import gc
 import sys
 
 # What this module loads by name (so `gasguard package` puts it in the deploy sets).
-PARKED = ("identity", "identifier", "active_id")
+PARKED = ("identity", "identifier", "active_id", "commands")
 
 # Code needed only to build a device or to check a config (CFG): released once the device is
 # assembled (after_boot(), called by main.py) and after each console request. Only modules

@@ -72,12 +72,15 @@ class Reporter(ReportBase):
                              resync_s=c["ntp_resync_s"], rand=rand)
         self.commands = None
         if c["commands"]:
-            from gasguard.commands import Commands  # only on devices that take commands
+            # parked (gasguard.lazy): commands come a few times a day, so their code
+            # (commands + command_msg, ~7 KB) is in the heap only while one is handled
+            from gasguard.lazy import Parked
 
-            self.commands = Commands(self.dev, key, store, handler, self.wall, c["cmd_window_s"],
-                                     {"report_now": self._cmd_report_now,
-                                      "set_interval": self._cmd_set_interval,
-                                      "ack_losses": self._cmd_ack_losses})
+            self.commands = Parked.build(
+                "commands", "Commands",
+                (self.dev, key, store, handler, self.wall, c["cmd_window_s"],
+                 {"report_now": self._cmd_report_now, "set_interval": self._cmd_set_interval,
+                  "ack_losses": self._cmd_ack_losses}), ("commands", "command_msg"))
         self._pending = []  # events stamped by event(), written to the outbox by poll()
         self.bad_events = 0
         self._rq = []  # RAM QoS 1 queue (<= 4): identity uplinks, rejected command results
