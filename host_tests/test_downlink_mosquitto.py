@@ -82,7 +82,9 @@ def test_unsigned_garbage_during_a_leak_costs_no_event(mosquitto, tmp_path):
             queued.append((r["boot"], r["seq"]))
             plat.publish('{"v":1,"id":"n%d","cmd":"set_interval","args":{"seconds":%s},'
                          '"ctr":%d,"ts":1790000000,"mac":"%s"}' % (i, noise[i % 5], 50 + i, "ab" * 32))
-        wait_for(lambda: len(_results(col)) >= 8, 20, what="8 command results")
+            # paced like the campaign (one per alarm; a burst beyond the 4-slot RAM queue
+            # of rejections is counted in ram_dropped instead, by design)
+            wait_for(lambda: len(_results(col)) > i, 10, what="the answer to noise %d" % i)
         wait_for(lambda: {(m["boot"], m["seq"]) for m in _events(col)} >= set(queued), 20,
                  what="every event")
         keys = [(m["boot"], m["seq"]) for m in first_occurrences(_events(col))]
