@@ -87,8 +87,7 @@ def test_two_instances_share_the_load_nothing_lost_nothing_twice(tmp_path, postg
 def test_missing_postgresql_skips_or_fails_under_ci(monkeypatch):
     import pg_fixtures as pf
 
-    monkeypatch.setattr(pf.glob, "glob", lambda pattern: [])
-    monkeypatch.setattr(pf.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pf.pgserver, "find_bin", lambda: None)
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("GASGUARD_REQUIRE_POSTGRES", raising=False)
     with pytest.raises(pytest.skip.Exception, match="PostgreSQL"):
