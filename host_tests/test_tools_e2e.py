@@ -129,7 +129,11 @@ def test_calibrate_non_interactive_writes_verified_certificate(fast_dut, tmp_pat
     certs = sorted(out.glob("*.json"))
     assert len(certs) == 1
     doc = json.loads(certs[0].read_text())
-    assert doc["result"] == "pass" and doc["operator"] == "Line 3"
+    # calibrated, but an unprovisioned device's certificate never says PASS (issue 14)
+    assert doc["calibration_passed"] and doc["result"] == "not_valid_for_release"
+    assert not doc["valid_for_release"] and doc["operator"] == "Line 3"
+    assert "the device has no identity (not provisioned)" in doc["release_blocked_by"]
+    assert "NOT VALID FOR RELEASE" in r.stderr
     cal = virtual_dut.cmd("CAL?")
     for gas, span in (("ch4", 5000.0), ("co", 100.0)):
         c = doc["channels"][gas]
@@ -139,7 +143,7 @@ def test_calibrate_non_interactive_writes_verified_certificate(fast_dut, tmp_pat
         assert (rec["zero_uv"], rec["span_uv"], rec["span_ppm_x10"]) == (
             c["zero_uv"], c["span_uv"], int(span * 10))
     html = certs[0].with_suffix(".html").read_text()
-    assert "PASS" in html and html.count("<svg") == 2
+    assert "NOT VALID FOR RELEASE" in html and html.count("<svg") == 2
     # and the device now reads right
     virtual_dut.cmd("SIM GAS co 50")
     virtual_dut.cmd("SIM ADVANCE 120")
@@ -397,3 +401,35 @@ def test_diag_in_chinese_renders_codes_as_sentences_with_the_code(virtual_dut):
     import datetime
 
     assert datetime.date.today().strftime("%Y-%m-%d") in r.stdout
+
+
+def test_a_provisioned_locked_device_with_everything_recorded_gets_a_pass(fast_dut, tmp_path):
+    """The certificate a lab would sign: identity locked, span gas lot and certificate,
+    ambient conditions, operator, reference instrument; due date and uncertainty on it."""
+    from gasguard_tools.cli import main as cli_main
+    from gasguard_tools.cmd_sim import SIM_FACTORY_KEY
+
+    ident = "88.118.8/GDH.240915.00123F"
+    rc = cli_main(["provision", "--port", fast_dut.port, "--id", ident, "--model", "GG-200",
+                   "--hw-rev", "1.2", "--escrow", str(tmp_path / "keys.csv"), "--factory-key",
+                   SIM_FACTORY_KEY])
+    assert rc == 0
+    out = tmp_path / "certs"
+    r = gasguard("calibrate", "--port", fast_dut.port, "--yes", "--simulate-gas", "--lang", "zh",
+                 "--span-ppm", "co=100", "--channels", "co", "--operator", "Wang Li",
+                 "--span-gas-lot", "C-24-1102", "--span-gas-cert", "GBW(E)061234-0457",
+                 "--span-gas-uncertainty", "2", "--reference-instrument", "Dräger X-am 8000 SN ARKL-0042",
+                 "--ambient-temp", "22.5", "--ambient-rh", "48", "--out", str(out), "--json", *FAST)
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(r.stdout)
+    assert res["result"] == "pass" and res["device"] == ident
+    doc = json.loads(open(res["certificate"]).read())
+    assert doc["valid_for_release"] and doc["release_blocked_by"] == []
+    assert doc["number"].startswith("GGC-88_118_8_GDH_240915_00123F-")
+    assert doc["ambient"] == {"temperature_c": 22.5, "humidity_pct": 48.0}
+    assert doc["reference"]["span_gas_certificate"] == "GBW(E)061234-0457"
+    assert doc["due"] > doc["issued"][:10]
+    u = doc["channels"]["co"]["uncertainty_pct"]
+    assert 2.0 <= u < 8.0  # at least the span gas's own 2 % (k = 2)
+    html = open(res["certificate"][:-5] + ".html", encoding="utf-8").read()
+    assert "标定证书" in html and "合格" in html and "GBW(E)061234-0457" in html

@@ -11,14 +11,13 @@ leaves the old calibration in force. The procedure and defaults: docs/calibratio
 """
 
 import datetime
-import getpass
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from . import VERSION
+from . import VERSION, i18n
 from .runtime import ToolError, UsageError
 from .serialdev import DeviceError, NoAnswer, ServiceClient, factory_key
 
@@ -41,7 +40,20 @@ def add_arguments(p):
                    help="the zero gas used, recorded on the certificate (e.g. 'synthetic air')")
     p.add_argument("--span-ppm", action="append", default=[], metavar="CH=PPM",
                    help="span gas concentration per channel, e.g. ch4=5000 (repeatable or comma list)")
-    p.add_argument("--span-gas-lot", default="", help="reference gas cylinder lot/certificate number")
+    p.add_argument("--span-gas-lot", default="", help="reference gas cylinder lot number")
+    p.add_argument("--span-gas-cert", default="", help="the span gas cylinder's certificate number")
+    p.add_argument("--span-gas-uncertainty", type=float, default=None, metavar="PCT",
+                   help="the span gas certificate's expanded uncertainty, %% (k = 2)")
+    p.add_argument("--reference-instrument", default="",
+                   help="reference instrument (make, model, serial, its calibration due date)")
+    p.add_argument("--ambient-temp", type=float, default=None, metavar="C",
+                   help="ambient temperature during the calibration, °C")
+    p.add_argument("--ambient-rh", type=float, default=None, metavar="PCT",
+                   help="ambient relative humidity during the calibration, %%")
+    p.add_argument("--interval-months", type=int, default=12,
+                   help="calibration interval: the certificate's due date (default 12 months)")
+    p.add_argument("--pdf", action="store_true", help="also print the certificate to PDF (chromium)")
+    i18n.add_argument(p)
     p.add_argument("--operator", default=None, help="operator name (default: login name)")
     p.add_argument("--yes", action="store_true", help="non-interactive: do not wait for Enter")
     p.add_argument("--out", default="certificates", help="folder for the certificates")
@@ -244,11 +256,20 @@ class Calibrator:
 
 def run(args):
     spans = parse_span(args.span_ppm)
-    operator = args.operator or os.environ.get("GASGUARD_OPERATOR") or getpass.getuser()
+    # no login-name fallback: `root` on a line PC names nobody (the certificate needs a person)
+    operator = args.operator or os.environ.get("GASGUARD_OPERATOR") or ""
     if args.yes and not args.simulate_gas and not args.zero_gas:
         raise UsageError("non-interactive mode needs --zero-gas (what is on the sensor for the zero)")
     if args.window < 0 or args.interval <= 0 or args.stable_timeout <= 0:
         raise UsageError("--window, --interval and --stable-timeout must be positive")
+    if args.ambient_temp is not None and not -40 <= args.ambient_temp <= 85:
+        raise UsageError("--ambient-temp %s °C is outside -40..85" % args.ambient_temp)
+    if args.ambient_rh is not None and not 0 <= args.ambient_rh <= 100:
+        raise UsageError("--ambient-rh %s %% is outside 0..100" % args.ambient_rh)
+    if args.span_gas_uncertainty is not None and not 0 < args.span_gas_uncertainty < 50:
+        raise UsageError("--span-gas-uncertainty must be a percentage above 0 and below 50")
+    if not 1 <= args.interval_months <= 60:
+        raise UsageError("--interval-months must be 1..60")
     out = Path(args.out)
     dev = ServiceClient.open(args.port, args.baud, args.timeout)
 
@@ -265,7 +286,11 @@ def run(args):
         say("device: %s  (%s %s, fw %s)" % (ident.get("id") or "NOT PROVISIONED", info.get("kind"),
                                             info.get("tier"), info.get("fw")))
         if not ident.get("provisioned"):
-            say("warning: the device has no identity yet; the certificate names it 'not provisioned'")
+            say("warning: the device has no identity yet: the certificate will say NOT VALID "
+                "FOR RELEASE")
+        elif not ident.get("locked"):
+            say("warning: the device identity is not locked: the certificate will say NOT VALID "
+                "FOR RELEASE")
         r = dev.cmd("READ?")
         have = [g for g in GASES if g in r]
         gases = have if not args.channels else [g.strip().lower() for g in args.channels.split(",")]
@@ -357,5 +382,13 @@ def _finish(cal, args, info, ident, spans, operator, out, error=None):
         span_lot=args.span_gas_lot, settings={
             "window_s": args.window, "tolerance_uv": args.tolerance_uv,
             "verify_pct": args.verify_pct, "stable_timeout_s": args.stable_timeout},
-        trace=cal.trace, phases=cal.phases, error=error, tool_version=VERSION)
-    return certificate.write(doc, out)
+        trace=cal.trace, phases=cal.phases, error=error, tool_version=VERSION,
+        span_cert=args.span_gas_cert, span_gas_u_pct=args.span_gas_uncertainty,
+        ambient={"temperature_c": args.ambient_temp, "humidity_pct": args.ambient_rh},
+        reference_instrument=args.reference_instrument, interval_months=args.interval_months)
+    path = certificate.write(doc, out, lang=i18n.resolve(getattr(args, "lang", None)),
+                             pdf=getattr(args, "pdf", False))
+    if doc["result"] == "not_valid_for_release":
+        print("certificate %s: calibrated, NOT VALID FOR RELEASE: %s"
+              % (doc["number"], "; ".join(doc["release_blocked_by"])), file=sys.stderr)
+    return path

@@ -15,12 +15,12 @@ Layout and choices: docs/identity.md.
 """
 
 import csv
-import json
 import io
+import json
 import sys
 from pathlib import Path
 
-from . import FIRMWARE
+from . import FIRMWARE, i18n
 from .runtime import ToolError, UsageError
 
 if str(FIRMWARE) not in sys.path:
@@ -29,8 +29,6 @@ if str(FIRMWARE) not in sys.path:
 from gasguard.identifier import IdentifierError, factory_serial, make, parse  # noqa: E402
 from gasguard.identity import IdentityError, qr_payload  # noqa: E402
 
-KIND_TEXT = {"detector": "Gas leak detector", "valve": "Self-closing valve controller"}
-TIER_TEXT = {"L": "LOW", "M": "MID", "H": "HIGH"}
 BRAND = "GASGUARD"
 MM_PER_INCH = 25.4
 
@@ -87,25 +85,45 @@ def file_stem(identifier):
 # ---- PNG (Pillow) -------------------------------------------------------------------------
 
 
-def _font(size, bold=False):
+def _font(size, bold=False, cjk=False):
     from PIL import ImageFont
 
+    if cjk:  # Chinese words need a CJK font (label_text() checked there is one)
+        return ImageFont.truetype(i18n.cjk_font_file(), size)
     # Pillow's bundled font (needs FreeType, which the Pillow wheels include): the same on
     # every machine, so labels do not depend on the fonts a factory PC happens to have.
     return ImageFont.load_default(size=size)
 
 
-def _fit(draw, text, max_w, size, min_size=10):
+def _fit(draw, text, max_w, size, min_size=10, cjk=False):
     while size > min_size:
-        f = _font(size)
+        f = _font(size, cjk=cjk)
         if draw.textlength(text, font=f) <= max_w:
             return f
         size -= 1
-    return _font(min_size)
+    return _font(min_size, cjk=cjk)
 
 
-def render_png(data, path, width_mm=50.0, height_mm=30.0, dpi=300):
+def label_text(lang):
+    """The words on a label in lang. Chinese needs a CJK font on this machine; without one
+    the label is printed in English (never with missing-glyph boxes) and a warning says so."""
+    if lang == "zh" and i18n.cjk_font_file() is None:
+        print("gasguard label: warning: no CJK font (apt-get install fonts-wqy-microhei or set "
+              "GASGUARD_CJK_FONT): printing the label in English", file=sys.stderr)
+        lang = "en"
+    T = lambda k: i18n.t(k, lang)  # noqa: E731
+    return {"lang": lang, "cjk": lang == "zh",
+            "kind": {"detector": T("label_detector"), "valve": T("label_valve")},
+            "tier": {k: T("tier_" + k) for k in ("L", "M", "H")},
+            "model": T("label_model"), "mfg": T("label_mfg"), "sn": T("label_sn"),
+            "hw": T("label_hw")}
+
+
+def render_png(data, path, width_mm=50.0, height_mm=30.0, dpi=300, lang="en"):
     from PIL import Image, ImageDraw
+
+    words = label_text(lang)
+    cjk = words["cjk"]
 
     px = dpi / MM_PER_INCH
     W, H = int(round(width_mm * px)), int(round(height_mm * px))
@@ -154,8 +172,8 @@ def render_png(data, path, width_mm=50.0, height_mm=30.0, dpi=300):
     bf = _fit(dr, BRAND, tw_max, int(34 * u))
     dr.text((tx, y), BRAND, font=bf, fill=0, anchor="lt", stroke_width=max(1, int(u)), stroke_fill=0)
     y += int(42 * u)
-    kf = _fit(dr, KIND_TEXT[data["kind"]], tw_max, int(19 * u))
-    dr.text((tx, y), KIND_TEXT[data["kind"]], font=kf, fill=0, anchor="lt")
+    kf = _fit(dr, words["kind"][data["kind"]], tw_max, int(19 * u), cjk=cjk)
+    dr.text((tx, y), words["kind"][data["kind"]], font=kf, fill=0, anchor="lt")
     y += int(30 * u)
     dr.line([tx, y, W - m - int(10 * u), y], fill=0, width=max(1, int(2 * u)))
     y += int(12 * u)
@@ -166,12 +184,13 @@ def render_png(data, path, width_mm=50.0, height_mm=30.0, dpi=300):
     dr.rectangle([bx, y, bx + bs, y + bs], fill=0)
     dr.text((bx + bs / 2, y + bs / 2 - int(6 * u)), data["tier"], font=_font(int(40 * u)),
             fill=255, anchor="mm", stroke_width=max(1, int(u)), stroke_fill=255)
-    dr.text((bx + bs / 2, y + bs - int(8 * u)), TIER_TEXT[data["tier"]], font=_font(int(12 * u)),
-            fill=255, anchor="mm")
-    lines = [("Model", data["model"]), ("Mfg", data["mfg_date"]), ("S/N", data["serial"])]
+    dr.text((bx + bs / 2, y + bs - int(8 * u)), words["tier"][data["tier"]],
+            font=_font(int(12 * u), cjk=cjk), fill=255, anchor="mm")
+    lines = [(words["model"], data["model"]), (words["mfg"], data["mfg_date"]),
+             (words["sn"], data["serial"])]
     if data.get("hw_rev"):
-        lines.append(("HW", data["hw_rev"]))
-    lab = _font(int(15 * u))
+        lines.append((words["hw"], data["hw_rev"]))
+    lab = _fit(dr, max((k for k, _ in lines), key=len), int(50 * u), int(15 * u), cjk=cjk)
     for i, (k, v) in enumerate(lines):
         ly = y + i * int(28 * u)
         dr.text((tx, ly), k, font=lab, fill=0, anchor="lt")
@@ -190,7 +209,7 @@ def _esc(s):
             .replace('"', "&quot;"))
 
 
-def render_svg(data, path, width_mm=50.0, height_mm=30.0):
+def render_svg(data, path, width_mm=50.0, height_mm=30.0, lang="en"):
     """Vector label in mm units: the QR as one path of unit squares, text as <text>."""
     W, H = width_mm, height_mm
     k = H / 30.0
@@ -209,7 +228,8 @@ def render_svg(data, path, width_mm=50.0, height_mm=30.0):
         for c in range(n):
             if mat[r][c]:
                 d.append("M%d %dh1v1h-1z" % (qz + c, qz + r))
-    font = "DejaVu Sans, Helvetica, Arial, sans-serif"
+    words = label_text(lang)
+    font = "DejaVu Sans, WenQuanYi Micro Hei, Noto Sans CJK SC, Helvetica, Arial, sans-serif"
     tx = qx + qsize + 0.5 * k
     right = W - m - 0.8 * k
     bs = 4.9 * k
@@ -229,7 +249,7 @@ def render_svg(data, path, width_mm=50.0, height_mm=30.0):
         '<text x="%g" y="%g" font-size="%g" font-weight="bold">%s</text>'
         % (tx, y0 + 2.6 * k, 2.9 * k, BRAND),
         '<text x="%g" y="%g" font-size="%g">%s</text>'
-        % (tx, y0 + 5.6 * k, 1.55 * k, _esc(KIND_TEXT[data["kind"]])),
+        % (tx, y0 + 5.6 * k, 1.55 * k, _esc(words["kind"][data["kind"]])),
         '<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="#000" stroke-width="%g"/>'
         % (tx, y0 + 7.0 * k, right, y0 + 7.0 * k, 0.17 * k),
     ]
@@ -238,13 +258,14 @@ def render_svg(data, path, width_mm=50.0, height_mm=30.0):
     out.append('<text x="%g" y="%g" font-size="%g" font-weight="bold" fill="#fff" '
                'text-anchor="middle">%s</text>' % (bx + bs / 2, y + 3.2 * k, 3.4 * k, data["tier"]))
     out.append('<text x="%g" y="%g" font-size="%g" fill="#fff" text-anchor="middle">%s</text>'
-               % (bx + bs / 2, y + bs - 0.45 * k, 1.0 * k, TIER_TEXT[data["tier"]]))
-    lines = [("Model", data["model"]), ("Mfg", data["mfg_date"]), ("S/N", data["serial"])]
+               % (bx + bs / 2, y + bs - 0.45 * k, 1.0 * k, _esc(words["tier"][data["tier"]])))
+    lines = [(words["model"], data["model"]), (words["mfg"], data["mfg_date"]),
+             (words["sn"], data["serial"])]
     if data.get("hw_rev"):
-        lines.append(("HW", data["hw_rev"]))
+        lines.append((words["hw"], data["hw_rev"]))
     for i, (key, v) in enumerate(lines):
         ly = y + 1.3 * k + i * 2.35 * k
-        out.append('<text x="%g" y="%g" font-size="%g">%s</text>' % (tx, ly, 1.25 * k, key))
+        out.append('<text x="%g" y="%g" font-size="%g">%s</text>' % (tx, ly, 1.25 * k, _esc(key)))
         out.append('<text x="%g" y="%g" font-size="%g" font-weight="bold">%s</text>'
                    % (tx + 4.4 * k, ly, 1.6 * k, _esc(v)))
     out.append("</g>")
@@ -314,6 +335,7 @@ def add_arguments(p):
                    help="read the identifier from the device on PORT and compare it with --id")
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--json", action="store_true", help="the result as one JSON line")
+    i18n.add_argument(p)
 
 
 def _size(s):
@@ -380,6 +402,7 @@ def run(args):
         print("device on %s carries %s%s: matches the label"
               % (args.verify_port, args.id, " (%s)" % args.model if args.model else ""))
         return 0
+    lang = i18n.resolve(getattr(args, "lang", None))
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
     if not formats or any(f not in ("png", "svg") for f in formats):
         raise UsageError("--format must be png, svg or png,svg")
@@ -392,9 +415,9 @@ def run(args):
     for d in labels:
         stem = out / file_stem(d["id"])
         if "png" in formats:
-            render_png(d, stem.with_name(stem.name + ".png"), w, h, args.dpi)
+            render_png(d, stem.with_name(stem.name + ".png"), w, h, args.dpi, lang=lang)
         if "svg" in formats:
-            render_svg(d, stem.with_name(stem.name + ".svg"), w, h)
+            render_svg(d, stem.with_name(stem.name + ".svg"), w, h, lang=lang)
     with open(out / "labels.csv", "w", newline="") as f:
         wr = csv.writer(f)
         wr.writerow(["id", "model", "tier", "kind", "mfg_date", "serial", "payload", "ndef_hex",

@@ -142,9 +142,92 @@ TEXT = {
     "brand_sub": ("燃气泄漏探测与安全切断", "gas leak detection and safety shut-off"),
     "ch4": ("甲烷 (CH\u2084)", "Methane (CH\u2084)"),
     "co": ("一氧化碳 (CO)", "Carbon monoxide (CO)"),
+    # calibration certificate
+    "cert_title": ("标定证书", "Calibration certificate"),
+    "cert_subtitle": ("零点/量程两点标定", "two-point zero/span calibration"),
+    "cert_pass": ("合格", "PASS"),
+    "cert_fail": ("不合格", "FAIL"),
+    "cert_not_valid_for_release": ("标定通过，但不可放行", "calibrated, NOT VALID FOR RELEASE"),
+    "cert_result": ("结果", "Result"),
+    "cert_number": ("证书编号", "Certificate no."),
+    "cert_issued": ("签发时间", "Issued"),
+    "cert_due": ("下次标定日期", "Next calibration due"),
+    "cert_operator": ("标定人员", "Operator"),
+    "cert_ambient": ("环境温湿度", "Ambient conditions"),
+    "cert_not_recorded": ("未记录", "not recorded"),
+    "cert_identity": ("标识状态", "Identity"),
+    "cert_locked": ("已锁定", "locked"),
+    "cert_unlocked": ("未锁定", "NOT locked"),
+    "cert_zero_gas": ("零点气", "Zero gas"),
+    "cert_lot": ("标准气批号", "Span gas lot"),
+    "cert_gas_cert": ("标准气证书编号", "Span gas certificate"),
+    "cert_gas_u": ("标准气不确定度", "Span gas uncertainty"),
+    "cert_instrument": ("参考仪器", "Reference instrument"),
+    "cert_stability": ("稳定判据", "Stability criterion"),
+    "cert_stability_text": ("{s} 秒内信号变化不超过 {uv} µV", "signal within {uv} µV over {s} s"),
+    "cert_acceptance": ("验收判据", "Acceptance"),
+    "cert_acceptance_text": ("通标准气时读数与标准值之差不超过 {pct} %",
+                             "reading at span gas within {pct} % of the reference"),
+    "cert_reference": ("标准值", "Reference"),
+    "cert_zero": ("零点", "Zero"),
+    "cert_span": ("量程", "Span"),
+    "cert_correction": ("量程修正", "Span correction"),
+    "cert_reads": ("示值", "Reads"),
+    "cert_deviation": ("偏差", "Deviation"),
+    "cert_restored": ("已恢复原标定", "previous calibration restored"),
+    "cert_seconds": ("通道开始后秒数", "seconds since start of channel"),
+    "cert_not_calibrated": ("未完成标定", "Not calibrated"),
+    "cert_certificate": ("证书", "Certificate"),
+    "cert_dut": ("被标定设备", "Device under calibration"),
+    "cert_method": ("标准气与方法", "Reference gases and method"),
+    "cert_results": ("结果", "Results"),
+    "cert_response": ("标定过程响应曲线", "Response during calibration"),
+    "cert_traceable": ("证书编号含设备标识；数据摘要 SHA-256：",
+                       "The number carries the device identifier; SHA-256 of the record:"),
+    "cert_calibrated_by": ("标定人", "Calibrated by"),
+    "cert_checked_by": ("审核（质检）", "Checked by (QA)"),
+    "cert_uncertainty_text": ("扩展不确定度 U 由合成标准不确定度（标准气证书、验证偏差、0.1 ppm 显示分辨力）乘以包含因子 k = 2 得到，"
+                              "对应约 95 % 的包含概率（JJF 1059.1 / GUM）。",
+                              "see the certificate's uncertainty statement"),
+    "cert_block_device_provisioned": ("设备未写入标识", "the device has no identity (not provisioned)"),
+    "cert_block_identity_locked": ("设备标识未锁定", "the device identity is not locked"),
+    "cert_block_span_gas_lot": ("未记录标准气批号", "span gas lot not recorded"),
+    "cert_block_span_gas_certificate": ("未记录标准气证书编号", "span gas certificate not recorded"),
+    "cert_block_ambient": ("未记录环境温度和湿度", "ambient temperature and humidity not recorded"),
+    "cert_block_operator": ("未填写标定人员", "operator not named"),
+    "cert_block_reference_instrument": ("未记录参考仪器", "reference instrument not recorded"),
+    # labels (short: they fit a 50 x 30 mm label)
+    "label_detector": ("可燃气体探测器", "Gas leak detector"),
+    "label_valve": ("自闭阀控制器", "Self-closing valve controller"),
+    "label_model": ("型号", "Model"),
+    "label_mfg": ("生产日期", "Mfg"),
+    "label_sn": ("序列号", "S/N"),
+    "label_hw": ("硬件", "HW"),
+    "tier_L": ("低", "LOW"),
+    "tier_M": ("中", "MID"),
+    "tier_H": ("高", "HIGH"),
     # flash
     "free_heap_after": ("部署并复位后空闲内存：{free} 字节", "free heap after deploy and reset: {free} bytes"),
 }
+
+
+# CJK fonts the documents and labels use (Debian: fonts-wqy-microhei, fonts-noto-cjk);
+# GASGUARD_CJK_FONT names another file. Pillow's bundled font and DejaVu have no CJK glyphs.
+CJK_FONT_FILES = (
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc",
+)
+
+
+def cjk_font_file():
+    """A font file with Chinese glyphs, or None when the machine has none."""
+    env = os.environ.get("GASGUARD_CJK_FONT")
+    for cand in ([env] if env else []) + list(CJK_FONT_FILES):
+        if cand and os.path.isfile(cand):
+            return cand
+    return None
 
 
 def t(key, lang, **kw):
