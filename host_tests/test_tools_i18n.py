@@ -1,6 +1,8 @@
 """The text catalogue (gasguard_tools.i18n): both languages for every entry, the locale rule,
 codes beside their sentences, unknown codes shown as they are."""
 
+from pathlib import Path
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -42,3 +44,25 @@ def test_events_are_sentences_with_codes():
     assert i18n.describe(ev, "en") == "supply voltage low (supply_low) on"
     assert i18n.event_name("fault", "zh") == "故障 (fault)"
     assert i18n.when({"t": 3661}) == "01:01:01"
+
+
+def test_labels_in_chinese_need_a_cjk_font_or_fall_back_to_english(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    from gasguard_tools import cmd_label
+
+    data = cmd_label.label_data("88.118.8/GDH.240915.00123F", "GG-200", "{id}", "1.2")
+    if i18n.cjk_font_file() is None:
+        pytest.skip("no CJK font here (make test installs fonts-wqy-microhei as root)")
+    from PIL import ImageFont
+
+    font = ImageFont.truetype(i18n.cjk_font_file(), 40)
+    assert font.getmask("探").getbbox() is not None  # the font really has the glyph
+    zh = Path(cmd_label.render_png(data, tmp_path / "zh.png", lang="zh"))
+    en = Path(cmd_label.render_png(data, tmp_path / "en.png", lang="en"))
+    assert zh.read_bytes() != en.read_bytes()
+    svg = Path(cmd_label.render_svg(data, tmp_path / "zh.svg", lang="zh"))
+    assert "可燃气体探测器" in svg.read_text(encoding="utf-8")
+    monkeypatch.setattr(i18n, "cjk_font_file", lambda: None)
+    assert cmd_label.label_text("zh")["lang"] == "en"
+    assert "no CJK font" in capsys.readouterr().err

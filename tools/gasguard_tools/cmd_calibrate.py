@@ -11,6 +11,7 @@ leaves the old calibration in force. The procedure and defaults: docs/calibratio
 """
 
 import datetime
+import getpass
 import json
 import os
 import sys
@@ -54,7 +55,9 @@ def add_arguments(p):
                    help="calibration interval: the certificate's due date (default 12 months)")
     p.add_argument("--pdf", action="store_true", help="also print the certificate to PDF (chromium)")
     i18n.add_argument(p)
-    p.add_argument("--operator", default=None, help="operator name (default: login name)")
+    p.add_argument("--operator", default=None,
+                   help="operator name (default: $GASGUARD_OPERATOR; without one the certificate "
+                        "is not valid for release)")
     p.add_argument("--yes", action="store_true", help="non-interactive: do not wait for Enter")
     p.add_argument("--out", default="certificates", help="folder for the certificates")
     p.add_argument("--window", type=float, default=20.0,
@@ -327,7 +330,8 @@ def run(args):
         date = int(datetime.date.today().strftime("%Y%m%d"))
         for g in gases:
             say("--- channel %s: span gas %s ppm ---" % (g, spans[g]))
-            cal.channel(g, spans[g], date, operator)
+            # the device's record needs a name: the login stands in, marked as such
+            cal.channel(g, spans[g], date, operator or "login:" + getpass.getuser())
         rc = 0
         say("calibration PASSED for %s" % ", ".join(gases))
     except NoAnswer as e:

@@ -278,7 +278,7 @@ def render_svg(data, path, width_mm=50.0, height_mm=30.0, lang="en"):
                '%s</text>' % ((W + 2 * m + 1.6 * k) / 2, band_top + band_h / 2 + 1.0 * k, font,
                               2.8 * k, W - 6 * m - 1.6 * k, _esc(data["id"])))
     out.append("</svg>")
-    Path(path).write_text("\n".join(out) + "\n")
+    Path(path).write_text("\n".join(out) + "\n", encoding="utf-8")
     return path
 
 
