@@ -72,7 +72,21 @@ postgres:
 ESP32_MPY_BUILT := build/esp32-micropython/micropython
 ESP32_MICROPYTHON ?= $(firstword $(wildcard ../shared/esp32-micropython/micropython $(ESP32_MPY_BUILT)))
 
-test: $(STAMP) broker docdeps postgres mbpoll
+# The AsyncAPI 3.0 meta-schema CI validates docs/asyncapi.json against: the npm package
+# the AsyncAPI initiative publishes its schemas in (npm is a Debian package).
+ASYNCAPI_SPECS := @asyncapi/specs@6.11.1
+asyncapi-spec:
+	@if [ -f 'build/asyncapi-specs/package/schemas/3.0.0-without-$$id.json' ]; then :; \
+	else \
+		if ! command -v npm >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; fi; \
+		if command -v npm >/dev/null 2>&1; then \
+			mkdir -p build/asyncapi-specs && cd build/asyncapi-specs && npm pack -q $(ASYNCAPI_SPECS) >/dev/null \
+			&& tar xzf asyncapi-specs-*.tgz; \
+		else echo "note: npm missing; the AsyncAPI validation test will be skipped"; fi; \
+	fi
+
+test: $(STAMP) broker docdeps asyncapi-spec postgres mbpoll
 	$(if $(ESP32_MICROPYTHON),GASGUARD_ESP32_MICROPYTHON=$(abspath $(ESP32_MICROPYTHON))) $(PY) -m pytest -q
 
 # Build the ESP32-like interpreter from a MicroPython v1.28.0 source tree (submodules not

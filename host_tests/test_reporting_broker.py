@@ -100,7 +100,7 @@ def test_firmware_client_reports_through_the_embedded_broker(embedded, tmp_path)
         col.close()
     with col.lock:
         for t, p, r in col.msgs:
-            assert schemas.check_topic(t, p)[3] == []
+            assert schemas.check_topic(t, p, strict=True)[3] == []
 
 
 def test_monitor_prints_decoded_lines_and_flags_invalid_messages():

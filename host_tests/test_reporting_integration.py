@@ -61,7 +61,7 @@ def _check_schemas(col):
         msgs = [m for m in col.msgs if not m[0].endswith("/command")]
     assert msgs
     for topic, payload, retain in msgs:
-        kind, dev, msg, errs = schemas.check_topic(topic, payload)
+        kind, dev, msg, errs = schemas.check_topic(topic, payload, strict=True)
         assert errs == [], (topic, payload, errs)
 
 

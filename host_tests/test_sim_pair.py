@@ -40,7 +40,7 @@ def test_leak_alarm_closes_valve_and_reaches_the_broker():
     assert any("alarm" in json.dumps(m) for m in published), kinds
     assert any('"closed"' in json.dumps(m) and "interlock" in json.dumps(m) for m in published)
     for t, p, _r in res["messages"]:
-        kind, dev, msg, errs = check_topic(t, p, "gasguard")
+        kind, dev, msg, errs = check_topic(t, p, "gasguard", strict=True)
         assert not errs, (t, errs)
     assert "valve CLOSED (cause interlock" in text
     # mid tier: both devices registered their active identifier with the (simulated) platform

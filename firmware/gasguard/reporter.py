@@ -127,7 +127,8 @@ class Reporter(ReportBase):
         if self.online:
             m = self._state_message(False)
             m["reason"] = "shutdown"
-            self.mqtt.publish(self.topic(protocol.STATE), protocol.encode(m), 0, True)
+            qos, retain = protocol.DELIVERY[protocol.STATE]  # as the topic table says (QoS 1)
+            self.mqtt.publish(self.topic(protocol.STATE), protocol.encode(m), qos, retain)
             self.mqtt.disconnect()
 
     def poll(self):

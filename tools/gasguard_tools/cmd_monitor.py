@@ -25,6 +25,9 @@ def add_arguments(p):
     p.add_argument("--base", default="gasguard", help="base topic (default %(default)s)")
     p.add_argument("--device", help="only this device id")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--strict", action="store_true",
+                   help="flag fields the schemas do not name (our own tests; a platform must "
+                        "accept additive fields, docs/protocol.md)")
     p.add_argument("--count", type=int, default=0, help="exit after N messages (0: run forever)")
     p.add_argument("--timeout", type=float, default=0,
                    help="exit after this many seconds (0: run forever)")
@@ -108,8 +111,9 @@ def describe(kind, m):
 
 
 class Printer:
-    def __init__(self, base, device=None, as_json=False, out=None):
+    def __init__(self, base, device=None, as_json=False, out=None, strict=False):
         self.base = base
+        self.strict = strict
         self.device = device
         self.as_json = as_json
         self.out = out or sys.stdout
@@ -118,7 +122,7 @@ class Printer:
         self.invalid = 0
 
     def handle(self, topic, payload, retain=False):
-        kind, dev, msg, errs = schemas.check_topic(topic, payload, self.base)
+        kind, dev, msg, errs = schemas.check_topic(topic, payload, self.base, self.strict)
         if self.device and dev != self.device:
             return
         self.count += 1
@@ -164,7 +168,7 @@ def run(args):
     import paho.mqtt.client as mqtt
 
     host, port = parse_broker(args.broker)
-    pr = Printer(args.base, args.device, args.json)
+    pr = Printer(args.base, args.device, args.json, strict=args.strict)
     done = {"stop": False}
 
     def on_connect(client, userdata, flags, rc, props=None):

@@ -20,7 +20,11 @@ import sys
 
 from . import BOARDS, FIRMWARE, VERSION
 
-MIP_BASE = "github:gasguard/gasguard/firmware/"
+# package.json URLs are relative to the package.json itself, so one file serves every source
+# mip can read: a local checkout (`mpremote mip install firmware/package.json`) or any
+# repository or fork (`mpremote mip install github:ORG/REPO/firmware/package.json`,
+# gitlab:, codeberg:, https://...). docs/mip.md; no repository name is hard-wired.
+MIP_BASE = ""
 
 # (device, tier) -> board folder; the tier only changes what the board's main.py can attach.
 DEVICES = {

@@ -1,10 +1,17 @@
 """The published message schemas (docs/schemas/*.schema.json) as validators.
 
-    check(kind, message_dict) -> list of error strings (empty: valid)
-    check_topic(topic, payload_bytes, base="gasguard") -> (kind, dev, message, errors)
+    check(kind, message_dict, strict=False) -> list of error strings (empty: valid)
+    check_topic(topic, payload_bytes, base="gasguard", strict=False) -> (kind, dev, message, errors)
 
 Every *.schema.json in docs/schemas is loaded into one `referencing` registry under its
-$id, so kind schemas can $ref "envelope.schema.json" and the identity schemas.
+$id (`urn:gasguard:schema:<major>:<name>`, versioned with the protocol's major version), so
+kind schemas can $ref the envelope and the identity schemas.
+
+Two modes. The published (lenient) schemas accept fields they do not name: the versioning
+rules (docs/protocol.md) let a v1 device add fields, and a platform must ignore them.
+strict=True is for our own tests and `monitor --strict`: every object marked
+"x-strict-additionalProperties": false in the files becomes additionalProperties: false,
+so a field our firmware sends that the schema does not document is caught.
 """
 
 import json
@@ -16,34 +23,61 @@ from referencing import Registry, Resource
 from . import SCHEMAS
 
 EXAMPLES = SCHEMAS / "examples"
-BASE_URI = "https://gasguard.example/schemas/"
+SCHEMA_MAJOR = 1
+BASE_URI = "urn:gasguard:schema:%d:" % SCHEMA_MAJOR
+STRICT_MARK = "x-strict-additionalProperties"
 # message kinds with a schema of their own (topic level after the device id)
 KINDS = ("telemetry", "event", "valve", "state", "identity", "command", "command_result",
          "identity_down")
 
 
+def _strict(node):
+    """A copy of a schema with every strict mark turned into additionalProperties."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k == STRICT_MARK:
+                out["additionalProperties"] = v
+            else:
+                out[k] = _strict(v)
+        return out
+    if isinstance(node, list):
+        return [_strict(x) for x in node]
+    return node
+
+
 @lru_cache(maxsize=None)
-def _registry():
+def load(name, strict=False):
+    doc = json.loads((SCHEMAS / (name + ".schema.json")).read_text())
+    return _strict(doc) if strict else doc
+
+
+def names():
+    return [p.name[:-len(".schema.json")] for p in sorted(SCHEMAS.glob("*.schema.json"))]
+
+
+@lru_cache(maxsize=None)
+def _registry(strict=False):
     reg = Registry()
-    for p in sorted(SCHEMAS.glob("*.schema.json")):
-        doc = json.loads(p.read_text())
-        reg = reg.with_resource(doc.get("$id", BASE_URI + p.name), Resource.from_contents(doc))
+    for name in names():
+        doc = load(name, strict)
+        reg = reg.with_resource(doc.get("$id", BASE_URI + name), Resource.from_contents(doc))
     return reg
 
 
 @lru_cache(maxsize=None)
-def validator(kind):
+def validator(kind, strict=False):
     path = SCHEMAS / (kind + ".schema.json")
     if not path.exists():
         raise KeyError("no schema for kind %r" % kind)
-    doc = json.loads(path.read_text())
+    doc = load(kind, strict)
     Draft202012Validator.check_schema(doc)
-    return Draft202012Validator(doc, registry=_registry())
+    return Draft202012Validator(doc, registry=_registry(strict))
 
 
-def check(kind, msg):
+def check(kind, msg, strict=False):
     try:
-        v = validator(kind)
+        v = validator(kind, strict)
     except KeyError as e:
         return [str(e)]
     errs = sorted(v.iter_errors(msg), key=lambda e: list(e.absolute_path))
@@ -63,7 +97,7 @@ def split_topic(topic, base="gasguard"):
     return dev, kind
 
 
-def check_topic(topic, payload, base="gasguard"):
+def check_topic(topic, payload, base="gasguard", strict=False):
     """Decode and validate one MQTT message. Returns (kind, dev, message_or_None, errors)."""
     parts = split_topic(topic, base)
     if parts is None:
@@ -77,7 +111,7 @@ def check_topic(topic, payload, base="gasguard"):
         msg = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as e:
         return kind, dev, None, ["not JSON: %s" % e]
-    errs = check(kind, msg)
+    errs = check(kind, msg, strict)
     if isinstance(msg, dict):
         mdev = msg.get("dev", msg.get("id"))
         if kind not in ("command", "identity_down") and mdev is not None and mdev != dev:
