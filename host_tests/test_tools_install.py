@@ -55,7 +55,7 @@ def installed(tmp_path_factory):
     assert r.returncode == 0, r.stderr[-2000:]
     elsewhere = base / "elsewhere"
     elsewhere.mkdir()
-    return {"wheel": wheel, "bin": venv / "bin", "cwd": elsewhere}
+    return {"wheel": wheel, "bin": venv / "bin", "cwd": elsewhere, "src": src, "base": base}
 
 
 def run(inst, *args, timeout=120):
@@ -78,6 +78,25 @@ def test_the_wheel_carries_the_device_side(installed):
     runtime = [ln for ln in text.splitlines() if ln.startswith("Requires-Dist:") and "extra ==" not in ln]
     assert runtime and not [ln for ln in runtime if "matplotlib" in ln or "numpy" in ln]
     assert not [ln for ln in runtime if "==" in ln], runtime
+
+
+def test_the_sdist_carries_what_the_wheel_needs(installed):
+    """pip install of the sdist builds the same package data (MANIFEST.in + setup.py)."""
+    pytest.importorskip("build")
+    out = installed["base"] / "sdist"
+    r = subprocess.run([sys.executable, "-m", "build", "--sdist", "-o", str(out), str(installed["src"])],
+                       capture_output=True, text=True, env=PIP_ENV)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (sdist,) = out.glob("gasguard-*.tar.gz")
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out),
+                        str(sdist)], capture_output=True, text=True, env=PIP_ENV)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (from_sdist,) = out.glob("gasguard-*.whl")
+
+    def data(whl):
+        return sorted(n for n in zipfile.ZipFile(whl).namelist() if "/data/" in n)
+
+    assert data(from_sdist) == data(installed["wheel"]) and len(data(from_sdist)) > 100
 
 
 def test_version_from_another_folder(installed):
