@@ -95,8 +95,8 @@ def test_numbers_are_unique_and_carry_the_device_identifier():
     import datetime
 
     when = datetime.datetime(2026, 12, 2, 6, 0, 0).astimezone()
-    numbers = {certificate.certificate_number("88.118.8/GDM.261129.01042S", when) for _ in range(200)}
-    assert len(numbers) == 200
+    numbers = {certificate.certificate_number("88.118.8/GDM.261129.01042S", when) for _ in range(500)}
+    assert len(numbers) == 500
     assert all(n.startswith("GGC-88_118_8_GDM_261129_01042S-") for n in numbers)
 
 

@@ -35,11 +35,11 @@ RELEASE_NEEDS = (
 
 
 def certificate_number(device_id, when, salt=None):
-    """GGC-<device identifier>-<UTC time>-<4 hex>: the identifier makes it traceable to the
+    """GGC-<device identifier>-<UTC time>-<8 hex>: the identifier makes it traceable to the
     device, the time and a random suffix make it unique even for two runs in one second."""
     ident = re.sub(r"[^A-Za-z0-9]+", "_", device_id or "unprovisioned").strip("_")
     salt = os.urandom(8) if salt is None else salt
-    tail = hashlib.sha256((ident + when.isoformat()).encode() + salt).hexdigest()[:4].upper()
+    tail = hashlib.sha256((ident + when.isoformat()).encode() + salt).hexdigest()[:8].upper()
     return "GGC-%s-%s-%s" % (ident, when.astimezone(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ"),
                              tail)
 
