@@ -433,3 +433,45 @@ def test_a_provisioned_locked_device_with_everything_recorded_gets_a_pass(fast_d
     assert 2.0 <= u < 8.0  # at least the span gas's own 2 % (k = 2)
     html = open(res["certificate"][:-5] + ".html", encoding="utf-8").read()
     assert "标定证书" in html and "合格" in html and "GBW(E)061234-0457" in html
+
+
+def _esp32_virtual_status(make_virtual_device, device, heap):
+    """A virtual board on the ESP32-like interpreter with the given heap (app from .mpy);
+    its status over the pty, or an AssertionError naming why it never answered."""
+    from conftest import need_esp32
+    from dut_fixtures import Dut, ExpectTimeout
+
+    dev = make_virtual_device(speed=1.0, micropython=need_esp32(), heap=heap, device=device)
+    d = Dut(dev.port, device=dev)
+    deadline = time.monotonic() + 20
+    try:
+        while True:
+            assert dev.error is None, "the virtual %s: %s" % (device, dev.error)
+            d.write(b"\n")
+            try:
+                d.request("HELLO", timeout=1.0)
+                break
+            except ExpectTimeout:
+                assert time.monotonic() < deadline, "the virtual %s never answered" % device
+        r = gasguard("diag", "--port", dev.port, "status", "--json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+    finally:
+        d.close()
+
+
+from conftest import NOT_FIT_HEAP, NOT_FIT_YET  # noqa: E402
+
+
+@pytest.mark.parametrize("device", ["detector", "valve"])
+def test_virtual_boards_run_on_the_esp32_like_interpreter(make_virtual_device, device):
+    st = _esp32_virtual_status(make_virtual_device, device, NOT_FIT_HEAP)
+    assert st["kind"] == device and st["boot_count"] == 1
+    assert 0 < st["free_heap"] < 256000  # the board's own heap, as the console reports it
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_FIT_YET)
+@pytest.mark.parametrize("device", ["detector", "valve"])
+def test_virtual_boards_boot_at_112k_on_the_esp32_like_interpreter(make_virtual_device, device):
+    st = _esp32_virtual_status(make_virtual_device, device, "112k")
+    assert st["kind"] == device and st["free_heap"] >= 40960

@@ -35,7 +35,8 @@ import tty
 from pathlib import Path
 
 from . import BOARDS, ROOT, ptys
-from .runtime import ToolError, UsageError, add_micropython_argument, micropython_exe
+from .runtime import (ToolError, UsageError, add_micropython_argument, firmware_mpy_path,
+                      micropython_exe)
 
 VIRTUAL_DEVICE = BOARDS / "sim" / "virtual_device.py"
 VIRTUAL_VALVE = BOARDS / "sim" / "virtual_valve.py"
@@ -57,11 +58,12 @@ class VirtualSerialDevice:
 
     def __init__(self, state, speed=1.0, button=False, factory_key=SIM_FACTORY_KEY,
                  config=None, stderr=None, tau=8.0, link=None, log=None, device="detector",
-                 micropython=None, rs485=None, rs485_address=1):
+                 micropython=None, rs485=None, rs485_address=1, heap=None):
         if device not in SCRIPTS:
             raise ToolError("unknown virtual device %r (detector or valve)" % (device,))
         self.device = device
         self.exe = micropython_exe(micropython)
+        self.heap = heap  # the board's GC heap (-X heapsize), e.g. 112k; the app then runs from .mpy
         self.state = Path(state)
         self.speed = speed
         self.button = button
@@ -134,6 +136,8 @@ class VirtualSerialDevice:
         elif (lib / "gasguard").is_dir():
             # deployed by `gasguard flash`: run what is on the board's flash
             parts = [str(lib), str(BOARDS / "sim"), ".frozen"]
+        elif self.heap:
+            parts = firmware_mpy_path() + [".frozen"]  # as deployed: from .mpy
         else:
             parts = [str(ROOT / "firmware"), str(BOARDS / "sim"), ".frozen"]
         env["MICROPYPATH"] = os.pathsep.join(parts)
@@ -142,10 +146,14 @@ class VirtualSerialDevice:
     def _spawn(self, mode, reset_cause):
         cm, cs = pty.openpty()
         tty.setraw(cs)
-        if mode == "repl":
-            argv = [self.exe]
-        else:
-            argv = [self.exe, str(SCRIPTS[self.device]), "--state", str(self.state),
+        argv = [self.exe] + (["-X", "heapsize=" + str(self.heap)] if self.heap else [])
+        if mode != "repl":
+            script = SCRIPTS[self.device]
+            if self.heap and not (self.state / "lib" / "gasguard").is_dir():
+                argv += ["-m", script.stem]  # its .mpy, like the rest of the board
+            else:
+                argv.append(str(script))
+            argv += ["--state", str(self.state),
                     "--speed", str(self.speed), "--reset-cause", reset_cause,
                     "--tau", str(self.tau)]
             if self.button:
@@ -416,7 +424,7 @@ def run_pty(args):
                               factory_key=args.factory_key, config=config, tau=args.tau,
                               link=args.link, log=log, device=args.device or "detector",
                               micropython=args.micropython, rs485=rs485,
-                              rs485_address=args.rs485_address)
+                              rs485_address=args.rs485_address, heap=args.heap)
     port = dev.start()
     print("serial: %s" % port, flush=True)
     if args.link:
