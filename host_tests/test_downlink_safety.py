@@ -187,3 +187,28 @@ def test_losses_survive_a_reboot_and_are_reported_until_acknowledged():
     r = b = net = None
     ob = Outbox(FileStore(d), "outbox", 1024, 256)
     assert (ob.unacked_lost, ob.unacked_dropped) == (0, 0)
+
+
+def test_an_event_that_meets_a_full_heap_stays_queued_and_is_delivered(tmp_path):
+    """Before: flush() popped the event, the outbox write raised MemoryError out of poll()
+    (the app counts a poller error and goes on) and the alarm event was gone."""
+    clock = SimClock()
+    net = FakeNet()
+    b = AutoBroker(net)
+    r = _rep(str(tmp_path), net, clock)
+    real = r.outbox.append
+    fails = [2]
+
+    def tight_heap(*a):
+        if fails[0]:
+            fails[0] -= 1
+            raise MemoryError("memory allocation failed")
+        return real(*a)
+
+    r.outbox.append = tight_heap
+    seq = r.event({"event": "alarm", "gas": "co", "level": 2, "state": "on"})
+    r.poll()  # no exception into the loop
+    r.poll()
+    assert len(r._pending) == 1 and len(r.outbox) == 0  # waiting in RAM
+    _run(r, clock, b, 1000)
+    assert [m["seq"] for m in b.messages("event")] == [seq]

@@ -112,16 +112,17 @@ class Outbox:
                            REC_VERSION)
 
     def _rewrite(self):
-        parts = [self._l_record()] if self.unacked_lost or self.unacked_dropped else []
-        for e in self.entries:
-            parts.append(self._m_record(e[0], e[1], e[2], e[3], e[4]))
-        data = b"".join(parts)
         try:
+            parts = [self._l_record()] if self.unacked_lost or self.unacked_dropped else []
+            for e in self.entries:
+                parts.append(self._m_record(e[0], e[1], e[2], e[3], e[4]))
+            data = b"".join(parts)  # up to ~10 KB in one piece: may not fit a tight heap
+            parts = None
             self.store.write(self.name, data)
             self.file_bytes = len(data)
             return True
-        except OSError:
-            self.store_errors += 1
+        except (OSError, MemoryError):
+            self.store_errors += 1  # the old log stays, complete
             return False
 
     def _drop_for(self, need, prio):
@@ -174,7 +175,10 @@ class Outbox:
         self.live_bytes += need
         limit = self.max_bytes + self.reserve_bytes
         if removed or self.file_bytes + need > limit + (limit >> 1):
-            self._rewrite()  # drops acked/dropped records, counts the drop; atomic
+            # drops acked/dropped records, counts the drop; atomic. If it cannot be done
+            # the message is appended to the old log: on flash either way
+            if not self._rewrite():
+                self._append(rec)
         else:
             self._append(rec)
         return True

@@ -94,7 +94,7 @@ class ReportBase:
     def flush(self):
         """Write the events queued by event() to the flash outbox now."""
         while self._pending:
-            seq, up, ts, ev = self._pending.pop(0)
+            seq, up, ts, ev = self._pending[0]
             name = ev["event"]
             kind = protocol.kind_of_event(name)
             q = None if ts is not None else ["time_unsynced"]
@@ -108,6 +108,9 @@ class ReportBase:
                 # not JSON-encodable, or larger than the whole outbox: a programming error
                 # upstream; counted (state counters: bad_events), never raised into the loop
                 self.bad_events += 1
+            except MemoryError:
+                return  # still queued in RAM, in order: the next poll() tries again
+            self._pending.pop(0)
 
     def send(self, kind, body, persist=True):
         """Send a command_result-like message with the envelope: persistent (outbox) or

@@ -154,3 +154,44 @@ def _clean(d):
     for n in os.listdir(d):
         os.remove(d + "/" + n)
     os.rmdir(d)
+
+
+class _NoRoomForRewrites(FileStore):
+    """A store where building the one-piece rewrite runs out of heap (a fragmented ESP32
+    heap has no 10 KB block): write() raises MemoryError, append() works."""
+
+    def write(self, name, data):
+        raise MemoryError("memory allocation failed")
+
+
+def test_a_rewrite_without_heap_still_puts_the_message_on_flash():
+    d = tmpdir("ob9")
+    ob = Outbox(_NoRoomForRewrites(d), max_bytes=256, reserve_bytes=64)
+    for i in range(1, 12):  # the later ones drop older ones: a rewrite each time
+        assert ob.append(2, i, 1, 0, _msg(i, 6))
+    assert ob.store_errors > 0 and ob.lost_safety > 0
+    re = Outbox(FileStore(d), max_bytes=256, reserve_bytes=64)
+    # the old log stayed whole and every new message was appended to it: nothing missing
+    assert re.keys()[-1] == (2, 11) and (2, 1) in re.keys()
+    assert ob.keys() == [k for k in re.keys() if k in ob.keys()]
+
+
+def test_loss_counters_survive_a_reboot_until_acknowledged():
+    d = tmpdir("ob10")
+    ob = Outbox(FileStore(d), max_bytes=256, reserve_bytes=64)
+    for i in range(1, 20):
+        ob.append(1, 2 * i, 1, 1, _msg(i, 6))
+        ob.append(1, 2 * i + 1, 1, 0, _msg(i, 6))
+    assert ob.append(1, 99, 1, 1, _msg(99, 6)) is False  # refused: safety fills it
+    lost, dropped = ob.lost_safety, ob.dropped
+    assert lost > 0 and dropped > 0
+    re = Outbox(FileStore(d), max_bytes=256, reserve_bytes=64)
+    assert (re.unacked_lost, re.unacked_dropped) == (lost, dropped)
+    assert (re.lost_safety, re.dropped) == (0, 0)  # the since-boot counters restart
+    re.ack_losses(1, dropped + 5)  # never below 0
+    re = Outbox(FileStore(d), max_bytes=256, reserve_bytes=64)
+    assert (re.unacked_lost, re.unacked_dropped) == (lost - 1, 0)
+    for k in re.keys():  # every message delivered: the log compacts, the losses stay
+        re.ack(*k)
+    re = Outbox(FileStore(d), max_bytes=256, reserve_bytes=64)
+    assert re.keys() == [] and (re.unacked_lost, re.unacked_dropped) == (lost - 1, 0)
