@@ -267,7 +267,8 @@ class MemStore:
 class PowerCutStore(FileStore):
     """A FileStore whose power can be cut after a given number of written bytes.
 
-    After the cut every write raises OSError (EIO) as on a browned-out flash. The
+    After the cut every write (and remove, which counts as one byte) raises OSError (EIO)
+    as on a browned-out flash. The
     bytes up to the cut point are really on disk, so a reboot (a new FileStore on
     the same root) sees exactly what a power loss at that byte would leave: for
     write() the temp file is torn and the rename never happened; for append() the
@@ -311,3 +312,9 @@ class PowerCutStore(FileStore):
             f.write(part)
         if cut:
             raise OSError(5)
+
+    def remove(self, name):
+        # A remove costs one unit of the budget: cut before it, the file is still there.
+        if self._spend(b"\x00")[1]:
+            raise OSError(5)
+        FileStore.remove(self, name)
