@@ -136,17 +136,23 @@ def valve_levels():
     return out
 
 
-def detector_config(tier):
-    cfg = {"detector": {"profile": "cn", "tier": tier}, "net": {"ssid": "x", "password": "y"},
-           "report": REPORT, "identity": {"heartbeat_s": 600}}
+NET = {"net": {"ssid": "x", "password": "y"}, "report": REPORT, "identity": {"heartbeat_s": 600}}
+
+
+def detector_config(tier, local):
+    cfg = {"detector": {"profile": "cn", "tier": tier}}
+    if not local:
+        cfg.update(NET)
     if tier != "low":
         cfg["link"] = {}
     return cfg
 
 
-def valve_config():
-    return {"valve": {"tier": "M", "link": {}}, "net": {"ssid": "x", "password": "y"},
-            "report": REPORT, "identity": {"heartbeat_s": 600}}
+def valve_config(local):
+    cfg = {"valve": {"tier": "M", "link": {}}}
+    if not local:
+        cfg.update(NET)
+    return cfg
 
 
 def provision(kind, tier, root):
@@ -192,8 +198,9 @@ def max_block():
 
 
 class Day:
-    def __init__(self, kind, tier, root):
+    def __init__(self, kind, tier, root, local=False):
         self.kind = kind
+        self.local = local
         self.minfree = None
         self.minblock = None
         self.published = 0
@@ -220,22 +227,27 @@ class Day:
             from gasguard.app import DetectorApp
 
             board = DetectorBoard(self.clock, self.env)
-            app = DetectorApp(board, store, detector_config(tier), board_name="heap-day")
+            app = DetectorApp(board, store, detector_config(tier, self.local), board_name="heap-day")
+            self.point("boot_app")
             cfg = app.config
             if cfg.get("link") is not None:
                 devices.attach_interlock(app, self.air.radio(DET_MAC), store, cfg)
+                self.point("boot_link")
             for ch in app._channels().values():
                 self.env.models[ch.gas] = ch.model
         else:
             from gasguard.valve_app import ValveApp
 
             board = ValveBoard(self.clock, self.air.radio(VALVE_MAC), self.levels)
-            app = ValveApp(board, store, valve_config(), board_name="heap-day")
+            app = ValveApp(board, store, valve_config(self.local), board_name="heap-day")
+            self.point("boot_app")
             cfg = app.config
-        ident = app.identity.identity_info(VERSION)
-        rep = devices.attach_reporter(app, self.clock, store, ident, cfg, self.net,
-                                      app.identity.device_key(), rand=lambda n: n // 2)
-        devices.attach_active_id(app, rep, app.identity, cfg)
+        if cfg.get("net") and cfg.get("report"):
+            ident = app.identity.identity_info(VERSION)
+            rep = devices.attach_reporter(app, self.clock, store, ident, cfg, self.net,
+                                          app.identity.device_key(), rand=lambda n: n // 2)
+            self.point("boot_reporter")
+            devices.attach_active_id(app, rep, app.identity, cfg)
         from gasguard import lazy
 
         lazy.after_boot()  # as main.py does before its loop
@@ -331,10 +343,11 @@ class Day:
 
 def main():
     what, kind, tier, root = sys.argv[1:5]
+    tier, _, variant = tier.partition("/")  # "mid/local": no Wi-Fi, no reporting
     if what == "provision":
         provision(kind, tier, root)
     else:
-        Day(kind, tier, root).day()
+        Day(kind, tier, root, variant == "local").day()
 
 
 main()
