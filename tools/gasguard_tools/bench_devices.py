@@ -79,5 +79,6 @@ def main():
                     print("| %s | %s | %s | %d | %d | %d | %d B |" % (
                         kind, label, heap, m["imports"], m["device"], m["total"], m["alloc_per_turn"]))
     print("\nModules a detector loads: %s" % measure("detector", src, "2m").get("modules"))
-    print("\nOn the ESP32 the modules are frozen into the firmware image (firmware/manifest.py):"
-          " their bytecode then stays in flash and only the device objects use heap.")
+    print("\nOn the ESP32 the modules load from .mpy into the heap, as here: the per-device, "
+          "per-tier budget with what is resident and what is parked is in docs/heap-budget.md "
+          "(section *heap* below, ESP32-like interpreter).")
