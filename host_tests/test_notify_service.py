@@ -433,3 +433,14 @@ def test_safety_events_the_device_had_to_drop_are_told_at_once(tmp_path, receive
                  what="the loss after the reboot")
     finally:
         svc.stop()
+
+
+def test_the_configuration_example_in_the_docs_is_accepted():
+    from conftest import ROOT
+
+    text = (ROOT / "docs" / "notify.md").read_text()
+    block = text.split("## Configuration", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    cfg = cfgmod.check(json.loads(block))
+    assert cfg["sites"][0]["tiers"] == [["zhang"], ["li", "estate"]]
+    assert {e["channel"] for r in cfg["recipients"].values() for e in r["endpoints"]} == {
+        "sms", "voice", "webhook", "email", "wecom", "dingtalk"}
