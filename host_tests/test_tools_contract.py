@@ -241,3 +241,7 @@ def test_protocol_doc_lists_the_command_checks_in_the_codes_order():
         if w in code and w not in doc:
             doc.append(w)
     assert doc == code
+    # and commands.py's own docstring table says the same
+    head = (ROOT / "firmware" / "gasguard" / "commands.py").read_text().split('"""')[1]
+    table = [m for m in re.findall(r"^    ([a-z_]+) ", head, re.M) if m in code]
+    assert table == code

@@ -16,8 +16,8 @@ handle() never raises (docs/protocol.md, "Authenticate first"):
     replay          ctr is not greater than the last accepted counter
     stale           wall time is synchronised and |ts - now| > window_s, or time is
                     unknown and the stored counter was corrupt
-    unknown_command cmd is not in the allow-list (COMMANDS)
     forbidden       cmd would open the valve (there is no such command, ever)
+    unknown_command cmd is not in the allow-list (COMMANDS)
     bad_args        arguments missing, extra or out of range
     unsupported     this device's handler has no such action (e.g. close_valve on a
                     detector without an interlock)
