@@ -28,17 +28,20 @@ else:
     micropython.kbd_intr(-1)
     board = Board(PINS)
     boot_cfg = flash_config()  # config.json in the flash root (cwd at boot)
+    # Never raises for what the flash holds: a stored config it cannot use is refused
+    # (fault config_invalid) and the detector runs on the boot config or its defaults.
     app = DetectorApp(board, store, boot_cfg, board_name="esp32-detector")
     cfg = app.config
-    if cfg.get("link") is not None:
+
+    def link():
         from esp32_radio import Radio
 
         devices.attach_interlock(app, Radio(cfg["link"].get("channel", 1)), store, cfg)
-    net = cfg.get("net")
-    if net and cfg.get("report"):
+
+    def platform():
         from esp32_net import WiFi
 
-        app.pollers.append(WiFi(net.get("ssid"), net.get("password"), "gasguard-det"))
+        app.pollers.append(WiFi(cfg["net"].get("ssid"), cfg["net"].get("password"), "gasguard-det"))
         try:
             ident = app.identity.identity_info(VERSION) if app.identity is not None else None
         except ValueError:  # IdentityError: not provisioned; the detector still alarms
@@ -47,10 +50,14 @@ else:
             rep = devices.attach_reporter(app, board.clock, store, ident, cfg, socket,
                                           app.identity.device_key())
             devices.attach_active_id(app, rep, app.identity, cfg)
-    if app.config.get("modbus") and "rs485" in PINS:
-        try:
-            devices.attach_modbus(app, board.rs485, board.clock, app.config)
-        except Exception as e:  # a flashed config.json the firmware refuses: still protect
-            app.emit({"event": "fault", "code": "modbus_config", "state": "on", "detail": str(e)})
+
+    # an optional part that fails (keys, identity, radio, RS-485) is refused; the alarm
+    # loop runs
+    if cfg.get("link") is not None:
+        app.attach("link", link)
+    if cfg.get("net") and cfg.get("report"):
+        app.attach("platform", platform)
+    if cfg.get("modbus") and "rs485" in PINS:
+        app.attach("modbus", lambda: devices.attach_modbus(app, board.rs485, board.clock, cfg))
     lazy.after_boot()  # boot-only code out of the heap before the loop (docs/heap-budget.md)
     app.run_forever(10, watchdog=board.watchdog(8000))

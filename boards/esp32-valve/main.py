@@ -20,7 +20,14 @@ from pins import PINS
 from gasguard import VERSION, devices, lazy
 from gasguard.store import FileStore
 from gasguard.flash_config import flash_config
-from gasguard.valve_app import ValveApp, boot_mode, load_config
+from gasguard.valve_app import ValveApp, boot_mode
+
+
+def radio(channel):
+    from esp32_radio import Radio
+
+    return Radio(channel)
+
 
 store = FileStore("/data")
 
@@ -31,20 +38,16 @@ else:
     micropython.kbd_intr(-1)
     board = Board(PINS)
     boot_cfg = flash_config()  # config.json in the flash root (cwd at boot)
-    cfg = load_config(store, boot_cfg)  # the same config ValveApp loads
-    vcfg = cfg.get("valve") or {}
-    link = vcfg.get("link") or {}
-    board.radio = None
-    if vcfg.get("tier", "M") != "L" or link:
-        from esp32_radio import Radio
+    # Never raises for what the flash holds: a stored config it cannot use is refused
+    # (fault config_invalid) and the valve runs on the boot config or its defaults; the
+    # radio comes up when the config it runs on wants a link.
+    app = ValveApp(board, store, boot_cfg, board_name="esp32-valve", radio=radio)
+    cfg = app.config
 
-        board.radio = Radio(link.get("channel", 1))
-    app = ValveApp(board, store, boot_cfg, board_name="esp32-valve")
-    net = cfg.get("net")
-    if net and cfg.get("report"):
+    def platform():
         from esp32_net import WiFi
 
-        app.pollers.append(WiFi(net.get("ssid"), net.get("password"), "gasguard-valve"))
+        app.pollers.append(WiFi(cfg["net"].get("ssid"), cfg["net"].get("password"), "gasguard-valve"))
         try:
             ident = app.identity.identity_info(VERSION) if app.identity is not None else None
         except ValueError:  # IdentityError: not provisioned; the valve still protects
@@ -53,10 +56,11 @@ else:
             rep = devices.attach_reporter(app, board.clock, store, ident, cfg, socket,
                                           app.identity.device_key())
             devices.attach_active_id(app, rep, app.identity, cfg)
-    if app.config.get("modbus") and "rs485" in PINS:
-        try:
-            devices.attach_modbus(app, board.rs485, board.clock, app.config)
-        except Exception as e:  # a flashed config.json the firmware refuses: still protect
-            app.emit({"event": "fault", "code": "modbus_config", "state": "on", "detail": str(e)})
+
+    # an optional part that fails (identity, RS-485) is refused; the valve loop runs
+    if cfg.get("net") and cfg.get("report"):
+        app.attach("platform", platform)
+    if cfg.get("modbus") and "rs485" in PINS:
+        app.attach("modbus", lambda: devices.attach_modbus(app, board.rs485, board.clock, cfg))
     lazy.after_boot()  # boot-only code out of the heap before the loop (docs/heap-budget.md)
     app.run_forever(10, watchdog=board.watchdog(8000))

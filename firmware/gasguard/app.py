@@ -36,9 +36,11 @@ except ImportError:
 
 
 CAL_BACKUP = "calibration.bak"
+# Top-level config sections of a detector; link/net/report/identity are read by main.py
+# and gasguard.devices (attach_interlock, attach_reporter, attach_active_id).
+SECTIONS = ("detector", "service", "app", "board", "link", "net", "report", "identity",
+            "modbus")
 _HIST_POINTS = const(120)
-
-APP_DEFAULTS = {"history_period_s": 60}
 
 
 def _default_detector(board, config, store, emit):
@@ -49,6 +51,7 @@ def _default_detector(board, config, store, emit):
 
 class DetectorApp(DeviceApp):
     KIND = "detector"
+    SECTIONS = SECTIONS
 
     def __init__(self, board, store, config=None, identity=None, detector_factory=None,
                  rng=None, reset_cause=None, button_at_boot=None, board_name="unknown"):
@@ -69,10 +72,8 @@ class DetectorApp(DeviceApp):
         self.errors = []  # last few (where, message) from pollers/sinks
         self.error_count = 0
         self.log = EventLog(store, boot=self.boot_count)
-        self.config = load_config(store, config)
-        app_cfg = dict(APP_DEFAULTS)
-        app_cfg.update(self.config.get("app", {}))
-        self._hist_period_ms = int(app_cfg["history_period_s"]) * 1000
+        self.refused = []  # what boot could not use (reasons), and its fault codes:
+        self.faults_refused = []
         if identity is None:
             from gasguard.lazy import ParkedIdentity  # loaded per use: docs/heap-budget.md
 
@@ -87,7 +88,16 @@ class DetectorApp(DeviceApp):
         self.on_reboot = getattr(board, "reboot", None)
         factory = detector_factory or _default_detector
         self._validate_detector = getattr(factory, "validate_config", None)
-        self.detector = factory(board, self.config.get("detector", {}), store, self.emit)
+
+        def build():
+            self.detector = factory(board, self.config.get("detector", {}), store, self.emit)
+            self.service = Service(board.console, self, self.clock, self.config.get("service"),
+                                   rng=rng, button_at_boot=button_at_boot)
+
+        # stored config, else the boot config, else the defaults, else methane only (a
+        # board without a CO input): the alarm path always runs
+        self._boot(config, build, ({}, {"detector": {"tier": "low"}}))
+        self.detector.device_faults = self.faults_refused  # yellow LED, chirp, diag faults
         # concentration history: peak ppm_x10 per period, for service reports
         from array import array
 
@@ -98,8 +108,6 @@ class DetectorApp(DeviceApp):
             self._hist_peak[gas] = -1
         self._hist_n = 0
         self._hist_t = self.clock.ticks_ms()
-        self.service = Service(board.console, self, self.clock, self.config.get("service"),
-                               rng=rng, button_at_boot=button_at_boot)
         self.emit({"event": "boot", "reset_cause": self.reset_cause, "fw": VERSION,
                    "factory": bool(button_at_boot)})
 
@@ -171,42 +179,13 @@ class DetectorApp(DeviceApp):
 
     def status(self):
         info = self.info()
-        rec = self.identity.load() if self.identity is not None else None
-        fh = getattr(self.board, "free_heap", None)
-        if fh is None:
-            try:
-                import gc
-
-                fh = gc.mem_free
-            except AttributeError:
-                fh = None
+        rec = self._identity_record()
         det = self.detector.status()
         links = []
         for s in getattr(self.detector, "interlocks", ()) or ():
             links.append({"type": type(s).__name__, "state": getattr(s, "state", None),
                           "fault": getattr(s, "fault", None)})
-        outbox = None
-        parts = {}
-        seen = []
-        for p in self.pollers + self.sinks:
-            if p in seen:
-                continue
-            seen.append(p)
-            st = getattr(p, "status", None)
-            if st is None or not callable(st):
-                continue
-            name = getattr(p, "name", None) or type(p).__name__.lower()
-            try:
-                v = st()
-            except Exception as e:
-                v = {"error": str(e)}
-            parts[name] = v
-            if outbox is None and isinstance(v, dict) and "outbox" in v:
-                outbox = v["outbox"]
-        last = []
-        for ev in self.log.recent(32):
-            if ev.get("event") == "fault" and ev.get("state") == "on":
-                last.append(ev)
+        fh, outbox, parts, last = self._status_parts()
         d = {
             "id": (rec or {}).get("id"),
             "fw": info["fw"],
@@ -223,6 +202,7 @@ class DetectorApp(DeviceApp):
             "outbox_depth": outbox,
             "last_faults": last[-5:],
             "last_errors": list(self.errors),
+            "refused": self.refused,
             "log": {"seq": self.log.seq, "write_errors": self.log.write_errors},
             "parts": parts,
         }
@@ -236,19 +216,25 @@ class DetectorApp(DeviceApp):
             out[gas] = [h[(self._hist_n - n + i) % _HIST_POINTS] for i in range(n)]
         return out
 
-    def _validate_config(self, cfg):
+    def _validate_parts(self, cfg):
         """Every section is checked by its owner; unknown keys (typos) are refused."""
         from gasguard.service import DEFAULTS as SERVICE_DEFAULTS
         from gasguard.validate import reject_unknown
 
-        reject_unknown(cfg, ("detector", "service", "app", "board", "modbus"), "config")
-        reject_unknown(cfg.get("app", {}), APP_DEFAULTS, "app")
-        Service(NullConsole(), self, self.clock, cfg.get("service"))  # validates, builds nothing
+        Service(NullConsole(), self, self.clock, cfg.get("service"))  # validates only
         reject_unknown(cfg.get("service", {}) or {}, SERVICE_DEFAULTS, "service")
         v = self._validate_detector
-        if v is None:
-            from gasguard.detector import validate_config as v
-        v(cfg.get("detector", {}))
+        if v is not None:
+            v(cfg.get("detector", {}))
+        else:
+            from gasguard.detector import validate_config
+
+            validate_config(cfg.get("detector", {}), self.board)  # builds what boot builds
+        link = cfg.get("link")
+        if link is not None:
+            from gasguard.interlock_keys import link_config
+
+            link_config(link)
 
     # calibration -----------------------------------------------------------
     def _channel(self, gas):

@@ -25,8 +25,10 @@ def boot_mode(store):
 def bump_boot_count(store):
     """Increment and persist the boot count; return it (1 on a fresh or corrupt store)."""
     try:
-        n = json.loads(record.unseal(store.read(BOOT_NAME)))["boots"]
-    except (record.RecordError, ValueError, KeyError, TypeError):
+        n = json.loads(record.unseal(store.read(BOOT_NAME), 1))["boots"]
+    except Exception:  # missing, torn, foreign (a list, a string, ...): count from 0
+        n = 0
+    if not isinstance(n, int) or not 0 <= n < 1 << 29:
         n = 0
     n += 1
     try:

@@ -52,12 +52,26 @@ _BTN_DEBOUNCE_MS = const(50)
 _BTN_LONG_MS = const(3000)
 
 
-def validate_config(config):
-    """Check a detector config (ConfigError on violation); returns the normalised dict.
-    gasguard.profiles is boot/CFG-time code, released after use (gasguard.lazy.BOOT_ONLY)."""
+def validate_config(config, board=None):
+    """The detector's one validator (CFG): everything Detector() checks -- the profile,
+    the sensor models, channels and supply monitor built on the board's inputs, the range
+    check -- without touching an output. ConfigError on violation; returns the normalised
+    dict. gasguard.profiles is boot/CFG-time code, released after use
+    (gasguard.lazy.BOOT_ONLY)."""
     from gasguard import profiles
 
-    return profiles.load(config)
+    cfg = profiles.load(config)
+    if board is not None:
+        _check_range(cfg, _default_channels(board, cfg, None, board.clock)["ch4"])
+        _default_supply(board, cfg, board.clock)
+    return cfg
+
+
+def _check_range(cfg, ch4):
+    rng = getattr(getattr(ch4, "model", None), "range_ppm_x10", None)
+    if rng is not None and rng < cfg["ch4_low_x10"]:
+        raise ConfigError("ch4_low_pct_lel: %r %%LEL (%d ppm) is above the sensor range (%d ppm)"
+                          % (cfg["ch4_low_pct_lel"], cfg["ch4_low_x10"] // 10, rng // 10))
 
 
 def _default_channels(board, cfg, store, clock):
@@ -115,10 +129,7 @@ class Detector:
         self.supply = _default_supply(board, cfg, self.clock) if supply is None else supply
         self.methane = MethaneAlarm(cfg)
         self._ch4_high = cfg["ch4_high_x10"]
-        rng = getattr(getattr(self.ch4, "model", None), "range_ppm_x10", None)
-        if rng is not None and rng < cfg["ch4_low_x10"]:
-            raise ConfigError("ch4_low_pct_lel: %r %%LEL (%d ppm) is above the sensor range (%d ppm)"
-                              % (cfg["ch4_low_pct_lel"], cfg["ch4_low_x10"] // 10, rng // 10))
+        _check_range(cfg, self.ch4)
         self.co_alarm = COAlarm(cfg) if self.co is not None else None
         self.outputs = Outputs(board, self.clock)
         self.interlocks = []
@@ -137,6 +148,7 @@ class Detector:
         self._supply_fault = None
         self._sink_faults = []
         self._ilk_missing = False
+        self.device_faults = ()  # what the app refused at boot (e.g. config_invalid)
         self.ready = False
         self._warm_announced = False
         self.peak_ch4_x10 = 0
@@ -387,7 +399,7 @@ class Detector:
     def _faulted(self):
         return (self._ch4_fault is not None or self._co_fault is not None
                 or self._supply_fault is not None or self._ilk_missing
-                or self._any_sink_fault())
+                or self._any_sink_fault() or bool(self.device_faults))
 
     def any_fault(self):
         """True while any fault is active (allocation-free, for the Modbus state word)."""
@@ -749,4 +761,5 @@ class Detector:
                 out.append(f)
         if self._ilk_missing:
             out.append("interlock_missing")
+        out.extend(self.device_faults)
         return out

@@ -2,19 +2,120 @@
 reboot/maintenance requests and the persisted config. DetectorApp (gasguard.app) and
 ValveApp (gasguard.valve_app) subclass it and add their own parts.
 
-A subclass sets in its __init__: board, clock, store, config, log (EventLog), sinks,
-pollers, errors, error_count, service, on_reboot, _pending, _up_s; and provides
-poll_core() (the safety path and background parts) and _validate_config(cfg).
+A subclass sets in its __init__: board, clock, store, log (EventLog), sinks, pollers,
+errors, error_count, on_reboot, _pending, _up_s, refused, faults_refused; calls
+_boot(given, build) for its config and parts (the service among them); and provides
+SECTIONS, poll_core() (the safety path and background parts) and _validate_parts(cfg)
+(its parts' config checks, run by gasguard.config_write for CFG).
+
+Fail-safe boot (docs/architecture.md): whatever the flash holds, a device reaches its
+main loop. A stored config it cannot use is refused (fault config_invalid in status and
+an event) and the device runs on the config given at boot, else on its defaults.
 """
 
 import json
 
 from gasguard import record
 from gasguard.boot import CONFIG_NAME, KEY_NAME, MAINT_NAME, copy
-from gasguard.validate import ConfigError
+from gasguard.validate import ConfigError, need_int, reject_unknown
+
+APP_DEFAULTS = {"history_period_s": 60}
 
 
 class DeviceApp:
+    def _boot(self, given, build, fallbacks=({},)):
+        """Build on the first config that works: config.rec (CFG), the config given at
+        boot (config.json), then each fallback. The parts' constructors run the same
+        checks as CFG (gasguard.config_write.validate), so what CFG accepts builds; a
+        config passed over is refused with its reason; the last fallback's error
+        propagates."""
+        cands = []
+        raw = self.store.read(CONFIG_NAME)
+        if raw is not None:
+            try:
+                cands.append(("config.rec", json.loads(record.unseal(raw, 1))))
+            except Exception as e:  # torn, CRC, another record version (format), not JSON
+                self.refuse("config_invalid", "config.rec", e)
+        if given:
+            cands.append(("boot config", given))
+        for cfg in fallbacks:
+            cands.append(("defaults", cfg))
+        for name, cfg in cands:
+            try:
+                if not isinstance(cfg, dict):
+                    raise ConfigError("not an object")
+                reject_unknown(cfg, self.SECTIONS, "config")
+                self._hist_period_ms = app_settings(cfg) * 1000
+                self.config = cfg
+                build()
+                return
+            except Exception as e:  # whatever a stored record provokes: the next one
+                if cfg is fallbacks[-1]:
+                    raise
+                self.refuse("config_invalid", name, e)
+
+    def attach(self, what, fn):
+        """main.py: attach an optional part (link, platform); one that fails is refused
+        and the device runs on without it."""
+        try:
+            fn()
+        except Exception as e:
+            self.refuse(what + "_invalid", what, e)
+
+    def refuse(self, code, what, e):
+        """Something stored was not usable: a fault code for status (the detector shows
+        it like any fault), the reason in status "refused" and a fault event (logged when
+        found, so at boot before the boot event); the device runs on without it."""
+        detail = "%s: %s: %s" % (what, type(e).__name__, e)
+        self.refused.append(detail)
+        self._note_error(what, e)
+        if code not in self.faults_refused:
+            self.faults_refused.append(code)
+        self.emit({"event": "fault", "code": code, "state": "on", "detail": detail})
+
+    def _identity_record(self):
+        """The identity record for status; a corrupt one is a fault, never a crash."""
+        try:
+            return self.identity.load() if self.identity is not None else None
+        except ValueError as e:  # IdentityError
+            if "identity_corrupt" not in self.faults_refused:
+                self.refuse("identity_corrupt", "identity", e)
+
+    def _status_parts(self):
+        """What both devices' status() report: (free_heap, outbox depth, the attached
+        parts' status by name, the newest fault-on events)."""
+        fh = getattr(self.board, "free_heap", None)
+        if fh is None:
+            try:
+                import gc
+
+                fh = gc.mem_free
+            except AttributeError:
+                fh = None
+        outbox = None
+        parts = {}
+        seen = []
+        for p in self.pollers + self.sinks:
+            if p in seen:
+                continue
+            seen.append(p)
+            st = getattr(p, "status", None)
+            if st is None or not callable(st):
+                continue
+            name = getattr(p, "name", None) or type(p).__name__.lower()
+            try:
+                v = st()
+            except Exception as e:
+                v = {"error": str(e)}
+            parts[name] = v
+            if outbox is None and isinstance(v, dict) and "outbox" in v:
+                outbox = v["outbox"]
+        last = []
+        for ev in self.log.recent(32):
+            if ev.get("event") == "fault" and ev.get("state") == "on":
+                last.append(ev)
+        return fh, outbox, parts, last
+
     def uptime_s(self):
         return self._up_s
 
@@ -105,26 +206,15 @@ class DeviceApp:
         return copy(self.config)
 
     def config_set(self, key, value):
-        """Set one dotted leaf (e.g. detector.ch4_delay_s); validated, persisted, used
-        after reboot."""
-        new = copy(self.config)
-        parts = key.split(".")
-        node = new
-        for p in parts[:-1]:
-            if p not in node:
-                node[p] = {}
-            node = node[p]
-            if not isinstance(node, dict):
-                raise ConfigError("%s: %s is not a section" % (key, p))
-        if isinstance(node.get(parts[-1]), dict) or isinstance(value, dict):
-            raise ConfigError("%s: set the leaves of a section one by one" % key)
-        node[parts[-1]] = value
-        self._validate_config(new)
-        if new.get("modbus") is not None:  # the RS-485 line: the check attach_modbus runs at boot
-            from gasguard import modbus
+        from gasguard.config_write import config_set
 
-            modbus.config(new["modbus"])
-        self.store.write(CONFIG_NAME, record.seal(json.dumps(new).encode()))
-        self.config = new
-        self.emit({"event": "config", "key": key})
-        return {"key": key, "value": value, "reboot_required": True}
+        return config_set(self, key, value)
+
+
+def app_settings(cfg):
+    """The app section; returns history_period_s."""
+    a = cfg.get("app", {})
+    if not isinstance(a, dict):
+        raise ConfigError("app: expected a dict")
+    reject_unknown(a, APP_DEFAULTS, "app")
+    return need_int(a, "history_period_s", 1, 3600, 60)

@@ -47,15 +47,15 @@ class EventLog:
                 self.write_errors += 1
         keep = payloads[-len(self._ring) :]
         for p in keep:
-            try:
-                ev = json.loads(p)
-            except ValueError:
-                continue
-            self._push(ev)
+            ev = _event(p)
+            if ev is not None:
+                self._push(ev)
         if payloads:
-            try:
-                self.seq = json.loads(payloads[-1]).get("seq", 0) + 1
-            except (ValueError, AttributeError):
+            ev = _event(payloads[-1])
+            seq = ev.get("seq") if ev is not None else None
+            if isinstance(seq, int) and 0 <= seq < 1 << 30:
+                self.seq = seq + 1
+            else:  # a record this firmware did not write: count on from the log length
                 self.seq = len(payloads)
 
     def _push(self, ev):
@@ -105,8 +105,17 @@ class EventLog:
         payloads, _ = record.scan(self.store.read(self.name))
         out = []
         for p in payloads:
-            try:
-                out.append(json.loads(p))
-            except ValueError:
-                pass
+            ev = _event(p)
+            if ev is not None:
+                out.append(ev)
         return out
+
+
+def _event(payload):
+    """The event dict in a log record, or None for one this firmware cannot read (not
+    JSON, not an object: a foreign or future record is skipped, never a crash)."""
+    try:
+        ev = json.loads(payload)
+    except ValueError:
+        return None
+    return ev if isinstance(ev, dict) else None

@@ -91,3 +91,20 @@ def configure(cfg):
     if ntp is not None and not isinstance(ntp, str):
         raise ConfigError("reporter.ntp_server: expected a numeric IPv4 string")
     return c
+
+
+def platform_config(cfg):
+    """The sections a device's main.py hands to gasguard.devices (net, report,
+    identity), checked as they will be used (gasguard.config_write.validate)."""
+    net = cfg.get("net")
+    if net is not None:
+        if not isinstance(net, dict):
+            raise ConfigError("net: expected a dict")
+        reject_unknown(net, ("ssid", "password"), "net")
+        for k in net:
+            if not isinstance(net[k], str):
+                raise ConfigError("net.%s: expected a string" % k)
+    if cfg.get("report") is not None:
+        configure(cfg["report"])
+    if not isinstance(cfg.get("identity", {}), dict):
+        raise ConfigError("identity: expected a dict")

@@ -40,16 +40,16 @@ except ImportError:
 
 _HIST_POINTS = const(120)
 _NONE = const(-1)
-APP_DEFAULTS = {"history_period_s": 60}
 # Top-level config sections of a valve; net/report/identity are read by main.py and
 # gasguard.devices (attach_reporter, attach_active_id).
 SECTIONS = ("valve", "service", "app", "board", "button", "net", "report", "identity", "modbus")
 
 class ValveApp(DeviceApp):
     KIND = "valve"
+    SECTIONS = SECTIONS
 
     def __init__(self, board, store, config=None, rand=None, identity=None, rng=None,
-                 reset_cause=None, button_at_boot=None, board_name="unknown"):
+                 reset_cause=None, button_at_boot=None, board_name="unknown", radio=None):
         self.board = board
         self.clock = board.clock
         self.store = store
@@ -68,10 +68,8 @@ class ValveApp(DeviceApp):
         self.error_count = 0
         self.log = EventLog(store, boot=self.boot_count)
         self._last_close = _find_close(self.log.recent(32)) or _find_close(self.log.persisted())
-        self.config = load_config(store, config)
-        app_cfg = dict(APP_DEFAULTS)
-        app_cfg.update(self.config.get("app", {}))
-        self._hist_period_ms = int(app_cfg["history_period_s"]) * 1000
+        self.refused = []  # what boot could not use (reasons), and its fault codes:
+        self.faults_refused = []
         if identity is None:
             from gasguard.lazy import ParkedIdentity  # loaded per use: docs/heap-budget.md
 
@@ -83,15 +81,16 @@ class ValveApp(DeviceApp):
         self.button_at_boot = button_at_boot
         self._pending = None
         self.on_reboot = getattr(board, "reboot", None)
-        bad = None
-        try:
-            self._build(board, store, rand, btn)
-        except ConfigError as e:
-            # A stored config this firmware refuses (e.g. after an update) must not stop the
-            # controller: run on the config given at boot and say so.
-            bad = str(e)
-            self.config = copy(config or {})
-            self._build(board, store, rand, btn)
+
+        def build():
+            # A stored config this firmware refuses (e.g. after an update) must not stop
+            # the controller: DeviceApp._boot falls back to the boot config, then defaults.
+            self._build(board, store, rand, btn, radio)
+            console = getattr(board, "console", None) or NullConsole()
+            self.service = Service(console, self, self.clock, self.config.get("service"),
+                                   rng=rng, button_at_boot=button_at_boot)
+
+        self._boot(config, build)
         from array import array
 
         self._p_min = array("i", [_NONE] * _HIST_POINTS)
@@ -100,19 +99,20 @@ class ValveApp(DeviceApp):
         self._f_cur = _NONE
         self._hist_n = 0
         self._hist_t = self.clock.ticks_ms()
-        console = getattr(board, "console", None) or NullConsole()
-        self.service = Service(console, self, self.clock, self.config.get("service"),
-                               rng=rng, button_at_boot=button_at_boot)
         ev = {"event": "boot", "reset_cause": self.reset_cause, "fw": VERSION,
               "factory": bool(button_at_boot), "valve": self.controller.state}
         if self.controller.cause is not None:
             ev["cause"] = self.controller.cause  # closed since before this boot, and why
         self.emit(ev)
-        if bad is not None:
-            self._note_error("config", ConfigError(bad))
-            self.emit({"event": "fault", "code": "config_invalid", "state": "on", "detail": bad})
 
-    def _build(self, board, store, rand, btn):
+    def _build(self, board, store, rand, btn, radio):
+        if radio is not None:
+            # main.py: a radio when the config (the one that validated) wants a link
+            vcfg = self.config.get("valve") or {}
+            link = vcfg.get("link") or {}
+            board.radio = None
+            if vcfg.get("tier", "M") != "L" or link:
+                board.radio = radio(link.get("channel", 1))
         self.controller = ValveController(board, self.config.get("valve"), store, self.emit, rand)
         self.button = None
         if btn is not None:
@@ -202,37 +202,8 @@ class ValveApp(DeviceApp):
 
     def status(self):
         info = self.info()
-        rec = self.identity.load() if self.identity is not None else None
-        fh = getattr(self.board, "free_heap", None)
-        if fh is None:
-            try:
-                import gc
-
-                fh = gc.mem_free
-            except AttributeError:
-                fh = None
-        outbox = None
-        parts = {}
-        seen = []
-        for p in self.pollers + self.sinks:
-            if p in seen:
-                continue
-            seen.append(p)
-            st = getattr(p, "status", None)
-            if st is None or not callable(st):
-                continue
-            name = getattr(p, "name", None) or type(p).__name__.lower()
-            try:
-                v = st()
-            except Exception as e:
-                v = {"error": str(e)}
-            parts[name] = v
-            if outbox is None and isinstance(v, dict) and "outbox" in v:
-                outbox = v["outbox"]
-        last = []
-        for ev in self.log.recent(32):
-            if ev.get("event") == "fault" and ev.get("state") == "on":
-                last.append(ev)
+        rec = self._identity_record()
+        fh, outbox, parts, last = self._status_parts()
         # flat: the controller's status (valve, cause, link, pressure_pa, flow_m3h_x1000,
         # supply_mv, faults, counters[, link_detail]) plus the device's
         d = self.controller.status()
@@ -254,6 +225,8 @@ class ValveApp(DeviceApp):
         d["outbox_depth"] = outbox
         d["last_faults"] = last[-5:]
         d["last_errors"] = list(self.errors)
+        d["refused"] = self.refused
+        d["faults"] = list(d.get("faults") or []) + self.faults_refused
         d["log"] = {"seq": self.log.seq, "write_errors": self.log.write_errors}
         d["parts"] = parts
         return d
@@ -265,22 +238,20 @@ class ValveApp(DeviceApp):
                 "pressure_pa_min": [self._p_min[(first + i) % _HIST_POINTS] for i in range(n)],
                 "flow_m3h_x1000_max": [self._f_max[(first + i) % _HIST_POINTS] for i in range(n)]}
 
-    def _validate_config(self, cfg):
+    def _validate_parts(self, cfg):
         from gasguard.service import DEFAULTS as SERVICE_DEFAULTS
         from gasguard.validate import reject_unknown
 
-        reject_unknown(cfg, SECTIONS, "config")
-        reject_unknown(cfg.get("app", {}), APP_DEFAULTS, "app")
         Service(NullConsole(), self, self.clock, cfg.get("service"))  # validates only
         reject_unknown(cfg.get("service", {}) or {}, SERVICE_DEFAULTS, "service")
         from gasguard.valve_cfg import valve_config
 
-        valve_config(cfg.get("valve"))
-        button_config(cfg.get("button"))
-        if cfg.get("report") is not None:
-            from gasguard.report_cfg import configure
+        v = valve_config(cfg.get("valve"))
+        if v["link"] is not None:
+            from gasguard.interlock_keys import link_config
 
-            configure(cfg.get("report"))
+            link_config(v["link"])
+        button_config(cfg.get("button"))
 
     # actions ----------------------------------------------------------------
     def self_test(self):

@@ -47,7 +47,7 @@ class Board:
     def free_heap(self):
         import gc
 
-        return gc.mem_free()
+        return gc.mem_free() if hasattr(gc, "mem_free") else None  # None on CPython
 
     def reboot(self):
         raise SystemExit("reboot")

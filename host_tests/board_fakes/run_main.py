@@ -1,8 +1,27 @@
-"""micropython run_main.py STORE_DIR TURNS MAIN: a board's main.py with /data at STORE_DIR."""
+"""micropython run_main.py STORE_DIR TURNS MAIN: a board's main.py with /data at STORE_DIR.
+
+Also runs on CPython (python3 run_main.py ...): the few MicroPython names main.py uses
+(micropython.kbd_intr/const, time.ticks_*/sleep_ms) are supplied, nothing else changes."""
 
 import json
 import os
 import sys
+import time
+
+try:
+    import micropython  # noqa: F401
+except ImportError:  # CPython
+    import types
+
+    _mp = types.ModuleType("micropython")
+    _mp.const = lambda x: x
+    _mp.kbd_intr = lambda c: None
+    sys.modules["micropython"] = _mp
+    _P = 1 << 30
+    time.ticks_ms = lambda: int(time.monotonic() * 1000) % _P
+    time.ticks_add = lambda t, d: (t + d) % _P
+    time.ticks_diff = lambda a, b: ((a - b + _P // 2) % _P) - _P // 2
+    time.sleep_ms = lambda ms: time.sleep(ms / 1000)
 
 import esp32_hal
 import gasguard.store
@@ -28,4 +47,9 @@ if app is not None:
                       "radio": getattr(app.board, "radio", None) is not None,
                       "link": st.get("link"), "tier": st["tier"],
                       "interlocks": [i["type"] for i in st.get("interlocks", [])],
-                      "profile": st.get("profile")}))
+                      "profile": st.get("profile"), "feeds": esp32_hal.FEEDS[0],
+                      "faults": (st.get("detector") or st).get("faults"),
+                      "refused": st.get("refused"),
+                      "fault_events": [e["code"] for e in app.log.recent(32)
+                                       if e.get("event") == "fault" and e.get("state") == "on"],
+                      "readings": st.get("readings")}))

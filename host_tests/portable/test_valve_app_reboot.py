@@ -69,7 +69,7 @@ def test_a_stored_config_this_firmware_refuses_falls_back_and_is_reported():
     FileStore(root).write("config.rec", record.seal(json.dumps(bad).encode()))
     r = Rig("badcfg", root=root, config={"valve": {"tier": "H"}})
     assert r.app.controller.cfg["tier"] == "H" and r.app.controller.cfg["under_pressure_pa"] == 800
-    ev = r.app.events(1)[0]
+    ev = [e for e in r.app.events(5) if e["event"] == "fault"][0]
     assert ev["event"] == "fault" and ev["code"] == "config_invalid" and "under_pressure_pa" in ev["detail"]
     assert "config" in r.app.status()["last_errors"][0]
 
