@@ -22,34 +22,32 @@ import sys
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import FIRMWARE, PORTABLE, ROOT, SIMBOARD, micropath, micropython_exe
+from conftest import FIRMWARE, PORTABLE, ROOT, SIMBOARD, need_esp32, run_micropython
 
 FAKES = ROOT / "host_tests" / "board_fakes"
 MAINS = {"detector": ROOT / "boards" / "esp32-detector" / "main.py",
          "valve": ROOT / "boards" / "esp32-valve" / "main.py"}
-ESP32_LIKE = os.environ.get("GASGUARD_MICROPYTHON") or str(
-    ROOT.parent / "shared" / "esp32-micropython" / "micropython")
 TURNS = 25
+# The detector does not fit the ESP32's 112 KB yet (issue 10, heapfit): its ESP32-like run
+# of the reproduction uses a larger heap until it does.
+DETECTOR_HEAP = "512k"
 
 from gasguard import calibration, identifier, interlock_keys, record, sensors  # noqa: E402
 from gasguard.identity import IdentityStore  # noqa: E402
 from gasguard.store import FileStore  # noqa: E402
 
 
-def run_board(kind, root, interp="mpy", heap=None, turns=TURNS):
-    """The board's main.py with /data at root/data; returns (stdout+stderr, status or None)."""
+def run_board(kind, root, interp="micropython", heap=None, turns=TURNS):
+    """The board's main.py with /data at root/data on CPython, the pip MicroPython or the
+    ESP32-like one (app from .mpy); returns (stdout+stderr, status line or None)."""
     args = [str(FAKES / "run_main.py"), str(root), str(turns), str(MAINS[kind])]
     if interp == "cpython":
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [str(FAKES), str(FIRMWARE), str(SIMBOARD), str(PORTABLE)]))
-        cmd = [sys.executable] + args
+        r = subprocess.run([sys.executable] + args, capture_output=True, timeout=60, env=env,
+                           cwd=str(ROOT))
     else:
-        env = dict(os.environ, MICROPYPATH=micropath(FAKES))
-        cmd = [micropython_exe() if interp == "mpy" else interp]
-        if heap:
-            cmd += ["-X", "heapsize=" + heap]
-        cmd += args
-    r = subprocess.run(cmd, capture_output=True, timeout=60, env=env, cwd=str(ROOT))
+        r = run_micropython(args, heap=heap, timeout=60, extra_path=[FAKES], interp=interp)
     out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
     assert r.returncode == 0, out
     lines = [ln for ln in r.stdout.decode(errors="replace").splitlines() if ln.startswith("{")]
@@ -238,17 +236,17 @@ def test_any_store_contents_boot_into_the_loop_and_show_what_was_refused(kind, t
 REPRO = {"detector": {"ch4_delay_s": 99999}}
 
 
-@pytest.mark.parametrize("interp", ["cpython", "mpy", "esp32"])
+@pytest.mark.parametrize("interp", ["cpython", "micropython", "esp32"])
 def test_issue_reproduction_out_of_range_config_runs_with_a_config_fault(interp, tmp_path):
     """A CRC-valid config.rec with detector.ch4_delay_s 99999: before, DetectorApp raised
     ConfigError and main.py died before the loop. The ESP32-like interpreter runs at
-    -X heapsize=512k: at 112k the detector does not fit yet (heap work in progress)."""
-    if interp == "esp32" and not os.path.exists(ESP32_LIKE):
-        pytest.skip("the ESP32-like interpreter is not on this machine")
+    DETECTOR_HEAP: at 112k the detector does not fit yet (heap work in progress)."""
+    if interp == "esp32":
+        need_esp32()
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "config.rec").write_bytes(_seal_json(REPRO))
-    exe = {"cpython": "cpython", "mpy": "mpy", "esp32": ESP32_LIKE}[interp]
-    out, stt = run_board("detector", tmp_path, exe, heap="512k" if interp == "esp32" else None)
+    out, stt = run_board("detector", tmp_path, interp,
+                         heap=DETECTOR_HEAP if interp == "esp32" else None)
     assert_in_loop(out, stt)
     assert "config_invalid" in stt["faults"] and "config_invalid" in stt["fault_events"]
     assert any("ch4_delay_s" in r for r in stt["refused"]), stt
@@ -256,12 +254,16 @@ def test_issue_reproduction_out_of_range_config_runs_with_a_config_fault(interp,
     _detector_ran(stt)
 
 
-def test_valve_with_refused_config_keeps_its_radio_decision_from_the_config_it_runs(tmp_path):
+@pytest.mark.parametrize("interp", ["micropython", "esp32"])
+def test_valve_with_refused_config_keeps_its_radio_decision_from_the_config_it_runs(interp, tmp_path):
+    """Also on the ESP32-like interpreter at the ESP32's 112 KB: the valve fits."""
+    if interp == "esp32":
+        need_esp32()
     (tmp_path / "data").mkdir()
     bad = {"valve": {"tier": "L", "trip_pulse_ms": -5}}
     (tmp_path / "data" / "config.rec").write_bytes(_seal_json(bad))
     (tmp_path / "config.json").write_text(json.dumps({"valve": {"tier": "L"}}))
-    out, stt = run_board("valve", tmp_path)
+    out, stt = run_board("valve", tmp_path, interp)
     assert_in_loop(out, stt)
     assert "config_invalid" in stt["faults"] and stt["radio"] is False, stt
     assert stt["tier"] == "L"  # the boot config, not the refused record

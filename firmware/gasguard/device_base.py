@@ -80,6 +80,8 @@ class DeviceApp:
         except ValueError as e:  # IdentityError
             if "identity_corrupt" not in self.faults_refused:
                 self.refuse("identity_corrupt", "identity", e)
+        except MemoryError:  # the parked identity could not load now: status still answers
+            pass
 
     def _status_parts(self):
         """What both devices' status() report: (free_heap, outbox depth, the attached
