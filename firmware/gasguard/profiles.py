@@ -174,10 +174,13 @@ def load(config):
         for kk in v:
             if kk not in ("sensor", "channel"):
                 raise ConfigError("%s: unknown key %r (sensor, channel)" % (k, kk))
-        sensor = v.get("sensor", {"model": defaults[k]})
+        sensor = v.get("sensor", {})
         channel = v.get("channel", {})
         if not isinstance(sensor, dict) or not isinstance(channel, dict):
             raise ConfigError("%s: sensor and channel must be dicts" % k)
+        if "model" not in sensor:  # one leaf set with CFG (e.g. ch4.sensor.r0_ohm): the default model
+            sensor = dict(sensor)
+            sensor["model"] = defaults[k]
         if k == "ch4" and "lel_vol_pct" not in sensor:
             sensor = dict(sensor)
             sensor["lel_vol_pct"] = lel

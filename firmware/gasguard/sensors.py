@@ -40,7 +40,7 @@ def from_config(cfg):
     if not isinstance(cfg, dict):
         raise ConfigError("sensor: expected a dict, got %r" % (cfg,))
     name = cfg.get("model")
-    cls = MODELS.get(name)
+    cls = MODELS.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ConfigError("model: %r is not one of %s" % (name, ", ".join(sorted(MODELS))))
     return cls(cfg)
