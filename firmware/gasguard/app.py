@@ -25,7 +25,6 @@ from gasguard.boot import (  # noqa: F401  (main.py imports these from here)
 from gasguard.device_base import DeviceApp
 from gasguard.eventlog import EventLog
 from gasguard.service import PROTOCOL, Service, ServiceError, E_STATE, E_UNSUPPORTED
-from gasguard.validate import ConfigError
 
 try:
     from micropython import const
@@ -215,26 +214,6 @@ class DetectorApp(DeviceApp):
             h = self._hist[gas]
             out[gas] = [h[(self._hist_n - n + i) % _HIST_POINTS] for i in range(n)]
         return out
-
-    def _validate_parts(self, cfg):
-        """Every section is checked by its owner; unknown keys (typos) are refused."""
-        from gasguard.service import DEFAULTS as SERVICE_DEFAULTS
-        from gasguard.validate import reject_unknown
-
-        Service(NullConsole(), self, self.clock, cfg.get("service"))  # validates only
-        reject_unknown(cfg.get("service", {}) or {}, SERVICE_DEFAULTS, "service")
-        v = self._validate_detector
-        if v is not None:
-            v(cfg.get("detector", {}))
-        else:
-            from gasguard.detector import validate_config
-
-            validate_config(cfg.get("detector", {}), self.board)  # builds what boot builds
-        link = cfg.get("link")
-        if link is not None:
-            from gasguard.interlock_keys import link_config
-
-            link_config(link)
 
     # calibration -----------------------------------------------------------
     def _channel(self, gas):

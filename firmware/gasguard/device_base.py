@@ -5,58 +5,27 @@ ValveApp (gasguard.valve_app) subclass it and add their own parts.
 A subclass sets in its __init__: board, clock, store, log (EventLog), sinks, pollers,
 errors, error_count, on_reboot, _pending, _up_s, refused, faults_refused; calls
 _boot(given, build) for its config and parts (the service among them); and provides
-SECTIONS, poll_core() (the safety path and background parts) and _validate_parts(cfg)
-(its parts' config checks, run by gasguard.config_write for CFG).
+SECTIONS and poll_core() (the safety path and background parts); CFG checks live in
+gasguard.config_write (loaded for a write only).
 
 Fail-safe boot (docs/architecture.md): whatever the flash holds, a device reaches its
 main loop. A stored config it cannot use is refused (fault config_invalid in status and
 an event) and the device runs on the config given at boot, else on its defaults.
 """
 
-import json
-
-from gasguard import record
 from gasguard.boot import CONFIG_NAME, KEY_NAME, MAINT_NAME, copy
-from gasguard.validate import ConfigError, need_int, reject_unknown
-
-APP_DEFAULTS = {"history_period_s": 60}
+from gasguard.validate import ConfigError
 
 
 class DeviceApp:
     def _boot(self, given, build, fallbacks=({},)):
-        """Build on the first config that works: config.rec (CFG), the config given at
-        boot (config.json), then each fallback. The parts' constructors run the same
-        checks as CFG (gasguard.config_write.validate), so what CFG accepts builds; a
-        config passed over is refused with its reason; the last fallback's error
-        propagates."""
-        cands = []
-        raw = self.store.read(CONFIG_NAME)
-        if raw is not None:
-            try:
-                cands.append(("config.rec", json.loads(record.unseal(raw, 1))))
-            except Exception as e:  # torn, CRC, another record version (format), not JSON
-                self.refuse("config_invalid", "config.rec", e)
-        if given:
-            cands.append(("boot config", given))
-        for cfg in fallbacks:
-            cands.append(("defaults", cfg))
-        for name, cfg in cands:
-            try:
-                if not isinstance(cfg, dict):
-                    raise ConfigError("not an object")
-                reject_unknown(cfg, self.SECTIONS, "config")
-                self._hist_period_ms = app_settings(cfg) * 1000
-                self.config = cfg
-                build()
-                return
-            except Exception as e:  # whatever a stored record provokes: the next one
-                if cfg is fallbacks[-1]:
-                    raise
-                self.refuse("config_invalid", name, e)
+        from gasguard.boot_select import boot  # boot-only code (gasguard.lazy.BOOT_ONLY)
+
+        boot(self, given, build, fallbacks)
 
     def attach(self, what, fn):
-        """main.py: attach an optional part (link, platform); one that fails is refused
-        and the device runs on without it."""
+        """main.py: attach an optional part (link, platform, RS-485); one that fails is
+        refused and the device runs on without it."""
         try:
             fn()
         except Exception as e:
@@ -212,11 +181,3 @@ class DeviceApp:
 
         return config_set(self, key, value)
 
-
-def app_settings(cfg):
-    """The app section; returns history_period_s."""
-    a = cfg.get("app", {})
-    if not isinstance(a, dict):
-        raise ConfigError("app: expected a dict")
-    reject_unknown(a, APP_DEFAULTS, "app")
-    return need_int(a, "history_period_s", 1, 3600, 60)

@@ -27,7 +27,6 @@ from gasguard.boot import (  # noqa: F401  (main.py imports these from here)
 from gasguard.device_base import DeviceApp
 from gasguard.eventlog import EventLog
 from gasguard.service import PROTOCOL, Service
-from gasguard.validate import ConfigError
 from gasguard.valve import ValveController
 
 try:
@@ -237,21 +236,6 @@ class ValveApp(DeviceApp):
         return {"period_s": self._hist_period_ms // 1000, "points": n,
                 "pressure_pa_min": [self._p_min[(first + i) % _HIST_POINTS] for i in range(n)],
                 "flow_m3h_x1000_max": [self._f_max[(first + i) % _HIST_POINTS] for i in range(n)]}
-
-    def _validate_parts(self, cfg):
-        from gasguard.service import DEFAULTS as SERVICE_DEFAULTS
-        from gasguard.validate import reject_unknown
-
-        Service(NullConsole(), self, self.clock, cfg.get("service"))  # validates only
-        reject_unknown(cfg.get("service", {}) or {}, SERVICE_DEFAULTS, "service")
-        from gasguard.valve_cfg import valve_config
-
-        v = valve_config(cfg.get("valve"))
-        if v["link"] is not None:
-            from gasguard.interlock_keys import link_config
-
-            link_config(v["link"])
-        button_config(cfg.get("button"))
 
     # actions ----------------------------------------------------------------
     def self_test(self):

@@ -1,0 +1,54 @@
+"""Which config a device boots on (issue 11 item 1: fail-safe boot). Boot-only code:
+released before the main loop (gasguard.lazy.BOOT_ONLY).
+
+boot(app, given, build, fallbacks) builds the device on the first config that works: the
+stored one (config.rec, written by CFG), the config given at boot (config.json), then each
+fallback. The parts' constructors run the same checks as CFG (gasguard.config_write), so
+what CFG accepts builds. Every config passed over is refused with its reason (app.refuse:
+fault config_invalid in status, the reason in status "refused", a fault event); the last
+fallback's error propagates (the board itself is broken: the watchdog resets).
+"""
+
+import json
+
+from gasguard import record
+from gasguard.boot import CONFIG_NAME
+from gasguard.validate import ConfigError, need_int, reject_unknown
+
+APP_DEFAULTS = {"history_period_s": 60}
+
+
+def boot(app, given, build, fallbacks):
+    cands = []
+    raw = app.store.read(CONFIG_NAME)
+    if raw is not None:
+        try:
+            cands.append(("config.rec", json.loads(record.unseal(raw, 1))))
+        except Exception as e:  # torn, CRC, another record version (format), not JSON
+            app.refuse("config_invalid", "config.rec", e)
+    if given:
+        cands.append(("boot config", given))
+    for cfg in fallbacks:
+        cands.append(("defaults", cfg))
+    for name, cfg in cands:
+        try:
+            if not isinstance(cfg, dict):
+                raise ConfigError("not an object")
+            reject_unknown(cfg, app.SECTIONS, "config")
+            app._hist_period_ms = app_settings(cfg) * 1000
+            app.config = cfg
+            build()
+            return
+        except Exception as e:  # whatever a stored record provokes: the next candidate
+            if cfg is fallbacks[-1]:
+                raise
+            app.refuse("config_invalid", name, e)
+
+
+def app_settings(cfg):
+    """The app section (CFG and boot); returns history_period_s."""
+    a = cfg.get("app", {})
+    if not isinstance(a, dict):
+        raise ConfigError("app: expected a dict")
+    reject_unknown(a, APP_DEFAULTS, "app")
+    return need_int(a, "history_period_s", 1, 3600, 60)
