@@ -349,6 +349,12 @@ class DetectorApp(DeviceApp):
         return {"closing": len(sinks), "states": [getattr(s, "state", None) for s in sinks]}
 
     def hush(self):
-        self.detector.hush()
-        return {"hushed": True}
+        """HUSH (console, button, downlink): the detector's answer -- accepted with the
+        window, or refused with the reason (docs/alarms.md "Hush") -- never a blind yes."""
+        r = self.detector.hush()
+        if not isinstance(r, dict):  # a detector double without a reply
+            return {"hushed": bool(getattr(self.detector, "hushed", False))}
+        if r.get("hushed"):
+            r["until_uptime_s"] = self._up_s + r.get("seconds", 0)
+        return r
 

@@ -150,13 +150,13 @@ class Detector:
         self.relay_latched = False
         self.interlock_cause = None  # last cause sent to the sinks (latched at the valve)
         self.interlock_count = 0
-        # hush
+        # hush (docs/alarms.md "Hush"): one window at a time, at most hush_max per alarm
+        # episode, the CO baseline taken at the episode's first hush and never reset
         self.hushed = False
         self._hush_start = 0
         self._hush_dose = 0
-        self._hush_level = 0
-        self._hush_co = False
         self._hush_co_x10 = 0
+        self._hush_count = 0  # hushes in this alarm episode (0 again when all alarms clear)
         # self-test
         self._st_active = False
         self._st_start = 0
@@ -170,6 +170,7 @@ class Detector:
         # cached thresholds for the CO hush rule
         self._hush_rise = (DOSE_FULL * cfg["hush_co_rise_pct"]) // 100
         self._hush_ms = cfg["hush_s"] * 1000
+        self._hush_co_max_x10 = cfg["hush_co_max_ppm"] * 10
         self._render()
 
     # ------------------------------------------------------------------ loop
@@ -416,21 +417,35 @@ class Detector:
         return False
 
     def hush(self):
-        """Silence the buzzer for hush_s. Refused during a high methane alarm."""
+        """Silence the buzzer for hush_s (docs/alarms.md "Hush"). Returns what happened:
+        {"hushed": True, "seconds": window} or {"hushed": False, "reason": code}."""
+        reason = None
+        sounding = self._alarm_sounding()
         if self._ch4_level >= 2:
-            self.emit({"event": "hush", "state": "refused", "reason": "ch4_high"})
-            return {"hushed": False, "reason": "ch4_high"}
-        if not (self._alarm_sounding() or self._faulted()):
+            reason = "ch4_high"  # never silenced
+        elif not (sounding or self._faulted()):
             return {"hushed": False, "reason": "nothing_to_hush"}
+        elif self.hushed:
+            reason = "already_hushed"  # a second HUSH does not extend the window
+        elif self._co_on and self.co.ppm_x10 > self._hush_co_max_x10:
+            reason = "co_high"
+        elif sounding and self._hush_count >= self.cfg["hush_max"]:
+            reason = "hush_limit"  # this episode's hushes are used up: it sounds until clear
+        if reason is not None:
+            self.emit({"event": "hush", "state": "refused", "reason": reason})
+            return {"hushed": False, "reason": reason}
+        if sounding:
+            if self._hush_count == 0 and self.co_alarm is not None:
+                self._hush_dose = self.co_alarm.dose  # the episode's baseline, kept
+                self._hush_co_x10 = self.co.ppm_x10
+            self._hush_count += 1
         self.hushed = True
         self._hush_start = self.clock.ticks_ms()
-        self._hush_level = self._ch4_level
-        self._hush_co = self._co_on
-        self._hush_dose = self.co_alarm.dose if self.co_alarm is not None else 0
-        self._hush_co_x10 = self.co.ppm_x10 if self.co is not None else 0
-        self.emit({"event": "hush", "state": "on", "seconds": self.cfg["hush_s"]})
+        self.emit({"event": "hush", "state": "on", "seconds": self.cfg["hush_s"],
+                   "count": self._hush_count})
         self._render()
-        return {"hushed": True, "seconds": self.cfg["hush_s"]}
+        return {"hushed": True, "seconds": self.cfg["hush_s"], "count": self._hush_count,
+                "max": self.cfg["hush_max"]}
 
     def _new_alarm(self):
         # a new alarm (a level rising, a CO alarm starting) always ends a hush
@@ -442,16 +457,19 @@ class Detector:
         self.emit({"event": "hush", "state": "off", "reason": reason})
 
     def _hush_check(self, now):
+        if not (self._ch4_level or self._co_on):
+            self._hush_count = 0  # the alarm episode is over: the next one may be hushed
         if not self.hushed:
             return
         if self._ch4_level >= 2:
             self._end_hush("ch4_high")
-        elif self.co_alarm is not None and (
-                self.co_alarm.dose - self._hush_dose >= self._hush_rise
-                or (self._co_fault is None
-                    and self.co.ppm_x10 > self._hush_co_x10 + self._hush_co_x10 // 5 + 100)):
-            # the dose grew by hush_co_rise_pct of an alarm dose, or the concentration
-            # rose by more than 20 % + 10 ppm over its value at hush time
+        elif self.co_alarm is not None and self._co_fault is None and (
+                self.co.ppm_x10 > self._hush_co_max_x10
+                or (self._hush_count and (
+                    self.co_alarm.dose - self._hush_dose >= self._hush_rise
+                    or self.co.ppm_x10 > self._hush_co_x10 + self._hush_co_x10 // 5 + 100))):
+            # above the level no hush is allowed, or since the episode's first hush the dose
+            # grew by hush_co_rise_pct of an alarm dose or the concentration by 20 % + 10 ppm
             self._end_hush("co_rising")
         elif self.clock.ticks_diff(now, self._hush_start) >= self._hush_ms:
             self._end_hush("timeout")

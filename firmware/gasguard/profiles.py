@@ -42,6 +42,7 @@ PROFILES = {
         "ch4_high_pct_lel": (25, 10, 50),
         "ch4_delay_s": (15, 15, 45),
         "co_no_alarm_ppm": 40,
+        "hush_co_max_ppm": (400, 70, 400),  # no CO hush above (default, lo, hi): docs/alarms.md
         "co_windows": CO_CN_UL_WINDOWS,
         "co_targets": CO_CN_UL_TARGETS,
     },
@@ -51,6 +52,7 @@ PROFILES = {
         "ch4_high_pct_lel": (25, 10, 50),
         "ch4_delay_s": (15, 5, 45),
         "co_no_alarm_ppm": 40,
+        "hush_co_max_ppm": (400, 70, 400),  # no CO hush above (default, lo, hi): docs/alarms.md
         "co_windows": CO_CN_UL_WINDOWS,
         "co_targets": CO_CN_UL_TARGETS,
     },
@@ -60,6 +62,7 @@ PROFILES = {
         "ch4_high_pct_lel": (25, 10, 50),
         "ch4_delay_s": (15, 5, 45),
         "co_no_alarm_ppm": 35,
+        "hush_co_max_ppm": (300, 50, 300),
         "co_windows": CO_EN_WINDOWS,
         "co_targets": CO_EN_TARGETS,
     },
@@ -81,6 +84,7 @@ _INTS = (
     ("co_washout_min", 60, 480, 180),  # COHb-like washout half-life
     ("hush_s", 60, 360, 300),  # UL 2034 (1998): silence 4..6 min
     ("hush_co_rise_pct", 10, 100, 50),
+    ("hush_max", 1, 3, 2),  # hushes per alarm episode (docs/alarms.md, "Hush")
     ("interlock_ch4_level", 1, 2, 2),
     ("fault_chirp_s", 10, 60, 45),
 )
@@ -94,7 +98,7 @@ KNOWN = (
     "lel_pct_vol", "ch4_low_pct_lel", "ch4_high_pct_lel", "ch4_hyst_pct_lel",
     "ch4_delay_s", "ch4_clear_s", "warmup_gross_only",
     "co_enabled", "co_clear_s", "co_washout_min",
-    "hush_s", "hush_co_rise_pct",
+    "hush_s", "hush_co_rise_pct", "hush_max", "hush_co_max_ppm",
     "relay", "relay_latch", "interlock_ch4_level", "interlock_on_co",
     "identifier_active", "self_test_relay", "fault_chirp_s",
     "ch4", "co", "supply",
@@ -151,6 +155,8 @@ def load(config):
         raise ConfigError("co_enabled: tier low is methane only; use tier mid or high for CO")
     out["co_enabled"] = co
     out["co_no_alarm_ppm"] = prof["co_no_alarm_ppm"]
+    d, lo, hi = prof["hush_co_max_ppm"]
+    out["hush_co_max_ppm"] = need_int(config, "hush_co_max_ppm", lo, hi, d)
     out["co_targets"] = prof["co_targets"]
     out["co_windows"] = prof["co_windows"]
 
