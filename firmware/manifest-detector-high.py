@@ -31,6 +31,7 @@ package("gasguard", files=(
     "device_base.py",
     "devices.py",
     "eventlog.py",
+    "faults.py",
     "filters.py",
     "flash_config.py",
     "hmac256.py",

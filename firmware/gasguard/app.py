@@ -96,7 +96,7 @@ class DetectorApp(DeviceApp):
         # stored config, else the boot config, else the defaults, else methane only (a
         # board without a CO input): the alarm path always runs
         self._boot(config, build, ({}, {"detector": {"tier": "low"}}))
-        self.detector.device_faults = self.faults_refused  # yellow LED, chirp, diag faults
+        self.detector.refused_faults = self.faults_refused  # yellow LED, chirp, diag faults
         # concentration history: peak ppm_x10 per period, for service reports
         from array import array
 

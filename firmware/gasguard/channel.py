@@ -39,6 +39,9 @@ stuck, the faults that make the reading meaningless; the fault code is always se
 from gasguard import calibration
 from gasguard.sensorlib import OVER, UNDER, CalibrationError
 from gasguard.filters import Pipeline
+from gasguard.faults import (  # noqa: F401  (the one fault table; re-exported)
+    F_CAL, F_EOL, F_OPEN, F_RANGE, F_SHORT, F_STUCK, FAULT_BITS, FAULT_CODES, INVALIDATING,
+)
 from gasguard.validate import ConfigError, need_int, reject_unknown
 
 try:
@@ -49,18 +52,7 @@ except ImportError:
         return x
 
 
-F_SHORT = const(1)
-F_OPEN = const(2)
-F_RANGE = const(4)
-F_STUCK = const(8)
-F_CAL = const(16)
-F_EOL = const(32)
-INVALIDATING = const(15)  # short | open | range | stuck
 RAIL = const(3)  # short | open
-
-FAULT_CODES = ("sensor_short", "sensor_open", "out_of_range", "sensor_stuck", "cal_missing",
-               "end_of_life")
-FAULT_BITS = (F_SHORT, F_OPEN, F_RANGE, F_STUCK, F_CAL, F_EOL)
 
 KEYS = (
     "oversample", "trim", "filters", "rail_low_uv", "rail_high_uv", "fault_count",

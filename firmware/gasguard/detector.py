@@ -32,6 +32,7 @@ from gasguard.co_alarm import COAlarm, DOSE_FULL, alarm_time_s
 from gasguard.outputs import (
     Outputs, OFF, ON, SLOW_BLINK, BLINK_1HZ, DOUBLE_FLASH, BEEP_L1, BEEP_L2, BEEP_CO_T4, CHIRP,
 )
+from gasguard.faults import F_CAL, FAULT_BITS, FAULT_CODES, N_FAULTS
 from gasguard.validate import ConfigError
 
 try:
@@ -42,9 +43,6 @@ except ImportError:
         return x
 
 
-# Channel fault codes in fault_bits order (gasguard.channel.FAULT_CODES / FAULT_BITS = 1 << i).
-_CH_CODES = ("sensor_short", "sensor_open", "out_of_range", "sensor_stuck", "cal_missing",
-             "end_of_life")
 # faults that leave the reading usable (the channel still converts on the nominal model)
 _READING_OK = ("cal_missing", "end_of_life")
 _SELF_TEST_MS = const(4000)
@@ -142,7 +140,7 @@ class Detector:
         self._supply_fault = None
         self._sink_faults = []
         self._ilk_missing = False
-        self.device_faults = ()  # what the app refused at boot (e.g. config_invalid)
+        self.refused_faults = ()  # what the app refused at boot (e.g. config_invalid)
         self.ready = False
         self._warm_announced = False
         self.peak_ch4_x10 = 0
@@ -323,16 +321,16 @@ class Detector:
         ch_ = bits ^ old_bits
         if ch_:
             i = 0
-            while i < 6:
-                m = 1 << i
+            while i < N_FAULTS:
+                m = FAULT_BITS[i]
                 if ch_ & m and old_bits & m:
-                    self.emit({"event": "fault", "code": _CH_CODES[i], "gas": gas, "state": "off"})
+                    self.emit({"event": "fault", "code": FAULT_CODES[i], "gas": gas, "state": "off"})
                 i += 1
             i = 0
-            while i < 6:
-                m = 1 << i
+            while i < N_FAULTS:
+                m = FAULT_BITS[i]
                 if ch_ & m and bits & m:
-                    self.emit({"event": "fault", "code": _CH_CODES[i], "gas": gas, "state": "on"})
+                    self.emit({"event": "fault", "code": FAULT_CODES[i], "gas": gas, "state": "on"})
                 i += 1
         return bits
 
@@ -394,7 +392,7 @@ class Detector:
     def _faulted(self):
         return (self._ch4_fault is not None or self._co_fault is not None
                 or self._supply_fault is not None or self._ilk_missing
-                or self._any_sink_fault() or bool(self.device_faults))
+                or self._any_sink_fault() or bool(self.refused_faults))
 
     def any_fault(self):
         """True while any fault is active (allocation-free, for the Modbus state word)."""
@@ -402,12 +400,15 @@ class Detector:
 
     def device_faults(self):
         """The faults outside the gas channels as bits (allocation-free; docs/modbus.md):
-        1 supply, 2 interlock required but missing, 4 an interlock output reports a fault."""
+        1 supply, 2 interlock required but missing, 4 an interlock output reports a fault,
+        8 the device refused a stored record at boot (config_invalid, ...)."""
         v = 1 if self._supply_fault is not None else 0
         if self._ilk_missing:
             v |= 2
         if self._any_sink_fault():
             v |= 4
+        if self.refused_faults:
+            v |= 8
         return v
 
     def _any_sink_fault(self):
@@ -693,9 +694,9 @@ class Detector:
                 calibration.apply(ch.model, cal)
             except ValueError as e:
                 ch.cal_problem = str(e)
-            bits = ch.fault_bits & ~16  # channel.F_CAL
+            bits = ch.fault_bits & ~F_CAL
             if ch.cal_problem is not None:
-                bits |= 16
+                bits |= F_CAL
             ch._set_bits(bits)
 
     def set_environment(self, temp_c_x10, rh_pct=None):
@@ -763,9 +764,9 @@ class Detector:
                 if code is not None:
                     out.append(gas + ":" + code)
                 continue
-            for i in range(6):
-                if bits & (1 << i):
-                    out.append(gas + ":" + _CH_CODES[i])
+            for i in range(N_FAULTS):
+                if bits & FAULT_BITS[i]:
+                    out.append(gas + ":" + FAULT_CODES[i])
         if self._supply_fault is not None:
             out.append(self._supply_fault)
         for f in self._sink_faults:
@@ -773,5 +774,5 @@ class Detector:
                 out.append(f)
         if self._ilk_missing:
             out.append("interlock_missing")
-        out.extend(self.device_faults)
+        out.extend(self.refused_faults)
         return out

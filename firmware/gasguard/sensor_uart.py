@@ -17,6 +17,7 @@ bad_frames checksum/format errors in a row), "end_of_life".
 The module is factory calibrated: there is no calibration record for it.
 """
 
+from gasguard.faults import F_COMM, F_EOL  # the one fault table of every channel kind
 from gasguard.validate import ConfigError, need_int, reject_unknown
 
 try:
@@ -34,8 +35,6 @@ CMD_QA_MODE = b"\xff\x01\x78\x41\x00\x00\x00\x00\x46"
 CMD_ACTIVE_MODE = b"\xff\x01\x78\x40\x00\x00\x00\x00\x47"
 CMD_READ = b"\xff\x01\x86\x00\x00\x00\x00\x00\x79"
 
-F_COMM = const(1)
-F_EOL = const(32)
 
 
 def checksum(frame):
