@@ -102,9 +102,13 @@ class DetectorApp(DeviceApp):
 
         self._hist = {}
         self._hist_peak = {}
-        for gas in self._channels():
+        self._stab = {}  # gas -> [lo, hi, previous lo, previous hi] of the reading, µV
+        self._stab_t = self.clock.ticks_ms()
+        for gas, ch in self._channels().items():
             self._hist[gas] = array("i", [-1] * _HIST_POINTS)
             self._hist_peak[gas] = -1
+            if getattr(ch, "model", None) is not None:
+                self._stab[gas] = array("i", [3300000, 0, 0, 3300000])
         self._hist_n = 0
         self._hist_t = self.clock.ticks_ms()
         self.emit({"event": "boot", "reset_cause": self.reset_cause, "fw": VERSION,
@@ -131,10 +135,28 @@ class DetectorApp(DeviceApp):
 
     def _history(self, now):
         chans = self._channels()
+        turn = self.clock.ticks_diff(now, self._stab_t) >= 10000
+        if turn:
+            self._stab_t = now
         for gas in self._hist_peak:
             ch = chans.get(gas)
-            if ch is not None and ch.ppm_x10 > self._hist_peak[gas]:
+            if ch is None:
+                continue
+            if ch.ppm_x10 > self._hist_peak[gas]:
                 self._hist_peak[gas] = ch.ppm_x10
+            st = self._stab.get(gas)
+            if st is not None:  # the reading's band over 10 s windows (calibration stability)
+                v = self._reading_uv(ch)
+                if turn:
+                    st[2] = st[0]
+                    st[3] = st[1]
+                    st[0] = v
+                    st[1] = v
+                else:
+                    if v < st[0]:
+                        st[0] = v
+                    if v > st[1]:
+                        st[1] = v
         if self.clock.ticks_diff(now, self._hist_t) >= self._hist_period_ms:
             self._hist_t = self.clock.ticks_add(self._hist_t, self._hist_period_ms)
             if self.clock.ticks_diff(now, self._hist_t) >= self._hist_period_ms:
@@ -243,8 +265,36 @@ class DetectorApp(DeviceApp):
             raise ServiceError(E_STATE, "channel %s is faulted (%s): cannot take zero" % (gas, ch.fault))
         uv = self._reading_uv(ch)
         calibration.compute_zero(ch.model, uv)  # CalibrationError names the reason
+        calibration.check_clean_air(ch.model, uv, self._alarm_points(gas)[0][1] // 2)
+        self._check_stable(gas, uv, "zero")
         self._staged[gas] = {"zero_uv": uv}
         return {"ch": gas, "zero_uv": uv}
+
+    def _alarm_points(self, gas):
+        """(true ppm x10, must read at least) points a committed calibration must pass,
+        against the sensor's own nominal model (docs/calibration.md, "Plausibility")."""
+        cfg = self.detector.cfg
+        rng = self._channel(gas).model.range_ppm_x10
+        if gas == "ch4":
+            l1 = cfg["ch4_low_x10"]
+            return ((min(2 * l1, rng), l1), (rng, l1))
+        # CO: the UL 2034 / GB 15322.2 points 150 and 400 ppm must read at least 85 % (a lower
+        # reading moves the dose-based alarm out of the standard's time window)
+        return ((min(1500, rng), min(1275, rng * 85 // 100)),
+                (min(4000, rng), min(3400, rng * 85 // 100)))
+
+    def _check_stable(self, gas, uv, what):
+        """The reading must have stayed within 1 % + 2 mV over the last 10..20 s (right
+        after boot there is no such band yet: refused)."""
+        from gasguard.calibration import CalibrationError
+
+        st = self._stab.get(gas)
+        if st is None:
+            return
+        moved = max(st[1], st[3]) - min(st[0], st[2])
+        if moved > uv // 100 + 2000:
+            raise CalibrationError("%s: the reading moved %d µV in the last 10 s: not stable, "
+                                   "wait and retry" % (what, moved))
 
     def cal_span(self, gas, ppm):
         ch = self._channel(gas)
@@ -256,6 +306,7 @@ class DetectorApp(DeviceApp):
         if ch.fault not in (None, "cal_missing", "end_of_life"):
             raise ServiceError(E_STATE, "channel %s is faulted (%s): cannot take span" % (gas, ch.fault))
         uv = self._reading_uv(ch)
+        self._check_stable(gas, uv, "span")
         ppm_x10 = int(ppm * 10 + 0.5)
         gain = calibration.compute_span(ch.model, st["zero_uv"], uv, ppm_x10)
         st["span_uv"] = uv
@@ -281,6 +332,8 @@ class DetectorApp(DeviceApp):
             model = self._channel(gas).model
             rec = rec.with_zero(model, st["zero_uv"], date, op)
             rec = rec.with_span(model, st["span_uv"], st["span_ppm_x10"], date, op)
+            # the firmware's own check: with this calibration the alarm points are reached
+            calibration.check_alarms(model, rec.get(gas), self._alarm_points(gas))
         prev = self.store.read(calibration.STORE_NAME)
         self.store.write(CAL_BACKUP, prev if prev is not None else b"")
         calibration.save(self.store, rec)

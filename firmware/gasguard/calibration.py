@@ -140,6 +140,42 @@ def compute_zero(model_or_cfg, uv):
     return uv
 
 
+def check_clean_air(model, uv, limit_x10):
+    """A zero must be taken in clean air: the reading, converted by the sensor's nominal
+    model (its datasheet curve, no calibration), must be below limit_x10 (ppm x 10).
+    The model is left as it was."""
+    saved = model.state()
+    try:
+        model.uncalibrate()
+        got = model.ppm_x10(uv)
+    finally:
+        model.restore(saved)
+    if got >= limit_x10:
+        raise CalibrationError("zero: %d ppm by the sensor's clean-air model (limit %d): not clean "
+                               "air" % (got // 10, limit_x10 // 10))
+
+
+def check_alarms(model, cal, points):
+    """The firmware's own end-to-end check of a calibration before it is committed: with cal
+    applied, a sensor behaving as its nominal model at each (true_x10, must_x10) point must
+    read at least must_x10 (so the alarm set points are still reached). The model is left as
+    it was. CalibrationError names the first point that fails."""
+    saved = model.state()
+    try:
+        model.uncalibrate()
+        uvs = [model.uv(t) for t, _m in points]
+        model.calibrate(cal.zero_uv, cal.span_uv, cal.span_ppm_x10)
+        for i in range(len(points)):
+            t, need = points[i]
+            got = model.ppm_x10(uvs[i])
+            if got < need:
+                raise CalibrationError(
+                    "with this calibration %d ppm of gas reads %d ppm, below %d ppm: it would "
+                    "not alarm" % (t // 10, got // 10, need // 10))
+    finally:
+        model.restore(saved)
+
+
 def compute_span(model_or_cfg, zero_uv, uv, ref_ppm_x10):
     """Check a span-gas reading against the zero; return the sensitivity gain as a float
     (reference / uncorrected reading; 1.0 = nominal). Raises CalibrationError."""
