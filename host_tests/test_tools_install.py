@@ -82,10 +82,15 @@ def test_the_wheel_carries_the_device_side(installed):
 
 def test_the_sdist_carries_what_the_wheel_needs(installed):
     """pip install of the sdist builds the same package data (MANIFEST.in + setup.py)."""
-    pytest.importorskip("build")
+    import importlib.util
+
+    # the checkout's build/ folder (build output) imports as a namespace package "build"
+    if importlib.util.find_spec("build.__main__") is None:
+        pytest.skip("the build package (pypa/build) is not installed")
     out = installed["base"] / "sdist"
+    # not from the checkout: its build/ folder (build output) would shadow the build package
     r = subprocess.run([sys.executable, "-m", "build", "--sdist", "-o", str(out), str(installed["src"])],
-                       capture_output=True, text=True, env=PIP_ENV)
+                       capture_output=True, text=True, env=PIP_ENV, cwd=str(installed["base"]))
     assert r.returncode == 0, r.stderr[-2000:]
     (sdist,) = out.glob("gasguard-*.tar.gz")
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out),
