@@ -14,7 +14,8 @@ from conftest import ROOT
 # the valve with its link (and the console) fits 112 KB; with Wi-Fi, reporting and the
 # active identifier too it does not yet (docs/heap-budget.md)
 interp = board_main.interp_fixture(not_fitting=(
-    "test_provisioned_valve_with_net_and_report_gets_reporter_and_active_id",))
+    "test_provisioned_valve_with_net_and_report_gets_reporter_and_active_id",
+    "test_a_refused_report_config_is_counted_and_the_valve_still_runs"))
 MAIN = ROOT / "boards" / "esp32-valve" / "main.py"
 
 
@@ -80,6 +81,30 @@ def test_provisioned_valve_with_net_and_report_gets_reporter_and_active_id(tmp_p
     st = last_json(run_main(tmp_path, 50))
     assert st["pollers"] == ["WiFi", "Reporter", "TelemetryFeeder", "ParkedActiveId"], st
     assert "reporter" in st["parts"]
+
+
+def test_a_refused_report_config_is_counted_and_the_valve_still_runs(tmp_path):
+    """Optional parts attach after the safety path: a report section the reporter refuses
+    (or a MemoryError while attaching) shows in STATUS? last_errors, the loop still runs."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "firmware"))
+    from gasguard import identifier, record
+    from gasguard.identity import IdentityStore
+    from gasguard.store import FileStore
+
+    (tmp_path / "data").mkdir()
+    ids = IdentityStore(FileStore(str(tmp_path / "data")))
+    dev_id = identifier.make("88.118.8", "GV", "M", "261129", 7)
+    ids.provision({"id": dev_id, "model": "GG-V1", "hw_rev": "1.0"}, bytes(range(1, 33)))
+    ids.lock(dev_id)
+    cfg = {"net": {"ssid": "x", "password": "y"},
+           "report": {"mqtt": {"host": "127.0.0.1", "port": "not a port"}}}
+    (tmp_path / "data" / "config.rec").write_bytes(record.seal(json.dumps(cfg).encode()))
+    st = last_json(run_main(tmp_path, 50))
+    assert st["kind"] == "valve" and st["boot_count"] == 1
+    assert st["pollers"] == ["WiFi"], st  # no reporter, no identifier; the valve protects
+    assert any(e.startswith("platform: ConfigError") for e in st["errors"]), st
 
 
 def test_config_json_from_gasguard_flash_is_the_default_and_cfg_wins(tmp_path):

@@ -83,20 +83,22 @@ class Parked:
         return p
 
     def _run(self, fn, construct=False):
+        obj = c = None
         _depth[0] += 1
         try:
             c = getattr(load(self._module), self._cls)
             if construct:
                 obj = fn(c)
-                result = None
-            else:
-                obj = object.__new__(c)
-                for k, v in self.state.items():
-                    setattr(obj, k, v)
-                result = fn(obj)
-            self.state = obj.__dict__
-            return result
+                return None
+            obj = object.__new__(c)
+            for k, v in self.state.items():
+                setattr(obj, k, v)
+            return fn(obj)
         finally:
+            if obj is not None:
+                # kept even when the method raised: what it changed before is real (as
+                # on a resident object), e.g. a sequence block reserved on flash
+                self.state = obj.__dict__
             obj = c = None
             _depth[0] -= 1
             if not _depth[0]:

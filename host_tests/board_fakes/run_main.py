@@ -42,7 +42,7 @@ app = g.get("app")
 if app is not None:
     st = app.status()
     print(json.dumps({"kind": st["kind"], "board": app.board_name, "valve": st.get("valve"),
-                      "boot_count": st["boot_count"], "parts": sorted(st.get("parts", {}).keys()),
+                      "boot_count": st["boot_count"], "errors": st.get("last_errors"), "parts": sorted(st.get("parts", {}).keys()),
                       "pollers": [type(p).__name__ for p in app.pollers],
                       "radio": getattr(app.board, "radio", None) is not None,
                       "link": st.get("link"), "tier": st["tier"],
