@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from gasguard_tools import certificate, i18n, report
+from dut_fixtures import make_virtual_device, virtual_dut  # noqa: F401
 from test_tools_documents import sample_cert
 
 REQUIRE = bool(os.environ.get("CI")) or os.environ.get("GASGUARD_REQUIRE_DOCS") == "1"
@@ -89,3 +90,19 @@ def test_an_unprovisioned_certificate_pdf_says_not_valid_for_release(tools, tmp_
     j = certificate.write(doc, tmp_path, lang="zh", pdf=True)
     text = pdf_text(j.with_suffix(".pdf"))
     assert "不可放行" in text and "设备未写入标识" in text
+
+
+def test_diag_report_prints_a_chinese_pdf_from_a_device(tools, virtual_dut, tmp_path):
+    import sys
+
+    from conftest import ROOT
+
+    virtual_dut.cmd("SIM ADVANCE 320")
+    out = tmp_path / "report.html"
+    r = subprocess.run([sys.executable, "-m", "gasguard_tools.cli", "diag", "--port", virtual_dut.port,
+                        "report", "--html", str(out), "--pdf", str(tmp_path / "report.pdf"),
+                        "--technician", "Zhang Wei", "--lang", "zh"], capture_output=True, text=True,
+                       timeout=180, cwd=str(ROOT), env=dict(os.environ, PYTHONPATH=str(ROOT / "tools")))
+    assert r.returncode == 0, r.stderr
+    text = pdf_text(tmp_path / "report.pdf")
+    assert "维修服务报告" in text and "Zhang Wei" in text and "(ch4:cal_missing)" in text
