@@ -24,7 +24,7 @@ BUDGET = {
 # Largest live heap at any checkpoint of the day, same units.
 PEAK = {
     # +1 KB detector, +2 KB valve: fail-safe boot and the CFG validator loaded for a write
-    ("detector", "low"): 125 * 1024,
+    ("detector", "low"): 126 * 1024,  # +1 KB: calibration plausibility checks (heap-budget.md)
     ("detector", "mid"): 148 * 1024,  # +1 KB: pairing (heap-budget.md)
     ("detector", "high"): 148 * 1024,
     ("valve", "M"): 108 * 1024,
