@@ -67,6 +67,8 @@ class Env:
 
 
 class DetectorBoard:
+    BUTTON_AT_BOOT = 1  # held at power-up: factory mode by physical presence (soak.py: 0)
+
     def __init__(self, clock, env):
         self.clock = clock
         self.console = SimConsole()
@@ -75,7 +77,7 @@ class DetectorBoard:
         self.adc_supply = SimAnalogIn(1650000)
         for n in ("led_green", "led_yellow", "led_red", "buzzer", "relay", "heater", "valve_out"):
             setattr(self, n, Pin())
-        self.button = Pin(1)  # held at power-up: factory mode by physical presence
+        self.button = Pin(self.BUTTON_AT_BOOT)
 
     def reset_cause(self):
         return "power_on"
@@ -90,6 +92,8 @@ class ValveBoard:
     keep gasguard.valve_cfg loaded), the trip coil closing the valve after its travel, the
     position switch (1 = closed), the console and the button."""
 
+    BUTTON_AT_BOOT = 1
+
     def __init__(self, clock, radio, levels):
         self.clock = clock
         self.radio = radio
@@ -103,7 +107,7 @@ class ValveBoard:
         self.switch = Pin(0)
         self.trip = Pin(0)
         self.console = SimConsole()
-        self.button = Pin(1)
+        self.button = Pin(self.BUTTON_AT_BOOT)
 
     def step(self):
         if self.is_open and self._closing_at is None and (
@@ -350,4 +354,5 @@ def main():
         Day(kind, tier, root, variant == "local").day()
 
 
-main()
+if __name__ == "__main__":  # imported by soak.py for the device assembly
+    main()

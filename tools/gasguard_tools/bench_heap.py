@@ -75,7 +75,7 @@ def device_path(path, kind, tier):
 
 def _run(exe, path, heap, what, kind, tier, store):
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write("import heap_day\n")
+        f.write("import heap_day\nheap_day.main()\n")
     try:
         return subprocess.run([exe, "-X", "heapsize=%d" % heap, f.name, what, kind, tier, store],
                               capture_output=True, text=True, timeout=600,
