@@ -8,8 +8,8 @@ scanned up to the first torn record, a torn tail is cut off, and the ring is ref
 from its newest entries. When the file grows past `max_bytes` it is rewritten with its
 newest half (an atomic store.write), so flash use stays bounded.
 
-A failing store (flash full, brown-out) never propagates to the caller: the alarm path
-that emitted the event must keep running. Failures are counted in `write_errors`.
+A failing store (flash full, brown-out, no heap for a compaction) never propagates to
+the caller: the alarm path that emitted the event must keep running. Failures are counted in `write_errors`.
 """
 
 import json
@@ -78,7 +78,10 @@ class EventLog:
                 if self.store.size(self.name) + len(frame) > self.max_bytes:
                     self._compact()
                 self.store.append(self.name, frame)
-            except (OSError, record.RecordError):
+            except (OSError, MemoryError, record.RecordError):
+                # MemoryError: a compaction reads the whole file (up to max_bytes in one
+                # block); a fragmented heap must not stop the alarm path that emitted this
+                # (found by the soak, docs/soak.md): the event stays in the RAM ring
                 self.write_errors += 1
         return ev
 

@@ -53,6 +53,30 @@ def test_event_log_stays_bounded():
     assert [e["i"] for e in log.recent(4)] == [196, 197, 198, 199]
 
 
+def test_event_log_compaction_without_heap_does_not_stop_the_caller():
+    """A compaction reads the whole log in one block; on a fragmented heap that is a
+    MemoryError, which must be counted, not raised into the alarm path (the soak found it:
+    Detector.step -> emit -> EventLog.add -> _compact -> store.read)."""
+    d = tmpdir("app-nomem")
+
+    class NoHeapForReads(FileStore):
+        tight = False  # the boot read works; later, the heap is too fragmented for one
+
+        def read(self, name):
+            if self.tight:
+                raise MemoryError("memory allocation failed, allocating 5632 bytes")
+            return FileStore.read(self, name)
+
+    store = NoHeapForReads(d)
+    log = EventLog(store, ram=4, max_bytes=1024)
+    store.tight = True
+    for i in range(40):
+        ev = log.add({"event": "fault", "code": "x", "state": "on", "n": i}, i)
+        assert ev["n"] == i
+    assert log.write_errors > 0
+    assert [e["n"] for e in log.recent(2)] == [38, 39]  # still kept in the RAM ring
+
+
 def test_status_over_the_console():
     a, board, store = make(tmpdir("app4"))
     r = ask(a, board, "STATUS?")
