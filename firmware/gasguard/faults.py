@@ -7,23 +7,16 @@ detector turns bits into events and `diag` fault names ("co:sensor_comm") with t
 so a code means the same thing whatever the channel kind (test_channel_conformance.py).
 """
 
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
-
-F_SHORT = const(1)
-F_OPEN = const(2)
-F_RANGE = const(4)
-F_STUCK = const(8)
-F_CAL = const(16)
-F_EOL = const(32)
-F_COMM = const(64)
-INVALIDATING = const(79)  # short | open | range | stuck | comm: no usable reading
-N_FAULTS = const(7)
+# Plain ints, not const(): every one is imported by name elsewhere, so each stays a global.
+F_SHORT = 1
+F_OPEN = 2
+F_RANGE = 4
+F_STUCK = 8
+F_CAL = 16
+F_EOL = 32
+F_COMM = 64
+INVALIDATING = 79  # short | open | range | stuck | comm: no usable reading
+N_FAULTS = 7
 
 FAULT_CODES = ("sensor_short", "sensor_open", "out_of_range", "sensor_stuck", "sensor_comm",
                "cal_missing", "end_of_life")
