@@ -415,3 +415,32 @@ def test_gasguard_modbus_reads_a_closed_valve(line):
     j = json.loads(r.stdout)
     assert j["kind"] == "valve" and "closed" in j["fields"]["state"]
     assert j["fields"]["valve"] == "closed" and j["fields"]["last_close_cause"] == "under_pressure"
+
+
+# ---------------------------------------------------------------------------- CFG
+def test_address_baud_and_parity_set_through_the_console_cfg_checked_as_at_boot(line):
+    from gasguard_tools.cmd_sim import SIM_FACTORY_KEY
+
+    d, port = line("detector", DET)
+    d.factory(bytes.fromhex(SIM_FACTORY_KEY))
+    for key, value in (("modbus.address", "0"), ("modbus.address", "248"),
+                       ("modbus.baud", "9601"), ("modbus.parity", '"mark"'),
+                       ("modbus.adress", "3"), ("modbus.stop_bits", "3")):
+        assert d.error("CFG %s %s" % (key, value)) == "E_CONFIG", (key, value)
+    assert "modbus" not in d.cmd("CFG?")["config"]  # a refused value changed nothing
+    assert d.cmd("CFG modbus.address 12")["reboot_required"] is True
+    d.cmd("CFG modbus.baud 19200")
+    d.cmd("CFG modbus.parity \"none\"")
+    assert d.cmd("CFG?")["config"]["modbus"] == {"address": 12, "baud": 19200, "parity": "none"}
+    assert isinstance(mbpoll(port, DET, 0, 1), dict)  # still the old address until the reboot
+    d.cmd("REBOOT")
+    _wait_ready(d)
+    for _ in range(20):
+        got = mbpoll(port, 12, M.COMMON, 1)
+        if isinstance(got, dict):
+            break
+        time.sleep(0.3)
+    assert got == {M.COMMON: M.MAP_VERSION}, got
+    assert not isinstance(mbpoll(port, DET, M.COMMON, 1), dict)  # the old address is silent
+    st = d.cmd("STATUS?")["parts"]["modbus"]
+    assert (st["address"], st["baud"], st["parity"]) == (12, 19200, "none")

@@ -38,6 +38,12 @@ class Board:
         for name in ("led_yellow", "buzzer", "relay", "heater"):
             setattr(self, name, SimPin(name, SimPin.OUT))
 
+    def rs485(self, cfg):
+        from sim_rs485 import DePin, SimUart
+
+        self.rs485_cfg = cfg
+        return SimUart(), DePin()
+
     def watchdog(self, timeout_ms):
         return Watchdog()
 
