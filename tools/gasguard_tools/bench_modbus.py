@@ -36,7 +36,7 @@ def probe(kind):
 
 
 def mpy_sizes():
-    from .cmd_flash import mpy_cross
+    from .runtime import mpy_cross
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
