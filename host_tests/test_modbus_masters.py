@@ -444,3 +444,20 @@ def test_address_baud_and_parity_set_through_the_console_cfg_checked_as_at_boot(
     assert not isinstance(mbpoll(port, DET, M.COMMON, 1), dict)  # the old address is silent
     st = d.cmd("STATUS?")["parts"]["modbus"]
     assert (st["address"], st["baud"], st["parity"]) == (12, 19200, "none")
+
+
+def test_a_hush_refused_by_the_detectors_rules_reads_as_refused_on_the_bus(line):
+    d, port = line("detector", DET)
+    warm(d)
+    d.cmd("SIM GAS ch4 40000")  # far above the level-2 set point: no hush allowed
+    d.cmd("SIM ADVANCE 90")
+    pm = Pymodbus(port)
+    try:
+        assert pm.inputs(DET, 0, 1)[0] & 2
+        assert not pm.write(DET, M.COMMAND, M.CMD_HUSH).isError()  # received ...
+        assert pm.holding(DET, M.COMMAND, 2) == [M.CMD_HUSH, M.R_REFUSED]  # ... and refused
+        assert not pm.inputs(DET, 0, 1)[0] & 32
+    finally:
+        pm.close()
+    r = d.cmd("HUSH")  # the console says the same
+    assert r["hushed"] is False and r["reason"] == "ch4_high", r
