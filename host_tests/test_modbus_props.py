@@ -178,3 +178,17 @@ def test_noise_never_gets_a_reply_unless_it_is_a_valid_frame_and_changes_nothing
     assert got == (want or b"")
     if len(noise) > 256:
         assert r.slave.overruns == 1 and r.regs.done == []
+
+
+@settings(max_examples=15)
+@given(st.lists(st.tuples(st.one_of(frames(), st.binary(min_size=0, max_size=40)),
+                          st.sampled_from([0, 300, 1500, 2500, 5000])), min_size=1, max_size=25))
+def test_the_slave_answers_byte_for_byte_the_same_on_cpython_and_micropython(steps):
+    """Generated frames, noise and gaps through the slave on CPython, the pip MicroPython
+    and the ESP32-like interpreter (run_both compares all three)."""
+    from conftest import run_both
+
+    stdin = "".join("%s %d\n" % (d.hex() or "-", g) for d, g in steps).encode()
+    a, b = run_both("modbus", stdin)
+    assert a == b
+    assert len(a.decode().splitlines()) == len(steps) + 2
