@@ -21,7 +21,8 @@ UNKNOWN = 0xFFFF
 DET_STATE = ("CH4 level-1 alarm", "CH4 level-2 alarm", "CO alarm", "fault",
              "relay / shut-off requested", "hushed", "warming up")
 VALVE_STATE = ("closed", "closing", "open", "fault", None, "link up", "link lost")
-CH_FAULTS = ("short", "open", "out of range", "stuck", "calibration missing", "end of life")
+CH_FAULTS = ("short", "open", "out of range", "stuck", "calibration missing", "end of life",
+             "no communication")
 DEV_FAULTS = ("supply", "interlock missing", "interlock output fault")
 VALVE_FAULTS = ("valve stuck open", "pressure sensor", "supply low", "store error")
 VALVE_STATES = ("open", "closing", "closed", "fault")
