@@ -64,6 +64,7 @@ package("gasguard", files=(
     "sensors.py",
     "service.py",
     "service_cmds.py",
+    "service_proto.py",
     "store.py",
     "supply.py",
     "telemetry.py",

@@ -50,6 +50,7 @@ package("gasguard", files=(
     "reporter.py",
     "service.py",
     "service_cmds.py",
+    "service_proto.py",
     "store.py",
     "telemetry.py",
     "validate.py",

@@ -104,6 +104,15 @@ def _ends(tmp, state):
     return det, val
 
 
+def _genuine(data):
+    # a mutation can give back a valid frame (a byte poked to its own value): not a forgery
+    try:
+        F.decode(KEY, data, tuple(F.BODY_LEN))
+        return True
+    except F.FrameError:
+        return False
+
+
 def _snap(link):
     return (link.key, link.peer, link.last_rx if link.key else 0, link.seen if link.key else 0, link.link,
             getattr(link, "state", None), getattr(link, "close_id", None), getattr(link, "done_close_id", None),
@@ -120,6 +129,8 @@ def test_links_take_any_frame_without_exception_or_change(state, batch, src):
         if state == "paired":
             assert det.link == "up" and val.link == "up"
         for data in batch:
+            if _genuine(data):
+                continue
             for link in (det, val):
                 before = _snap(link)
                 n = sum(link.rejected.values())

@@ -17,9 +17,13 @@ application loop (and the alarm path in it) keeps running while the console is b
 """
 
 import json
+import os
 
-from gasguard import hmac256
 from gasguard.lazy import BOOT_ONLY, release
+from gasguard.service_proto import (  # noqa: F401  (E_STATE, PROTOCOL: re-exported)
+    E_ARG, E_CAL, E_CONFIG, E_DEVICE, E_FACTORY, E_GARBAGE, E_IDENTITY, E_STATE, E_SYNTAX,
+    E_TOOLONG, E_UNKNOWN, E_UNSUPPORTED, FACTORY_VERBS, PROTOCOL, ServiceError,
+)
 from gasguard.validate import ConfigError, need_int, reject_unknown
 
 try:
@@ -30,26 +34,9 @@ except ImportError:
         return x
 
 
-PROTOCOL = "GGSP/1"
 _LF = const(10)
 _CR = const(13)
 _VERBS_IDLE_MS = const(10000)  # console idle this long: the verbs leave the heap
-
-# Error codes (stable; host tools switch on them).
-E_SYNTAX = "E_SYNTAX"  # malformed request
-E_UNKNOWN = "E_UNKNOWN"  # unknown verb
-E_ARG = "E_ARG"  # bad or missing argument
-E_TOOLONG = "E_TOOLONG"  # line longer than line_max
-E_GARBAGE = "E_GARBAGE"  # non-printable bytes in the line
-E_FACTORY = "E_FACTORY"  # needs factory mode
-E_AUTH = "E_AUTH"  # wrong or missing challenge response
-E_LOCKOUT = "E_LOCKOUT"  # too many wrong responses: wait
-E_STATE = "E_STATE"  # not possible in the current state (e.g. commit with nothing staged)
-E_CAL = "E_CAL"  # calibration refused by the device (reason in the message)
-E_CONFIG = "E_CONFIG"  # configuration value refused
-E_IDENTITY = "E_IDENTITY"  # identity refused (locked, invalid)
-E_UNSUPPORTED = "E_UNSUPPORTED"  # the device has no such function
-E_DEVICE = "E_DEVICE"  # the device failed while executing the command
 
 DEFAULTS = {
     "line_max": 256,
@@ -60,48 +47,6 @@ DEFAULTS = {
     "auth_lockout_ms": 60000,
     "log_max": 50,
 }
-
-# Verbs that change the device's calibration, identity or configuration.
-FACTORY_VERBS = ("CAL", "PROV", "CFG", "MAINT")
-
-
-class ServiceError(Exception):
-    """Raised by handlers (and may be raised by the device facade) to answer ERR code msg."""
-
-    def __init__(self, code, msg):
-        super().__init__(msg)
-        self.code = code
-        self.msg = msg
-
-
-def auth_message(nonce_hex, device_id):
-    """The bytes the factory key signs: documented in docs/service-protocol.md."""
-    return ("GGSP1-FACTORY:%s:%s" % (nonce_hex, device_id or "-")).encode()
-
-
-def auth_response(key, nonce_hex, device_id):
-    """What the host sends back: hex HMAC-SHA256(key, auth_message)."""
-    return _hex(hmac256.digest(key, auth_message(nonce_hex, device_id)))
-
-
-def _hex(b):
-    return "".join("%02x" % x for x in b)
-
-
-def _unhex(s):
-    if len(s) % 2:
-        raise ValueError("odd length")
-    out = bytearray(len(s) // 2)
-    for i in range(len(out)):
-        out[i] = int(s[2 * i : 2 * i + 2], 16)
-    return bytes(out)
-
-
-def _default_rng(n):
-    import os
-
-    return os.urandom(n)
-
 
 class Service:
     def __init__(self, console, device, clock, cfg=None, rng=None, button_at_boot=False):
@@ -119,7 +64,7 @@ class Service:
         self.console = console
         self.device = device
         self.clock = clock
-        self.rng = rng or _default_rng
+        self.rng = rng or os.urandom
         self._buf = bytearray(self.line_max)
         self._n = 0
         self._overflow = False

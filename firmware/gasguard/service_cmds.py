@@ -3,15 +3,41 @@
 Split from gasguard.service so that each module compiles within an ESP32-sized heap
 (the parser needs memory in proportion to a module's source). Every handler takes
 (service, rest-of-line) and returns a JSON-able dict, or raises ServiceError.
+
+The protocol's names come from gasguard.service_proto, never from gasguard.service (which
+loads this module): no import cycle. The AUTH construction lives here, with the verb.
 """
 
 import json
 
 from gasguard import hmac256
-from gasguard.service import (
+from gasguard.service_proto import (
     E_ARG, E_AUTH, E_IDENTITY, E_LOCKOUT, E_STATE, E_UNKNOWN, E_UNSUPPORTED, FACTORY_VERBS,
-    PROTOCOL, ServiceError, _hex, _unhex, auth_message,
+    PROTOCOL, ServiceError,
 )
+
+
+def auth_message(nonce_hex, device_id):
+    """The bytes the factory key signs: documented in docs/service-protocol.md."""
+    return ("GGSP1-FACTORY:%s:%s" % (nonce_hex, device_id or "-")).encode()
+
+
+def auth_response(key, nonce_hex, device_id):
+    """What the host sends back: hex HMAC-SHA256(key, auth_message)."""
+    return _hex(hmac256.digest(key, auth_message(nonce_hex, device_id)))
+
+
+def _hex(b):
+    return "".join("%02x" % x for x in b)
+
+
+def _unhex(s):
+    if len(s) % 2:
+        raise ValueError("odd length")
+    out = bytearray(len(s) // 2)
+    for i in range(len(out)):
+        out[i] = int(s[2 * i : 2 * i + 2], 16)
+    return bytes(out)
 
 
 def _args(rest, lo, hi, usage):
