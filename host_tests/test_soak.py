@@ -60,14 +60,16 @@ def test_problems_names_each_failure():
     """The pass/fail rule of the soak itself, on made-up summaries."""
     ok = {"errors": [], "missed": [], "false_alarms": [], "events_missing": 3, "counted_lost": 2,
           "outbox_at_end": 1, "app_errors": 0, "trend_bytes_per_day": 10.0,
+          "trend_second_half": 5.0,
           "per_day": [{"day": d, "end": 1000 + 10 * d} for d in range(30)]}
     assert bench_soak.problems(ok) == []
     for key, bad, word in (("missed", [[0, 1, "ch4", False, False]], "missed"),
                            ("false_alarms", [[0, 1, "co", True, False]], "interference"),
                            ("events_missing", 4, "neither delivered"),
                            ("app_errors", 2, "errors counted"),
-                           ("trend_bytes_per_day", 100.0, "grows"),
-                           ("per_day", [{"day": 0, "end": 1000}, {"day": 1, "end": 4000}],
+                           ("trend_bytes_per_day", 300.0, "grows"),
+                           ("trend_second_half", 200.0, "second half"),
+                           ("per_day", [{"day": 0, "end": 1000}, {"day": 1, "end": 7000}],
                             "day 1 ends")):
         r = dict(ok)
         r[key] = bad
@@ -80,4 +82,6 @@ def test_trend_fits_the_days_after_the_first():
     assert bench_soak.trend_per_day(flat) == 0.0
     growing = [(d, h, 7000 + 10 * (24 * d + h)) for d in range(3) for h in range(24)]
     assert abs(bench_soak.trend_per_day(growing) - 240.0) < 1e-6
+    settling = [(d, h, 7000 + 100 * min(d, 2)) for d in range(6) for h in range(24)]
+    assert bench_soak.trend_per_day(settling) > 0 and bench_soak.trend_per_day(settling, 3) == 0
     assert bench_soak.trend_per_day([(0, 1, 5)]) is None

@@ -228,7 +228,7 @@ def run_boot():
         "ram_dropped": rep.rq_dropped, "bad_events": rep.bad_events,
         "cmd_rejected": rep.commands.rejected if rep.commands is not None else None,
         "errors": dev.app.error_count, "connects": dev.broker.connects,
-        "noise_unsent": dev.unsent}}))
+        "noise_unsent": dev.unsent, "last_errors": dev.app.errors}}))
 
 
 run_boot()

@@ -37,10 +37,12 @@ DEVICES = (("detector", "mid"), ("valve", "M"))
 SOAK_HEAP_GOAL = bench_heap.ESP32_HEAP
 # Used only while a device does not boot at SOAK_HEAP_GOAL (device's own bytes): the smallest
 # heap heap_day's whole day runs in (docs/heap-budget.md: 192 KB, 142 KB) is not enough for a
-# soak day (downlink noise up to 3 KB a message, more reconnects): at 224 KB / 176 KB the
-# device counts MemoryErrors and reconnects in a loop, at 240 KB / 192 KB a day is clean.
-# These are that + 16 KB. Lower them as the firmware shrinks; they go when both devices fit.
-FALLBACK_HEAP = {("detector", "mid"): 256 * 1024, ("valve", "M"): 208 * 1024}
+# soak day (downlink noise up to 3 KB a message, more reconnects, a longer event log): the
+# device counts MemoryErrors (2 KB MQTT buffers, reconnect loops) at 256 KB / 176 KB, and runs
+# clean at 288 KB / 192 KB (the detector's edge moves with each firmware change: it was
+# clean at 240 KB one change earlier). Detector: that; valve: + 16 KB. Lower them as the
+# firmware shrinks; they go when both devices fit.
+FALLBACK_HEAP = {("detector", "mid"): 288 * 1024, ("valve", "M"): 208 * 1024}
 DAY_MS = 86400000
 SEED = 15
 
@@ -148,10 +150,10 @@ def soak(exe, path, kind, tier, days, heap=None, seed=SEED):
     return summarize(res, soak_plan)
 
 
-def trend_per_day(samples):
+def trend_per_day(samples, from_day=1):
     """Least-squares slope of heap in use (bytes per simulated day) over the hourly samples
-    of the days after the first; None with fewer than 2 samples."""
-    pts = [(d * 24 + h, a) for d, h, a in samples if d >= 1]
+    from `from_day` on (default: the days after the first); None with fewer than 2."""
+    pts = [(d * 24 + h, a) for d, h, a in samples if d >= from_day]
     if len(pts) < 2:
         return None
     n = len(pts)
@@ -163,6 +165,12 @@ def trend_per_day(samples):
     return sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx * 24
 
 
+# The RAM ring of the event log (EventLog ram=32, ~80 bytes an event) is refilled from flash
+# at boot and fills over the first weeks on a device with few events (the valve: ~2 a
+# day): bounded growth, allowed on top of the bound until the second half of the run.
+EVENT_RING_BYTES = 32 * 96
+
+
 def summarize(res, soak_plan):
     per_day = {}
     for d, h, a in res["samples"]:
@@ -170,6 +178,7 @@ def summarize(res, soak_plan):
     res["per_day"] = [{"day": d, "min": min(a for _h, a in v), "max": max(a for _h, a in v),
                        "end": max(v)[1]} for d, v in sorted(per_day.items())]
     res["trend_bytes_per_day"] = trend_per_day(res["samples"])
+    res["trend_second_half"] = trend_per_day(res["samples"], max(1, res["days"] // 2))
     leaks = [x for x in res["intervals"] if soak_plan.expect(_item(x, res, soak_plan)) == "alarm"]
     quiet = [x for x in res["intervals"] if soak_plan.expect(_item(x, res, soak_plan)) == "quiet"]
     res["leaks"] = len(leaks)
@@ -192,6 +201,7 @@ def summarize(res, soak_plan):
     res["outbox_at_end"] = last.get("outbox")
     res["cmd_rejected"] = sum(e["cmd_rejected"] or 0 for e in res["ends"])
     res["app_errors"] = sum(e["errors"] for e in res["ends"])
+    res["last_errors"] = [m for e in res["ends"] for m in e.get("last_errors") or ()][-5:]
     res["generated"] = res["delivered"] = None  # summarized above
     return res
 
@@ -210,7 +220,8 @@ def problems(r, bound=2048):
     out = list(r["errors"])
     if r["app_errors"]:
         out.append("%d errors counted by the app (a MemoryError in an optional part is a "
-                   "device bug on this interpreter)" % r["app_errors"])
+                   "device bug on this interpreter): %s" % (
+                       r["app_errors"], "; ".join(r.get("last_errors") or ())))
     if r["missed"]:
         out.append("missed alarms: %r" % r["missed"])
     if r["false_alarms"]:
@@ -222,11 +233,14 @@ def problems(r, bound=2048):
     if days:
         first = days[0]["end"]
         for d in days[1:]:
-            if d["end"] > first + bound:
+            if d["end"] > first + bound + EVENT_RING_BYTES:
                 out.append("day %d ends at %d bytes, day 0 at %d" % (d["day"], d["end"], first))
     tr = r["trend_bytes_per_day"]
-    if tr is not None and len(days) > 2 and tr * (len(days) - 1) > bound:
+    if tr is not None and len(days) > 2 and tr * (len(days) - 1) > bound + EVENT_RING_BYTES:
         out.append("heap grows by %.0f bytes per day" % tr)
+    tr = r.get("trend_second_half")
+    if tr is not None and len(days) >= 8 and tr * (len(days) // 2) > bound:
+        out.append("heap still grows in the second half: %.0f bytes per day" % tr)
     return out
 
 
@@ -255,7 +269,8 @@ def table(results):
     row("downlink messages rejected", lambda r: str(r["cmd_rejected"]))
     row("app errors counted", lambda r: str(r["app_errors"]))
     row("RAM-queue drops (identity uplinks, command results)", lambda r: str(r["ram_dropped"]))
-    row("heap trend after day 0 (bytes/day)", lambda r: "%+.0f" % (r["trend_bytes_per_day"] or 0))
+    row("heap trend after day 0 / in the second half (bytes/day)", lambda r: "%+.0f / %+.0f" % (
+        r["trend_bytes_per_day"] or 0, r.get("trend_second_half") or 0))
     row("result", lambda r: "; ".join(problems(r)) or "passed")
     row("run time", lambda r: "%.0f s" % r["seconds"])
     days = max(len(r["per_day"]) for r in results)
