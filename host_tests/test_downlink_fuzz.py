@@ -200,7 +200,7 @@ def test_publish_streams_of_any_size_are_delivered_or_skipped(pubs, cuts, extras
 # ---- power cuts: outbox and loss counters --------------------------------------------------
 
 # CI size; the long mode (GASGUARD_FUZZ_EXAMPLES >= 1000) uses the reporter's smallest
-# configurable outbox, where emptying it takes the COMPACT_EMPTY_AT branch (~3 min)
+# configurable outbox, where emptying it takes the COMPACT_EMPTY_AT branch (>10 min)
 LONG = EXAMPLES >= 1000
 LIMIT, RESERVE, PAD = (1024, 256, 50) if LONG else (256, 64, 8)
 
@@ -283,7 +283,7 @@ def test_power_cut_at_every_byte_of_outbox_and_loss_counter_writes():
         emptied = [s for s in states if not s[0]]
         assert emptied[-1][2] or emptied[-1][3]  # all removed, losses still unacked
         assert states[-1][2:] == (0, 0) and len(states[-1][0]) == 1
-        assert os.path.getsize(ref + "/outbox") < 100  # the removals compacted the log
+        assert os.path.getsize(ref + "/outbox") < 100 + PAD  # the removals compacted the log
         assert any(s[2] and s[3] for s in states)  # losses were on flash at some point
         points = 0
         for budget in range(total):
