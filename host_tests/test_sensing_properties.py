@@ -4,7 +4,7 @@ the 31-bit integer range on the sample path, ticks wrap, fault debounce, no sile
 import math
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
 
 from gasguard import calibration, sensors
 from gasguard.calibration import CalibrationError, CalibrationRecord, ChannelCal
@@ -221,10 +221,15 @@ def test_mos_zero_span_compute_then_apply_gives_reference(r0, ref_ppm, t):
 
 @settings(max_examples=120, deadline=None)
 @given(st.integers(300001, 499999), st.floats(1700.0, 6000.0), st.integers(500, 5000))
+@example(499999, 6000.0, 5000)  # span reading 3.5 V: beyond the ADC, must be refused
 def test_co_zero_span_compute_then_apply_gives_reference(zero, sens, ref):
     truth = sensors.from_config({"model": "ec_co", "zero_uv": zero, "uv_per_ppm": sens})
     cfg = {"model": "ec_co"}
     rec = CalibrationRecord().with_zero(cfg, truth.uv(0), 20260101, "p")
+    if truth.uv(ref) > 3300000:  # beyond the ADC's range: a reading no real input gives
+        with pytest.raises(CalibrationError):
+            rec.with_span(cfg, truth.uv(ref), ref, 20260101, "p")
+        return
     rec = rec.with_span(cfg, truth.uv(ref), ref, 20260101, "p")
     m = sensors.from_config(cfg)
     calibration.apply(m, rec.get("co"))
