@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from . import BOARDS, FIRMWARE, ROOT
-from .runtime import mpy_cross
+from .runtime import cross_argv
 
 PORTABLE = ROOT / "host_tests" / "portable"
 ESP32_HEAP = 111936  # what the ESP32_GENERIC heap grows to with Wi-Fi up (MicroPython PR #13219)
@@ -52,7 +52,7 @@ def compile_tree(out):
                 continue
             dst = out / name / f.relative_to(src).with_suffix(".mpy")
             dst.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run(mpy_cross() + ["-O3", "-o", str(dst), str(f)], check=True)
+            subprocess.run(cross_argv(f, f.relative_to(src).as_posix(), dst, ["-O3"]), check=True)
     for kind, tier in SETS:
         d = out / ("deploy-%s-%s" % (kind, tier)) / "gasguard"
         d.mkdir(parents=True)

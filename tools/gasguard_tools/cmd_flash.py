@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from . import BOARDS, FIRMWARE, VERSION, flashing, i18n, work_dir
-from .runtime import ToolError, UsageError, mpy_cross, tool
+from .runtime import ToolError, UsageError, cross_argv, tool
 
 
 def add_arguments(p):
@@ -151,7 +151,8 @@ def compile_app(runner, build, srcs=None, arch="xtensawin"):
         mpys.append(dst)
         fresh = dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime
         if runner.dry_run or not fresh:
-            jobs.append(mpy_cross() + ["-march=" + arch, "-O3", "-o", dst, src])
+            name = ("gasguard/" if src.parent.name == "gasguard" else "") + src.name
+            jobs.append(cross_argv(src, name, dst, ["-march=" + arch, "-O3"]))
     for argv in jobs:
         runner.say("$ " + " ".join(shlex.quote(str(a)) for a in argv))
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -101,6 +101,14 @@ def mpy_cross():
     return tool("mpy-cross")
 
 
+def cross_argv(src, name, dst, flags=()):
+    """mpy-cross arguments for one module. `name` (e.g. "gasguard/detector.py") is the source
+    name embedded in the .mpy: the chip keeps it as a string on its heap and in tracebacks, so
+    a host's absolute checkout path would cost heap and make every heap figure depend on where
+    the checkout lies."""
+    return mpy_cross() + list(flags) + ["-s", str(name), "-o", str(dst), str(src)]
+
+
 # mpy-cross options of the code as `gasguard flash` deploys it (cmd_flash): -O3 drops asserts
 # and line numbers, whose bytes the chip's heap would otherwise hold
 DEPLOY_FLAGS = ("-O3",)
@@ -121,7 +129,7 @@ def compile_tree(sources, out=None):
             if not f.name.startswith("manifest"):
                 files.append((name, src, f, flags))
     if out is None:
-        h = hashlib.sha256()
+        h = hashlib.sha256(b"-s import-relative names\0")
         for name, src, f, flags in files:
             h.update(("%s/%s %s\0" % (name, f.relative_to(src), " ".join(flags))).encode())
             h.update(f.read_bytes())
@@ -131,13 +139,12 @@ def compile_tree(sources, out=None):
     if not done.exists():
         from concurrent.futures import ThreadPoolExecutor
 
-        cross = mpy_cross()
         tmp = out.with_name(out.name + ".tmp%d" % os.getpid())
         jobs = []
         for name, src, f, flags in files:
             dst = tmp / name / f.relative_to(src).with_suffix(".mpy")
             dst.parent.mkdir(parents=True, exist_ok=True)
-            jobs.append(cross + flags + ["-o", str(dst), str(f)])
+            jobs.append(cross_argv(f, f.relative_to(src).as_posix(), dst, flags))
 
         def one(argv):
             r = subprocess.run(argv, capture_output=True, text=True)
