@@ -435,6 +435,25 @@ def test_safety_events_the_device_had_to_drop_are_told_at_once(tmp_path, receive
         svc.stop()
 
 
+def test_a_loss_kept_across_a_reboot_is_told_once():
+    """The device rebooted during an outage: counters.lost_safety restarts at 0, the persisted
+    losses (issue 15 finding 4) still say 74 until the platform acknowledges them."""
+    from gasguard_tools.notify.events import safety_lost
+
+    before = state(DEV, 1, 9, lost_safety=74)
+    before["losses"] = {"lost_safety": 74, "dropped_events": 0}
+    after = state(DEV, 2, 1, lost_safety=0)
+    after["losses"] = {"lost_safety": 74, "dropped_events": 0}
+    more = state(DEV, 2, 2, lost_safety=5)
+    more["losses"] = {"lost_safety": 79, "dropped_events": 0}
+    acked_then_reboot = state(DEV, 3, 1, lost_safety=5)  # acknowledged: no losses field
+    assert safety_lost(before, {}) == (74, 74)
+    assert safety_lost(after, {"lost_safety": 74}) == (0, 74)   # the reboot hid nothing, told nothing twice
+    assert safety_lost(more, {"lost_safety": 74}) == (5, 79)
+    assert safety_lost(acked_then_reboot, {"lost_safety": 79}) == (5, 5)
+    assert safety_lost(state(DEV, 3, 2), {"lost_safety": 5}) == (0, 0)
+
+
 def test_the_configuration_example_in_the_docs_is_accepted():
     from conftest import ROOT
 

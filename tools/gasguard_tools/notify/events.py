@@ -56,14 +56,24 @@ def classify(topic_kind, msg, device):
     return None, {}
 
 
+def _count(section, msg):
+    d = msg.get(section)
+    v = d.get("lost_safety") if isinstance(d, dict) else None
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+
 def safety_lost(msg, device):
-    """How many safety events the device says it dropped since we last looked (state's
-    counters.lost_safety, docs/protocol.md#outbox), or 0. The counter is cumulative; when
-    it went down the device restarted it, so the new value is all new."""
-    counters = msg.get("counters") if isinstance(msg.get("counters"), dict) else {}
-    value = counters.get("lost_safety")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    """How many safety events the device says it dropped since we last looked, or 0.
+
+    Two counts say it (docs/protocol.md#outbox): counters.lost_safety (since boot) and
+    losses.lost_safety (kept on flash until the platform acknowledges it; absent when 0).
+    The larger one is taken, so a reboot during an outage — counters back at 0, losses not —
+    hides nothing. When the value went down the device restarted or was acknowledged, so
+    the new value is all new."""
+    counts = [v for v in (_count("counters", msg), _count("losses", msg)) if v is not None]
+    if not counts:
         return 0, None
+    value = max(counts)
     last = device.get("lost_safety") or 0
     return (value - last if value >= last else value), value
 
