@@ -51,8 +51,12 @@ def test_two_instances_share_the_load_nothing_lost_nothing_twice(tmp_path, postg
         for i, d in enumerate(devs):
             pub.send(alarm(d, 1, 4), dup_times=2 if i % 5 == 0 else 1)
         wait_for(lambda: len(receiver.ok()) >= len(devs), 60, what="every alarm")
-        # one instance dies hard; the other carries on alone
+        # one instance dies hard; the other carries on alone. The kill must reach the broker
+        # first: a message the broker hands a member it still thinks alive is lost with that
+        # member's clean session (mosquitto does not pass it to the group; docs/notify.md,
+        # "Several instances"), and that window is not what this test measures.
         a.kill()
+        time.sleep(1.0)
         more = ["88.118.9/GDH.2409%02d.%05dB" % (i % 7, i) for i in range(40)]
         for d in more:
             pub.send(alarm(d, 1, 4))
