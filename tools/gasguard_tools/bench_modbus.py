@@ -36,14 +36,14 @@ def probe(kind):
 
 
 def mpy_sizes():
-    from .runtime import mpy_cross
+    from .runtime import cross_argv
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for m in MODULES:
             dst = Path(tmp) / (m + ".mpy")
-            subprocess.run(mpy_cross() + ["-march=xtensawin", "-O3", "-o", str(dst),
-                                          str(FIRMWARE / "gasguard" / (m + ".py"))], check=True)
+            subprocess.run(cross_argv(FIRMWARE / "gasguard" / (m + ".py"), "gasguard/%s.py" % m, dst,
+                                      ["-march=xtensawin", "-O3"]), check=True)
             out[m] = dst.stat().st_size
     return out
 
