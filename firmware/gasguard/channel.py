@@ -36,7 +36,6 @@ Faults are set after fault_count bad samples in a row and cleared after clear_co
 stuck, the faults that make the reading meaningless; the fault code is always set then.
 """
 
-from gasguard import calibration
 from gasguard.sensorlib import OVER, UNDER, CalibrationError
 from gasguard.filters import Pipeline
 from gasguard.faults import (  # noqa: F401  (the one fault table; re-exported)
@@ -107,10 +106,13 @@ class Channel:
         self.reset()
 
     def _apply_cal(self, cal):
-        self.cal = cal
+        # boot/CAL time only: gasguard.calibration is not resident (lazy.BOOT_ONLY), and the
+        # record object is not kept (it would pin that module's code in the heap)
+        from gasguard.calibration import apply
+
         self.cal_problem = None
         try:
-            calibration.apply(self.model, cal)
+            apply(self.model, cal)
         except CalibrationError as e:
             self.cal_problem = str(e)
 
