@@ -208,14 +208,19 @@ def test_gasguard_sim_device_option(tmp_path):
 
 
 def test_both_apps_boot_the_same_way_without_the_valve_loading_the_detector():
-    """Boot helpers live in gasguard.boot; the valve never imports gasguard.app (16 KB)."""
+    """Both devices are the one device base (gasguard.device_base) around their own core:
+    boot, event path, loop, status and history are its, not copies; the valve never
+    imports gasguard.app."""
     import subprocess
     import sys as _sys
 
-    from gasguard import app, boot, valve_app
+    from gasguard import app, device_base, valve_app
 
-    for name in ("boot_mode", "bump_boot_count", "load_config", "BOOT_NAME", "MAINT_NAME"):
-        assert getattr(app, name) is getattr(boot, name) is getattr(valve_app, name), name
+    for cls in (app.DetectorApp, valve_app.ValveApp):
+        assert issubclass(cls, device_base.DeviceApp)
+        for name in ("poll", "poll_core", "run_forever", "emit", "status", "history", "info",
+                     "refuse", "attach", "config_set"):
+            assert name not in cls.__dict__, (cls, name)
     code = "import sys, gasguard.valve_app; print('gasguard.app' in sys.modules)"
     r = subprocess.run([_sys.executable, "-c", code], capture_output=True, text=True,
                        env={"PYTHONPATH": str(ROOT / "firmware")})

@@ -112,3 +112,17 @@ class Board:
 
     def reboot(self):
         machine.reset()
+
+
+def radio(channel):
+    """The ESP-NOW radio (esp32_radio, loaded only for a device with a link)."""
+    from esp32_radio import Radio
+
+    return Radio(channel)
+
+
+def wifi(ssid, password, hostname):
+    """The Wi-Fi station as a poller (esp32_net, loaded only for a device that reports)."""
+    from esp32_net import WiFi
+
+    return WiFi(ssid, password, hostname)

@@ -25,7 +25,7 @@ if kind == "detector":
     from simradio import SimAir
     from virtual_device import VirtualBoard
 else:
-    from gasguard.devices import ValveApp
+    from gasguard.valve_app import ValveApp
     from gasguard.interlock_keys import provision
     from simradio import SimAir
     from simvalve import SimValveBoard

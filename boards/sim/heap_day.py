@@ -254,6 +254,7 @@ class Day:
             devices.attach_active_id(app, rep, app.identity, cfg)
         from gasguard import lazy
 
+        del devices  # boot-only, as main.py drops it before its loop
         lazy.after_boot()  # as main.py does before its loop
         self.app = app
         self.board = board

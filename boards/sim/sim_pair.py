@@ -35,7 +35,8 @@ import time
 
 from gasguard import VERSION, identifier
 from gasguard.app import DetectorApp
-from gasguard.devices import ValveApp, attach_active_id, attach_interlock, attach_reporter
+from gasguard.devices import attach_active_id, attach_interlock, attach_reporter
+from gasguard.valve_app import ValveApp
 from gasguard.interlock_keys import provision
 from gasguard.store import FileStore
 from simboard import SimClock, SimConsole

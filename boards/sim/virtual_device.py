@@ -37,7 +37,8 @@ import time
 import select
 
 from gasguard import VERSION
-from gasguard.app import DetectorApp, boot_mode
+from gasguard.boot import boot_mode
+from gasguard.devices import build
 from gasguard.sensors import from_config
 from gasguard.store import FileStore
 from simboard import SimAnalogIn, SimClock, SimPin, Xorshift32
@@ -304,7 +305,7 @@ def main(argv):
     clock = SimClock()
     board = VirtualBoard(clock, console, opts["tau"], opts["reset_cause"], opts["button"])
     sim = Sim(board, clock, opts["speed"])
-    app = DetectorApp(board, store, load_config(root), board_name=opts["board_name"])
+    app = build("detector", board, store, load_config(root), opts["board_name"])
     # the valve shut-off output: a wired pulse interlock (a latching valve's trip coil)
     from gasguard.wired_interlock import WiredInterlock
 

@@ -36,7 +36,8 @@ import time
 
 from gasguard import VERSION
 from gasguard.store import FileStore
-from gasguard.valve_app import ValveApp, boot_mode
+from gasguard.boot import boot_mode
+from gasguard.devices import build
 from simboard import SimAnalogIn, SimClock, SimPin
 from simvalve import SimValveBoard
 from virtual_device import EXIT_MAINTENANCE, EXIT_REBOOT, StdioConsole, parse_args
@@ -217,8 +218,8 @@ def main(argv):
                               load_json(root + WORLD, None), air.radio(VALVE_MAC))
     sim = ValveSim(board, clock, opts["speed"])
     sim.air = air
-    app = ValveApp(board, store, load_json(root + "/config.json", DEFAULT_CONFIG),
-                   board_name=opts["board_name"])
+    app = build("valve", board, store, load_json(root + "/config.json", DEFAULT_CONFIG),
+                opts["board_name"])
     app.service.handlers["SIM"] = sim
     sim.app = app
     if opts["rs485"]:

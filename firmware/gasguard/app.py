@@ -1,45 +1,21 @@
-"""The detector application: one object that owns the components and runs the main loop.
+"""The detector: DetectorApp is the device base (gasguard.device_base) around the Detector
+(the alarm path), plus what only a detector has: the concentration history per gas, the
+calibration facade (CAL) with its stability check, hush, self-test and the interlock test.
 
-DetectorApp builds the Detector (alarm path), the service console, the event log, and
-implements the `device` facade the service protocol talks to (docs/service-protocol.md).
-The board's main.py (and boards/sim/virtual_device.py) do only:
-
-    app = DetectorApp(board, store, config)
-    app.run_forever(10)
-
-Nothing here blocks: poll() gives each component one bounded step. Other parts are
-plugged in by appending to two lists:
-    app.sinks    objects with event(ev): every stamped event (reporter, ...)
-    app.pollers  objects with poll(): driven every loop turn (interlock links, reporter)
-A poller or sink that raises is counted and logged but never stops the alarm path; an
-exception in the detector itself propagates so the watchdog resets the device.
+Built by gasguard.devices.build_detector() for the board's main.py, the simulator and the
+tests. Nothing here blocks; an exception in the detector itself propagates so the
+watchdog resets the device.
 """
 
-import json
-
-from gasguard import VERSION, record
-from gasguard.boot import (  # noqa: F401  (main.py imports these from here)
-    BOOT_NAME, CONFIG_NAME, KEY_NAME, MAINT_NAME, NullConsole, boot_mode, bump_boot_count,
-    copy, load_config,
-)
+from gasguard.boot import copy
 from gasguard.device_base import DeviceApp
-from gasguard.eventlog import EventLog
-from gasguard.service import PROTOCOL, Service, ServiceError, E_STATE, E_UNSUPPORTED
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
+from gasguard.service_proto import E_STATE, E_UNSUPPORTED, ServiceError
 
 CAL_BACKUP = "calibration.bak"
-# Top-level config sections of a detector; link/net/report/identity are read by main.py
-# and gasguard.devices (attach_interlock, attach_reporter, attach_active_id).
+# Top-level config sections of a detector; link/net/report/identity/modbus are read by
+# gasguard.devices (the builder: interlock link, platform, RS-485).
 SECTIONS = ("detector", "service", "app", "board", "link", "net", "report", "identity",
             "modbus")
-_HIST_POINTS = const(120)
 
 
 def _default_detector(board, config, store, emit):
@@ -54,98 +30,48 @@ class DetectorApp(DeviceApp):
 
     def __init__(self, board, store, config=None, identity=None, detector_factory=None,
                  rng=None, reset_cause=None, button_at_boot=None, board_name="unknown"):
-        self.board = board
-        self.clock = board.clock
-        self.store = store
-        self.board_name = board_name
-        self.boot_count = bump_boot_count(store)
-        if reset_cause is None:
-            rc = getattr(board, "reset_cause", None)
-            reset_cause = rc() if rc is not None else "unknown"
-        self.reset_cause = reset_cause
-        self._last = self.clock.ticks_ms()
-        self._up_s = 0
-        self._up_ms = 0
-        self.sinks = []
-        self.pollers = []
-        self.errors = []  # last few (where, message) from pollers/sinks
-        self.error_count = 0
-        self.log = EventLog(store, boot=self.boot_count)
-        self.refused = []  # what boot could not use (reasons), and its fault codes:
-        self.faults_refused = []
-        if identity is None:
-            from gasguard.lazy import ParkedIdentity  # loaded per use: docs/heap-budget.md
-
-            identity = ParkedIdentity(store)
-        self.identity = identity
-        if button_at_boot is None:
-            btn = getattr(board, "button", None)
-            button_at_boot = bool(btn.value()) if btn is not None else False
-        self.button_at_boot = button_at_boot
+        DeviceApp.__init__(self, board, store, identity, reset_cause, button_at_boot,
+                           board_name)
         self._staged = {}  # channel -> {"zero_uv":..., "span_uv":..., "span_ppm":...}
-        self._pending = None  # "reboot" / "maintenance" after the reply is out
-        self.on_reboot = getattr(board, "reboot", None)
         factory = detector_factory or _default_detector
         self._validate_detector = getattr(factory, "validate_config", None)
 
         def build():
             self.detector = factory(board, self.config.get("detector", {}), store, self.emit)
-            self.service = Service(board.console, self, self.clock, self.config.get("service"),
-                                   rng=rng, button_at_boot=button_at_boot)
 
         # stored config, else the boot config, else the defaults, else methane only (a
         # board without a CO input): the alarm path always runs
-        self._boot(config, build, ({}, {"detector": {"tier": "low"}}))
+        self._boot(config, build, ({}, {"detector": {"tier": "low"}}), rng)
         self.detector.refused_faults = self.faults_refused  # yellow LED, chirp, diag faults
-        # concentration history: peak ppm_x10 per period, for service reports
+        # the channels are the detector's for its life: found once, not per loop turn
+        self._chans = chans = self._channels()
+        self._gases = tuple(chans)
+        # concentration history (peak ppm_x10 per period) and the reading's band over
+        # 10 s windows for calibration stability: gas -> [lo, hi, previous lo, previous hi]
+        self._hist_setup(self._gases)
         from array import array
 
-        self._hist = {}
-        self._hist_peak = {}
-        self._stab = {}  # gas -> [lo, hi, previous lo, previous hi] of the reading, µV
+        self._stab = {}
         self._stab_t = self.clock.ticks_ms()
-        for gas, ch in self._channels().items():
-            self._hist[gas] = array("i", [-1] * _HIST_POINTS)
-            self._hist_peak[gas] = -1
-            if getattr(ch, "model", None) is not None:
+        for gas in self._gases:
+            if getattr(chans[gas], "model", None) is not None:
                 self._stab[gas] = array("i", [3300000, 0, 0, 3300000])
-        self._hist_n = 0
-        self._hist_t = self.clock.ticks_ms()
-        self.emit({"event": "boot", "reset_cause": self.reset_cause, "fw": VERSION,
-                   "factory": bool(button_at_boot)})
+        self._booted()
 
-    # ------------------------------------------------------------ main loop
-    def poll_core(self):
-        """Everything except the console (also used by the simulator to jump time)."""
-        now = self.clock.ticks_ms()
-        d = self.clock.ticks_diff(now, self._last)
-        self._last = now
-        if d > 0:
-            self._up_ms += d
-            if self._up_ms >= 1000:
-                self._up_s += self._up_ms // 1000
-                self._up_ms %= 1000
+    # ------------------------------------------------------------ the core
+    def _core(self, now):
         self.detector.poll()
-        self._history(now)
-        for p in self.pollers:
-            try:
-                p.poll()
-            except Exception as e:
-                self._note_error("poller", e)
-
-    def _history(self, now):
-        chans = self._channels()
+        chans = self._chans
         turn = self.clock.ticks_diff(now, self._stab_t) >= 10000
         if turn:
             self._stab_t = now
-        for gas in self._hist_peak:
-            ch = chans.get(gas)
-            if ch is None:
-                continue
-            if ch.ppm_x10 > self._hist_peak[gas]:
-                self._hist_peak[gas] = ch.ppm_x10
+        i = 0
+        for gas in self._gases:
+            ch = chans[gas]
+            self._sample(i, ch.ppm_x10)
+            i += 1
             st = self._stab.get(gas)
-            if st is not None:  # the reading's band over 10 s windows (calibration stability)
+            if st is not None:
                 v = self._reading_uv(ch)
                 if turn:
                     st[2] = st[0]
@@ -157,15 +83,6 @@ class DetectorApp(DeviceApp):
                         st[0] = v
                     if v > st[1]:
                         st[1] = v
-        if self.clock.ticks_diff(now, self._hist_t) >= self._hist_period_ms:
-            self._hist_t = self.clock.ticks_add(self._hist_t, self._hist_period_ms)
-            if self.clock.ticks_diff(now, self._hist_t) >= self._hist_period_ms:
-                self._hist_t = now  # fell behind (long stall): resynchronise
-            i = self._hist_n % _HIST_POINTS
-            for gas in self._hist:
-                self._hist[gas][i] = self._hist_peak[gas]
-                self._hist_peak[gas] = -1
-            self._hist_n += 1
 
     def _channels(self):
         det = self.detector
@@ -173,73 +90,51 @@ class DetectorApp(DeviceApp):
         if isinstance(chans, dict):
             return chans
         out = {}
-        if chans:
-            for ch in chans:
-                if ch is not None:
-                    out[ch.gas] = ch
-            return out
-        for gas in ("ch4", "co"):
-            ch = getattr(det, gas, None)
+        for ch in chans or ():
             if ch is not None:
-                out[gas] = ch
+                out[ch.gas] = ch
+        if not out:
+            for gas in ("ch4", "co"):
+                ch = getattr(det, gas, None)
+                if ch is not None:
+                    out[gas] = ch
         return out
 
-    # ------------------------------------------------------------ device facade
-    def info(self):
+    def _tier(self):
         dcfg = getattr(self.detector, "cfg", None) or self.config.get("detector", {})
-        return {"fw": VERSION, "proto": PROTOCOL, "kind": self.KIND, "tier": dcfg.get("tier"),
-                "profile": dcfg.get("profile"), "board": self.board_name}
+        return dcfg.get("tier"), dcfg.get("profile")
 
     def readings(self):
         out = {}
-        for gas, ch in self._channels().items():
+        for gas, ch in self._chans.items():
             out[gas] = {"ppm_x10": ch.ppm_x10, "raw_uv": ch.raw_uv, "fault": ch.fault,
                         "warming_up": bool(getattr(ch, "warming_up", False))}
         out["uptime_s"] = self._up_s
         return out
 
-    def status(self):
-        info = self.info()
-        rec = self._identity_record()
-        det = self.detector.status()
+    def _status(self):
         links = []
         for s in getattr(self.detector, "interlocks", ()) or ():
             links.append({"type": type(s).__name__, "state": getattr(s, "state", None),
                           "fault": getattr(s, "fault", None)})
-        fh, outbox, parts, last = self._status_parts()
-        d = {
-            "id": (rec or {}).get("id"),
-            "fw": info["fw"],
-            "kind": info["kind"],
-            "tier": info["tier"],
-            "profile": info["profile"],
-            "uptime_s": self._up_s,
-            "reset_cause": self.reset_cause,
-            "boot_count": self.boot_count,
-            "free_heap": fh() if fh is not None else None,
-            "readings": self.readings(),
-            "detector": det,
-            "interlocks": links,
-            "outbox_depth": outbox,
-            "last_faults": last[-5:],
-            "last_errors": list(self.errors),
-            "refused": self.refused,
-            "log": {"seq": self.log.seq, "write_errors": self.log.write_errors},
-            "parts": parts,
-        }
-        return d
+        return {"detector": self.detector.status(), "interlocks": links}
 
-    def history(self):
-        n = min(self._hist_n, _HIST_POINTS)
-        out = {"period_s": self._hist_period_ms // 1000, "points": n}
-        for gas in self._hist:
-            h = self._hist[gas]
-            out[gas] = [h[(self._hist_n - n + i) % _HIST_POINTS] for i in range(n)]
-        return out
+    def telemetry(self):
+        """The telemetry body of a detector: integer readings and states."""
+        st = self.detector.status()
+        d = {"ready": st.get("ready"), "relay": st.get("relay"), "hushed": st.get("hushed")}
+        for gas in self._gases:
+            ch = st.get(gas)
+            if ch is not None:
+                d[gas + "_ppm_x10"] = ch.get("ppm_x10")
+                d[gas + "_alarm"] = ch.get("alarm")
+                d[gas + "_fault"] = ch.get("fault")
+        d["faults"] = st.get("faults")
+        return d
 
     # calibration -----------------------------------------------------------
     def _channel(self, gas):
-        ch = self._channels().get(gas)
+        ch = self._chans.get(gas)
         if ch is None:
             raise ServiceError(E_UNSUPPORTED, "this device has no %s channel" % gas)
         return ch
@@ -366,7 +261,7 @@ class DetectorApp(DeviceApp):
             self.store.remove(calibration.STORE_NAME)
         self.store.remove(CAL_BACKUP)
         self._staged = {}
-        gases = sorted(self._channels().keys())
+        gases = sorted(self._gases)
         self._reload_cal(gases)
         self.emit({"event": "calibration", "channels": gases, "reverted": True})
         return self.cal_get()
@@ -392,14 +287,22 @@ class DetectorApp(DeviceApp):
         r = self.detector.self_test()
         return r if isinstance(r, dict) else {"started": True, "result": r}
 
-    def interlock_test(self):
+    def close_valve(self, cause="remote"):
+        """The app's one way to the interlocks (downlink, RS-485, ITEST): close each."""
         sinks = getattr(self.detector, "interlocks", None) or []
         if not sinks:
-            raise ServiceError(E_UNSUPPORTED, "no interlock configured")
+            raise ValueError("no interlock is configured on this detector")
         for s in sinks:
-            s.close("test")
+            s.close(cause)
+        return {"closing": len(sinks)}
+
+    def interlock_test(self):
+        if not getattr(self.detector, "interlocks", None):
+            raise ServiceError(E_UNSUPPORTED, "no interlock configured")
+        r = self.close_valve("test")
         self.emit({"event": "interlock", "state": "close", "cause": "test"})
-        return {"closing": len(sinks), "states": [getattr(s, "state", None) for s in sinks]}
+        r["states"] = [getattr(s, "state", None) for s in self.detector.interlocks]
+        return r
 
     def hush(self):
         """HUSH (console, button, downlink): the detector's answer -- accepted with the

@@ -1,31 +1,107 @@
-"""What every gasguard device application shares: the event path, the main loop, the
-reboot/maintenance requests and the persisted config. DetectorApp (gasguard.app) and
-ValveApp (gasguard.valve_app) subclass it and add their own parts.
+"""What every gasguard device has, whatever its core: the boot count and reset cause, the
+event log, the config with fallback, the identity, the service console, a history of
+readings, the main loop and its error counting, and the facade the console, the platform
+downlink and the RS-485 slave talk to (docs/architecture.md).
 
-A subclass sets in its __init__: board, clock, store, log (EventLog), sinks, pollers,
-errors, error_count, on_reboot, _pending, _up_s, refused, faults_refused; calls
-_boot(given, build) for its config and parts (the service among them); and provides
-SECTIONS and poll_core() (the safety path and background parts); CFG checks live in
-gasguard.config_write (loaded for a write only).
+A device (DetectorApp in gasguard.app, ValveApp in gasguard.valve_app) supplies its core:
 
-Fail-safe boot (docs/architecture.md): whatever the flash holds, a device reaches its
-main loop. A stored config it cannot use is refused (fault config_invalid in status and
-an event) and the device runs on the config given at boot, else on its defaults.
+    class XApp(DeviceApp):
+        KIND = "x"; SECTIONS = (...)         # its top-level config sections
+        def __init__(...):
+            DeviceApp.__init__(self, board, store, identity, reset_cause, button_at_boot,
+                               board_name)
+            self._boot(config, build)         # build() makes the core from self.config
+            self._hist_setup(names, lowest)   # history series of the core's readings
+            self._booted(extra)               # the boot event
+        def _core(self, now): ...             # one safety-path step + self._sample(i, v)
+        def _status(self): ...                # the core's part of STATUS? (a dict)
+        def _tier(self): ...                  # (tier, profile)
+
+Fail-safe boot (gasguard.boot_select, boot-only): whatever the flash holds, a device
+reaches its main loop. A stored config it cannot use is refused (fault config_invalid in
+status and an event) and the device runs on the config given at boot, else on its defaults.
 """
 
-from gasguard.boot import CONFIG_NAME, KEY_NAME, MAINT_NAME, copy
-from gasguard.validate import ConfigError
+from array import array
+
+from gasguard import VERSION
+from gasguard.boot import KEY_NAME, MAINT_NAME, bump_boot_count, copy
+from gasguard.eventlog import EventLog
+from gasguard.service_proto import PROTOCOL
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+_HIST_POINTS = const(120)
+_NONE = const(-1)
 
 
 class DeviceApp:
-    def _boot(self, given, build, fallbacks=({},)):
+    KIND = None
+    SECTIONS = ()
+
+    def __init__(self, board, store, identity, reset_cause, button_at_boot, board_name):
+        self.board = board
+        self.clock = clock = board.clock
+        self.store = store
+        self.board_name = board_name
+        self.boot_count = bump_boot_count(store)
+        if reset_cause is None:
+            rc = getattr(board, "reset_cause", None)
+            reset_cause = rc() if rc is not None else "unknown"
+        self.reset_cause = reset_cause
+        self._last = clock.ticks_ms()
+        self._up_s = 0
+        self._up_ms = 0
+        self.sinks = []  # objects with event(ev): every stamped event (reporter, ...)
+        self.pollers = []  # objects with poll(): every loop turn (links, reporter, ...)
+        self.errors = []  # the last few errors of pollers, sinks and the console
+        self.error_count = 0
+        self.log = EventLog(store, boot=self.boot_count)
+        self.refused = []  # what boot could not use (reasons), and its fault codes:
+        self.faults_refused = []
+        if identity is None:
+            from gasguard.lazy import ParkedIdentity  # loaded per use: docs/heap-budget.md
+
+            identity = ParkedIdentity(store)
+        self.identity = identity
+        if button_at_boot is None:
+            btn = getattr(board, "button", None)
+            button_at_boot = bool(btn.value()) if btn is not None else False
+        self.button_at_boot = button_at_boot
+        self._pending = None  # "reboot" / "maintenance" after the reply is out
+        self.on_reboot = getattr(board, "reboot", None)
+
+    def _boot(self, given, build, fallbacks=({},), rng=None):
+        """Build the core on the first config that works, then the service console on it."""
         from gasguard.boot_select import boot  # boot-only code (gasguard.lazy.BOOT_ONLY)
 
-        boot(self, given, build, fallbacks)
+        from gasguard.boot import NullConsole
+        from gasguard.service import Service
+
+        def make():  # a refused service section falls back like any other
+            build()
+            self.service = Service(getattr(self.board, "console", None) or NullConsole(),
+                                   self, self.clock, self.config.get("service"), rng=rng,
+                                   button_at_boot=self.button_at_boot)
+
+        boot(self, given, make, fallbacks)
+
+    def _booted(self, extra=None):
+        ev = {"event": "boot", "reset_cause": self.reset_cause, "fw": VERSION,
+              "factory": bool(self.button_at_boot)}
+        if extra:
+            ev.update(extra)
+        self.emit(ev)
 
     def attach(self, what, fn):
-        """main.py: attach an optional part (link, platform, RS-485); one that fails is
-        refused and the device runs on without it."""
+        """An optional part (link, platform, RS-485): one that fails is refused and the
+        device runs on without it."""
         try:
             fn()
         except Exception as e:
@@ -42,19 +118,52 @@ class DeviceApp:
             self.faults_refused.append(code)
         self.emit({"event": "fault", "code": code, "state": "on", "detail": detail})
 
-    def _identity_record(self):
-        """The identity record for status; a corrupt one is a fault, never a crash."""
+    # ------------------------------------------------------------ history
+    def _hist_setup(self, names, lowest=()):
+        """Series of one int per period (history_period_s): the period's highest reading,
+        or its lowest for the indexes in `lowest`; -1: no reading."""
+        self._hnames = names
+        self._hring = [array("i", [_NONE] * _HIST_POINTS) for _ in names]
+        self._hcur = array("i", [_NONE] * len(names))
+        self._hlow = lowest
+        self._hist_n = 0
+        self._hist_t = self.clock.ticks_ms()
+
+    def _sample(self, i, v):
+        if v is not None:
+            c = self._hcur[i]
+            if (c == _NONE or v < c) if i in self._hlow else v > c:
+                self._hcur[i] = v
+
+    def history(self):
+        n = min(self._hist_n, _HIST_POINTS)
+        first = self._hist_n - n
+        out = {"period_s": self._hist_period_ms // 1000, "points": n}
+        k = 0
+        for name in self._hnames:
+            h = self._hring[k]
+            out[name] = [h[(first + i) % _HIST_POINTS] for i in range(n)]
+            k += 1
+        return out
+
+    # ------------------------------------------------------------ status
+    def info(self):
+        tier, profile = self._tier()
+        return {"fw": VERSION, "proto": PROTOCOL, "kind": self.KIND, "tier": tier,
+                "profile": profile, "board": self.board_name}
+
+    def status(self):
+        """STATUS?: the core's part (_status()) and what every device reports."""
+        d = self._status()
+        tier, profile = self._tier()
+        rec = None
         try:
-            return self.identity.load() if self.identity is not None else None
-        except ValueError as e:  # IdentityError
+            rec = self.identity.load() if self.identity is not None else None
+        except ValueError as e:  # IdentityError: a fault, never a crash
             if "identity_corrupt" not in self.faults_refused:
                 self.refuse("identity_corrupt", "identity", e)
         except MemoryError:  # the parked identity could not load now: status still answers
             pass
-
-    def _status_parts(self):
-        """What both devices' status() report: (free_heap, outbox depth, the attached
-        parts' status by name, the newest fault-on events)."""
         fh = getattr(self.board, "free_heap", None)
         if fh is None:
             try:
@@ -65,15 +174,13 @@ class DeviceApp:
                 fh = None
         outbox = None
         parts = {}
-        seen = []
         for p in self.pollers + self.sinks:
-            if p in seen:
-                continue
-            seen.append(p)
             st = getattr(p, "status", None)
             if st is None or not callable(st):
                 continue
             name = getattr(p, "name", None) or type(p).__name__.lower()
+            if name in parts:
+                continue
             try:
                 v = st()
             except Exception as e:
@@ -81,11 +188,17 @@ class DeviceApp:
             parts[name] = v
             if outbox is None and isinstance(v, dict) and "outbox" in v:
                 outbox = v["outbox"]
-        last = []
-        for ev in self.log.recent(32):
-            if ev.get("event") == "fault" and ev.get("state") == "on":
-                last.append(ev)
-        return fh, outbox, parts, last
+        last = [ev for ev in self.log.recent(32)
+                if ev.get("event") == "fault" and ev.get("state") == "on"]
+        d.update({"id": (rec or {}).get("id"), "fw": VERSION, "kind": self.KIND, "tier": tier,
+                  "profile": profile, "uptime_s": self._up_s, "reset_cause": self.reset_cause,
+                  "boot_count": self.boot_count, "free_heap": fh() if fh is not None else None,
+                  "readings": self.readings(), "outbox_depth": outbox,
+                  "last_faults": last[-5:], "last_errors": list(self.errors),
+                  "refused": self.refused,
+                  "log": {"seq": self.log.seq, "write_errors": self.log.write_errors},
+                  "parts": parts})
+        return d
 
     def uptime_s(self):
         return self._up_s
@@ -112,6 +225,38 @@ class DeviceApp:
             self.errors.pop(0)
 
     # ------------------------------------------------------------ main loop
+    def poll_core(self):
+        """Everything except the console (also used by the simulator to jump time): the
+        core's safety step, the history, then the background parts."""
+        clock = self.clock
+        now = clock.ticks_ms()
+        d = clock.ticks_diff(now, self._last)
+        self._last = now
+        if d > 0:
+            self._up_ms += d
+            if self._up_ms >= 1000:
+                self._up_s += self._up_ms // 1000
+                self._up_ms %= 1000
+        self._core(now)
+        p = self._hist_period_ms
+        if clock.ticks_diff(now, self._hist_t) >= p:
+            self._hist_t = clock.ticks_add(self._hist_t, p)
+            if clock.ticks_diff(now, self._hist_t) >= p:
+                self._hist_t = now  # fell behind (long stall): resynchronise
+            i = self._hist_n % _HIST_POINTS
+            cur = self._hcur
+            k = 0
+            for h in self._hring:
+                h[i] = cur[k]
+                cur[k] = _NONE
+                k += 1
+            self._hist_n += 1
+        for p in self.pollers:
+            try:
+                p.poll()
+            except Exception as e:
+                self._note_error("poller", e)
+
     def poll(self):
         """One loop turn: the safety path and background work, then the console."""
         self.poll_core()
@@ -122,7 +267,11 @@ class DeviceApp:
         if self._pending is not None:
             what = self._pending
             self._pending = None
-            self._do_reboot(what)
+            if what == "maintenance":
+                self.store.write(MAINT_NAME, b"1")
+            self.emit({"event": "reboot", "cause": what})
+            if self.on_reboot is not None:
+                self.on_reboot()
 
     def run_forever(self, sleep_ms=10, sleep=None, watchdog=None):
         """The device main loop. Ctrl-C on the console is disabled while it runs (a stray
@@ -157,13 +306,6 @@ class DeviceApp:
     def maintenance(self):
         self._pending = "maintenance"
 
-    def _do_reboot(self, what):
-        if what == "maintenance":
-            self.store.write(MAINT_NAME, b"1")
-        self.emit({"event": "reboot", "cause": what})
-        if self.on_reboot is not None:
-            self.on_reboot()
-
     # ------------------------------------------------------------ facade: log, config
     def events(self, n):
         if n <= len(self.log.recent(n)):
@@ -181,3 +323,16 @@ class DeviceApp:
 
         return config_set(self, key, value)
 
+
+class TelemetryFeeder:
+    """Hands the app's readings to the reporter whenever the reporter says it is due."""
+
+    name = None
+
+    def __init__(self, app, reporter):
+        self.app = app
+        self.reporter = reporter
+
+    def poll(self):
+        if self.reporter.telemetry_due():
+            self.reporter.telemetry(self.app.telemetry())

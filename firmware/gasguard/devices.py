@@ -1,20 +1,87 @@
-"""Assembling whole devices from their parts: the one place the areas meet.
+"""Building whole devices: the one place the parts meet, boot-only (released before the
+loop, gasguard.lazy.BOOT_ONLY). The boards' main.py, the simulator and the tests build
+devices here, so what runs in `make sim` is what runs on the ESP32:
 
-The board's main.py, the simulator and the integration tests all build devices here,
-so what runs in `make sim` is what runs on the ESP32:
+    app = board_main("detector", "esp32-detector", esp32_hal, PINS)   # a board's main.py
+    app = build("detector", board, store, config, "sim", radio, wifi, socket, rs485)
+    app = build("valve", board, store, config, ...)
 
-    app = DetectorApp(board, store, config)               # alarm path, console, log
-    attach_interlock(app, radio, store, config)           # wireless interlock sink
-    attach_reporter(app, clock, store, ident, config, socket_module, key)
-    valve = ValveApp(board, store, config)                # gasguard.valve_app (re-exported here)
-    attach_reporter(valve, ...)
-    attach_active_id(app, reporter, IdentityStore(store), config)   # mid/high tiers
+build() makes the device app (gasguard.app.DetectorApp or gasguard.valve_app.ValveApp:
+the device base around the device's core) on the first config that works, then the
+optional parts the config asks for: the ESP-NOW interlock (detector; the valve's link is
+its controller's), Wi-Fi + platform reporting + active identifier, the RS-485 Modbus
+slave. A part that fails is refused (a fault in status, an event); the device runs on
+without it. The attach_* functions are the parts one by one (tests, the simulator).
 
-Everything attached is a poller/sink of the app: nothing here blocks, and an error in a
+Everything attached is a poller/sink of the app: nothing blocks, and an error in a
 reporter or link is counted by the app and never stops the alarm path.
 """
 
 from gasguard import VERSION
+
+
+def build(kind, board, store, config, board_name="unknown", radio=None, wifi=None,
+          socket_module=None, rs485=None, **kw):
+    """kind "detector" or "valve"; radio(channel) -> the ESP-NOW radio; wifi(ssid,
+    password) -> the Wi-Fi poller; socket_module: the transport (none: no reporting);
+    rs485(cfg) -> (uart, de) for the Modbus slave; kw: the app's own arguments."""
+    if kind == "valve":
+        from gasguard.valve_app import ValveApp
+
+        app = ValveApp(board, store, config, board_name=board_name, radio=radio, **kw)
+    else:
+        from gasguard.app import DetectorApp
+
+        app = DetectorApp(board, store, config, board_name=board_name, **kw)
+    cfg = app.config
+    if kind != "valve" and radio is not None and cfg.get("link") is not None:
+        app.attach("link", lambda: attach_interlock(
+            app, radio(cfg["link"].get("channel", 1)), store, cfg))
+    if socket_module is not None and cfg.get("net") and cfg.get("report"):
+        app.attach("platform", lambda: _platform(app, wifi, socket_module, cfg))
+    if rs485 is not None and cfg.get("modbus"):
+        app.attach("modbus", lambda: attach_modbus(app, rs485, board.clock, cfg))
+    return app
+
+
+def _platform(app, wifi, socket_module, cfg):
+    if wifi is not None:
+        app.pollers.append(wifi(cfg["net"].get("ssid"), cfg["net"].get("password")))
+    ids = app.identity
+    try:
+        ident = ids.identity_info(VERSION) if ids is not None else None
+    except ValueError:  # IdentityError: not provisioned; the device still protects
+        ident = None
+    if ident is not None:
+        rep = attach_reporter(app, app.clock, app.store, ident, cfg, socket_module,
+                              ids.device_key())
+        attach_active_id(app, rep, ids, cfg)
+
+
+def board_main(kind, board_name, hal, pins):
+    """What a board's main.py does before its loop; None in maintenance mode (service
+    command MAINT, used by `gasguard flash`: the app is skipped once, the REPL is free).
+    hal: the board module (Board(pins), radio(channel), wifi(ssid, password, hostname)).
+    Config: the one written with CFG (config.rec) wins, else config.json in the flash
+    root (`gasguard flash --config`), else the defaults: a config the firmware cannot
+    use is refused (fault config_invalid) and never stops the device."""
+    from gasguard.boot import boot_mode
+    from gasguard.flash_config import flash_config
+    from gasguard.store import FileStore
+
+    store = FileStore("/data")
+    if boot_mode(store) == "maintenance":
+        print("gasguard %s: maintenance mode, application not started (REPL free)" % VERSION)
+        return None
+    import micropython
+    import socket
+
+    micropython.kbd_intr(-1)  # a stray Ctrl-C on the shared USB line must never stop it
+    board = hal.Board(pins)
+    host = "gasguard-det" if kind == "detector" else "gasguard-valve"
+    return build(kind, board, store, flash_config(), board_name, hal.radio,
+                 lambda s, p: hal.wifi(s, p, host), socket,
+                 board.rs485 if "rs485" in pins else None)
 
 
 def attach_interlock(app, radio, store, config, rand=None):
@@ -27,68 +94,18 @@ def attach_interlock(app, radio, store, config, rand=None):
     return link
 
 
-class CommandHandler:
-    """What downlink commands may do to a detector or valve. There is no open."""
-
-    def __init__(self, app):
-        self.app = app
-
-    def hush(self):
-        h = getattr(self.app, "hush", None)
-        if h is None:
-            raise ValueError("this device has no buzzer to hush")
-        return h()
-
-    def self_test(self):
-        st = getattr(self.app, "self_test", None)
-        if st is None:
-            raise ValueError("this device has no self-test")
-        return st()
-
-    def close_valve(self):
-        cv = getattr(self.app, "close_valve", None)
-        if cv is not None:
-            return cv("remote")
-        sinks = getattr(self.app.detector, "interlocks", None) or []
-        if not sinks:
-            raise ValueError("no interlock is configured on this detector")
-        for s in sinks:
-            s.close("remote")
-        return {"closing": len(sinks)}
-
-
-class TelemetryFeeder:
-    """Hands the app's readings to the reporter whenever the reporter says it is due."""
-
-    name = None
-
-    def __init__(self, app, reporter):
-        self.app = app
-        self.reporter = reporter
-
-    def poll(self):
-        if self.reporter.telemetry_due():
-            fn = getattr(self.app, "telemetry", None)
-            self.reporter.telemetry(fn() if fn is not None else detector_telemetry(self.app))
-
-
 def attach_reporter(app, clock, store, ident, config, socket_module, key=None, rand=None):
     """Connect an app to the platform: every stamped event goes to the outbox (QoS 1),
     readings to the telemetry ring (QoS 0), downlink commands to CommandHandler."""
+    from gasguard.device_base import TelemetryFeeder
     from gasguard.reporter import Reporter
 
     rep = Reporter(clock, store, ident, config.get("report"), socket_module,
-                   handler=CommandHandler(app), key=key, rand=rand)
+                   handler=app, key=key, rand=rand)
     app.sinks.append(rep)
     app.pollers.append(rep)
     app.pollers.append(TelemetryFeeder(app, rep))
     return rep
-
-
-def _urandom(n):
-    import os
-
-    return os.urandom(n)
 
 
 def attach_active_id(app, rep, ids, config, status_fn=None, rng=None):
@@ -98,11 +115,14 @@ def attach_active_id(app, rep, ids, config, status_fn=None, rng=None):
 
     The identifier is parked (gasguard.lazy): its code and the identity store's are in the
     heap only while a registration, a heartbeat or a downlink is handled."""
+    import os
+
     from gasguard.lazy import parked_active_id
 
+    # (nothing of this module may be kept by what it builds: it is released after boot)
     try:
         act = parked_active_id((app.clock, ids, config.get("identity", {}), rep.identity_send,
-                                VERSION, rng or _urandom, status_fn))
+                                VERSION, rng or os.urandom, status_fn))
     except ValueError:  # IdentityError: not provisioned, not locked, tier L
         return None
     except ImportError:  # a deploy set without it (tier L): docs/heap-budget.md
@@ -140,34 +160,10 @@ def attach_modbus(app, open_line, clock, config, vendor="gasguard"):
         from gasguard.modbus_det import DetectorRegisters as Regs
 
         product = "gasguard gas detector"
-    regs = Regs(app, CommandHandler(app), vendor, product, rec.get("id"), rec.get("model"))
+    regs = Regs(app, app, vendor, product, rec.get("id"), rec.get("model"))
     uart, de = open_line(cfg)
     slave = RtuSlave(uart, de, clock, cfg, regs)
     app.pollers.append(slave)
     if hasattr(regs, "event"):
         app.sinks.append(regs)
     return slave
-
-
-def detector_telemetry(app):
-    """The telemetry body of a detector: integer readings and states."""
-    st = app.detector.status()
-    d = {"ready": st.get("ready"), "relay": st.get("relay"), "hushed": st.get("hushed")}
-    for gas in ("ch4", "co"):
-        ch = st.get(gas)
-        if ch is not None:
-            d[gas + "_ppm_x10"] = ch.get("ppm_x10")
-            d[gas + "_alarm"] = ch.get("alarm")
-            d[gas + "_fault"] = ch.get("fault")
-    d["faults"] = st.get("faults")
-    return d
-
-
-def __getattr__(name):
-    """`from gasguard.devices import ValveApp` keeps working; the valve device lives in
-    gasguard.valve_app and is loaded only when asked for (a detector never pays its heap)."""
-    if name == "ValveApp":
-        from gasguard.valve_app import ValveApp
-
-        return ValveApp
-    raise AttributeError(name)

@@ -57,3 +57,15 @@ class Board:
 
     def reboot(self):
         raise SystemExit("reboot")
+
+
+def radio(channel):
+    from esp32_radio import Radio
+
+    return Radio(channel)
+
+
+def wifi(ssid, password, hostname):
+    from esp32_net import WiFi
+
+    return WiFi(ssid, password, hostname)

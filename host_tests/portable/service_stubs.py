@@ -73,7 +73,9 @@ def _app():
 
 
 def boot_mode(store):
-    return _app().boot_mode(store)
+    from gasguard.boot import boot_mode as b
+
+    return b(store)
 
 
 def EventLog(*a, **k):

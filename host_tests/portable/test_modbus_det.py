@@ -19,7 +19,7 @@ class Ident:
 
 class App:
     """DetectorApp's parts the bus reaches: detector, uptime_s(), hush(), self_test(),
-    close_valve through the interlocks (gasguard.devices.CommandHandler), events."""
+    close_valve() through the interlocks, events (the app is the bus's command handler)."""
 
     KIND = "detector"
 
@@ -48,6 +48,11 @@ class App:
 
     def self_test(self):
         return self.detector.self_test()
+
+    def close_valve(self, cause="remote"):
+        for s in self.detector.interlocks:
+            s.close(cause)
+        return {"closing": len(self.detector.interlocks)}
 
     def poll(self):
         self.detector.poll()

@@ -179,5 +179,6 @@ def test_sink_failure_does_not_stop_the_loop():
 
 
 def test_module_constants():
-    appmod = _app()
+    from gasguard import boot as appmod
+
     assert appmod.MAINT_NAME != appmod.CONFIG_NAME
