@@ -41,6 +41,7 @@ package("gasguard", files=(
     "interlock_keys.py",
     "lazy.py",
     "link_core.py",
+    "link_pair.py",
     "methane_alarm.py",
     "modbus.py",
     "modbus_det.py",

@@ -34,6 +34,7 @@ package("gasguard", files=(
     "interlock_keys.py",
     "lazy.py",
     "link_core.py",
+    "link_pair.py",
     "modbus.py",
     "modbus_det.py",
     "modbus_regs.py",

@@ -11,7 +11,7 @@ from fractions import Fraction
 from hypothesis import assume, given, settings, strategies as st
 
 from gasguard import interlock_frame as F
-from gasguard.interlock_keys import FrameCounter
+from gasguard.espnow_link import FrameCounter
 from gasguard.store import FileStore
 from gasguard.validate import ConfigError
 from gasguard.valve_cfg import valve_config

@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from gasguard import interlock_keys as K
+from gasguard import espnow_link as K
 from gasguard.app import DetectorApp
 from gasguard.devices import attach_interlock
 from gasguard.identity import IdentityError, IdentityStore

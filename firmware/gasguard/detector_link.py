@@ -1,8 +1,22 @@
 """Detector end of the wireless interlock: an interlock sink (see gasguard.espnow_link)."""
 
-from gasguard import interlock_frame as F
-from gasguard.interlock_keys import BROADCAST, provision
-from gasguard.link_core import LinkCore
+import struct
+
+from gasguard.link_core import CAUSES, STATES, LinkCore, _buf, name_of
+
+# Why a detector asks for the close, codes 1..6 ("other" = 0), as interlock_frame.REQUESTS.
+_REQ = ("ch4", "co", "fault", "test", "platform", "manual")
+
+
+def _req_code(cause):
+    """"ch4_high" -> 1, "co" -> 2, ...: a name or name + "_..." (allocates nothing)."""
+    if isinstance(cause, str):
+        for i in range(6):
+            r = _REQ[i]
+            n = len(r)
+            if cause.startswith(r) and (len(cause) == n or cause.find("_", n, n + 1) == n):
+                return i + 1
+    return 0
 
 
 class DetectorLink(LinkCore):
@@ -12,12 +26,16 @@ class DetectorLink(LinkCore):
     retried with exponential backoff until the valve acknowledges it with its switch
     reading closed ("closing" acks keep the retries going), or retry_bound_ms passes. state: "idle" | "closing" | "confirmed" | "failed".
     fault: None | "interlock_unpaired" | "interlock_no_ack" | "valve_fault" | "link_lost".
+    The close path (CLOSE frame, tag, send, retries, the ACK check) is resident and
+    builds its frames in buffers made here; pairing is loaded only while it runs.
     """
 
     ROLE = "D"
-    ACCEPT = (F.T_STATUS, F.T_ACK)
+    ACCEPT = (0x81, 0x82)  # STATUS, ACK
 
     def __init__(self, radio, clock, store, cfg=None, emit=None, rand=None):
+        self._fc = _buf(5)  # CLOSE: close_id, request
+        self._fh = _buf(1)  # HEARTBEAT: flags
         LinkCore.__init__(self, radio, clock, store, cfg, emit, rand)
         self.state = "idle"
         self._fault = None
@@ -69,9 +87,10 @@ class DetectorLink(LinkCore):
         if not self.close_id:
             self.close_id = ctr
         self.attempts += 1
-        self._send(self.peer, F.close(self.key, ctr, self.seen, self.close_id, F.request_code(self.cause)))
         self._retry_at = self.clock.ticks_add(now, self._delay)
         self._delay = min(self._delay * 2, self.cfg["retry_max_ms"])
+        struct.pack_into("<IB", self._fc[0], 10, self.close_id, _req_code(self.cause))
+        self._tx(self._fc, 0x02, ctr)
 
     def _fail(self, reason):
         self.state = "failed"
@@ -87,71 +106,50 @@ class DetectorLink(LinkCore):
             else:
                 self._send_close(now)
         if self.pairing and self.clock.ticks_diff(now, self._pair_tx_at) >= 0:
-            self._pair_tx_at = self.clock.ticks_add(now, self.cfg["pair_retry_ms"])
-            self._send(BROADCAST, F.pair_request(self._nonce))
+            self._rare("tx")  # our PAIR_REQ, every pair_retry_ms of the window
         self._supervise()
 
     def _heartbeat(self):
         ctr = self._next()
         if ctr:
-            flags = (1 if self.state == "closing" else 0) | (2 if self.pairing else 0)
-            self._send(self.peer, F.heartbeat(self.key, ctr, self.seen, flags))
+            self._fh[0][10] = (1 if self.state == "closing" else 0) | (2 if self.pairing else 0)
+            self._tx(self._fh, 0x01, ctr)
 
-    def _handle(self, ftype, fields):
-        if ftype == F.T_STATUS:
-            state, cause, flags = fields
-            self._valve(state, cause)
-            if flags & 2 and self.pairing:
+    def _body(self, ftype):
+        return 3 if ftype == 0x81 else 6 if ftype == 0x82 else -1
+
+    def _handle(self, ftype, data):
+        if ftype == 0x81:  # STATUS: state, cause, flags
+            self._valve(data[10], data[11])
+            if data[12] & 2 and self.pairing:
                 self._peer_pairing = True  # said under the current key: the valve is pairing
             if self.state == "confirmed" and self.valve_state == "open":
                 self.state = "idle"  # reopened by hand since; a new close() starts over
-        elif ftype == F.T_ACK:
-            close_id, state, cause = fields
-            self._valve(state, cause)
-            if self.state != "closing" or close_id != self.close_id:
-                return  # an ack for an earlier request: duplicates are harmless
-            if self.valve_state == "closed":
-                self.state = "confirmed"
-                self.last_latency_ms = self.clock.ticks_diff(self.clock.ticks_ms(), self._close_started)
-                self.emit({"event": "interlock", "state": "confirmed", "via": "espnow", "cause": self.valve_cause})
-            elif self.valve_state == "fault":
-                self._fail("valve_fault")
-            elif self.valve_state == "open":
-                self.state = "idle"  # this request was executed before and the valve reopened by hand
-            else:
-                # "closing"/"unknown": tripped, switch not yet closed. The valve acks again
-                # when it closes; keep asking, but slowly.
-                now = self.clock.ticks_ms()
-                slow = self.clock.ticks_add(now, self.cfg["retry_max_ms"])
-                if self.clock.ticks_diff(slow, self._retry_at) > 0:
-                    self._retry_at = slow
-                self._delay = self.cfg["retry_max_ms"]
+            return
+        # ACK: close_id, state, cause
+        self._valve(data[14], data[15])
+        if self.state != "closing" or struct.unpack_from("<I", data, 10)[0] != self.close_id:
+            return  # an ack for an earlier request: duplicates are harmless
+        if self.valve_state == "closed":
+            self.state = "confirmed"
+            self.last_latency_ms = self.clock.ticks_diff(self.clock.ticks_ms(), self._close_started)
+            self.emit({"event": "interlock", "state": "confirmed", "via": "espnow", "cause": self.valve_cause})
+        elif self.valve_state == "fault":
+            self._fail("valve_fault")
+        elif self.valve_state == "open":
+            self.state = "idle"  # this request was executed before and the valve reopened by hand
+        else:
+            # "closing"/"unknown": tripped, switch not yet closed. The valve acks again
+            # when it closes; keep asking, but slowly.
+            now = self.clock.ticks_ms()
+            slow = self.clock.ticks_add(now, self.cfg["retry_max_ms"])
+            if self.clock.ticks_diff(slow, self._retry_at) > 0:
+                self._retry_at = slow
+            self._delay = self.cfg["retry_max_ms"]
 
     def _valve(self, state, cause):
-        self.valve_state = F.name_of(F.STATES, state)
-        self.valve_cause = F.name_of(F.CAUSES, cause)
-
-    # --- pairing: we broadcast PAIR_REQ with our nonce for the whole window -----
-    def _pair_start(self):
-        self._nonce = bytes(self.rand(F.NONCE_LEN))
-        self._pair_tx_at = self.clock.ticks_ms()
-
-    def _pair_frame(self, mac, ftype, data):
-        if ftype != F.T_PAIR_RESP:
-            raise F.FrameError("unsupported")
-        key, _nv = F.decode_pair_response(data, self._nonce)
-        self._offer((bytes(mac), key))  # committed at the end of the window, if still alone
-
-    def _pair_commit(self, c):
-        provision(self.store, self.ROLE, c[1], c[0])
-        self._paired(c[1], c[0])
-        if self.state == "closing":
-            self.close_id = 0  # the next retry takes a close id from the new key's counter
-            self._retry_at = self.clock.ticks_ms()
-        elif self.state == "failed":
-            self.state = "idle"
-        self._fault = None
-        self._hb_at = self.clock.ticks_ms()  # a heartbeat under the new key confirms it
+        self.valve_state = name_of(STATES, state)
+        self.valve_cause = name_of(CAUSES, cause)
 
     def status(self):
         d = self.link_status()

@@ -3,6 +3,9 @@
 micropython-lib's hmac is not installable from the registries this project can reach
 (docs/dependencies.md), and the device needs only this one construction. Tested against
 CPython's hmac on both interpreters (host_tests/portable/test_hmac256.py).
+
+pads(key) once per key, then mac(pads, msg) per message: what the interlock link does, so
+a frame's tag costs two hash objects and two digests, nothing else (no per-frame pads).
 """
 
 import hashlib
@@ -10,7 +13,8 @@ import hashlib
 _BLOCK = 64
 
 
-def _pads(key):
+def pads(key):
+    """(ipad, opad) of a key: the state mac() starts from."""
     if len(key) > _BLOCK:
         key = hashlib.sha256(key).digest()
     ipad = bytearray(_BLOCK)
@@ -21,17 +25,21 @@ def _pads(key):
     for i in range(len(key), _BLOCK):
         ipad[i] = 0x36
         opad[i] = 0x5C
-    return ipad, opad
+    return bytes(ipad), bytes(opad)
+
+
+def mac(p, msg):
+    """The 32-byte HMAC-SHA256 of msg (bytes-like) under the key whose pads() are p."""
+    inner = hashlib.sha256(p[0])
+    inner.update(msg)
+    outer = hashlib.sha256(p[1])
+    outer.update(inner.digest())
+    return outer.digest()
 
 
 def digest(key, msg):
     """Return the 32-byte HMAC-SHA256 of msg under key (both bytes-like)."""
-    ipad, opad = _pads(key)
-    inner = hashlib.sha256(ipad)
-    inner.update(msg)
-    outer = hashlib.sha256(opad)
-    outer.update(inner.digest())
-    return outer.digest()
+    return mac(pads(key), msg)
 
 
 def equal(a, b):

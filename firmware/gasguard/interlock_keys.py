@@ -1,28 +1,16 @@
-"""Interlock link persistence and configuration: the shared key, the frame counter.
+"""Interlock link configuration and key provisioning: parked code (docs/heap-budget.md).
 
-Split from gasguard.espnow_link so each module compiles within the ESP32 heap.
-Store names: "ilk_pair" (role, peer MAC, key) and "ilk_ctr" (key fingerprint and
-the counter reservation), both framed by gasguard.record.
+Loaded when a link is built (its config check), by a CFG check and at the end of a
+pairing (provision); released again by gasguard.link_core, so none of it stays in the heap
+while the device runs. The resident side (the frame counter, the stored pairing's reader,
+the close path) is gasguard.link_core.
+
+Store names: "ilk_pair" (role, peer MAC, key) and "ilk_ctr" (key fingerprint and the
+counter reservation), both framed by gasguard.record.
 """
 
-import struct
-
-from gasguard import hmac256, record
-from gasguard import interlock_frame as F
+from gasguard import record
 from gasguard.validate import ConfigError, need_int, reject_unknown
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
-
-BROADCAST = b"\xff\xff\xff\xff\xff\xff"
-PAIR_NAME = "ilk_pair"
-COUNTER_NAME = "ilk_ctr"
-_REC_VERSION = const(1)
 
 # (key, default, lo, hi); retry_max_ms must also be >= retry_initial_ms.
 _LINK_INTS = (
@@ -42,18 +30,6 @@ _LINK_INTS = (
 LINK_DEFAULTS = {}
 for _k, _d, _lo, _hi in _LINK_INTS:
     LINK_DEFAULTS[_k] = _d
-
-REJECT_REASONS = (
-    "malformed",  # too short/long, wrong length for its type, counter 0
-    "version",  # another protocol version
-    "foreign",  # from a MAC we are not paired with
-    "bad_tag",  # HMAC does not match: forged, corrupted or another pair's key
-    "unsupported",  # authentic but asks for something this end cannot do (no OPEN exists)
-    "replay",  # counter not above the last accepted one
-    "stale",  # authentic, but its echo predates our boot/pairing (possibly a recording)
-    "unpaired",  # no key yet
-    "pairing_closed",  # pairing frame outside a pairing window
-)
 
 
 def link_config(cfg):
@@ -75,21 +51,6 @@ def link_config(cfg):
     return c
 
 
-def _fingerprint(key):
-    return hmac256.digest(key, b"counter")[:4]
-
-
-def load_pairing(store):
-    """Return (role, peer_mac, key) from the store, or None when unpaired or corrupt."""
-    try:
-        p = record.unseal(store.read(PAIR_NAME), _REC_VERSION)
-    except (record.RecordError, OSError):
-        return None
-    if len(p) != 1 + 6 + F.KEY_LEN:
-        return None
-    return chr(p[0]), bytes(p[1:7]), bytes(p[7:])
-
-
 def provision(store, role, key, peer_mac):
     """Factory provisioning (or the end of a button pairing): store the shared key.
 
@@ -97,60 +58,8 @@ def provision(store, role, key, peer_mac):
     """
     if role not in ("D", "V"):
         raise ValueError("role must be 'D' or 'V'")
-    if not isinstance(key, (bytes, bytearray)) or len(key) != F.KEY_LEN:
-        raise ValueError("key must be %d bytes" % F.KEY_LEN)
+    if not isinstance(key, (bytes, bytearray)) or len(key) != 32:
+        raise ValueError("key must be 32 bytes")
     if not isinstance(peer_mac, (bytes, bytearray)) or len(peer_mac) != 6:
         raise ValueError("peer MAC must be 6 bytes")
-    store.write(PAIR_NAME, record.seal(role.encode() + bytes(peer_mac) + bytes(key), _REC_VERSION))
-
-
-class FrameCounter:
-    """Our frame counter for one key, persisted in blocks so flash writes stay rare.
-
-    At construction the stored reservation R is read; counting resumes at R (every
-    value below R may have been used before the reboot) and R + block is written
-    before the first frame goes out. Then one write per `block` frames.
-    """
-
-    def __init__(self, store, key, block):
-        self.store = store
-        self.block = block
-        self.fp = _fingerprint(key)
-        self.writes = 0
-        self.store_errors = 0
-        start = 1
-        try:
-            p = record.unseal(store.read(COUNTER_NAME), _REC_VERSION)
-            if len(p) == 8 and p[:4] == self.fp:
-                start = struct.unpack("<I", p[4:])[0]
-        except (record.RecordError, OSError):
-            pass
-        if start < 1:
-            start = 1
-        self.next_value = start
-        self.reserved = start
-        self._reserve()
-        self.floor = start  # the first counter of this boot
-
-    def _reserve(self):
-        new = self.next_value + self.block
-        if new > F.MAX_COUNTER + 1:
-            new = F.MAX_COUNTER + 1
-        try:
-            self.store.write(COUNTER_NAME, record.seal(self.fp + struct.pack("<I", new), _REC_VERSION))
-            self.writes += 1
-        except OSError:
-            self.store_errors += 1
-        self.reserved = new
-
-    def exhausted(self):
-        return self.next_value > F.MAX_COUNTER
-
-    def take(self):
-        v = self.next_value
-        if v > F.MAX_COUNTER:
-            return 0
-        if v >= self.reserved:
-            self._reserve()
-        self.next_value = v + 1
-        return v
+    store.write("ilk_pair", record.seal(role.encode() + bytes(peer_mac) + bytes(key), 1))

@@ -1,27 +1,139 @@
 """The protocol core shared by both ends of the interlock link (see gasguard.espnow_link).
 
-Authentication, freshness (counter above the last accepted, echo at or above our
-boot floor), heartbeats, link supervision, rejected-frame counters, pairing window.
+Resident: authentication, freshness (counter above the last accepted, echo at or above
+our boot floor), heartbeats, link supervision, rejected-frame counters, the frame counter,
+and the frames each end sends, built in preallocated buffers (docs/interlock.md has the
+layout and test vectors; gasguard.interlock_frame is the reference codec they are tested
+against). Not resident (docs/heap-budget.md): the config check and key provisioning
+(gasguard.interlock_keys), and pairing (gasguard.link_pair), which only runs while a person
+holds a pairing window open; _rare() loads it for the call and releases it afterwards.
 """
 
 import os
+import struct
 
-from gasguard import interlock_frame as F
-from gasguard.interlock_keys import REJECT_REASONS, FrameCounter, link_config, load_pairing, provision
+from gasguard import hmac256, lazy, record
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+_TAG = const(16)
+_MIN = const(26)  # header (10) + tag
+_MAXC = const(0x3FFFFFFF)  # counters stay small ints on the ESP32
+_SPARE = const(512)  # given up for a frame's tag when the heap is full (see _tx)
+
+REJECT_REASONS = (
+    "malformed",  # too short/long, wrong length for its type, counter 0
+    "version",  # another protocol version
+    "foreign",  # from a MAC we are not paired with
+    "bad_tag",  # HMAC does not match: forged, corrupted or another pair's key
+    "unsupported",  # authentic but asks for something this end cannot do (no OPEN exists)
+    "replay",  # counter not above the last accepted one
+    "stale",  # authentic, but its echo predates our boot/pairing (possibly a recording)
+    "unpaired",  # no key yet
+    "pairing_closed",  # pairing frame outside a pairing window
+)
+# Valve states and close causes on the air (index = code), as interlock_frame has them.
+STATES = ("unknown", "open", "closed", "closing", "fault")
+CAUSES = ("none", "interlock", "over_pressure", "under_pressure", "over_flow", "manual", "link_lost", "unknown")
+
+
+def name_of(table, code):
+    return table[code] if code < len(table) else table[0]
 
 
 def _nop(ev):
     pass
 
 
+def load_pairing(store):
+    """Return (role, peer_mac, key) from the store, or None when unpaired or corrupt."""
+    try:
+        p = record.unseal(store.read("ilk_pair"), 1)
+    except (record.RecordError, OSError):
+        return None
+    if len(p) != 39:
+        return None
+    return chr(p[0]), bytes(p[1:7]), bytes(p[7:])
+
+
+class FrameCounter:
+    """Our frame counter for one key, persisted in blocks so flash writes stay rare.
+
+    At construction the stored reservation R is read; counting resumes at R (every
+    value below R may have been used before the reboot) and R + block is written
+    before the first frame goes out. Then one write per `block` frames.
+    """
+
+    def __init__(self, store, key, block):
+        self.store = store
+        self.block = block
+        self.fp = hmac256.digest(key, b"counter")[:4]
+        self.writes = 0
+        self.store_errors = 0
+        start = 1
+        try:
+            p = record.unseal(store.read("ilk_ctr"), 1)
+            if len(p) == 8 and p[:4] == self.fp:
+                start = struct.unpack("<I", p[4:])[0]
+        except (record.RecordError, OSError):
+            pass
+        if start < 1:
+            start = 1
+        self.next_value = start
+        self.reserved = start
+        self._reserve()
+        self.floor = start  # the first counter of this boot
+
+    def _reserve(self):
+        new = self.next_value + self.block
+        if new > _MAXC + 1:
+            new = _MAXC + 1
+        try:
+            self.store.write("ilk_ctr", record.seal(self.fp + struct.pack("<I", new), 1))
+            self.writes += 1
+        except (OSError, MemoryError):  # counted; the values stay above the stored ones
+            self.store_errors += 1
+        self.reserved = new
+
+    def exhausted(self):
+        return self.next_value > _MAXC
+
+    def take(self):
+        v = self.next_value
+        if v > _MAXC:
+            return 0
+        if v >= self.reserved:
+            self._reserve()
+        self.next_value = v + 1
+        return v
+
+
+def _buf(n):
+    """A preallocated frame of body length n and the view of what its tag covers."""
+    b = bytearray(_MIN + n)
+    return b, memoryview(b)[: 10 + n]
+
+
 class LinkCore:
-    """Protocol core shared by both ends. Subclasses set ROLE, ACCEPT and _handle()."""
+    """Protocol core shared by both ends. Subclasses set ROLE, ACCEPT, _body() and _handle()."""
 
     ROLE = "?"
     ACCEPT = ()
 
     def __init__(self, radio, clock, store, cfg=None, emit=None, rand=None):
-        self.cfg = link_config(cfg)
+        from gasguard import interlock_keys
+
+        try:
+            self.cfg = interlock_keys.link_config(cfg)
+        finally:
+            interlock_keys = None
+            lazy.release("interlock_keys")
         self.radio = radio
         self.clock = clock
         self.store = store
@@ -38,6 +150,7 @@ class LinkCore:
         self.pairing = False
         self._pair_until = 0
         self._cand = None  # the one pairing offer of this window
+        self._spare = bytearray(_SPARE)
         self.key = None
         self.peer = None
         self.counter = None
@@ -54,6 +167,7 @@ class LinkCore:
     def _install(self, key, peer):
         self.key = bytes(key)
         self.peer = bytes(peer)
+        self._p = hmac256.pads(self.key)
         self.counter = FrameCounter(self.store, self.key, self.cfg["counter_block"])
         self.last_rx = 0  # highest peer counter accepted
         self.seen = 0  # highest authentic peer counter seen (what we echo)
@@ -61,15 +175,37 @@ class LinkCore:
 
     def provision(self, key, peer_mac):
         """Factory provisioning on a running device: store and use a shared key."""
-        provision(self.store, self.ROLE, key, peer_mac)
-        self._paired(key, peer_mac)
+        self._rare("provision", key, peer_mac)
 
-    def _paired(self, key, peer):
-        self._install(key, peer)
-        self.pairing = False
-        self.last_fresh_ms = self.clock.ticks_ms()
-        self._set_link("down")
-        self.emit({"event": "link", "state": "paired"})
+    def pair_button(self, force=False):
+        """The pairing button was pressed: open a pairing window (docs/security.md).
+
+        The window hears offers for its whole length; exactly one peer may offer, a second
+        aborts it. A pairing whose link is up is replaced only if its peer says, under the
+        current key, that it is pairing too, or with force (physical presence: factory mode).
+        """
+        if not self.pairing:  # one window, one nonce: a second press must not look like a second peer
+            self._rare("button", force)
+
+    def _rare(self, name, *args):
+        """link_pair.<name>(self, *args): loaded for the call, kept while a pairing is open."""
+        try:
+            from gasguard import link_pair
+
+            return getattr(link_pair, name)(self, *args)
+        except MemoryError:
+            if name == "provision":
+                raise
+            self.pairing = False  # no room to pair now: say so, the link goes on as it was
+            self._cand = None
+            try:
+                self.emit({"event": "link", "state": "pair_failed", "reason": "no_memory"})
+            except MemoryError:
+                pass
+        finally:
+            link_pair = None
+            if not self.pairing and self._cand is None:
+                lazy.release("link_pair", "interlock_frame", "interlock_keys")
 
     def _set_link(self, state):
         if state != self.link:
@@ -99,24 +235,43 @@ class LinkCore:
             self.send_failures += 1
         return ok
 
+    def _seal(self, f, ftype, ctr):
+        buf, view = f
+        struct.pack_into("<BBII", buf, 0, 1, ftype, ctr, self.seen)
+        d = hmac256.mac(self._p, view)
+        n = len(view)
+        for i in range(_TAG):
+            buf[n + i] = d[i]
+
+    def _tx(self, f, ftype, ctr):
+        """Send the preallocated frame f = (buf, view) whose body is filled in: header with
+        our counter and echo, the tag. Allocates only the tag's hash objects and digests;
+        when even those find no room, the spare is given up for them (a close under a full
+        heap still goes out) and taken back by _supervise()."""
+        try:
+            self._seal(f, ftype, ctr)
+        except MemoryError:
+            self._spare = None
+            self._seal(f, ftype, ctr)
+        return self._send(self.peer, f[0])
+
     def _next(self):
         return self.counter.take()
 
     def _receive_one(self, mac, data):
         """Authenticate and check freshness; call _handle() for fresh frames."""
-        try:
-            ftype, ctr, echo = F.peek(data)
-        except F.FrameError as e:
-            self._reject(e.reason)
+        if not isinstance(data, (bytes, bytearray, memoryview)) or not _MIN <= len(data) <= 250:
+            self._reject("malformed")
             return
-        if ftype in (F.T_PAIR_REQ, F.T_PAIR_RESP):
+        if data[0] != 1:
+            self._reject("version")
+            return
+        ftype = data[1]
+        if ftype == 0x20 or ftype == 0xA0:  # PAIR_REQ, PAIR_RESP
             if not self.pairing:
                 self._reject("pairing_closed")
-                return
-            try:
-                self._pair_frame(mac, ftype, data)
-            except F.FrameError as e:
-                self._reject(e.reason)
+            else:
+                self._rare("frame", mac, ftype, data)
             return
         if self.key is None:
             if not self._pending_frame(mac, data):
@@ -127,12 +282,22 @@ class LinkCore:
                 return
             self._reject("foreign")
             return
-        try:
-            ftype, ctr, echo, fields = F.decode(self.key, data, self.ACCEPT)
-        except F.FrameError as e:
-            if e.reason == "bad_tag" and self._pending_frame(mac, data):
-                return
-            self._reject(e.reason)
+        n = len(data) - _TAG
+        d = hmac256.mac(self._p, memoryview(data)[:n])
+        acc = 0
+        for i in range(_TAG):
+            acc |= d[i] ^ data[n + i]
+        if acc:
+            if not self._pending_frame(mac, data):
+                self._reject("bad_tag")
+            return
+        blen = self._body(ftype)
+        if blen < 0:
+            self._reject("unsupported")
+            return
+        ctr, echo = struct.unpack_from("<II", data, 2)
+        if n != 10 + blen or ctr < 1 or ctr > _MAXC:
+            self._reject("malformed")
             return
         if ctr <= self.last_rx:
             self._reject("replay")
@@ -151,7 +316,7 @@ class LinkCore:
         self.accepted += 1
         self.last_fresh_ms = self.clock.ticks_ms()
         self._set_link("up")
-        self._handle(ftype, fields)
+        self._handle(ftype, data)
 
     def _pending_frame(self, mac, data):
         return False
@@ -171,6 +336,11 @@ class LinkCore:
 
     def _supervise(self):
         now = self.clock.ticks_ms()
+        if self._spare is None:  # given up for a close: take it back once there is room
+            try:
+                self._spare = bytearray(_SPARE)
+            except MemoryError:
+                pass
         # Deadlines in the past are pulled up to now, so they never age past the 2**29 ms
         # where ticks_diff turns negative (an idle week must not mute the sync reply).
         if self.clock.ticks_diff(now, self._sync_at) > 0:
@@ -185,7 +355,7 @@ class LinkCore:
                 self._set_link("lost")
         if self.pairing and self.clock.ticks_diff(now, self._pair_until) > 0:
             self.pairing = False
-            self._pair_end()
+            self._rare("end")
         n = self.rejected_total()
         if n != self._reported_rejects and self.clock.ticks_diff(now, self._reject_report_at) >= 0:
             self._reject_report_at = self.clock.ticks_add(now, self.cfg["reject_report_ms"])
@@ -195,48 +365,6 @@ class LinkCore:
                 if self.rejected[r]:
                     counts[r] = self.rejected[r]
             self.emit({"event": "link", "state": "rejected", "total": n, "counts": counts})
-
-    def pair_button(self, force=False):
-        """The pairing button was pressed: open a pairing window (docs/security.md).
-
-        The window hears offers for its whole length; exactly one peer may offer, a second
-        aborts it. A pairing whose link is up is replaced only if its peer says, under the
-        current key, that it is pairing too, or with force (physical presence: factory mode).
-        """
-        if self.pairing:
-            return  # one window, one nonce: a second press must not look like a second peer
-        self.pairing = True
-        self._force = force
-        self._peer_pairing = False
-        self._cand = None
-        self._pair_until = self.clock.ticks_add(self.clock.ticks_ms(), self.cfg["pair_window_ms"])
-        self._pair_start()
-        self.emit({"event": "link", "state": "pairing"})
-
-    def _offer(self, cand):
-        """A pairing offer (mac, ...) heard in the window: keep the first; a different one aborts."""
-        if self._cand is None:
-            self._cand = cand
-        elif self._cand != cand:
-            self._pair_failed("conflict")
-        return self.pairing
-
-    def _pair_failed(self, reason):
-        self.pairing = False
-        self._cand = None
-        self.emit({"event": "link", "state": "pair_failed", "reason": reason})
-
-    def _pair_end(self):
-        c = self._cand
-        if c is None:
-            self._pair_failed("no_answer")
-        elif self.key is None or self.link != "up" or self._force or (self._peer_pairing and c[0] == self.peer):
-            self._pair_commit(c)
-        else:
-            self._pair_failed("linked")  # a working pairing does not give way to one side alone
-
-    def _pair_start(self):
-        pass
 
     def link_status(self):
         return {

@@ -1,8 +1,18 @@
 """Valve end of the wireless interlock (see gasguard.espnow_link)."""
 
-from gasguard import interlock_frame as F
-from gasguard.interlock_keys import provision
-from gasguard.link_core import LinkCore
+import struct
+
+from gasguard.link_core import CAUSES, STATES, LinkCore, _buf, name_of
+
+# Why a detector asked for the close (index = code), as interlock_frame.REQUESTS.
+REQUESTS = ("other", "ch4", "co", "fault", "test", "platform", "manual")
+
+
+def _code(table, name):
+    for i in range(len(table)):
+        if table[i] == name:
+            return i
+    return 0
 
 
 class ValveLink(LinkCore):
@@ -11,12 +21,15 @@ class ValveLink(LinkCore):
     on_close(request) -> None   trip the valve (request: the detector's cause name)
     get_state() -> (state, cause)   names from interlock_frame.STATES / CAUSES
     Close ids are executed once each (they only grow); duplicates are just acknowledged.
+    ACK and STATUS are built in buffers made here; pairing is loaded only while it runs.
     """
 
     ROLE = "V"
-    ACCEPT = (F.T_HEARTBEAT, F.T_CLOSE)
+    ACCEPT = (0x01, 0x02)  # HEARTBEAT, CLOSE
 
     def __init__(self, radio, clock, store, cfg=None, emit=None, rand=None, on_close=None, get_state=None):
+        self._fa = _buf(6)  # ACK: close_id, state, cause
+        self._fs = _buf(3)  # STATUS: state, cause, flags
         LinkCore.__init__(self, radio, clock, store, cfg, emit, rand)
         self.on_close = on_close
         self.get_state = get_state
@@ -29,45 +42,54 @@ class ValveLink(LinkCore):
         LinkCore._install(self, key, peer)
         self.done_close_id = 0
 
-    def _codes(self):
-        if self.get_state is None:
-            return 0, 0
-        s, c = self.get_state()
-        return F.code_of(F.STATES, s), F.code_of(F.CAUSES, c)
+    def _codes(self, buf, at):
+        s = c = 0
+        if self.get_state is not None:
+            st = self.get_state()
+            s = _code(STATES, st[0])
+            c = _code(CAUSES, st[1])
+        buf[at] = s
+        buf[at + 1] = c
 
     def poll(self):
         self._receive()
         self._supervise()
         if self._cand is not None and not self.pairing and \
                 self.clock.ticks_diff(self.clock.ticks_ms(), self._pair_until) > 0:
-            self._pair_failed("no_confirm")  # the detector never used the key: keep the old one
+            self._rare("failed", "no_confirm")  # the detector never used the key: keep the old one
 
     def _heartbeat(self):
         ctr = self._next()
         if ctr:
-            s, c = self._codes()
-            flags = (1 if self.link == "up" else 0) | (2 if self.pairing or self._cand else 0)
-            self._send(self.peer, F.status(self.key, ctr, self.seen, s, c, flags))
+            buf = self._fs[0]
+            self._codes(buf, 10)
+            buf[12] = (1 if self.link == "up" else 0) | (2 if self.pairing or self._cand else 0)
+            self._tx(self._fs, 0x81, ctr)
 
-    def _handle(self, ftype, fields):
-        if ftype == F.T_CLOSE:
-            close_id, req = fields
+    def _body(self, ftype):
+        return 1 if ftype == 0x01 else 5 if ftype == 0x02 else -1
+
+    def _handle(self, ftype, data):
+        if ftype == 0x02:  # CLOSE: close_id, request
+            close_id = struct.unpack_from("<I", data, 10)[0]
             if close_id > self.done_close_id:
                 self.done_close_id = close_id
                 self.closes_executed += 1
                 if self.on_close is not None:
-                    self.on_close(F.name_of(F.REQUESTS, req))
+                    self.on_close(name_of(REQUESTS, data[14]))
             self._ack(close_id)
-        elif fields[0] & 2 and self.pairing:
+        elif data[10] & 2 and self.pairing:
             self._peer_pairing = True  # said under the current key: the detector is pairing
         # HEARTBEAT: freshness already recorded; our STATUS goes out on our own schedule.
 
     def _ack(self, close_id):
         ctr = self._next()
         if ctr:
-            s, c = self._codes()
+            buf = self._fa[0]
+            struct.pack_into("<I", buf, 10, close_id)
+            self._codes(buf, 14)
             self.acks_sent += 1
-            self._send(self.peer, F.ack(self.key, ctr, self.seen, close_id, s, c))
+            self._tx(self._fa, 0x82, ctr)
 
     def valve_closed(self):
         """The controller saw the switch close: acknowledge the last close request at once
@@ -75,37 +97,13 @@ class ValveLink(LinkCore):
         if self.key is not None and self.done_close_id and self.synced:
             self._ack(self.done_close_id)
 
-    # --- pairing: answer exactly one detector for the whole window; then wait for
-    # its first authentic frame under the new key (docs/security.md)
-    def _pair_frame(self, mac, ftype, data):
-        if ftype != F.T_PAIR_REQ:
-            raise F.FrameError("unsupported")
-        nonce_d = F.decode_pair_request(data)
-        first = self._cand is None
-        if self._offer((bytes(mac), nonce_d)):  # else a second detector: refuse to guess
-            if first:
-                nonce_v = bytes(self.rand(F.NONCE_LEN))
-                self._pending = (F.pair_key(nonce_d, nonce_v), nonce_v)
-            self._send(mac, F.pair_response(nonce_d, self._pending[1]))
-
-    def _pair_commit(self, c):
-        # the detector commits at the end of its own window: wait one more window for it
-        self._pair_until = self.clock.ticks_add(self.clock.ticks_ms(), self.cfg["pair_window_ms"])
-
     def _pending_frame(self, mac, data):
+        """A frame under the key offered to the one detector answered in a pairing window
+        (docs/security.md): its first authentic frame commits the pairing."""
         c = self._cand
         if c is None or self.pairing or bytes(mac) != c[0]:
             return False
-        key = self._pending[0]
-        try:
-            F.decode(key, data, self.ACCEPT)
-        except F.FrameError:
-            return False
-        provision(self.store, self.ROLE, key, c[0])
-        self._cand = None
-        self._paired(key, c[0])
-        self._receive_one(mac, data)  # now under the committed key
-        return True
+        return bool(self._rare("pending", mac, data))
 
     def status(self):
         d = self.link_status()
