@@ -49,8 +49,6 @@ package("gasguard", files=(
     "modbus_rtu.py",
     "modbus_valve.py",
     "mqtt.py",
-    "mqtt_link.py",
-    "mqtt_wire.py",
     "outbox.py",
     "outputs.py",
     "profiles.py",

@@ -48,8 +48,6 @@ package("gasguard", files=(
     "modbus_rtu.py",
     "modbus_valve.py",
     "mqtt.py",
-    "mqtt_link.py",
-    "mqtt_wire.py",
     "outbox.py",
     "outputs.py",
     "profiles.py",

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from gasguard.commands import Commands, sign
 from gasguard.mqtt import MQTTClient
-from gasguard.mqtt_wire import packet
+from gasguard.mqtt import packet
 from gasguard.outbox import Outbox
 from gasguard.reporter import Reporter
 from gasguard.store import FileStore

@@ -8,7 +8,7 @@ from gasguard.active_id import (
     ActiveId, attach_reporter, direction_keys, platform_ack, platform_cmd, platform_open, seal,
 )
 from gasguard.identity import IdentityStore
-from gasguard.mqtt_wire import publish_packet
+from reporting_fakes import publish_packet
 from gasguard.reporter import Reporter
 from gasguard.store import FileStore
 from reporting_fakes import AutoBroker, FakeNet

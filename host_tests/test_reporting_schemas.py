@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 from gasguard import protocol
 from gasguard.commands import sign
-from gasguard.mqtt_wire import packet
+from gasguard.mqtt import packet
 from gasguard.reporter import Reporter
 from gasguard.store import FileStore
 from gasguard_tools import schemas

@@ -7,6 +7,10 @@ not copy code. This client takes the *approach* mqtt_as popularised (non-blockin
 sockets, recovery from outages, QoS 1 retransmission, re-subscription) without asyncio:
 the app loop calls poll(), which does a bounded amount of work and returns.
 
+One module: the wire format, the socket half and the state machine (they were three
+modules so each compiled from source in a small heap; the device loads .mpy). The config
+checks are boot-only (gasguard.report_cfg.mqtt_config, released before the loop).
+
 Non-blocking rules (checked by host_tests/portable/test_reporting_mqtt.py with a strict
 fake socket):
   * every socket is set non-blocking (setblocking(False)) before connect/send/recv;
@@ -19,23 +23,109 @@ fake socket):
     to the lwIP DNS timeout, so the safety build configures the broker as an IP);
   * every wait is a deadline in the state (CONNACK, PINGRESP, PUBACK), never a sleep.
 
+No per-message copy of the payload: a PUBLISH is queued as its small header and a
+reference to the payload bytes (the outbox's own copy), sent from there as the socket
+takes it.
+
 The socket module (and optionally an SSL context) is injected, so tests can hand in a
 socket that stalls, resets or trickles bytes one at a time.
 """
 
 import struct
 
-from gasguard.mqtt_link import Link
-from gasguard.mqtt_wire import (
-    CONNACK_WAIT, CONNECTING, DOWN, HANDSHAKE, INT_KEYS, STATE_NAMES, UP, MQTTError, configure,
-    connect_packet, parse_publish, parse_remaining, publish_packet, subscribe_packet,
-)
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
 
 
-class MQTTClient(Link):
+# connection states (state_name() gives their names)
+_DOWN = const(0)  # no socket; waiting for the backoff to expire
+_CONNECTING = const(1)  # TCP connect in progress
+_TLS = const(2)  # TLS handshake in progress
+_CONNACK = const(3)  # CONNECT sent, waiting for CONNACK
+_UP = const(4)
+_NAMES = ("down", "connecting", "tls", "connack_wait", "up")
+_RX = const(512)  # bytes read per poll
+_TXMAX = const(1460)  # bytes sent per poll
+
+# "not yet": EAGAIN/EWOULDBLOCK (11; BSD 35), EINPROGRESS (Linux 115, newlib/lwIP on the
+# ESP32 119, BSD 36), EALREADY (Linux 114, newlib 120, BSD 37)
+_AGAIN = (11, 35, 115, 114, 119, 120, 36, 37)
+_ISCONN = (106, 56, 127)  # EISCONN: Linux, BSD, newlib (ESP32)
+
+
+def _errno(e):
+    """errno of an OSError: MicroPython has it in args[0]; CPython in .errno (None for
+    OSError(n) built with one argument, so fall back to args[0])."""
+    n = getattr(e, "errno", None)
+    if n is None and e.args:
+        n = e.args[0]
+    return n
+
+
+def _why(e):
+    """None for "try again later" (EAGAIN/EINPROGRESS, or CPython's ssl.SSLWantRead/
+    WriteError, whose errno is the SSL error code); else a short description."""
+    if "Want" in type(e).__name__:
+        return None
+    if isinstance(e, OSError):
+        n = _errno(e)
+        if n in _AGAIN:
+            return None
+        if n is not None:
+            return "errno %s" % n
+    return type(e).__name__
+
+
+def _s(s):
+    """An MQTT string: 2-byte length, then the bytes."""
+    if isinstance(s, str):
+        s = s.encode()
+    return struct.pack("!H", len(s)) + s
+
+
+def _remaining(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if not n:
+            out.append(b)
+            return out
+        out.append(b | 0x80)
+
+
+def packet(first, body):
+    """One MQTT packet: first byte, remaining length, body (also the tests' broker side)."""
+    return bytes([first]) + _remaining(len(body)) + body
+
+
+def parse_remaining(buf, pos):
+    """(length, header_len) of the packet at pos, None if incomplete; ValueError if bad."""
+    mult = 1
+    n = 0
+    i = pos + 1
+    while True:
+        if i >= len(buf):
+            return None
+        b = buf[i]
+        n += (b & 0x7F) * mult
+        i += 1
+        if not b & 0x80:
+            return n, i - pos
+        mult <<= 7
+        if mult > 0x200000:
+            raise ValueError("bad remaining length")
+
+
+class MQTTClient:
     """poll()-driven MQTT 3.1.1 client.
 
-    MQTTClient(clock, socket_mod, cfg, will=None, ssl_context=None, rand=None)
+    MQTTClient(clock, socket_mod, cfg=None, will=None, ssl_context=None, rand=None)
+      cfg: gasguard.report_cfg.MQTT keys (host, port, keepalive_s, ...), checked here.
       will: (topic, payload, qos, retain) sent in CONNECT (the broker publishes it when
             the connection dies without DISCONNECT).
       rand: callable(n) -> int in 0..n-1 for backoff jitter (default: os.urandom).
@@ -48,90 +138,84 @@ class MQTTClient(Link):
     """
 
     def __init__(self, clock, socket_mod, cfg=None, will=None, ssl_context=None, rand=None):
-        c = configure(cfg, will)
-        for k in INT_KEYS:
+        from gasguard.report_cfg import mqtt_config  # boot-only: released before the loop
+
+        c = mqtt_config(cfg, will)
+        for k in c:
             setattr(self, k, c[k])
-        self.host = c["host"]
-        self.client_id = c["client_id"]
-        self._auth = (c["user"], c["password"])
-        self.server_hostname = c["server_hostname"]
         self.will = will
         self.ssl_context = ssl_context
         self.clock = clock
         self.sock_mod = socket_mod
         self._rand = rand
-        self.on_connect = None
-        self.on_disconnect = None
-        self.on_message = None
-        self.on_puback = None
-        self.state = DOWN
-        self._sock = None
-        self._raw = None
-        self._addr = None
+        self.on_connect = self.on_disconnect = self.on_message = self.on_puback = None
+        self.state = _DOWN
+        self._sock = self._raw = self._addr = self._rb = self._readinto = None
         self._rx = bytearray()
-        self._rxbuf = None  # preallocated readinto() buffer (MicroPython)
-        self._readinto = None
-        self._tx = bytearray()
+        self._tx = []  # queued pieces (bytes-like), sent in order
+        self._txn = 0  # bytes queued
+        self._txo = 0  # bytes of _tx[0] already sent
         self._pid = 0
         self._inflight = {}  # pid -> [topic, payload, retain, sent_ticks]
         self._order = []  # in-flight pids in send order (MicroPython dicts have no order)
         self._subs = []  # [(topic, qos)]
         self._backoff = self.backoff_min_ms
         self._next_try = clock.ticks_ms()  # first attempt immediately
-        self._deadline = 0
-        self._last_tx = 0
-        self._last_rx = 0
+        self._deadline = self._last_tx = self._last_rx = 0
         self._ping_sent = None
+        self._skip = 0  # bytes of an oversized packet still to discard
         # counters for diagnostics and the state message
-        self.connects = 0
-        self.failures = 0
-        self.last_error = None
-        self.retransmits = 0
+        self.connects = self.failures = self.retransmits = 0
         # PUBLISH packets acknowledged but dropped: over max_packet, or on_message raised
         self.rx_dropped = 0
-        self._skip = 0  # bytes of an oversized packet still to discard
+        self.last_error = None
 
     # ---- public API -----------------------------------------------------------------
     @property
     def connected(self):
-        return self.state == UP
+        return self.state == _UP
 
     def state_name(self):
-        return STATE_NAMES[self.state]
+        return _NAMES[self.state]
 
     def subscribe(self, topic, qos=1):
         """Remember a subscription; it is (re)sent after every CONNACK."""
-        for i in range(len(self._subs)):
-            if self._subs[i][0] == topic:
-                self._subs[i] = (topic, qos)
+        s = self._subs
+        for i in range(len(s)):
+            if s[i][0] == topic:
+                s[i] = (topic, qos)
                 break
         else:
-            self._subs.append((topic, qos))
-        if self.state == UP:
-            self._queue(subscribe_packet(self._next_pid(), [(topic, qos)]))
+            s.append((topic, qos))
+        if self.state == _UP:
+            self._subscribe([(topic, qos)])
 
     def can_publish(self, qos=0, size=0):
-        if self.state != UP:
+        if self.state != _UP or (qos and len(self._inflight) >= self.max_inflight):
             return False
-        if qos and len(self._inflight) >= self.max_inflight:
-            return False
-        return len(self._tx) + size + 8 <= self.tx_buffer
+        return self._txn + size + 8 <= self.tx_buffer
 
     def publish(self, topic, payload, qos=0, retain=False, dup=False):
         """Queue a publish. Return the packet id (QoS 1), 0 (QoS 0), or None when it cannot
-        be taken now (not connected, too many in flight, buffer full): the caller keeps it."""
+        be taken now (not connected, too many in flight, buffer full): the caller keeps it.
+        payload is kept by reference until sent (and acknowledged, QoS 1)."""
         if qos not in (0, 1):
-            raise ValueError("qos must be 0 or 1")
+            raise ValueError("qos")
         if isinstance(payload, str):
             payload = payload.encode()
         if not self.can_publish(qos, len(payload) + len(topic) + 4):
             return None
         pid = 0
         if qos:
-            pid = self._next_pid()
+            pid = self._pid
+            while True:
+                pid = pid % 65535 + 1
+                if pid not in self._inflight:
+                    break
+            self._pid = pid
             self._inflight[pid] = [topic, payload, retain, self.clock.ticks_ms()]
             self._order.append(pid)
-        self._queue(publish_packet(topic, payload, qos, retain, pid, dup))
+        self._pub(topic, payload, qos, retain, pid, dup)
         return pid
 
     def inflight(self):
@@ -139,8 +223,8 @@ class MQTTClient(Link):
 
     def disconnect(self):
         """Graceful: DISCONNECT (the broker then does not publish the will), then close."""
-        if self.state == UP:
-            self._queue(b"\xe0\x00")
+        if self.state == _UP:
+            self._put(b"\xe0\x00")
             self._flush()
         self._close("disconnect")
 
@@ -148,47 +232,233 @@ class MQTTClient(Link):
         """Advance the state machine by a bounded amount of work. Never blocks."""
         now = self.clock.ticks_ms()
         st = self.state
-        if st == DOWN:
+        if st == _DOWN:
             if self.clock.ticks_diff(now, self._next_try) >= 0:
-                self._start_connect(now)
+                self._start(now)
             return
-        if st != UP and self.clock.ticks_diff(now, self._deadline) >= 0:
-            self._fail("timeout in %s" % STATE_NAMES[st])
-            return
-        if st == CONNECTING:
-            self._step_connect(now)
-            return
-        if st == HANDSHAKE:
-            self._step_tls(now)
-            return
-        # CONNACK_WAIT or UP: read what arrived, run the timers, send what is queued
-        if not self._read(now):
-            return
-        if self.state == UP:
-            self._timers(now)
-        if self.state != DOWN:
-            self._flush()
+        if st != _UP and self.clock.ticks_diff(now, self._deadline) >= 0:
+            self._fail("timeout in %s" % _NAMES[st])
+        elif st == _CONNECTING:
+            self._connect()
+        elif st == _TLS:
+            self._handshake()
+        elif self._read(now):
+            # CONNACK wait or up: read what arrived, run the timers, send what is queued
+            if self.state == _UP:
+                self._timers(now)
+            if self.state != _DOWN:
+                self._flush()
 
-    # ---- internals -------------------------------------------------------------------
-    def _next_pid(self):
+    # ---- sending ---------------------------------------------------------------------
+    def _put(self, data):
+        self._tx.append(data)
+        self._txn += len(data)
+
+    def _pub(self, topic, payload, qos, retain, pid, dup):
+        t = _s(topic)
+        if qos:
+            t += struct.pack("!H", pid)
+        h = bytearray([0x30 | qos << 1 | (1 if retain else 0) | (8 if dup else 0)])
+        h += _remaining(len(t) + len(payload))
+        h += t
+        self._put(h)
+        if payload:
+            self._put(payload)
+
+    def _subscribe(self, topics):
         self._pid = self._pid % 65535 + 1
-        while self._pid in self._inflight:
-            self._pid = self._pid % 65535 + 1
-        return self._pid
+        body = struct.pack("!H", self._pid)
+        for t, q in topics:
+            body += _s(t) + bytes([q])
+        self._put(packet(0x82, body))
 
-    def _queue(self, data):
-        self._tx.extend(data)
+    def _flush(self):
+        """Send what the socket takes now (at most _TXMAX bytes). False if it failed."""
+        q = self._tx
+        left = _TXMAX
+        while q and left > 0:
+            d = q[0]
+            o = self._txo
+            try:
+                n = self._sock.send(memoryview(d)[o : o + left])
+            except Exception as e:
+                w = _why(e)
+                if w is None:
+                    return True
+                self._fail("send: " + w)
+                return False
+            if not n:
+                return True
+            self._last_tx = self.clock.ticks_ms()
+            self._txn -= n
+            left -= n
+            if o + n < len(d):
+                self._txo = o + n
+                return True
+            q.pop(0)
+            self._txo = 0
+        return True
+
+    # ---- connecting ------------------------------------------------------------------
+    def _start(self, now):
+        self._deadline = self.clock.ticks_add(now, self.connect_timeout_ms)
+        self.state = _CONNECTING
+        m = self.sock_mod
+        try:
+            if self._addr is None:  # resolved once, then cached (docs/mqtt.md)
+                self._addr = m.getaddrinfo(self.host, self.port, 0, m.SOCK_STREAM)[0][-1]
+            s = self._raw = m.socket(m.AF_INET, m.SOCK_STREAM)
+            s.setblocking(False)
+        except Exception as e:
+            self._fail("socket: %r" % (e,))
+            return
+        try:
+            s.setsockopt(6, 1, 1)  # TCP_NODELAY: small packets go out now (toolchain.md)
+        except Exception:
+            pass
+        self._connect(True)
+
+    def _connect(self, first=False):
+        try:
+            self._raw.connect(self._addr)
+        except OSError as e:
+            n = _errno(e)
+            if n in _AGAIN:
+                return
+            if n not in _ISCONN or first:
+                self._fail("connect: errno %s" % n)
+                return
+        # TCP is up
+        s = self._raw
+        if self.ssl_context is not None:
+            try:
+                kw = {"do_handshake_on_connect": False}
+                if self.server_hostname:
+                    kw["server_hostname"] = self.server_hostname
+                s = self.ssl_context.wrap_socket(s, **kw)
+            except Exception as e:
+                self._fail("tls: %r" % (e,))
+                return
+        self._sock = s
+        self._readinto = getattr(s, "readinto", None)
+        if self.ssl_context is not None:
+            self.state = _TLS
+            self._handshake()
+        else:
+            self._send_connect()
+
+    def _handshake(self):
+        hs = getattr(self._sock, "do_handshake", None)
+        if hs is not None:  # MicroPython: the handshake runs inside the first read/write
+            try:
+                hs()
+            except Exception as e:
+                w = _why(e)
+                if w is not None:
+                    self._fail("tls handshake: " + w)
+                return
+        self._send_connect()
 
     def _send_connect(self):
-        self._tx = bytearray()
+        self._tx = []
+        self._txn = self._txo = 0
         self._rx = bytearray()
-        self._queue(
-            connect_packet(self.client_id, self.keepalive_s, True, self.will, *self._auth)
-        )
-        self.state = CONNACK_WAIT
-        now = self.clock.ticks_ms()
-        self._last_rx = now
+        flags = 0x02  # clean session
+        p = _s(self.client_id)
+        w = self.will
+        if w is not None:
+            flags |= 0x04 | (w[2] << 3) | (0x20 if w[3] else 0)
+            p += _s(w[0]) + _s(w[1])
+        if self.user is not None:
+            flags |= 0x80
+            p += _s(self.user)
+            if self.password is not None:
+                flags |= 0x40
+                p += _s(self.password)
+        self._put(packet(0x10, b"\x00\x04MQTT\x04" + bytes([flags])
+                         + struct.pack("!H", self.keepalive_s) + p))
+        self.state = _CONNACK
+        self._last_rx = self.clock.ticks_ms()
         self._flush()
+
+    def _fail(self, why):
+        self.failures += 1
+        self.last_error = why
+        self._close(why)
+
+    def _close(self, why):
+        was = self.state
+        for s in (self._sock, self._raw):
+            if s is not None:
+                try:
+                    s.close()
+                except Exception:
+                    pass
+        self._sock = self._raw = self._ping_sent = None
+        self._rx = bytearray()
+        self._skip = self._txn = self._txo = 0
+        self._tx = []
+        self._inflight = {}
+        self._order = []
+        self.state = _DOWN
+        now = self.clock.ticks_ms()
+        if why == "disconnect":
+            self._next_try = now
+        else:
+            # every failure kind waits; only a connection that stayed up longer than the
+            # longest backoff starts the backoff again from the minimum
+            if was == _UP and self.clock.ticks_diff(now, self._deadline) >= self.backoff_max_ms:
+                self._backoff = self.backoff_min_ms
+            # "equal jitter": wait between backoff/2 and backoff, then double up to the cap
+            b = self._backoff
+            half = b >> 1
+            n = b - half + 1
+            if self._rand is not None:
+                j = self._rand(n)
+            else:
+                import os
+
+                j = int.from_bytes(os.urandom(4), "big") % n
+            self._next_try = self.clock.ticks_add(now, half + j)
+            self._backoff = min(b * 2, self.backoff_max_ms)
+        if was != _DOWN and self.on_disconnect is not None:
+            self.on_disconnect(why)
+
+    # ---- receiving -------------------------------------------------------------------
+    def _read(self, now):
+        rd = self._readinto
+        try:
+            if rd is not None:
+                # MicroPython streams: readinto() returns None when nothing is waiting,
+                # without raising (an EAGAIN exception costs ~600 bytes of heap per poll)
+                if self._rb is None:
+                    self._rb = bytearray(_RX)
+                n = rd(self._rb)
+                if n is None:
+                    return True
+                data = memoryview(self._rb)[:n]
+            else:
+                data = self._sock.recv(_RX)
+        except Exception as e:
+            w = _why(e)
+            if w is None:
+                return True
+            self._fail("recv: " + w)
+            return False
+        if data is None:  # MicroPython TLS socket with nothing to read
+            return True
+        if not data:
+            self._fail("closed by broker")
+            return False
+        self._last_rx = now
+        if self._skip:  # the tail of an oversized PUBLISH: discarded as it arrives
+            k = min(self._skip, len(data))
+            self._skip -= k
+            if k == len(data):
+                return True
+            data = data[k:]
+        self._rx.extend(data)
+        return self._parse()
 
     def _parse(self):
         buf = self._rx
@@ -197,52 +467,44 @@ class MQTTClient(Link):
         while ok and len(buf) - pos >= 2:
             try:
                 r = parse_remaining(buf, pos)
-            except MQTTError as e:
+            except ValueError as e:
                 self._fail(str(e))
                 return False
             if r is None:
                 break
             n, h = r
+            first = buf[pos]
             if n + h > self.max_packet:
-                r = self._oversized(buf, pos, n, h)
-                if r is None:
+                # a PUBLISH is acknowledged and skipped (the connection stays up: a
+                # retained oversized command cannot make a connect/fail loop); anything
+                # else closes the connection
+                p = pos + h + 2
+                if len(buf) < p:
                     break  # its header is not all here yet
-                if not r:
+                p += (buf[p - 2] << 8) | buf[p - 1]
+                qos = (first >> 1) & 3
+                if self.state != _UP or first >> 4 != 3 or qos > 1 or p + 2 - pos > self.max_packet:
+                    self._fail("packet of %d bytes exceeds max_packet" % (n + h))
                     return False
-                pos = r  # past it, or the end of buf: the rest is skipped in _read
+                if len(buf) < p + 2 * qos:
+                    break
+                if qos:
+                    self._put(b"\x40\x02" + buf[p : p + 2])
+                end = pos + h + n
+                self._skip = max(0, end - len(buf))
+                self._deliver(bytes(buf[pos + h + 2 : p]), None, first)
+                if self.state != _UP:
+                    return False
+                pos = min(end, len(buf))  # past it, or the end of buf
                 continue
             if len(buf) - pos < n + h:
                 break
-            first = buf[pos]
             body = bytes(buf[pos + h : pos + h + n])
             pos += h + n
             ok = self._handle(first, body)
         if ok:
             self._rx = buf[pos:]
         return ok
-
-    def _oversized(self, buf, pos, n, h):
-        """A packet over max_packet. A PUBLISH is acknowledged and skipped (the connection
-        stays up: a retained oversized command cannot make a connect/fail loop); anything
-        else closes the connection. Return the position after what was consumed, False
-        when closed, None to wait for the rest of its header."""
-        first = buf[pos]
-        p = pos + h + 2
-        if len(buf) < p:
-            return None
-        p += (buf[p - 2] << 8) | buf[p - 1]
-        qos = (first >> 1) & 3
-        if self.state != UP or first >> 4 != 3 or qos > 1 or p + 2 - pos > self.max_packet:
-            self._fail("packet of %d bytes exceeds max_packet" % (n + h))
-            return False
-        if len(buf) < p + 2 * qos:
-            return None
-        if qos:
-            self._queue(b"\x40\x02" + buf[p : p + 2])
-        end = pos + h + n
-        self._skip = max(0, end - len(buf))
-        self._deliver(bytes(buf[pos + h + 2 : p]), None, first)
-        return min(end, len(buf)) if self.state == UP else False
 
     def _deliver(self, topic, payload, first):
         # counted, never raised into the loop: the message is already acknowledged and
@@ -258,73 +520,68 @@ class MQTTClient(Link):
 
     def _handle(self, first, body):
         t = first >> 4
-        if self.state == CONNACK_WAIT:
+        if self.state == _CONNACK:
             if t != 2 or len(body) != 2:
                 self._fail("expected CONNACK")
                 return False
-            if body[1] != 0:
+            if body[1]:
                 self._fail("connection refused, code %d" % body[1])
                 return False
-            self.state = UP
+            self.state = _UP
             self.connects += 1
             # the backoff is NOT reset here: a broker that drops us right after CONNACK
             # would make a tight loop; _close resets it after a connection that lasted
-            self._deadline = self.clock.ticks_ms()  # while UP: when the connection came up
+            self._deadline = self.clock.ticks_ms()  # while up: when the connection came up
             self.last_error = None
             if self._subs:
-                self._queue(subscribe_packet(self._next_pid(), self._subs))
+                self._subscribe(self._subs)
             if self.on_connect is not None:
                 self.on_connect()
-            return self.state == UP
-        if t == 3:  # PUBLISH
-            r = parse_publish(first, body)
-            if r is None:
+        elif t == 3:  # PUBLISH: topic, [packet id], payload
+            qos = (first >> 1) & 3
+            p = 2 + ((body[0] << 8) | body[1]) if len(body) >= 2 else 0
+            if not p or len(body) < p + 2 * (qos > 0):
                 self._fail("bad PUBLISH")
                 return False
-            topic, payload, pid = r
-            if pid:
-                self._queue(b"\x40\x02" + struct.pack("!H", pid))
-            self._deliver(topic, payload, first)
-            return self.state == UP
-        if t == 4:  # PUBACK
+            topic = body[2:p]
+            if qos:
+                self._put(b"\x40\x02" + body[p : p + 2])
+                p += 2
+            self._deliver(topic, body[p:], first)
+        elif t == 4:  # PUBACK
             if len(body) >= 2:
                 pid = (body[0] << 8) | body[1]
                 if self._inflight.pop(pid, None) is not None:
                     self._order.remove(pid)
                     if self.on_puback is not None:
                         self.on_puback(pid)
-            return self.state == UP
-        if t == 13:  # PINGRESP
+        elif t == 13:  # PINGRESP
             self._ping_sent = None
-            return True
-        if t == 9:  # SUBACK
-            return True
-        # anything else (QoS 2 flow, UNSUBACK) is not used by this client: ignore
-        return True
+        # SUBACK, and anything else (QoS 2 flow, UNSUBACK) this client does not use: ignored
+        return self.state == _UP
 
     def _timers(self, now):
         # no bound-method or iterator allocations on the idle path (MicroPython heap churn)
+        clock = self.clock
         if self._ping_sent is not None:
-            if self.clock.ticks_diff(now, self._ping_sent) >= self.ping_timeout_ms:
+            if clock.ticks_diff(now, self._ping_sent) >= self.ping_timeout_ms:
                 self._fail("no PINGRESP")
                 return
         elif self.keepalive_s:
             # ping when half the keepalive passed without traffic out or in
             half = self.keepalive_s * 500
-            if (self.clock.ticks_diff(now, self._last_tx) >= half
-                    or self.clock.ticks_diff(now, self._last_rx) >= half):
-                self._queue(b"\xc0\x00")
-                self._ping_sent = now
-                self._last_tx = now
+            if (clock.ticks_diff(now, self._last_tx) >= half
+                    or clock.ticks_diff(now, self._last_rx) >= half):
+                self._put(b"\xc0\x00")
+                self._ping_sent = self._last_tx = now
         if not self._inflight:
             return
-        # MQTT 3.1.1 §4.6: re-send in the order of the original sends
+        # MQTT 3.1.1 §4.6: re-send in the order of the original sends, one per poll
         for pid in self._order:
             e = self._inflight[pid]
-            if self.clock.ticks_diff(now, e[3]) >= self.retry_ms:
-                if len(self._tx) + len(e[1]) + 8 > self.tx_buffer:
-                    break
-                e[3] = now
-                self.retransmits += 1
-                self._queue(publish_packet(e[0], e[1], 1, e[2], pid, True))
-                break  # one per poll: bounded work
+            if clock.ticks_diff(now, e[3]) >= self.retry_ms:
+                if self._txn + len(e[1]) + 8 <= self.tx_buffer:
+                    e[3] = now
+                    self.retransmits += 1
+                    self._pub(e[0], e[1], 1, e[2], pid, True)
+                break

@@ -49,18 +49,6 @@ KIND_CODES = {EVENT: 1, VALVE: 2, COMMAND_RESULT: 3, IDENTITY: 4, STATE: 5, TELE
 KIND_BY_CODE = {1: EVENT, 2: VALVE, 3: COMMAND_RESULT, 4: IDENTITY, 5: STATE, 6: TELEMETRY}
 
 
-def valid_base(base):
-    """A base topic: non-empty, no wildcard, no leading/trailing slash, no empty level."""
-    if not isinstance(base, str) or not base or len(base) > 128:
-        return False
-    if "+" in base or "#" in base or "\x00" in base:
-        return False
-    for level in base.split("/"):
-        if not level:
-            return False
-    return True
-
-
 def topic(base, dev, kind):
     return "%s/%s/%s" % (base, dev, kind)
 

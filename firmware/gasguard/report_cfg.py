@@ -1,11 +1,13 @@
-"""Reporter configuration, identity check and the persistent boot counter.
+"""Boot-only reporting code: the reporter's and the MQTT client's config checks, the
+identity check and the persistent boot counter.
 
-Kept apart from gasguard.reporter so each module compiles in a small heap.
+In gasguard.lazy.BOOT_ONLY: loaded to build the reporter (and for a CFG check), released
+by lazy.after_boot() before the loop (docs/heap-budget.md). Nothing here outlives the call.
 """
 
 import struct
 
-from gasguard import protocol, record
+from gasguard import record
 from gasguard.validate import ConfigError, need_bool, need_int, reject_unknown
 
 DEFAULTS = {
@@ -26,6 +28,91 @@ DEFAULTS = {
 
 BOOT_FILE = "rp_boot"
 
+# gasguard.mqtt.MQTTClient settings
+MQTT = {
+    "host": "127.0.0.1",
+    "port": 1883,
+    "client_id": "",
+    "user": None,
+    "password": None,
+    "keepalive_s": 60,
+    "connect_timeout_ms": 10000,  # TCP connect + TLS + CONNACK
+    "ping_timeout_ms": 10000,
+    "retry_ms": 5000,  # QoS 1 retransmission with DUP while connected
+    "backoff_min_ms": 1000,
+    "backoff_max_ms": 60000,
+    "max_packet": 2048,  # largest packet we accept from the broker
+    "max_inflight": 8,
+    "tx_buffer": 4096,  # bytes queued for sending at most
+    "allow_dns": False,
+    "server_hostname": None,  # TLS SNI / certificate check name
+}
+
+# integer settings: name -> (lo, hi); backoff_max_ms is also checked >= backoff_min_ms
+MQTT_INTS = {
+    "port": (1, 65535),
+    "keepalive_s": (0, 65535),
+    "connect_timeout_ms": (100, 600000),
+    "ping_timeout_ms": (100, 600000),
+    "retry_ms": (100, 600000),
+    "backoff_min_ms": (10, 3600000),
+    "backoff_max_ms": (10, 3600000),
+    "max_packet": (64, 65536),
+    "max_inflight": (1, 64),
+    "tx_buffer": (256, 65536),
+}
+
+
+def is_ipv4(host):
+    parts = host.split(".")
+    if len(parts) != 4:
+        return False
+    for p in parts:
+        if not p or not p.isdigit() or int(p) > 255:
+            return False
+    return True
+
+
+def mqtt_config(cfg, will=None):
+    """Check an MQTT config dict against MQTT; return the complete dict."""
+    c = dict(MQTT)
+    if cfg:
+        reject_unknown(cfg, MQTT, "mqtt")
+        c.update(cfg)
+    host = c["host"]
+    if not isinstance(host, str) or not host:
+        raise ConfigError("mqtt.host: expected a host string, got %r" % (host,))
+    need_bool(c, "allow_dns")
+    if not is_ipv4(host) and not c["allow_dns"]:
+        raise ConfigError(
+            "mqtt.host: %r is not a numeric IPv4 address; DNS blocks on the ESP32 "
+            "(set allow_dns to accept the bounded wait, see docs/mqtt.md)" % host
+        )
+    for k in MQTT_INTS:
+        lo, hi = MQTT_INTS[k]
+        need_int(c, k, lo, hi)
+    if c["backoff_max_ms"] < c["backoff_min_ms"]:
+        raise ConfigError("mqtt.backoff_max_ms: must be >= backoff_min_ms")
+    cid = c["client_id"]
+    if not isinstance(cid, str) or len(cid) > 128:
+        raise ConfigError("mqtt.client_id: expected a string of at most 128 chars")
+    if will is not None:
+        if len(will) != 4 or will[2] not in (0, 1):
+            raise ConfigError("mqtt will: (topic, payload, qos 0/1, retain)")
+    return c
+
+
+def valid_base(base):
+    """A base topic: non-empty, no wildcard, no leading/trailing slash, no empty level."""
+    if not isinstance(base, str) or not base or len(base) > 128:
+        return False
+    if "+" in base or "#" in base or "\x00" in base:
+        return False
+    for level in base.split("/"):
+        if not level:
+            return False
+    return True
+
 
 def check_ident(ident):
     if not isinstance(ident, dict):
@@ -36,7 +123,7 @@ def check_ident(ident):
             raise ConfigError("identity_info.%s: required string" % k)
     dev = ident["device_id"]
     # identifiers have one "/" (prefix/suffix): the device id spans two topic levels
-    if not protocol.valid_base(dev) or len(dev) > 128:
+    if not valid_base(dev) or len(dev) > 128:
         raise ConfigError("identity_info.device_id: %r cannot be used in a topic" % dev)
 
 
@@ -79,7 +166,7 @@ def configure(cfg):
     if cfg:
         reject_unknown(cfg, DEFAULTS, "reporter")
         c.update(cfg)
-    if not protocol.valid_base(c["base"]):
+    if not valid_base(c["base"]):
         raise ConfigError("reporter.base: %r is not a valid base topic" % (c["base"],))
     for k in INT_KEYS:
         lo, hi = INT_KEYS[k]

@@ -30,7 +30,6 @@ from gasguard import protocol
 from gasguard.mqtt import MQTTClient
 from gasguard.outbox import Outbox
 from gasguard.report_base import ReportBase
-from gasguard.report_cfg import DEFAULTS, check_ident, configure, next_boot  # noqa: F401
 from gasguard.telemetry import TelemetryRing
 from gasguard.walltime import WallTime
 
@@ -40,6 +39,8 @@ _STATE_KEY = (-1, -1)
 class Reporter(ReportBase):
     def __init__(self, clock, store, identity_info, cfg, transport, handler=None, key=None,
                  ssl_context=None, rand=None, boot=None, status_fn=None):
+        from gasguard.report_cfg import check_ident, configure, next_boot  # boot-only
+
         check_ident(identity_info)
         c = configure(cfg)
         self.base = c["base"]

@@ -9,7 +9,7 @@ import json
 import sys
 
 from gasguard.commands import sign
-from gasguard.mqtt_wire import packet
+from gasguard.mqtt import packet
 from gasguard.reporter import Reporter
 from gasguard.store import FileStore
 from ptest import tmpdir

@@ -11,7 +11,7 @@ values: EINPROGRESS 119, EALREADY 120, then EISCONN 127), "refused", "unreachabl
 
 import struct
 
-from gasguard.mqtt_wire import parse_remaining
+from gasguard.mqtt import packet, parse_remaining  # noqa: F401  (the tests' broker side)
 from simboard import MisuseError
 
 
@@ -169,6 +169,16 @@ class FakeNet:
 
 
 CONNACK_OK = b"\x20\x02\x00\x00"
+
+
+def publish_packet(topic, payload, qos=0, retain=False, pid=0, dup=False):
+    """A PUBLISH as the broker sends it (the tests' downlink)."""
+    if isinstance(topic, str):
+        topic = topic.encode()
+    if isinstance(payload, str):
+        payload = payload.encode()
+    body = struct.pack("!H", len(topic)) + topic + (struct.pack("!H", pid) if qos else b"")
+    return packet(0x30 | qos << 1 | (1 if retain else 0) | (8 if dup else 0), body + payload)
 
 
 def puback(pid):

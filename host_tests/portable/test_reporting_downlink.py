@@ -16,7 +16,7 @@ Portable: CPython, the pip MicroPython and the ESP32-like one at 112 KiB from .m
 import json
 
 from gasguard.commands import sign
-from gasguard.mqtt_wire import packet
+from gasguard.mqtt import packet
 from gasguard.outbox import Outbox
 from gasguard.reporter import Reporter
 from gasguard.store import FileStore

@@ -2,7 +2,7 @@
 
 import struct
 
-from gasguard import mqtt_wire
+from gasguard import mqtt
 from gasguard.mqtt import MQTTClient
 from gasguard.validate import ConfigError
 from ptest import raises
@@ -135,9 +135,9 @@ def test_an_oversized_publish_is_acknowledged_and_skipped_and_the_connection_sta
     cl.subscribe("gg/dev1/command", 1)
     got = []
     cl.on_message = lambda t, p, r: got.append((t, None if p is None else bytes(p), r))
-    big = mqtt_wire.packet(0x33, struct.pack("!H", 15) + b"gg/dev1/command" + b"\x00\x07"
+    big = mqtt.packet(0x33, struct.pack("!H", 15) + b"gg/dev1/command" + b"\x00\x07"
                            + b"{" + b"x" * 3000 + b"}")
-    small = mqtt_wire.packet(0x32, struct.pack("!H", 15) + b"gg/dev1/command" + b"\x00\x08"
+    small = mqtt.packet(0x32, struct.pack("!H", 15) + b"gg/dev1/command" + b"\x00\x08"
                              + b'{"ok":1}')
     seen = []
     made = _flap(cl, clock, net, 200, big + small, seen)
@@ -164,7 +164,7 @@ def test_a_raising_message_handler_is_counted_and_the_stream_goes_on():
     run_until_up(cl, clock)
     pk = b""
     for i, body in enumerate((b"boom", b"next", b"boom", b"last")):
-        pk += mqtt_wire.packet(0x32, struct.pack("!H", 4) + b"gg/c" + bytes([0, i + 1]) + body)
+        pk += mqtt.packet(0x32, struct.pack("!H", 4) + b"gg/c" + bytes([0, i + 1]) + body)
     cl._sock.feed(pk)
     cl.poll()
     cl.poll()
@@ -286,7 +286,7 @@ def test_resubscribes_after_reconnect_and_acks_incoming_qos1():
     assert len(subs) == 1 and b"gg/dev1/command" in subs[0]
     # incoming QoS 1 publish: PUBACK with its packet id, callback gets it
     body = struct.pack("!H", 15) + b"gg/dev1/command" + b"\x12\x34" + b'{"x":1}'
-    cl._sock.feed(mqtt_wire.packet(0x32, body))
+    cl._sock.feed(mqtt.packet(0x32, body))
     cl.poll()
     cl.poll()
     assert got == [("gg/dev1/command", b'{"x":1}', False)]
@@ -296,7 +296,7 @@ def test_resubscribes_after_reconnect_and_acks_incoming_qos1():
 def test_oversized_non_publish_and_garbage_packets_drop_the_connection():
     cl, clock, net = _client(max_packet=64)
     run_until_up(cl, clock)
-    cl._sock.feed(mqtt_wire.packet(0x90, b"\x00\x01" + b"x" * 100))
+    cl._sock.feed(mqtt.packet(0x90, b"\x00\x01" + b"x" * 100))
     cl.poll()
     assert not cl.connected and "max_packet" in cl.last_error
     cl2, clock2, net2 = _client()
@@ -352,11 +352,11 @@ def test_disconnect_sends_disconnect_and_closes():
 
 def test_wire_remaining_length_roundtrip():
     for n in (0, 1, 127, 128, 16383, 16384, 2097151, 2097152, 268435455):
-        enc = mqtt_wire._remaining(n)
+        enc = mqtt._remaining(n)
         buf = b"\x30" + enc
-        assert mqtt_wire.parse_remaining(buf, 0) == (n, 1 + len(enc))
+        assert mqtt.parse_remaining(buf, 0) == (n, 1 + len(enc))
         if len(enc) > 1:
-            assert mqtt_wire.parse_remaining(buf[:-1], 0) is None
+            assert mqtt.parse_remaining(buf[:-1], 0) is None
 
 
 class SSLWantReadError(Exception):

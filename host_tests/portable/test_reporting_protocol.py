@@ -3,13 +3,14 @@
 import json
 
 from gasguard import protocol
+from gasguard.report_cfg import valid_base
 
 
 def test_base_topics_and_topics():
     for ok in ("gasguard", "acme/gas/v1", "a"):
-        assert protocol.valid_base(ok), ok
+        assert valid_base(ok), ok
     for bad in ("", "/a", "a/", "a//b", "a/+/b", "a/#", "x" * 129, None, 5, "a\x00b"):
-        assert not protocol.valid_base(bad), bad
+        assert not valid_base(bad), bad
     assert protocol.topic("gg", "88.118.8/GDH.240915.00123F", "event") == \
         "gg/88.118.8/GDH.240915.00123F/event"
 

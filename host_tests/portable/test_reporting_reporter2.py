@@ -6,7 +6,7 @@ from gasguard.commands import sign
 
 import json
 
-from gasguard.mqtt_wire import packet
+from gasguard.mqtt import packet
 from gasguard.store import FileStore
 from gasguard.validate import ConfigError
 from ptest import raises, tmpdir

@@ -2,7 +2,7 @@
 
 from reporting_fakes import AutoBroker, FakeNet  # first: compiling it needs the most heap
 from gasguard.reporter import Reporter
-from gasguard.mqtt_wire import packet
+from gasguard.mqtt import packet
 from gasguard.store import FileStore
 from ptest import tmpdir
 from simboard import SimClock

@@ -33,7 +33,8 @@ import gc, sys, time
 from gasguard.outbox import Outbox
 from gasguard.reporter import Reporter
 from gasguard.store import FileStore
-from gasguard import protocol, mqtt_wire
+from gasguard import protocol
+from gasguard.mqtt import packet
 from simboard import SimClock
 root = sys.argv[1]
 try:
@@ -69,7 +70,8 @@ print("message_bytes", len(msg))
 rec = Outbox._m_record(1, 1, 1, 0, msg)
 print("record_bytes", len(rec))
 print("ack_record_bytes", 17)
-print("publish_bytes", len(mqtt_wire.publish_packet("gasguard/" + DEV + "/event", msg, 1, False, 1)))
+topic = ("gasguard/" + DEV + "/event").encode()
+print("publish_bytes", len(packet(0x32, bytes([0, len(topic)]) + topic + b"\x00\x01" + msg)))
 ob = Outbox(FileStore(root + "/b"), max_bytes=65536, reserve_bytes=0)
 t0 = us()
 for i in range(N):
