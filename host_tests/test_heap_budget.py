@@ -20,10 +20,10 @@ BUDGET = {
     # detector mid/high -1 KB: one device base, builder boot-only (heap-budget.md)
     # mid/high -4 KB, valve -4 KB: interlock pairing and link config parked (heap-budget.md)
     # -7.7 KB detector, -9.2 KB valve: one MQTT module, reporting config checks boot-only
-    ("detector", "low"): 102 * 1024,
-    ("detector", "mid"): 117 * 1024,  # +1 KB: pairing needs a person at both ends (heap-budget.md)
-    ("detector", "high"): 117 * 1024,
-    ("valve", "M"): 77 * 1024,  # -4 KB: one device base (measured -1.4 KB; the rest was slack)
+    ("detector", "low"): 101 * 1024,  # -1 KB: console framing only resident (heap-budget.md)
+    ("detector", "mid"): 116 * 1024,  # +1 KB: pairing needs a person at both ends (heap-budget.md)
+    ("detector", "high"): 116 * 1024,
+    ("valve", "M"): 76 * 1024,  # -1 KB: console framing only resident (heap-budget.md)
 }
 # Largest live heap at any checkpoint of the day, same units.
 PEAK = {

@@ -17,7 +17,7 @@ import json
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings, strategies as st
 
-from gasguard import interlock_keys, profiles, record, service
+from gasguard import boot_select, interlock_keys, profiles, record
 from gasguard.app import DetectorApp
 from gasguard.channel import KEYS as CHANNEL_KEYS
 from gasguard.report_cfg import DEFAULTS as REPORT_DEFAULTS
@@ -76,13 +76,13 @@ DETECTOR_KEYS = (
     + _leaves("detector.co.sensor.", ElectrochemCO.KEYS) + _leaves("detector.co.channel.", CHANNEL_KEYS)
     + _leaves("detector.supply.", SUPPLY_KEYS)
     + ["app.history_period_s", "board.x", "detector.ch4.x", "x.y", "detector"]
-    + _leaves("service.", service.DEFAULTS) + _leaves("link.", interlock_keys.LINK_DEFAULTS)
+    + _leaves("service.", boot_select.SERVICE_DEFAULTS) + _leaves("link.", interlock_keys.LINK_DEFAULTS)
     + ["net.ssid", "net.password"] + _leaves("report.", REPORT_DEFAULTS)
 )
 VALVE_KEYS = (
     _leaves("valve.", [k for k in VALVE_DEFAULTS if k != "link"]) + _leaves("valve.link.", interlock_keys.LINK_DEFAULTS)
     + ["app.history_period_s", "button.hold_ms", "button.debounce_ms", "x.y", "valve"]
-    + _leaves("service.", service.DEFAULTS) + ["net.ssid"] + _leaves("report.", REPORT_DEFAULTS)
+    + _leaves("service.", boot_select.SERVICE_DEFAULTS) + ["net.ssid"] + _leaves("report.", REPORT_DEFAULTS)
 )
 
 values = st.one_of(

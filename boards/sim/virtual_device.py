@@ -197,7 +197,7 @@ class Sim:
         self.app = None
 
     def __call__(self, svc, rest):
-        from gasguard.service import E_ARG, ServiceError
+        from gasguard.service_proto import E_ARG, ServiceError
 
         a = rest.split()
         if not a:

@@ -108,7 +108,7 @@ class ValveSim:
         self.air = None
 
     def __call__(self, svc, rest):
-        from gasguard.service import E_ARG, E_STATE, ServiceError
+        from gasguard.service_proto import E_ARG, E_STATE, ServiceError
 
         a = rest.split()
         b = self.board

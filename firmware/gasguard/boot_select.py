@@ -16,6 +16,16 @@ from gasguard.boot import CONFIG_NAME
 from gasguard.validate import ConfigError, need_int, reject_unknown
 
 APP_DEFAULTS = {"history_period_s": 60}
+# the service section (gasguard.service): key -> (default, lo, hi)
+SERVICE_DEFAULTS = {
+    "line_max": (256, 32, 4096),
+    "chunk": (64, 1, 4096),
+    "partial_timeout_ms": (10000, 100, 600000),
+    "factory_timeout_ms": (900000, 1000, 86400000),
+    "auth_fail_limit": (3, 1, 100),
+    "auth_lockout_ms": (60000, 0, 3600000),
+    "log_max": (50, 1, 500),
+}
 
 
 def boot(app, given, build, fallbacks):
@@ -52,3 +62,18 @@ def app_settings(cfg):
         raise ConfigError("app: expected a dict")
     reject_unknown(a, APP_DEFAULTS, "app")
     return need_int(a, "history_period_s", 1, 3600, 60)
+
+
+def service_config(cfg):
+    """The service section checked (ConfigError naming the key), as a tuple in the order
+    of SERVICE_DEFAULTS."""
+    cfg = cfg or {}
+    if not isinstance(cfg, dict):
+        raise ConfigError("service: expected a dict")
+    reject_unknown(cfg, SERVICE_DEFAULTS, "service")
+    out = []
+    for k in ("line_max", "chunk", "partial_timeout_ms", "factory_timeout_ms",
+              "auth_fail_limit", "auth_lockout_ms", "log_max"):
+        d, lo, hi = SERVICE_DEFAULTS[k]
+        out.append(need_int(cfg, k, lo, hi, d))
+    return tuple(out)

@@ -10,7 +10,7 @@ import json
 
 from gasguard import record
 from gasguard.boot import CONFIG_NAME, copy
-from gasguard.boot_select import app_settings
+from gasguard.boot_select import app_settings, service_config
 from gasguard.validate import ConfigError, reject_unknown
 
 
@@ -50,11 +50,7 @@ def validate(app, cfg):
         from gasguard.interlock_keys import link_config
 
         link_config(link)
-    from gasguard.boot import NullConsole
-    from gasguard.service import DEFAULTS, Service
-
-    Service(NullConsole(), app, app.clock, cfg.get("service"))  # its checks; builds nothing kept
-    reject_unknown(cfg.get("service", {}) or {}, DEFAULTS, "service")
+    service_config(cfg.get("service"))
 
 
 def config_set(app, key, value):

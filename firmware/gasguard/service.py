@@ -5,8 +5,10 @@ Line-delimited ASCII requests, one reply line per request:
     [#tag ]VERB [args...]\\n      ->   [#tag ]OK <json>\\n   or   [#tag ]ERR <CODE> <message>\\n
 
 The full protocol, the `device` facade it talks to and the factory-mode handshake are
-documented in docs/service-protocol.md. This module only parses, authorises and
-dispatches; the device does the work.
+documented in docs/service-protocol.md. This module is what stays resident: the line
+framing, the reply, factory mode with its timeout and the AUTH lockout state (issue 15).
+The request parsing, authorisation and the verbs are gasguard.service_cmds, loaded per
+console session; the device does the work.
 
 Robustness: bytes go into one preallocated line buffer of `line_max` bytes. A line that
 overflows it is discarded up to its newline and answered with E_TOOLONG; a line with
@@ -16,15 +18,10 @@ any state. poll() reads at most `chunk` bytes per call and never waits, so the
 application loop (and the alarm path in it) keeps running while the console is busy.
 """
 
-import json
 import os
 
 from gasguard.lazy import BOOT_ONLY, release
-from gasguard.service_proto import (  # noqa: F401  (E_STATE, PROTOCOL: re-exported)
-    E_ARG, E_CAL, E_CONFIG, E_DEVICE, E_FACTORY, E_GARBAGE, E_IDENTITY, E_STATE, E_SYNTAX,
-    E_TOOLONG, E_UNKNOWN, E_UNSUPPORTED, FACTORY_VERBS, PROTOCOL, ServiceError,
-)
-from gasguard.validate import ConfigError, need_int, reject_unknown
+from gasguard.service_proto import E_DEVICE, E_GARBAGE, E_TOOLONG
 
 try:
     from micropython import const
@@ -38,29 +35,13 @@ _LF = const(10)
 _CR = const(13)
 _VERBS_IDLE_MS = const(10000)  # console idle this long: the verbs leave the heap
 
-DEFAULTS = {
-    "line_max": 256,
-    "chunk": 64,
-    "partial_timeout_ms": 10000,
-    "factory_timeout_ms": 900000,
-    "auth_fail_limit": 3,
-    "auth_lockout_ms": 60000,
-    "log_max": 50,
-}
 
 class Service:
     def __init__(self, console, device, clock, cfg=None, rng=None, button_at_boot=False):
-        cfg = dict(cfg or {})
-        reject_unknown(cfg, DEFAULTS, "service")
-        full = dict(DEFAULTS)
-        full.update(cfg)
-        self.line_max = need_int(full, "line_max", 32, 4096)
-        self.chunk = need_int(full, "chunk", 1, 4096)
-        self.partial_timeout_ms = need_int(full, "partial_timeout_ms", 100, 600000)
-        self.factory_timeout_ms = need_int(full, "factory_timeout_ms", 1000, 86400000)
-        self.auth_fail_limit = need_int(full, "auth_fail_limit", 1, 100)
-        self.auth_lockout_ms = need_int(full, "auth_lockout_ms", 0, 3600000)
-        self.log_max = need_int(full, "log_max", 1, 500)
+        from gasguard.boot_select import service_config  # boot-only: the section's checks
+
+        (self.line_max, self.chunk, self.partial_timeout_ms, self.factory_timeout_ms,
+         self.auth_fail_limit, self.auth_lockout_ms, self.log_max) = service_config(cfg)
         self.console = console
         self.device = device
         self.clock = clock
@@ -70,19 +51,17 @@ class Service:
         self._overflow = False
         self._garbage = False
         self._last_rx = clock.ticks_ms()
-        # factory mode
-        self.factory = bool(button_at_boot)
-        self.factory_via = "button" if button_at_boot else None
-        self._factory_seen = clock.ticks_ms()
-        self._nonce = None
+        # factory mode and the AUTH challenge: this object's state, changed by the verbs
+        # only through set_factory(), challenge() and lockout()
+        self.set_factory("button" if button_at_boot else None)
         self._fails = 0
         self._locked_until = None
         # counters for diagnostics and tests
         self.lines = 0
         self.errors = 0
         self.dropped_partial = 0
-        self._after_reply = None
-        self._verbs = None  # gasguard.service_cmds.VERBS while a session is going on
+        self.after_reply = None  # a verb's action once its reply is out (REBOOT, MAINT)
+        self._verbs = None  # gasguard.service_cmds.handle while a session is going on
         self._verbs_at = 0
         self.handlers = {}  # extra verbs: name -> fn(service, args) -> dict (e.g. SIM)
 
@@ -99,7 +78,8 @@ class Service:
                 self.dropped_partial += 1
             self._expire_factory(now)
             if self._verbs is not None and self.clock.ticks_diff(now, self._verbs_at) > _VERBS_IDLE_MS:
-                self._release_verbs()
+                self._verbs = None
+                release("service_cmds", *BOOT_ONLY)  # a CFG check loads boot-only code too
             return 0
         self._last_rx = now
         handled = 0
@@ -123,10 +103,6 @@ class Service:
         self._expire_factory(now)
         return handled
 
-    def _release_verbs(self):
-        self._verbs = None
-        release("service_cmds", *BOOT_ONLY)  # a CFG check loads the boot-only code too
-
     def _reset_line(self):
         self._n = 0
         self._overflow = False
@@ -138,92 +114,45 @@ class Service:
         garbage = self._garbage
         self._reset_line()
         if overflow:
-            self._error(None, E_TOOLONG, "line longer than %d bytes discarded" % self.line_max)
-            return
-        if garbage:
-            self._error(None, E_GARBAGE, "non-printable bytes in line; discarded")
-            return
-        if n == 0:
-            return
-        try:
-            line = bytes(self._buf[:n]).decode().strip()
-        except Exception:
-            self._error(None, E_GARBAGE, "undecodable line; discarded")
-            return
-        if line:
-            self.handle_line(line)
+            self.error(None, E_TOOLONG, "line longer than %d bytes discarded" % self.line_max)
+        elif garbage:
+            self.error(None, E_GARBAGE, "non-printable bytes in line; discarded")
+        elif n:
+            line = bytes(self._buf[:n]).decode().strip()  # printable ASCII: always decodes
+            if line:
+                self.handle_line(line)
 
-    # ----------------------------------------------------------------- line level
     def handle_line(self, line):
-        """Handle one request line (without newline). Also usable directly by tests."""
+        """Handle one request line (without newline). Also usable directly by tests.
+        The parsing and the verbs (gasguard.service_cmds) are loaded by the first request
+        of a console session and released when the console has been idle _VERBS_IDLE_MS
+        (docs/heap-budget.md); a line is answered even when they cannot load."""
         self.lines += 1
-        tag = None
-        if line[0] == "#":
-            sp = line.find(" ")
-            if sp < 0:
-                self._error(None, E_SYNTAX, "a tag must be followed by a command")
-                return
-            tag = line[1:sp]
-            if not tag or len(tag) > 16 or not _is_word(tag):
-                self._error(None, E_SYNTAX, "bad tag")
-                return
-            line = line[sp + 1 :].strip()
-        parts = line.split(None, 1)
-        if not parts:
-            self._error(tag, E_SYNTAX, "empty command")
-            return
-        verb = parts[0].upper()
-        rest = parts[1] if len(parts) > 1 else ""
         now = self.clock.ticks_ms()
         if self.factory:
             self._factory_seen = now
+        self._verbs_at = now
         try:
-            # loaded by the first request of a console session, released when the console
-            # has been idle for _VERBS_IDLE_MS (docs/heap-budget.md)
-            verbs = self._verbs
-            if verbs is None:
-                verbs = self._verbs = _verbs()
-            self._verbs_at = now
-            fn = verbs.get(verb)
-            if fn is None:
-                extra = self.handlers.get(verb)
-                if extra is None:
-                    raise ServiceError(E_UNKNOWN, "unknown command %s (try HELP)" % verb)
-                result = extra(self, rest)
-            else:
-                if verb in FACTORY_VERBS and _writes(verb, rest) and not self.factory:
-                    raise ServiceError(E_FACTORY, "%s needs factory mode (AUTH)" % verb)
-                result = fn(self, rest)
-        except ServiceError as e:
-            self._error(tag, e.code, e.msg)
-            return
-        except ConfigError as e:
-            self._error(tag, E_CONFIG, str(e))
-            return
-        except ValueError as e:
-            # CalibrationError, IdentifierError... are ValueErrors naming the reason
-            code = E_CAL if verb == "CAL" else (E_IDENTITY if verb == "PROV" else E_ARG)
-            self._error(tag, code, str(e) or type(e).__name__)
-            return
-        except Exception as e:  # the console must survive any device failure
-            self._error(tag, E_DEVICE, "%s: %s" % (type(e).__name__, e))
-            return
-        self._reply(tag, "OK " + json.dumps(result if result is not None else {}))
-        after = self._after_reply
-        if after is not None:
-            self._after_reply = None
-            after()
+            handle = self._verbs
+            if handle is None:
+                from gasguard.service_cmds import handle
 
-    def _reply(self, tag, text):
+                self._verbs = handle
+            handle(self, line)  # answers every request itself, errors included
+        except Exception as e:  # the verbs could not load (MemoryError): still an answer
+            self.error(None, E_DEVICE, "%s: %s" % (type(e).__name__, e))
+
+    def reply(self, tag, text):
         if tag is not None:
             text = "#" + tag + " " + text
         self.console.write(text.encode() + b"\n")
 
-    def _error(self, tag, code, msg):
+    def error(self, tag, code, msg):
         self.errors += 1
         msg = msg.replace("\n", " ").replace("\r", " ")
-        self._reply(tag, "ERR %s %s" % (code, msg))
+        self.reply(tag, "ERR %s %s" % (code, msg))
 
+    # ----------------------------------------------------------------- factory mode
     def _expire_factory(self, now):
         # Both ways in (button held at boot, AUTH) end after factory_timeout_ms without a
         # request; _factory_seen is a ticks value, compared with the wrap-safe ticks_diff.
@@ -231,38 +160,34 @@ class Service:
             self.factory = False
             self.factory_via = None
 
-    def _device_id(self):
-        ident = getattr(self.device, "identity", None)
-        if ident is None:
-            return None
-        try:
-            rec = ident.load()
-        except ValueError:
-            return None
-        return rec.get("id") if rec else None
+    def set_factory(self, via):
+        """Factory mode on ("button", "auth") or off (None); a pending challenge ends, and
+        a way in clears the count of wrong responses."""
+        self.factory = via is not None
+        self.factory_via = via
+        self._factory_seen = self.clock.ticks_ms()
+        self._nonce = None
+        if via is not None:
+            self._fails = 0
 
-    def _call(self, name, *args):
-        fn = getattr(self.device, name, None)
-        if fn is None:
-            raise ServiceError(E_UNSUPPORTED, "this device has no %s" % name)
-        return fn(*args)
+    def challenge(self, nonce=None):
+        """Set a new AUTH challenge, or (None) take the pending one: it answers one try."""
+        old = self._nonce
+        self._nonce = nonce
+        return old
 
-
-def _is_word(s):
-    for c in s:
-        if not (c.isalpha() or c.isdigit() or c in "-_."):
-            return False
-    return True
-
-
-def _writes(verb, rest):
-    """True when this request changes state (reads stay allowed without factory mode)."""
-    if verb == "CFG" or verb == "CAL" or verb == "PROV":
-        return bool(rest.strip())
-    return True
-
-
-def _verbs():
-    from gasguard.service_cmds import VERBS
-
-    return VERBS
+    def lockout(self, now, failed=False):
+        """ms the AUTH lockout still lasts (0: a response may be tried; an ended lockout
+        clears the count); failed=True counts a wrong response and locks at the limit."""
+        if failed:
+            self._fails += 1
+            if self._fails >= self.auth_fail_limit:
+                self._locked_until = self.clock.ticks_add(now, self.auth_lockout_ms)
+            return 0
+        if self._locked_until is not None:
+            left = self.clock.ticks_diff(self._locked_until, now)
+            if left > 0:
+                return left
+            self._locked_until = None
+            self._fails = 0
+        return 0

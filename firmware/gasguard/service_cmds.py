@@ -1,20 +1,106 @@
-"""The commands of the service protocol (GGSP/1): one function per verb.
+"""The requests of the service protocol (GGSP/1): parsing, authorisation and one function
+per verb. Loaded by the first request of a console session and released when the console
+has been idle (gasguard.service keeps only the line framing resident: docs/heap-budget.md).
 
-Split from gasguard.service so that each module compiles within an ESP32-sized heap
-(the parser needs memory in proportion to a module's source). Every handler takes
-(service, rest-of-line) and returns a JSON-able dict, or raises ServiceError.
-
-The protocol's names come from gasguard.service_proto, never from gasguard.service (which
-loads this module): no import cycle. The AUTH construction lives here, with the verb.
+handle(svc, line) answers one request line; every verb takes (service, rest-of-line) and
+returns a JSON-able dict, or raises ServiceError. Factory mode and the AUTH state belong to
+the Service; the verbs change them only through its set_factory(), challenge() and
+lockout(). The protocol's names come from gasguard.service_proto, never from
+gasguard.service (which loads this module): no import cycle. The AUTH construction lives
+here, with the verb.
 """
 
 import json
 
 from gasguard import hmac256
 from gasguard.service_proto import (
-    E_ARG, E_AUTH, E_IDENTITY, E_LOCKOUT, E_STATE, E_UNKNOWN, E_UNSUPPORTED, FACTORY_VERBS,
-    PROTOCOL, ServiceError,
+    E_ARG, E_AUTH, E_CAL, E_CONFIG, E_DEVICE, E_FACTORY, E_IDENTITY, E_LOCKOUT, E_STATE,
+    E_SYNTAX, E_UNKNOWN, E_UNSUPPORTED, FACTORY_VERBS, PROTOCOL, ServiceError,
 )
+from gasguard.validate import ConfigError
+
+
+def handle(svc, line):
+    """Answer one request line (without newline): OK <json> or ERR <code> <message>."""
+    tag = None
+    if line[0] == "#":
+        sp = line.find(" ")
+        if sp < 0:
+            svc.error(None, E_SYNTAX, "a tag must be followed by a command")
+            return
+        tag = line[1:sp]
+        if not tag or len(tag) > 16 or not _is_word(tag):
+            svc.error(None, E_SYNTAX, "bad tag")
+            return
+        line = line[sp + 1 :].strip()
+    parts = line.split(None, 1)
+    if not parts:
+        svc.error(tag, E_SYNTAX, "empty command")
+        return
+    verb = parts[0].upper()
+    rest = parts[1] if len(parts) > 1 else ""
+    try:
+        fn = VERBS.get(verb)
+        if fn is None:
+            extra = svc.handlers.get(verb)
+            if extra is None:
+                raise ServiceError(E_UNKNOWN, "unknown command %s (try HELP)" % verb)
+            result = extra(svc, rest)
+        else:
+            if verb in FACTORY_VERBS and _writes(verb, rest) and not svc.factory:
+                raise ServiceError(E_FACTORY, "%s needs factory mode (AUTH)" % verb)
+            result = fn(svc, rest)
+    except ServiceError as e:
+        svc.error(tag, e.code, e.msg)
+        return
+    except ConfigError as e:
+        svc.error(tag, E_CONFIG, str(e))
+        return
+    except ValueError as e:
+        # CalibrationError, IdentifierError... are ValueErrors naming the reason
+        code = E_CAL if verb == "CAL" else (E_IDENTITY if verb == "PROV" else E_ARG)
+        svc.error(tag, code, str(e) or type(e).__name__)
+        return
+    except Exception as e:  # the console must survive any device failure
+        svc.error(tag, E_DEVICE, "%s: %s" % (type(e).__name__, e))
+        return
+    svc.reply(tag, "OK " + json.dumps(result if result is not None else {}))
+    after = svc.after_reply
+    if after is not None:
+        svc.after_reply = None
+        after()
+
+
+def _is_word(s):
+    for c in s:
+        if not (c.isalpha() or c.isdigit() or c in "-_."):
+            return False
+    return True
+
+
+def _writes(verb, rest):
+    """True when this request changes state (reads stay allowed without factory mode)."""
+    if verb == "CFG" or verb == "CAL" or verb == "PROV":
+        return bool(rest.strip())
+    return True
+
+
+def _call(svc, name, *args):
+    fn = getattr(svc.device, name, None)
+    if fn is None:
+        raise ServiceError(E_UNSUPPORTED, "this device has no %s" % name)
+    return fn(*args)
+
+
+def _device_id(svc):
+    ident = getattr(svc.device, "identity", None)
+    if ident is None:
+        return None
+    try:
+        rec = ident.load()
+    except ValueError:
+        return None
+    return rec.get("id") if rec else None
 
 
 def auth_message(nonce_hex, device_id):
@@ -56,10 +142,10 @@ def _channel(name):
 
 # ------------------------------------------------------------------- commands
 def _cmd_hello(svc, rest):
-    info = svc._call("info")
+    info = _call(svc, "info")
     d = {"proto": PROTOCOL, "factory": svc.factory}
     d.update(info)
-    d["id"] = svc._device_id()
+    d["id"] = _device_id(svc)
     return d
 
 
@@ -85,18 +171,18 @@ def _cmd_id(svc, rest):
 
 
 def _cmd_status(svc, rest):
-    d = svc._call("status")
+    d = _call(svc, "status")
     d["factory"] = svc.factory
     d["console"] = {"lines": svc.lines, "errors": svc.errors, "dropped_partial": svc.dropped_partial}
     return d
 
 
 def _cmd_read(svc, rest):
-    return svc._call("readings")
+    return _call(svc, "readings")
 
 
 def _cmd_hist(svc, rest):
-    return svc._call("history")
+    return _call(svc, "history")
 
 
 def _cmd_log(svc, rest):
@@ -109,13 +195,13 @@ def _cmd_log(svc, rest):
             raise ServiceError(E_ARG, "n must be an integer")
         if n < 1 or n > svc.log_max:
             raise ServiceError(E_ARG, "n must be in 1..%d" % svc.log_max)
-    return {"events": svc._call("events", n)}
+    return {"events": _call(svc, "events", n)}
 
 
 def _cmd_cfg(svc, rest):
     rest = rest.strip()
     if not rest:
-        return {"config": svc._call("config_get", None)}
+        return {"config": _call(svc, "config_get", None)}
     parts = rest.split(None, 1)
     key = parts[0]
     if len(parts) == 1:
@@ -124,13 +210,13 @@ def _cmd_cfg(svc, rest):
         value = json.loads(parts[1])
     except Exception:
         raise ServiceError(E_ARG, "value must be JSON (strings in double quotes)")
-    r = svc._call("config_set", key, value)
+    r = _call(svc, "config_set", key, value)
     return r if isinstance(r, dict) else {"key": key, "value": value}
 
 
 def _cmd_cfg_q(svc, rest):
     a = _args(rest, 0, 1, "CFG? [key]")
-    cfg = svc._call("config_get", None)
+    cfg = _call(svc, "config_get", None)
     if a:
         if a[0] not in cfg:
             raise ServiceError(E_ARG, "no config key %r" % a[0])
@@ -139,17 +225,17 @@ def _cmd_cfg_q(svc, rest):
 
 
 def _cmd_cal_q(svc, rest):
-    return svc._call("cal_get")
+    return _call(svc, "cal_get")
 
 
 def _cmd_cal(svc, rest):
     a = rest.split()
     if not a:
-        return svc._call("cal_get")
+        return _call(svc, "cal_get")
     sub = a[0].upper()
     if sub == "ZERO":
         a = _args(rest, 2, 2, "CAL ZERO <ch4|co>")
-        return svc._call("cal_zero", _channel(a[1]))
+        return _call(svc, "cal_zero", _channel(a[1]))
     if sub == "SPAN":
         a = _args(rest, 3, 3, "CAL SPAN <ch4|co> <ppm>")
         try:
@@ -158,7 +244,7 @@ def _cmd_cal(svc, rest):
             raise ServiceError(E_ARG, "ppm must be a number")
         if not (ppm > 0 and ppm < 1000000):
             raise ServiceError(E_ARG, "ppm must be in (0, 1000000)")
-        return svc._call("cal_span", _channel(a[1]), ppm)
+        return _call(svc, "cal_span", _channel(a[1]), ppm)
     if sub == "COMMIT":
         meta = {}
         if len(a) > 1:
@@ -168,13 +254,13 @@ def _cmd_cal(svc, rest):
                 raise ServiceError(E_ARG, "usage: CAL COMMIT [json metadata]")
             if not isinstance(meta, dict):
                 raise ServiceError(E_ARG, "metadata must be a JSON object")
-        return svc._call("cal_commit", meta)
+        return _call(svc, "cal_commit", meta)
     if sub == "REVERT":
         _args(rest, 1, 1, "CAL REVERT")
-        return svc._call("cal_revert")
+        return _call(svc, "cal_revert")
     if sub == "ABORT":
         _args(rest, 1, 1, "CAL ABORT")
-        svc._call("cal_abort")
+        _call(svc, "cal_abort")
         return {"aborted": True}
     raise ServiceError(E_ARG, "usage: CAL ZERO|SPAN|COMMIT|ABORT|REVERT ...  (read with CAL?)")
 
@@ -183,41 +269,31 @@ def _cmd_auth(svc, rest):
     a = _args(rest, 0, 1, "AUTH | AUTH <hex response> | AUTH END")
     now = svc.clock.ticks_ms()
     if a and a[0].upper() == "END":
-        svc.factory = False
-        svc.factory_via = None
-        svc._nonce = None
+        svc.set_factory(None)
         return {"factory": False}
-    if svc._locked_until is not None:
-        left = svc.clock.ticks_diff(svc._locked_until, now)
-        if left > 0:
-            raise ServiceError(E_LOCKOUT, "too many wrong responses; retry in %d s" % ((left + 999) // 1000))
-        svc._locked_until = None
-        svc._fails = 0
+    left = svc.lockout(now)
+    if left:
+        raise ServiceError(E_LOCKOUT, "too many wrong responses; retry in %d s" % ((left + 999) // 1000))
     key_fn = getattr(svc.device, "factory_key", None)
     key = key_fn() if key_fn is not None else None
     if not key:
         raise ServiceError(E_UNSUPPORTED, "no factory key installed: hold the button at boot")
     if not a:
-        svc._nonce = _hex(svc.rng(16))
-        return {"nonce": svc._nonce, "id": svc._device_id(), "alg": "HMAC-SHA256"}
-    if svc._nonce is None:
+        nonce = _hex(svc.rng(16))
+        svc.challenge(nonce)
+        return {"nonce": nonce, "id": _device_id(svc), "alg": "HMAC-SHA256"}
+    nonce = svc.challenge()  # a challenge answers exactly one attempt
+    if nonce is None:
         raise ServiceError(E_STATE, "no challenge pending: send AUTH first")
-    nonce = svc._nonce
-    svc._nonce = None  # a challenge answers exactly one attempt
     try:
         got = _unhex(a[0].lower())
     except ValueError:
         got = b""
-    want = hmac256.digest(key, auth_message(nonce, svc._device_id()))
+    want = hmac256.digest(key, auth_message(nonce, _device_id(svc)))
     if not hmac256.equal(got, want):
-        svc._fails += 1
-        if svc._fails >= svc.auth_fail_limit:
-            svc._locked_until = svc.clock.ticks_add(now, svc.auth_lockout_ms)
+        svc.lockout(now, True)
         raise ServiceError(E_AUTH, "wrong response")
-    svc._fails = 0
-    svc.factory = True
-    svc.factory_via = "auth"
-    svc._factory_seen = now
+    svc.set_factory("auth")
     return {"factory": True, "timeout_s": svc.factory_timeout_ms // 1000}
 
 
@@ -269,29 +345,29 @@ def _audit(svc, action, ident):
 
 
 def _cmd_selftest(svc, rest):
-    return svc._call("self_test")
+    return _call(svc, "self_test")
 
 
 def _cmd_itest(svc, rest):
-    return svc._call("interlock_test")
+    return _call(svc, "interlock_test")
 
 
 def _cmd_hush(svc, rest):
-    r = svc._call("hush")
+    r = _call(svc, "hush")
     return r if isinstance(r, dict) else {"hushed": True}
 
 
 def _cmd_reboot(svc, rest):
     if getattr(svc.device, "reboot", None) is None:
         raise ServiceError(E_UNSUPPORTED, "this device cannot reboot")
-    svc._after_reply = svc.device.reboot  # reply first, then reboot
+    svc.after_reply = svc.device.reboot  # reply first, then reboot
     return {"rebooting": True}
 
 
 def _cmd_maint(svc, rest):
     if getattr(svc.device, "maintenance", None) is None:
         raise ServiceError(E_UNSUPPORTED, "this device has no maintenance mode")
-    svc._after_reply = svc.device.maintenance
+    svc.after_reply = svc.device.maintenance
     return {"maintenance": True, "rebooting": True}
 
 
