@@ -15,21 +15,17 @@ SMALL = 1 << 30
 
 # (module, function qualname) pairs on the per-sample path
 SAMPLE_PATH = {
-    "gasguard.sensorlib": {"log2_q12", "exp2_q12", "interp", "pct_lel_x10"},
-    "gasguard.sensor_mos": {"MethaneMOS._ratio_q12", "MethaneMOS._lr", "MethaneMOS.ppm_x10",
-                            "MethaneMOS.set_environment", "MethaneMOS.pct_lel_x10"},
-    "gasguard.sensor_co": {"ElectrochemCO.ppm_x10", "ElectrochemCO.set_environment",
-                           "ElectrochemCO._update"},
+    "gasguard.sensing": {"log2_q12", "exp2_q12", "interp", "pct_lel_x10",
+                         "MethaneMOS.ppm_x10", "MethaneMOS.set_environment",
+                         "ElectrochemCO.ppm_x10", "ElectrochemCO.set_environment",
+                         "ElectrochemCO._update", "_clip", "Median.update", "Ema.update",
+                         "Clamp.update", "DeltaReject.update", "MovingAverage.update",
+                         "Offset.update", "Pipeline.update", "Channel.sample",
+                         "Channel._debounce", "Channel._set_bits", "SupplyMonitor.sample"},
     "gasguard.sensors": set(),
-    "gasguard.filters": {"_clip", "Median.update", "Ema.update", "Clamp.update",
-                         "DeltaReject.update", "MovingAverage.update", "Offset.update",
-                         "Pipeline.update"},
     "gasguard.calibration": set(),
-    "gasguard.channel": {"Channel.sample", "Channel._debounce", "Channel._set_bits"},
-    "gasguard.supply": {"SupplyMonitor.sample", "SupplyMonitor._mv"},
 }
-ORDER = ["gasguard.sensorlib", "gasguard.sensor_mos", "gasguard.sensor_co", "gasguard.sensors",
-         "gasguard.filters", "gasguard.calibration", "gasguard.channel", "gasguard.supply"]
+ORDER = ["gasguard.sensing", "gasguard.sensors", "gasguard.calibration"]
 
 
 class RangeViolation(AssertionError):
@@ -79,9 +75,13 @@ def _instrument_tree(tree, wanted):
 def instrumented():
     """Fresh, instrumented copies of the sensing modules, as a dict name -> module.
 
-    They are put into sys.modules while loading (so they import each other) and the
-    previous modules are restored afterwards."""
+    They are put into sys.modules and on the package while loading (so they import each
+    other, also as `from gasguard import sensing`) and the previous modules are restored
+    afterwards."""
+    import gasguard
+
     saved = {n: sys.modules.get(n) for n in ORDER}
+    attrs = {n: getattr(gasguard, n.split(".")[1], None) for n in ORDER}
     mods = {}
     try:
         for name in ORDER:
@@ -91,6 +91,7 @@ def instrumented():
             mod.__file__ = str(path)
             mod._chk = _chk
             sys.modules[name] = mod
+            setattr(gasguard, name.split(".")[1], mod)
             exec(compile(tree, str(path), "exec"), mod.__dict__)
             mods[name.split(".")[1]] = mod
     finally:
@@ -99,4 +100,10 @@ def instrumented():
                 sys.modules.pop(n, None)
             else:
                 sys.modules[n] = m
+        for n, m in attrs.items():
+            short = n.split(".")[1]
+            if m is not None:
+                setattr(gasguard, short, m)
+            elif hasattr(gasguard, short):
+                delattr(gasguard, short)
     return mods

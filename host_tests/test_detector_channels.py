@@ -3,13 +3,13 @@
 import pytest
 
 from alarms_fixtures import RUNTIMES, first, replay
-from gasguard import channel, detector
+from gasguard import detector, sensing
 
 
 def test_fault_code_table_matches_the_channel():
-    # one table (gasguard.faults) for the detector and every channel kind
-    assert detector.FAULT_CODES is channel.FAULT_CODES
-    assert detector.FAULT_BITS is channel.FAULT_BITS
+    # one table (gasguard.sensing) for the detector and every channel kind
+    assert detector.FAULT_CODES is sensing.FAULT_CODES
+    assert detector.FAULT_BITS is sensing.FAULT_BITS
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

@@ -19,11 +19,8 @@ from hypothesis import HealthCheck, event, example, given, settings, strategies 
 
 from gasguard import boot_select, interlock_keys, profiles, record
 from gasguard.app import DetectorApp
-from gasguard.channel import KEYS as CHANNEL_KEYS
 from gasguard.report_cfg import DEFAULTS as REPORT_DEFAULTS
-from gasguard.sensor_co import ElectrochemCO
-from gasguard.sensor_mos import MethaneMOS
-from gasguard.supply import KEYS as SUPPLY_KEYS
+from gasguard.sensors import CHANNEL_KEYS, CO_KEYS, MOS_KEYS, SUPPLY_KEYS
 from gasguard.validate import ConfigError
 from gasguard.valve_app import ValveApp
 from gasguard.valve_cfg import DEFAULTS as VALVE_DEFAULTS
@@ -72,8 +69,8 @@ def _leaves(prefix, keys):
 
 DETECTOR_KEYS = (
     _leaves("detector.", [k for k in profiles.KNOWN if k not in ("ch4", "co", "supply")])
-    + _leaves("detector.ch4.sensor.", MethaneMOS.KEYS) + _leaves("detector.ch4.channel.", CHANNEL_KEYS)
-    + _leaves("detector.co.sensor.", ElectrochemCO.KEYS) + _leaves("detector.co.channel.", CHANNEL_KEYS)
+    + _leaves("detector.ch4.sensor.", MOS_KEYS) + _leaves("detector.ch4.channel.", CHANNEL_KEYS)
+    + _leaves("detector.co.sensor.", CO_KEYS) + _leaves("detector.co.channel.", CHANNEL_KEYS)
     + _leaves("detector.supply.", SUPPLY_KEYS)
     + ["app.history_period_s", "board.x", "detector.ch4.x", "x.y", "detector"]
     + _leaves("service.", boot_select.SERVICE_DEFAULTS) + _leaves("link.", interlock_keys.LINK_DEFAULTS)

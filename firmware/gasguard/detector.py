@@ -32,7 +32,7 @@ from gasguard.co_alarm import COAlarm, DOSE_FULL, alarm_time_s
 from gasguard.outputs import (
     Outputs, OFF, ON, SLOW_BLINK, BLINK_1HZ, DOUBLE_FLASH, BEEP_L1, BEEP_L2, BEEP_CO_T4, CHIRP,
 )
-from gasguard.faults import F_CAL, FAULT_BITS, FAULT_CODES, N_FAULTS
+from gasguard.sensing import F_CAL, FAULT_BITS, FAULT_CODES, N_FAULTS
 from gasguard.validate import ConfigError
 
 try:
@@ -67,10 +67,10 @@ def _check_range(cfg, ch4):
 
 
 def _default_channels(board, cfg, store, clock):
-    """Build the sensing channels (gasguard.channel) from the board and the sub-configs
+    """Build the sensing channels (gasguard.sensors) from the board and the sub-configs
     cfg["ch4"] / cfg["co"] = {"sensor": {model config}, "channel": {channel config}}."""
     from gasguard import calibration, sensors
-    from gasguard.channel import Channel
+    from gasguard.sensors import Channel
 
     rec = calibration.load(store) if store is not None else None
     gases = ["ch4"]
@@ -95,7 +95,7 @@ def _default_supply(board, cfg, clock):
     adc = getattr(board, "adc_supply", None)
     if adc is None:
         return None
-    from gasguard.supply import SupplyMonitor
+    from gasguard.sensors import SupplyMonitor
 
     return SupplyMonitor(adc, clock, cfg["supply"])
 

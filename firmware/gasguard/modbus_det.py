@@ -120,7 +120,7 @@ class DetectorRegisters(RegisterMap):
         bits = getattr(ch, "fault_bits", None)
         if bits is None:
             return 0 if ch.fault is None else 0x4000  # a channel that names only its top fault
-        return bits & 0x7F  # gasguard.faults: bit 6 = sensor_comm (a digital module went silent)
+        return bits & 0x7F  # gasguard.sensing: bit 6 = sensor_comm (a digital module went silent)
 
     def _life(self, ch):
         if ch is None:

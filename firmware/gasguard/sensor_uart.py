@@ -10,14 +10,14 @@ A frame is valid when byte 0 is 0xFF and the sum of bytes 1..8 is 0 mod 256
     ch = UartChannel(uart, clock, cfg)   uart: read(n) -> bytes/None (non-blocking),
                                           or readinto(buf) -> count/None (no allocation)
     ch.sample()   drain the UART, parse frames, update ppm_x10 and faults
-Same attributes as gasguard.channel.Channel (ppm_x10, raw_uv (always 0), filtered_uv,
+Same attributes as gasguard.sensing.Channel (ppm_x10, raw_uv (always 0), filtered_uv,
 fault, fault_bits, reading_valid, warming_up, over_range, gas, set_age_days,
 set_environment). Fault codes: "sensor_comm" (no valid frame for timeout_s, or
 bad_frames checksum/format errors in a row), "end_of_life".
 The module is factory calibrated: there is no calibration record for it.
 """
 
-from gasguard.faults import F_COMM, F_EOL  # the one fault table of every channel kind
+from gasguard.sensing import F_COMM, F_EOL  # the one fault table of every channel kind
 from gasguard.validate import ConfigError, need_int, reject_unknown
 
 try:

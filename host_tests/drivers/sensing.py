@@ -15,8 +15,7 @@ import json
 import sys
 
 from gasguard import calibration, sensors
-from gasguard.channel import Channel
-from gasguard.supply import SupplyMonitor
+from gasguard.sensors import Channel, SupplyMonitor
 from simboard import SimAnalogIn, SimClock
 
 

@@ -1,12 +1,12 @@
 """Every kind of sensing channel against the same interface and the one fault table
-(gasguard.faults; issue 11 item 4): the ADC Channel, the UART module (UartChannel) and the
+(gasguard.sensing; issue 11 item 4): the ADC Channel, the UART module (UartChannel) and the
 test doubles the detector tests use. Runs on CPython and both MicroPythons.
 
 Before, sensor_uart.F_COMM = 1 was the same bit as channel.F_SHORT: a UART CO sensor that
 stopped talking was reported by the detector as co:sensor_short."""
 
-from gasguard import faults, sensors
-from gasguard.channel import Channel
+from gasguard import sensing as faults, sensors
+from gasguard.sensors import Channel
 from gasguard.detector import Detector
 from gasguard.sensor_uart import UartChannel, make_frame
 from detector_fakes import FakeCh, FakeSupply, Board as FakeBoard

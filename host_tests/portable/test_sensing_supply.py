@@ -1,6 +1,6 @@
 """SupplyMonitor: millivolts through the divider, low-supply fault with hysteresis."""
 
-from gasguard.supply import SupplyMonitor
+from gasguard.sensors import SupplyMonitor
 from gasguard.validate import ConfigError
 from ptest import raises
 from simboard import SimAnalogIn, SimClock

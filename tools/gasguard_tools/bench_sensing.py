@@ -16,8 +16,7 @@ import gc, sys, time
 gc.collect()
 m0 = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
 from gasguard import sensors, calibration
-from gasguard.channel import Channel
-from gasguard.supply import SupplyMonitor
+from gasguard.sensors import Channel, SupplyMonitor
 from simboard import SimAnalogIn, SimClock
 gc.collect()
 if hasattr(gc, "mem_alloc"):

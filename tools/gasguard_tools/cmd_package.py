@@ -37,8 +37,8 @@ DEVICES = {
 # part the tier does not have: devices.attach_active_id returns None when it is absent).
 NEVER = {
     "detector": ("valve_app", "valve", "valve_cfg", "valve_link", "button"),
-    "valve": ("app", "detector", "detector_link", "channel", "calibration", "sensors",
-              "sensor_mos", "sensor_co", "sensor_uart", "sensorlib", "filters", "supply",
+    "valve": ("app", "detector", "detector_link", "calibration", "sensors", "sensing",
+              "sensor_uart",
               "methane_alarm", "co_alarm", "outputs", "profiles", "wired_interlock"),
 }
 TIER_NEVER = {"low": ("active_id",)}
