@@ -139,14 +139,16 @@ def test_parked_identity_is_released_after_each_call(exe, mpy_path, tmp_path):
     assert out["status"] == "locked" and out["id"].startswith("88.")
     assert out["loaded"] == []  # nothing of the identity code stays between calls
     assert out["growth"] <= 64, out  # five more loads leave nothing behind
-    assert out["module_heap"] > 4000 and out["freed"] >= out["module_heap"] - 256, out
+    # (the identity module is the small read side since the identity stack was split: ~2.3 KB)
+    assert out["module_heap"] > 1500 and out["freed"] >= out["module_heap"] - 256, out
 
 
 def _active_id_run(parked, tmp):
     """Registration, an acknowledgement, heartbeats and a remote read through the real
     Reporter on the strict fake network; returns what reached the broker."""
     from gasguard import devices
-    from gasguard.active_id import ActiveId, platform_ack, platform_cmd, platform_open
+    from gasguard.active_id import ActiveId
+    from gasguard.id_platform import platform_ack, platform_cmd, platform_open
     from gasguard.identity import IdentityStore
     from gasguard.lazy import ParkedIdentity
     from gasguard.reporter import Reporter

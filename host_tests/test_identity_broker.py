@@ -19,9 +19,8 @@ import paho.mqtt.client as paho
 import pytest
 
 from gasguard import ticks
-from gasguard.active_id import (
-    ActiveId, attach_reporter, direction_keys, platform_ack, platform_open, seal,
-)
+from gasguard.active_id import ActiveId, attach_reporter, direction_keys, seal
+from gasguard.id_platform import platform_ack, platform_open
 from gasguard.identity import IdentityStore
 from gasguard.reporter import Reporter
 from gasguard.store import FileStore

@@ -8,11 +8,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from conftest import run_both
-from gasguard.active_id import (
-    MAX_PENDING, ActiveId, direction_keys, open_msg, platform_ack, platform_cmd, platform_open, seal,
-)
+from gasguard.active_id import MAX_PENDING, ActiveId, direction_keys, open_msg, seal
+from gasguard.id_platform import platform_ack, platform_cmd, platform_open
 from gasguard.identifier import ALNUM, IdentifierError, check_char, make, parse, validate
-from gasguard.identity import IdentityStore, canon
+from gasguard.canon import canon
+from gasguard.identity import IdentityStore
 from gasguard.store import FileStore
 from simboard import SimClock
 

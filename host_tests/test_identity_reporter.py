@@ -4,9 +4,8 @@ registration, forged and genuine acknowledgements on the downlink topic, heartbe
 
 from ptest import tmpdir
 
-from gasguard.active_id import (
-    ActiveId, attach_reporter, direction_keys, platform_ack, platform_cmd, platform_open, seal,
-)
+from gasguard.active_id import ActiveId, attach_reporter, direction_keys, seal
+from gasguard.id_platform import platform_ack, platform_cmd, platform_open
 from gasguard.identity import IdentityStore
 from reporting_fakes import publish_packet
 from gasguard.reporter import Reporter

@@ -7,10 +7,10 @@ import jsonschema
 import pytest
 
 from conftest import ROOT
-from gasguard.active_id import (
-    ActiveId, direction_keys, open_msg, platform_ack, platform_cmd, platform_open,
-)
-from gasguard.identity import IdentityStore, canon
+from gasguard.active_id import ActiveId, direction_keys, open_msg
+from gasguard.id_platform import platform_ack, platform_cmd, platform_open
+from gasguard.canon import canon
+from gasguard.identity import IdentityStore
 from gasguard.store import FileStore
 from simboard import SimClock
 

@@ -127,7 +127,7 @@ class Parked:
 
 # ---- the parked parts of a device -------------------------------------------------------
 
-_IDENTITY = ("identity", "identifier")
+_IDENTITY = ("identity", "identifier", "id_admin", "canon")
 
 
 class ParkedIdentity(Parked):
@@ -137,8 +137,7 @@ class ParkedIdentity(Parked):
 
     def __init__(self, store):
         Parked.__init__(self, "identity", "IdentityStore",
-                        {"store": store, "_rec": None, "_plat": None, "_seq": None,
-                         "_seq_limit": 0}, _IDENTITY)
+                        {"store": store, "_rec": None, "_plat": None}, _IDENTITY)
 
     @property
     def locked(self):

@@ -14,7 +14,7 @@ import json
 from binascii import hexlify, unhexlify
 
 from gasguard.identifier import IdentifierError, check_char, make, validate
-from gasguard.identity import canon
+from gasguard.canon import canon
 from gasguard.active_id import MessageError, direction_keys, open_msg, seal
 
 

@@ -4,10 +4,8 @@ import json
 
 from ptest import raises, tmpdir
 
-from gasguard.active_id import (
-    MAX_PENDING, ActiveId, MessageError, direction_keys, open_msg, platform_ack, platform_cmd, platform_open,
-    seal,
-)
+from gasguard.active_id import MAX_PENDING, ActiveId, MessageError, direction_keys, open_msg, seal
+from gasguard.id_platform import platform_ack, platform_cmd, platform_open
 from gasguard.identity import IdentityError, IdentityStore
 from gasguard.store import FileStore
 from gasguard.validate import ConfigError
@@ -135,6 +133,25 @@ def test_heartbeat_interval_and_survives_reboot():
     assert b.poll() == "hb"
     assert platform_open(KEY, sent2[0][1])["seq"] > hbs[-1]["seq"]
     assert platform_open(KEY, sent2[0][1])["fw"] == "0.1.1"
+
+
+def test_uplink_seq_is_reserved_on_flash_and_never_reused():
+    st, ids, clock, sent, a = setup("s", {"heartbeat_s": 60})
+    a.poll()
+    a.on_message(platform_ack(KEY, sent[-1][1], 1))
+    for _ in range(45 * 60):
+        a.poll()
+        clock.advance(1000)
+    seqs = [platform_open(KEY, p)["seq"] for _k, p in sent]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > 40
+    # a reboot continues above everything used (a block of 16 is reserved before use)
+    b = ActiveId(clock, IdentityStore(st), {}, lambda k, p: sent.append((k, p)), "0.1.0")
+    assert b.poll() == "hb"
+    assert seqs[-1] < platform_open(KEY, sent[-1][1])["seq"] <= seqs[-1] + 16
+    # an unreadable reservation jumps far ahead instead of reusing a number
+    st.write("id_seq", b"junk")
+    c = ActiveId(clock, IdentityStore(st), {}, lambda k, p: sent.append((k, p)), "0.1.0")
+    assert c.poll() == "hb" and platform_open(KEY, sent[-1][1])["seq"] == (1 << 28) + 1
 
 
 def test_remote_read_and_update():

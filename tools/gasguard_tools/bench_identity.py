@@ -12,8 +12,10 @@ from .benchkit import compare_table
 SCRIPT = r'''
 import gc, sys, time
 from gasguard.identifier import validate, make
-from gasguard.identity import IdentityStore, canon
-from gasguard.active_id import ActiveId, platform_ack
+from gasguard.canon import canon
+from gasguard.identity import IdentityStore
+from gasguard.active_id import ActiveId
+from gasguard.id_platform import platform_ack
 from gasguard.store import FileStore
 from simboard import SimClock
 

@@ -27,7 +27,8 @@ if str(FIRMWARE) not in sys.path:
     sys.path.insert(0, str(FIRMWARE))
 
 from gasguard.identifier import IdentifierError, factory_serial, make, parse  # noqa: E402
-from gasguard.identity import IdentityError, qr_payload  # noqa: E402
+from gasguard.id_admin import qr_payload  # noqa: E402
+from gasguard.identity import IdentityError  # noqa: E402
 
 BRAND = "GASGUARD"
 MM_PER_INCH = 25.4

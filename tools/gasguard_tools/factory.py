@@ -32,9 +32,8 @@ if str(FIRMWARE) not in sys.path:
     sys.path.insert(0, str(FIRMWARE))
 
 from gasguard.identifier import IdentifierError, factory_serial, parse, validate  # noqa: E402
-from gasguard.identity import (  # noqa: E402
-    FACTORY_FIELDS, IdentityError, check_fields, check_secret, key_fingerprint,
-)
+from gasguard.id_admin import FACTORY_FIELDS, check_fields, check_secret  # noqa: E402
+from gasguard.identity import IdentityError, key_fingerprint  # noqa: E402
 
 SERVICE_LINE_MAX = 256  # the device console's default line_max (docs/service-protocol.md)
 

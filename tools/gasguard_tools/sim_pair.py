@@ -106,7 +106,7 @@ class BrokerWatch:
         payload = bytes(m.payload)
         self.q.put((m.topic, payload, m.retain))
         if m.topic.endswith("/identity") and b'"t":"reg"' in payload:
-            from gasguard.active_id import platform_ack
+            from gasguard.id_platform import platform_ack
 
             try:
                 ack = platform_ack(self.key, payload, int(time.time()))

@@ -1,0 +1,68 @@
+"""Canonical JSON: the bytes the identity records are stored as and the active identifier's
+HMAC covers (docs/identity.md). Compact, keys sorted by code point, pure ASCII.
+
+Allowed: dict (str keys), list/tuple, str, int, True/False/None; floats are refused.
+Strings escape '"' and '\\', and every character outside 0x20..0x7E as lower-case \\uXXXX
+(UTF-16 surrogate pairs above U+FFFF). Identical bytes on both interpreters.
+
+Its own module so that a heartbeat (gasguard.active_id) and a stored-state write
+(gasguard.identity) each load only what they use (docs/heap-budget.md).
+"""
+
+
+def _s(s, out):
+    out.append('"')
+    for c in s:
+        o = ord(c)
+        if c == '"' or c == "\\":
+            out.append("\\" + c)
+        elif 0x20 <= o < 0x7F:
+            out.append(c)
+        else:
+            if o > 0xFFFF:
+                o -= 0x10000
+                out.append("\\u%04x" % (0xD800 + (o >> 10)))
+                o = 0xDC00 + (o & 0x3FF)
+            out.append("\\u%04x" % o)
+    out.append('"')
+
+
+def _e(o, out, n):
+    if n > 8:
+        raise ValueError("nested too deeply")
+    if o is None or o is True or o is False:
+        out.append("null" if o is None else "true" if o else "false")
+    elif isinstance(o, int):
+        out.append("%d" % o)
+    elif isinstance(o, str):
+        _s(o, out)
+    elif isinstance(o, (list, tuple)):
+        out.append("[")
+        for i, x in enumerate(o):
+            if i:
+                out.append(",")
+            _e(x, out, n + 1)
+        out.append("]")
+    elif isinstance(o, dict):
+        ks = list(o)
+        for k in ks:
+            if not isinstance(k, str):
+                raise ValueError("keys must be strings")
+        ks.sort()
+        out.append("{")
+        for i, k in enumerate(ks):
+            if i:
+                out.append(",")
+            _s(k, out)
+            out.append(":")
+            _e(o[k], out, n + 1)
+        out.append("}")
+    else:
+        raise ValueError("%s values are not allowed" % type(o).__name__)
+
+
+def canon(obj):
+    """Canonical bytes of obj (ValueError for what it cannot encode)."""
+    out = []
+    _e(obj, out, 0)
+    return "".join(out).encode()
