@@ -123,17 +123,8 @@ class ActiveId:
         if self._rmax < self._rmin:
             raise ConfigError("active_id: reg_retry_max_s %d is below reg_retry_min_s %d"
                               % (self._rmax, self._rmin))
-        from gasguard.identity import IdentityError
-
-        if ids.status() != "locked":
-            raise IdentityError("active identifier needs a provisioned, locked identity")
-        self.rec = r = ids.load()
-        if r["tier"] == "L":
-            raise IdentityError("tier L has no active identifier")
-        key = ids.device_key()
-        if key is None:
-            raise IdentityError("no device key")
-        self.key_id = ids.key_id()
+        r, key, self.key_id = ids.active()  # IdentityError: not locked, tier L, no key
+        self.rec = r
         self._up, self._down = direction_keys(key)
         key = None
         p = ids.platform()

@@ -69,6 +69,9 @@ class IdentityStore:
             raise AttributeError(name)
         from gasguard import id_admin
 
+        # this store's own error class, also when gasguard.identity was re-imported after a
+        # release (gasguard.lazy) and id_admin imported the new one
+        id_admin.IdentityError = IdentityError
         f = getattr(id_admin, name)
         return lambda *a: f(self, *a)
 
@@ -117,6 +120,18 @@ class IdentityStore:
     def key_id(self):
         k = self.device_key()
         return None if k is None else key_fingerprint(k)
+
+    def active(self):
+        """For gasguard.active_id: (record, device key, key_id) of a locked M/H identity."""
+        if self.status() != "locked":
+            raise IdentityError("active identifier needs a provisioned, locked identity")
+        r = self.load()
+        if r["tier"] == "L":
+            raise IdentityError("tier L has no active identifier")
+        k = self.device_key()
+        if k is None:
+            raise IdentityError("no device key")
+        return r, k, key_fingerprint(k)
 
     def identity_info(self, fw):
         """The dict the reporter takes: device_id, fw, tier, kind (+ model, serial)."""
