@@ -92,6 +92,17 @@ def receiver():
     r.stop()
 
 
+def storm_broker(tmp):
+    """mosquitto as docs/notify.md asks for a storm: no limit on the messages it queues for
+    one session (the default 1000 drops the rest, e.g. for an instance being taken over)."""
+    from reporting_fixtures import Mosquitto
+
+    m = Mosquitto(tmp)
+    with open(m.conf, "a") as f:
+        f.write("max_queued_messages 0\n")
+    return m.start()
+
+
 class SmtpServer:
     """aiosmtpd on 127.0.0.1:free port; .messages holds (envelope to, parsed message)."""
 

@@ -463,3 +463,28 @@ def test_the_configuration_example_in_the_docs_is_accepted():
     assert cfg["sites"][0]["tiers"] == [["zhang"], ["li", "estate"]]
     assert {e["channel"] for r in cfg["recipients"].values() for e in r["endpoints"]} == {
         "sms", "voice", "webhook", "email", "wecom", "dingtalk"}
+
+
+def test_member_sessions_are_taken_over_from_a_silent_instance_and_handed_back(tmp_path):
+    """--share bookkeeping (members.py): a silent holder's slot goes to a survivor, a
+    starting instance takes an adopted slot first, and nobody holds a slot twice."""
+    from gasguard_tools.notify.members import Members, listing
+
+    store = open_store(str(tmp_path / "m.db"))
+    a, b, c = (Members(store, "g", name, takeover_s=5) for name in "abc")
+    assert (a.claim(now=100), b.claim(now=100)) == (0, 1)
+    assert b.adopt_silent(now=103) == []                 # a is within its lease
+    assert b.renew(now=104) == {1: "own"}
+    assert b.adopt_silent(now=106) == [(0, "a")]         # a went silent: b takes slot 0
+    assert b.renew(now=106) == {0: "adopt", 1: "own"}
+    assert not a.holds(0) and b.holds(0)
+    assert a.renew(now=106) == {}                        # a, back from a stall, holds nothing
+    assert c.claim(now=107) == 0                         # a starting instance takes it back
+    assert b.renew(now=107) == {1: "own"}
+    assert c.adopt_silent(now=108) == []
+    b.release()                                          # b stops normally: at once for c
+    assert c.adopt_silent(now=108) == [(1, "b")]
+    assert a.claim(now=108) == 1                         # restarted a: the adopted one, not new
+    assert sorted((m["slot"], m["owner"], m["kind"]) for m in listing(store)) == [
+        (0, "c", "own"), (1, "a", "own")]
+    store.close()

@@ -45,7 +45,11 @@ def add_arguments(p):
     p.add_argument("--share", metavar="GROUP",
                    help="share the load with other instances: MQTT $share/GROUP/ subscription "
                         "(use one PostgreSQL --db for all of them)")
-    p.add_argument("--client-id", help="MQTT client id (default: stable per host and database)")
+    p.add_argument("--client-id", help="MQTT client id (default: stable per host and database; "
+                                       "with --share the prefix of the group's session ids)")
+    p.add_argument("--takeover", type=float, default=5.0, metavar="S",
+                   help="--share: seconds an instance may stay silent before another takes over "
+                        "its MQTT session and what the broker holds for it (default 5)")
     p.add_argument("--workers", type=int, default=4, help="delivery threads (default 4)")
     p.add_argument("--ack-listen", metavar="HOST:PORT",
                    help="serve the signed acknowledgement links here (port 0: any free port)")
@@ -120,11 +124,14 @@ def run_serve(args):
         ack_listen = (h, int(p))
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    if not 0.5 <= args.takeover <= 3600:
+        raise UsageError("--takeover must be between 0.5 and 3600 seconds")
     store = _store(args)
     _config(args, store)
     svc = Service(store, (host, port), base=args.base, workers=args.workers, share=args.share,
                   client_id=args.client_id, ack_listen=ack_listen, ack_url=args.ack_url,
-                  lease_s=args.lease, webhook_secret=args.webhook_secret, quiet=args.quiet)
+                  lease_s=args.lease, webhook_secret=args.webhook_secret, quiet=args.quiet,
+                  takeover_s=args.takeover)
     if not svc.directory.recipients:
         svc.log("warning: no recipients configured (--config, --webhook or --print)")
 
@@ -188,7 +195,9 @@ def run_status(args):
                       "WHERE state<>'cleared' ORDER BY opened")
         recent = t.all("SELECT id, kind, dev, recipient, status, attempts, last_error, sent FROM "
                        "deliveries ORDER BY id DESC LIMIT 20")
-    out = {"queue": queue,
+    from .notify.members import listing
+
+    out = {"queue": queue, "members": listing(store),
            "incidents": [dict(zip(("id", "dev", "gas", "level", "state", "step", "opened",
                                    "acked_by"), r)) for r in open_],
            "recent": [dict(zip(("id", "kind", "dev", "recipient", "status", "attempts",
@@ -202,6 +211,9 @@ def run_status(args):
         print("  %s  %s %s level %s  %s step %s%s" % (
             i["id"], i["dev"], i["gas"], i["level"], i["state"], i["step"],
             "  acked by " + i["acked_by"] if i["acked_by"] else ""))
+    for m in out["members"]:
+        print("session %s/%d: %s (%s)%s" % (m["group"], m["slot"], m["owner"], m["kind"],
+                                             "" if m["lease_until"] > time.time() else ", silent"))
     print("recent deliveries:")
     for d in out["recent"]:
         print("  d%-6s %-16s %-28s -> %-12s %s%s" % (

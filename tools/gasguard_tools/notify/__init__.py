@@ -13,5 +13,7 @@ Modules by role (docs/notify.md has the design):
     texts       the message text, Chinese (default) and English
     channels/   one plug-in per channel: webhook, wecom, dingtalk, email, sms/voice gateway, console
     ackweb      signed acknowledgement links and the small HTTP endpoint that serves them
+    members     --share: which instance holds which persistent MQTT session; taking over
+                the session of an instance that went silent
     service     the long-running loop: MQTT subscription, ingest, escalation, workers
 """

@@ -12,7 +12,10 @@ QoS 1 messages published while the service is down wait at the broker, and manua
 after the ingest transaction, so a crash before the commit means the broker redelivers.
 On every (re)connect it subscribes again (a broker restarted without persistence forgot
 the session). With --share GROUP the subscription is $share/GROUP/<base>/#: the broker
-gives each message to one instance of the group; all instances share one database.
+gives each message to one instance of the group; all instances share one database. Each
+member session is persistent too, under a slot's client id (members.py), and an instance
+takes over the session of one that stops renewing its lease (`takeover_s`), so a message
+in flight to an instance that dies is re-sent to a survivor, not lost.
 """
 
 import collections
@@ -28,6 +31,7 @@ from .channels import make as make_channel
 from .config import Directory
 from .dedup import prune
 from .ingest import Ingestor
+from .members import Members
 from .queue import Worker
 from .store import is_database_error
 from .texts import render
@@ -38,7 +42,8 @@ KEEP_EVENTS_S = 30 * 86400
 class Service:
     def __init__(self, store, broker, base="gasguard", workers=4, share=None, client_id=None,
                  ack_listen=None, ack_url=None, lease_s=60.0, poll_s=0.1, log=None,
-                 webhook_secret=None, console_out=None, quiet=False, keepalive=30):
+                 webhook_secret=None, console_out=None, quiet=False, keepalive=30,
+                 takeover_s=5.0):
         self.store = store
         self.broker = broker
         self.base = base.rstrip("/")
@@ -70,11 +75,19 @@ class Service:
                 self.ack_url = "http://%s:%d" % (ack_listen[0], self.ack_server.port)
         self.connected = threading.Event()
         self.client = None
+        # --share: slot -> paho client of every member session this instance holds
+        self.takeover_s = takeover_s
+        self.members = Members(store, share, self.instance, takeover_s) if share else None
+        self.clients = {}
+        self.own_slot = None
+        self._clients_lock = threading.Lock()
+        self._mthread = threading.Thread(target=self._membership, name="notify-members",
+                                         daemon=True)
         self._sched = threading.Thread(target=self._scheduler, name="notify-scheduler", daemon=True)
 
     def _default_client_id(self):
-        if self.share:  # a member of a group: its own session, gone when it goes
-            return "gasguard-notify-%s" % self.instance
+        if self.share:  # a member of a group: the prefix of its slots' client ids
+            return "gasguard-notify-%s" % self.share
         url = getattr(self.store, "url", "")
         import hashlib
 
@@ -133,13 +146,31 @@ class Service:
         client.subscribe(self.topic(), qos=1)
         self.stats["connects"] += 1
         self.connected.set()
-        self.log("connected to %s:%d, subscribed to %s (session present: %s)" % (
-            self.broker[0], self.broker[1], self.topic(), getattr(flags, "session_present", "?")))
+        self.log("connected to %s:%d, subscribed to %s (session present: %s%s)" % (
+            self.broker[0], self.broker[1], self.topic(), getattr(flags, "session_present", "?"),
+            "" if userdata is None else ", session %s" % self._member_id(userdata)))
 
     def _on_disconnect(self, client, userdata, flags, rc, props=None):
-        self.connected.clear()
-        if not self.stopping.is_set():
-            self.log("broker connection lost (%s); reconnecting" % rc)
+        if self.stopping.is_set():
+            return
+        if userdata is not None:
+            # a member session: another instance may have taken it (its CONNECT closed ours);
+            # then let it go instead of taking it back
+            try:
+                mine = self.members.holds(userdata)
+            except Exception:
+                mine = True
+            if not mine:
+                client.disconnect()  # no reconnect
+                with self._clients_lock:
+                    if self.clients.get(userdata) is client:
+                        del self.clients[userdata]
+                self.log("session %s is held by another instance now; let go" %
+                         self._member_id(userdata))
+                return
+        if userdata is None or userdata == self.own_slot:
+            self.connected.clear()
+        self.log("broker connection lost (%s); reconnecting" % rc)
 
     def _on_message(self, client, userdata, m):
         payload = bytes(m.payload)
@@ -172,11 +203,11 @@ class Service:
         if outcome == "queued":
             self.wake.set()
 
-    def _connect(self):
+    def _client(self, client_id, slot=None):
         import paho.mqtt.client as mqtt
 
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                        clean_session=bool(self.share), manual_ack=True)
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                        clean_session=False, manual_ack=True, userdata=slot)
         c.reconnect_delay_set(0.2, 5)
         c.max_inflight_messages_set(100)
         c.on_connect = self._on_connect
@@ -184,7 +215,58 @@ class Service:
         c.on_message = self._on_message
         c.connect_async(self.broker[0], self.broker[1], keepalive=self.keepalive)
         c.loop_start()
-        self.client = c
+        return c
+
+    def _member_id(self, slot):
+        return "%s-%d" % (self.client_id, slot)
+
+    def _connect(self):
+        if not self.share:
+            self.client = self._client(self.client_id)
+            return
+        self.own_slot = self.members.claim()
+        self._open(self.own_slot)
+        self.client = self.clients[self.own_slot]
+        self._mthread.start()
+
+    def _open(self, slot):
+        with self._clients_lock:
+            if slot in self.clients:
+                return
+            self.clients[slot] = self._client(self._member_id(slot), slot)
+
+    def _close(self, slot):
+        with self._clients_lock:
+            c = self.clients.pop(slot, None)
+        if c is not None:
+            c.disconnect()
+            c.loop_stop()
+
+    def _membership(self):
+        """--share: renew our leases, let go of sessions taken from us, take over silent ones."""
+        period = max(0.1, min(1.0, self.takeover_s / 5.0))
+        while not self.stopping.wait(period):
+            try:
+                held = self.members.renew()
+                for slot in list(self.clients):
+                    if slot not in held:
+                        self._close(slot)
+                        self.log("session %s is held by another instance now; let go" %
+                                 self._member_id(slot))
+                if self.own_slot not in held:
+                    # we were silent so long that another instance took our session over
+                    self.own_slot = self.members.claim()
+                    self._open(self.own_slot)
+                    self.log("our session was taken over; now holding %s" %
+                             self._member_id(self.own_slot))
+                for slot, was in self.members.adopt_silent():
+                    self.stats["takeovers"] += 1
+                    self.log("taking over session %s (instance %s went silent): the broker "
+                             "re-sends what it had in flight and queued for it" %
+                             (self._member_id(slot), was))
+                    self._open(slot)
+            except Exception as e:
+                self.log("members: %s: %s" % (type(e).__name__, e))
 
     # ------------------------------------------------------------ scheduler
     def _scheduler(self):
@@ -225,7 +307,16 @@ class Service:
     def stop(self):
         self.stopping.set()
         self.wake.set()
-        if self.client is not None:
+        if self.share:
+            for slot in list(self.clients):
+                self._close(slot)
+            if self._mthread.is_alive():
+                self._mthread.join(5)
+            try:
+                self.members.release()  # survivors take our sessions over at once
+            except Exception as e:
+                self.log("members: cannot release our sessions: %s" % e)
+        elif self.client is not None:
             self.client.disconnect()
             self.client.loop_stop()
         for w in self.workers:

@@ -15,6 +15,7 @@ SQL is written once with `?` placeholders and the few dialect differences as {ID
     devices      last known state per device (online, relay, valve, latest gas reading)
     incidents    one per alarm episode (dev, gas): escalation step, ack, cleared
     deliveries   the queue and the delivery log: one row per (origin, recipient, endpoint)
+    members      --share: which instance holds which persistent MQTT session (members.py)
 """
 
 import json
@@ -55,6 +56,8 @@ CREATE TABLE IF NOT EXISTS deliveries (id {ID}, origin TEXT NOT NULL, incident T
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, priority, due);
 CREATE INDEX IF NOT EXISTS deliveries_ep ON deliveries (ep_key, status, sent);
 CREATE INDEX IF NOT EXISTS deliveries_incident ON deliveries (incident);
+CREATE TABLE IF NOT EXISTS members (grp TEXT NOT NULL, slot INTEGER NOT NULL, owner TEXT NOT NULL,
+    kind TEXT NOT NULL, lease_until {REAL} NOT NULL, PRIMARY KEY (grp, slot));
 """
 
 # columns added after a release of the schema: (table, column, type), added when missing
