@@ -40,12 +40,9 @@ def validate(app, cfg):
         if v is not None:
             v(cfg.get("detector", {}))
         else:  # what Detector() builds, on the board's inputs, without touching an output
-            from gasguard import detector
+            from gasguard import profiles
 
-            d = detector.validate_config(cfg.get("detector", {}))
-            b = app.board
-            detector._check_range(d, detector._default_channels(b, d, None, b.clock)["ch4"])
-            detector._default_supply(b, d, b.clock)
+            profiles.assemble(app.board, cfg.get("detector", {}), None)
     if link is not None:
         from gasguard.interlock_keys import link_config
 

@@ -1,14 +1,22 @@
-"""The detector: one sample step = channels -> alarms -> faults -> outputs -> events.
+"""The detector: one sample step = gas paths -> alarms -> faults -> outputs -> events.
 
     det = Detector(board, config, store, emit)
     det.poll()            # call often: one sample step whenever sample_period_ms elapsed,
-                          # output patterns and interlock sinks every call
+                          # the button, output patterns and interlock sinks every call
     det.step()            # exactly one sample step now
     det.interlocks        # interlock sinks: det.interlocks.append(sink); close(cause) is called
+    det.close(cause)      # the one path that closes them (alarms, ITEST "test", "remote")
+    det.gases             # the gas paths, methane first: Gas(name, channel, alarm, ...)
     det.channels          # {"ch4": Channel, "co": Channel} (co absent on tier low)
     det.status()          # dict for diagnostics / telemetry
-    det.hush(), det.self_test(), det.button_pressed(long=False), det.reset_latches(),
-    det.reload_calibration()
+    det.hush(), det.self_test(), det.button_pressed(long=False), det.reset_latches()
+
+The Detector orchestrates; each job has one owner: a gas path (`Gas`: its channel's faults,
+its reading, its alarm, peak and level), the device faults (`Faults`: supply, interlock
+outputs, refused records), the hush (`Hush`), the indications (`Outputs.show`), the button
+(`button.Button`), the self-test (`gasguard.selftest`, loaded only while a test runs),
+the config check and assembly (`gasguard.profiles`, boot/CFG-time only) and the alarm
+decisions (`methane_alarm`, `co_alarm`).
 
 Events handed to emit (dicts without time; the owner stamps it), in this order within
 a step: fault, warmup/ready, alarm, hush, relay, interlock, self_test. Shapes:
@@ -27,148 +35,283 @@ Latching vs self-reset (per output):
   - peak memory: kept until reset_latches().
 """
 
-from gasguard.methane_alarm import MethaneAlarm, MethaneLevel
-from gasguard.co_alarm import COAlarm, DOSE_FULL, alarm_time_s
-from gasguard.outputs import (
-    Outputs, OFF, ON, SLOW_BLINK, BLINK_1HZ, DOUBLE_FLASH, BEEP_L1, BEEP_L2, BEEP_CO_T4, CHIRP,
-)
-from gasguard.sensing import F_CAL, FAULT_BITS, FAULT_CODES, N_FAULTS
-from gasguard.validate import ConfigError
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
+from gasguard.methane_alarm import MethaneAlarm
+from gasguard.co_alarm import COAlarm, DOSE_FULL
+from gasguard.outputs import Outputs
+from gasguard.button import Button
+from gasguard.sensing import FAULT_BITS, FAULT_CODES, N_FAULTS
 
 # faults that leave the reading usable (the channel still converts on the nominal model)
 _READING_OK = ("cal_missing", "end_of_life")
-_SELF_TEST_MS = const(4000)
-_BTN_DEBOUNCE_MS = const(50)
-_BTN_LONG_MS = const(3000)
+_SHUT = ("closing", "confirmed")  # a sink in these states needs no new close request
 
 
-def validate_config(config):
-    """Check a detector config (ConfigError on violation); returns the normalised dict.
-    gasguard.profiles is boot/CFG-time code, released after use (gasguard.lazy.BOOT_ONLY).
-    CFG checks more: gasguard.config_write builds the channels as Detector() does."""
-    from gasguard import profiles
-
-    return profiles.load(config)
-
-
-def _check_range(cfg, ch4):
-    rng = getattr(getattr(ch4, "model", None), "range_ppm_x10", None)
-    if rng is not None and rng < cfg["ch4_low_x10"]:
-        raise ConfigError("ch4_low_pct_lel: %r %%LEL (%d ppm) is above the sensor range (%d ppm)"
-                          % (cfg["ch4_low_pct_lel"], cfg["ch4_low_x10"] // 10, rng // 10))
+def _fault(emit, old, new, gas):
+    """Fault events for a fault given only as its top code (gas None: a device fault)."""
+    if old is not None:
+        ev = {"event": "fault", "code": old, "state": "off"}
+        if gas is not None:
+            ev["gas"] = gas
+        emit(ev)
+    if new is not None:
+        ev = {"event": "fault", "code": new, "state": "on"}
+        if gas is not None:
+            ev["gas"] = gas
+        emit(ev)
 
 
-def _default_channels(board, cfg, store, clock):
-    """Build the sensing channels (gasguard.sensors) from the board and the sub-configs
-    cfg["ch4"] / cfg["co"] = {"sensor": {model config}, "channel": {channel config}}."""
-    from gasguard import calibration, sensors
-    from gasguard.sensors import Channel
+class Gas:
+    """One gas path: its channel's faults, its reading, its alarm (MethaneAlarm or COAlarm:
+    update() -> changed level bits, state() -> active level bits), peak and level.
+    ilk / relay: the level that closes the interlocks (with `cause`) / drives the relay
+    (0: never); hi: an over-range reading counts as at least this (0: no such rule)."""
 
-    rec = calibration.load(store) if store is not None else None
-    gases = ["ch4"]
-    if cfg["co_enabled"]:
-        gases.append("co")
-    chans = {}
-    for gas in gases:
-        adc = getattr(board, "adc_" + gas, None)
-        if adc is None:
-            raise ConfigError("%s: tier %s needs a %s channel but the board has no adc_%s"
-                              % (gas, cfg["tier"], gas, gas))
-        sub = cfg[gas]
-        model = sensors.from_config(sub["sensor"])
-        if model.gas != gas:
-            raise ConfigError("%s.sensor: model %s measures %s" % (gas, model.name, model.gas))
-        cal = rec.get(gas) if rec is not None else None
-        chans[gas] = Channel(adc, clock, model, cal, sub["channel"])
-    return chans
+    def __init__(self, name, ch, alarm, ilk, cause, relay, hi):
+        self.name = name
+        self.ch = ch
+        self.alarm = alarm
+        self.ilk = ilk
+        self.cause = cause
+        self.relay = relay
+        self.hi = hi
+        self.bits = 0
+        self.fault = None
+        self.peak = 0
+        self.level = 0
+
+    def scan(self, emit):
+        """Emit a fault event for every channel fault that came or went."""
+        ch = self.ch
+        bits = getattr(ch, "fault_bits", None)
+        if bits is None:  # a channel that only reports its top fault code
+            if ch.fault != self.fault:
+                _fault(emit, self.fault, ch.fault, self.name)
+            bits = 0
+        else:
+            c = bits ^ self.bits
+            if c:  # the faults that went first, then the ones that came
+                for on in (False, True):
+                    w = bits if on else self.bits
+                    i = 0
+                    while i < N_FAULTS:
+                        m = FAULT_BITS[i]
+                        if c & m and w & m:
+                            emit({"event": "fault", "code": FAULT_CODES[i], "gas": self.name,
+                                  "state": "on" if on else "off"})
+                        i += 1
+        self.bits = bits
+        self.fault = ch.fault
+
+    def codes(self, out):
+        """Append this path's faults as "gas:code"."""
+        if getattr(self.ch, "fault_bits", None) is None:
+            if self.fault is not None:
+                out.append(self.name + ":" + self.fault)
+            return
+        for i in range(N_FAULTS):
+            if self.bits & FAULT_BITS[i]:
+                out.append(self.name + ":" + FAULT_CODES[i])
+
+    def status(self):
+        ch = self.ch
+        d = {"ppm_x10": ch.ppm_x10, "raw_uv": ch.raw_uv, "fault": self.fault,
+             "warming_up": bool(ch.warming_up), "alarm": self.level, "peak_ppm_x10": self.peak}
+        self.alarm.info(d)
+        return d
 
 
-def _default_supply(board, cfg, clock):
-    adc = getattr(board, "adc_supply", None)
-    if adc is None:
-        return None
-    from gasguard.sensors import SupplyMonitor
+class Faults:
+    """The faults outside the gas channels: supply, the interlock outputs (each sink's
+    fault; a required interlock missing) and what the app refused at boot."""
 
-    return SupplyMonitor(adc, clock, cfg["supply"])
+    def __init__(self, det):
+        self.det = det
+        self.supply = None
+        self.sinks = []  # per sink: its fault code or None
+        self.missing = False
+
+    def scan(self):
+        det = self.det
+        emit = det.emit
+        sup = det.supply
+        if sup is not None and sup.fault != self.supply:
+            _fault(emit, self.supply, sup.fault, None)
+            self.supply = sup.fault
+        sinks = det.interlocks
+        sf = self.sinks
+        while len(sf) < len(sinks):
+            sf.append(None)
+        i = 0
+        for s in sinks:
+            f = getattr(s, "fault", None)
+            if f != sf[i]:
+                if sf[i] is not None:
+                    emit({"event": "fault", "code": sf[i], "state": "off", "sink": i})
+                if f is not None:
+                    emit({"event": "fault", "code": f, "state": "on", "sink": i})
+                sf[i] = f
+            i += 1
+        missing = det.cfg["interlock_required"] and not sinks
+        if missing != self.missing:
+            self.missing = missing
+            emit({"event": "fault", "code": "interlock_missing",
+                  "state": "on" if missing else "off"})
+
+    def sink(self):
+        for f in self.sinks:
+            if f is not None:
+                return True
+        return False
+
+    def word(self):
+        """As bits (allocation-free; docs/modbus.md): 1 supply, 2 interlock required but
+        missing, 4 an interlock output reports a fault, 8 a stored record refused at boot."""
+        v = 1 if self.supply is not None else 0
+        if self.missing:
+            v |= 2
+        if self.sink():
+            v |= 4
+        if self.det.refused_faults:
+            v |= 8
+        return v
+
+    def codes(self, out, refused=True):
+        if self.supply is not None:
+            out.append(self.supply)
+        for f in self.sinks:
+            if f is not None:
+                out.append(f)
+        if self.missing:
+            out.append("interlock_missing")
+        if refused:
+            out.extend(self.det.refused_faults)
+
+
+class Hush:
+    """Silencing the buzzer (docs/alarms.md "Hush"): one window at a time, at most hush_max
+    per alarm episode, the CO baseline taken at the episode's first hush and never reset;
+    a high methane alarm is never silenced. Sets det.hushed."""
+
+    def __init__(self, det):
+        cfg = det.cfg
+        self.det = det
+        self.start = 0
+        self.dose = 0
+        self.co_x10 = 0
+        self.count = 0  # hushes in this alarm episode (0 again when all alarms clear)
+        self.ms = cfg["hush_s"] * 1000
+        self.rise = (DOSE_FULL * cfg["hush_co_rise_pct"]) // 100
+        self.co_max = cfg["hush_co_max_ppm"] * 10
+
+    def ask(self):
+        det = self.det
+        cfg = det.cfg
+        co = det._co
+        reason = None
+        sounding = det._sounding()
+        if det.gases[0].level >= 2:
+            reason = "ch4_high"  # never silenced
+        elif not (sounding or det._faulted()):
+            return {"hushed": False, "reason": "nothing_to_hush"}
+        elif det.hushed:
+            reason = "already_hushed"  # a second HUSH does not extend the window
+        elif co is not None and co.level and co.ch.ppm_x10 > self.co_max:
+            reason = "co_high"
+        elif sounding and self.count >= cfg["hush_max"]:
+            reason = "hush_limit"  # this episode's hushes are used up: it sounds until clear
+        if reason is not None:
+            det.emit({"event": "hush", "state": "refused", "reason": reason})
+            return {"hushed": False, "reason": reason}
+        if sounding:
+            if self.count == 0 and co is not None:
+                self.dose = co.alarm.dose  # the episode's baseline, kept
+                self.co_x10 = co.ch.ppm_x10
+            self.count += 1
+        det.hushed = True
+        self.start = det.clock.ticks_ms()
+        det.emit({"event": "hush", "state": "on", "seconds": cfg["hush_s"], "count": self.count})
+        det._render()
+        return {"hushed": True, "seconds": cfg["hush_s"], "count": self.count,
+                "max": cfg["hush_max"]}
+
+    def check(self, now):
+        det = self.det
+        if not det._sounding():
+            self.count = 0  # the alarm episode is over: the next one may be hushed
+        if not det.hushed:
+            return
+        co = det._co
+        if det.gases[0].level >= 2:
+            self.end("ch4_high")
+        elif co is not None and co.fault is None and (
+                co.ch.ppm_x10 > self.co_max
+                or (self.count and (
+                    co.alarm.dose - self.dose >= self.rise
+                    or co.ch.ppm_x10 > self.co_x10 + self.co_x10 // 5 + 100))):
+            # above the level no hush is allowed, or since the episode's first hush the dose
+            # grew by hush_co_rise_pct of an alarm dose or the concentration by 20 % + 10 ppm
+            self.end("co_rising")
+        elif det.clock.ticks_diff(now, self.start) >= self.ms:
+            self.end("timeout")
+
+    def end(self, reason):
+        self.det.hushed = False
+        self.det.emit({"event": "hush", "state": "off", "reason": reason})
+
+    def left_s(self):
+        det = self.det
+        if not det.hushed:
+            return 0
+        return (self.ms - det.clock.ticks_diff(det.clock.ticks_ms(), self.start)) // 1000
 
 
 class Detector:
     def __init__(self, board, config, store, emit, channels=None, supply=None):
-        cfg = validate_config(config)  # ConfigError before anything is built
+        # the config check and what it builds: boot/CFG-time code, released after boot
+        # (gasguard.lazy.BOOT_ONLY); ConfigError before anything is built
+        from gasguard import profiles
+
+        cfg, channels, supply = profiles.assemble(board, config, store, channels, supply)
         self.cfg = cfg
-        self.board = board
-        self.clock = board.clock
-        self.store = store
+        clock = self.clock = board.clock
         self.emit = emit
         self.period_ms = cfg["sample_period_ms"]
-        if channels is None:
-            channels = _default_channels(board, cfg, store, self.clock)
-        if "ch4" not in channels:
-            raise ConfigError("channels: a methane channel is required")
-        if cfg["co_enabled"] and "co" not in channels:
-            raise ConfigError("channels: tier %s requires a CO channel" % cfg["tier"])
         self.channels = channels
+        self.supply = supply
+        src = cfg["relay"]
+        lvl = cfg["interlock_ch4_level"]
         self.ch4 = channels["ch4"]
-        self.co = channels.get("co") if cfg["co_enabled"] else None
-        self.supply = _default_supply(board, cfg, self.clock) if supply is None else supply
-        self.methane = MethaneAlarm(cfg)
-        self._ch4_high = cfg["ch4_high_x10"]
-        _check_range(cfg, self.ch4)
-        self.co_alarm = COAlarm(cfg) if self.co is not None else None
-        self.outputs = Outputs(board, self.clock)
+        g = Gas("ch4", self.ch4, MethaneAlarm(cfg), lvl, "ch4_high" if lvl == 2 else "ch4_low",
+                1 if src in ("ch4_low", "any") else 2 if src == "ch4_high" else 0,
+                cfg["ch4_high_x10"])
+        self.gases = [g]
+        self.co = self.co_alarm = self._co = None
+        if cfg["co_enabled"]:
+            self.co = channels["co"]
+            self.co_alarm = COAlarm(cfg)
+            self._co = g = Gas("co", self.co, self.co_alarm, 1 if cfg["interlock_on_co"] else 0,
+                               "co", 1 if src in ("co", "any") else 0, 0)
+            self.gases.append(g)
+        self.outputs = Outputs(board, clock)
         self.interlocks = []
         self.sink_errors = 0
         self.last_sink_error = None
-        # state
-        self._last = self.clock.ticks_ms()
-        self._next = self._last  # first step at the first poll
+        self._last = self._next = clock.ticks_ms()  # first step at the first poll
         self._first = True
-        self._ch4_level = 0
-        self._co_on = False
-        self._ch4_fault = None
-        self._co_fault = None
-        self._ch4_bits = 0
-        self._co_bits = 0
-        self._supply_fault = None
-        self._sink_faults = []
-        self._ilk_missing = False
+        self._flt = Faults(self)
         self.refused_faults = ()  # what the app refused at boot (e.g. config_invalid)
         self.ready = False
-        self._warm_announced = False
-        self.peak_ch4_x10 = 0
-        self.peak_co_x10 = 0
+        self._warm = False
         self.relay_latched = False
-        self.interlock_cause = None  # last cause sent to the sinks (latched at the valve)
+        self.interlock_cause = None  # last alarm cause sent to the sinks (latched at the valve)
         self.interlock_count = 0
-        # hush (docs/alarms.md "Hush"): one window at a time, at most hush_max per alarm
-        # episode, the CO baseline taken at the episode's first hush and never reset
         self.hushed = False
-        self._hush_start = 0
-        self._hush_dose = 0
-        self._hush_co_x10 = 0
-        self._hush_count = 0  # hushes in this alarm episode (0 again when all alarms clear)
-        # self-test
-        self._st_active = False
-        self._st_start = 0
-        self._st_faults = None
-        # button
-        self._btn = getattr(board, "button", None)
-        self._btn_seen_idle = False
-        self._btn_down = False
-        self._btn_since = 0
-        self._btn_long_done = False
-        # cached thresholds for the CO hush rule
-        self._hush_rise = (DOSE_FULL * cfg["hush_co_rise_pct"]) // 100
-        self._hush_ms = cfg["hush_s"] * 1000
-        self._hush_co_max_x10 = cfg["hush_co_max_ppm"] * 10
+        self._hush = Hush(self)
+        self._st = None  # the running self-test (gasguard.selftest), else None
+        self._chirp = cfg["fault_chirp_s"] * 1000 - 100
+        b = getattr(board, "button", None)
+        # short press: hush or self-test; hold: reset latches (a button held at boot: nothing)
+        self.button = None if b is None else Button(b, clock, self.button_pressed, self._hold)
         self._render()
 
     # ------------------------------------------------------------------ loop
@@ -182,9 +325,13 @@ class Detector:
             if clock.ticks_diff(now, nxt) >= 0:
                 nxt = clock.ticks_add(now, self.period_ms)
             self._next = nxt
-        self._poll_button(now)
-        if self._st_active:
-            self._self_test_poll(now)
+        if self.button is not None:
+            self.button.poll()
+        st = self._st
+        if st is not None:
+            r = st.poll(self, now)
+            if r is not None:
+                self._st_end(r)
         for s in self.interlocks:
             try:
                 s.poll()
@@ -209,292 +356,149 @@ class Detector:
             elif dt > 60000:
                 dt = 60000
         self._last = now
-        ch4 = self.ch4
-        co = self.co
-        ch4.sample()
-        if co is not None:
-            co.sample()
-        sup = self.supply
-        if sup is not None:
-            sup.sample()
+        gases = self.gases
+        for g in gases:
+            g.ch.sample()
+        if self.supply is not None:
+            self.supply.sample()
 
         # ---- faults (explicit states, never a silent 0 ppm)
-        self._ch4_bits = self._chan_faults(ch4, "ch4", self._ch4_bits, self._ch4_fault)
-        self._ch4_fault = ch4.fault
-        if co is not None:
-            self._co_bits = self._chan_faults(co, "co", self._co_bits, self._co_fault)
-            self._co_fault = co.fault
-        if sup is not None:
-            f = sup.fault
-            if f != self._supply_fault:
-                self._fault_change(self._supply_fault, f, None)
-                self._supply_fault = f
-        self._sink_fault_scan()
+        warming = False
+        for g in gases:
+            g.scan(self.emit)
+            if g.ch.warming_up:
+                warming = True
+        self._flt.scan()
 
         # ---- warm-up / ready
-        warming = ch4.warming_up or (co is not None and co.warming_up)
         if not self.ready:
             if not warming:
                 self.ready = True
                 self.emit({"event": "ready"})
-            elif not self._warm_announced:
-                self._warm_announced = True
+            elif not self._warm:
+                self._warm = True
                 self.emit({"event": "warmup", "state": "on"})
 
-        # ---- methane (a faulted channel holds its alarm state: no all-clear from bad data)
-        f = self._ch4_fault
-        if f is None or f in _READING_OK:
-            x = ch4.ppm_x10
-            if x > self.peak_ch4_x10:
-                self.peak_ch4_x10 = x
-            if getattr(ch4, "over_range", False) and x < self._ch4_high:
-                # a saturated sensor cannot tell how big the leak is: treat it as at
-                # least the high set point (the sensor's range may end below it)
-                x = self._ch4_high
-            ch = self.methane.update(x, dt, ch4.warming_up)
-            if ch:
-                self._methane_events(ch)
-        # ---- CO dose
-        f = self._co_fault
-        if co is not None and (f is None or f in _READING_OK):
-            x = co.ppm_x10
-            if x > self.peak_co_x10:
-                self.peak_co_x10 = x
-            if self.co_alarm.update(x, dt):
-                on = self.co_alarm.active
-                self._co_on = on
-                self.emit({"event": "alarm", "gas": "co", "level": 1,
-                           "state": "on" if on else "off"})
-                if on:
-                    self._new_alarm()
-                    if self.cfg["interlock_on_co"]:
-                        self._close_interlocks("co")
+        # ---- alarms (a faulted channel holds its alarm state: no all-clear from bad data)
+        for g in gases:
+            f = g.fault
+            if f is None or f in _READING_OK:
+                ch = g.ch
+                x = ch.ppm_x10
+                if x > g.peak:
+                    g.peak = x
+                if x < g.hi and getattr(ch, "over_range", False):
+                    # a saturated sensor cannot tell how big the leak is: treat it as at
+                    # least the high set point (the sensor's range may end below it)
+                    x = g.hi
+                c = g.alarm.update(x, dt, ch.warming_up)
+                if c:
+                    self._alarm(g, c)
 
-        self._reassert_interlocks()
-        self._hush_check(now)
+        self._reassert()
+        self._hush.check(now)
         self._relay_update()
         self._render()
 
-    def _reassert_interlocks(self):
+    def _alarm(self, g, c):
+        """Events of the alarm levels that changed (c: bits), then what a rise starts."""
+        s = g.alarm.state()
+        emit = self.emit
+        # order: level 1 on before level 2 on; level 2 off before level 1 off
+        if c & 1 and s & 1:
+            emit({"event": "alarm", "gas": g.name, "level": 1, "state": "on"})
+        if c & 2:
+            emit({"event": "alarm", "gas": g.name, "level": 2, "state": "on" if s & 2 else "off"})
+        if c & 1 and not s & 1:
+            emit({"event": "alarm", "gas": g.name, "level": 1, "state": "off"})
+        old = g.level
+        lvl = 2 if s & 2 else s
+        g.level = lvl
+        if lvl > old:
+            if self.hushed:  # a new alarm (a level rising) always ends a hush
+                self._hush.end("new_alarm")
+            if g.ilk and old < g.ilk <= lvl:
+                self.interlock_cause = g.cause
+                self.interlock_count += 1
+                self.close(g.cause)
+
+    def close(self, cause, again=False):
+        """The one path that closes the interlocks: every sink is asked (a failing one is
+        counted and never stops the others) and an interlock event is logged; returns how
+        many sinks were asked. Alarms (ch4_low, ch4_high, co), ITEST ("test") and a remote
+        command ("remote") all come here. again: the alarm still demands it, ask only the
+        sinks that are not closing or closed already, without an event."""
+        sinks = self.interlocks
+        for s in sinks:
+            if again and getattr(s, "state", None) in _SHUT:
+                continue
+            try:
+                s.close(cause)
+            except Exception as e:
+                self._sink_error(s, e)
+        if not again:
+            self.emit({"event": "interlock", "state": "close", "cause": cause,
+                       "sinks": len(sinks)})
+        return len(sinks)
+
+    def _reassert(self):
         """While the alarm that demanded the valve closed persists, keep asking: a valve
         reopened by hand during the alarm is closed again, and a request that failed
         (radio out of range) starts over. Sinks are idempotent: close() on a closing or
         confirmed sink does nothing, so this costs nothing while the valve is shut."""
         if not self.interlocks or self.interlock_cause is None:
             return
-        cause = None
-        if self._ch4_level >= self.cfg["interlock_ch4_level"]:
-            cause = "ch4_high" if self.cfg["interlock_ch4_level"] == 2 else "ch4_low"
-        elif self._co_on and self.cfg["interlock_on_co"]:
-            cause = "co"
-        if cause is None:
-            return
-        for s in self.interlocks:
-            if getattr(s, "state", None) in ("closing", "confirmed"):
-                continue
-            try:
-                s.close(cause)
-            except Exception as e:
-                self._sink_error(s, e)
+        for g in self.gases:
+            if g.ilk and g.level >= g.ilk:
+                self.close(g.cause, True)
+                return
 
-    # ------------------------------------------------------------------ events
-    def _fault_change(self, old, new, gas):
-        if old is not None:
-            ev = {"event": "fault", "code": old, "state": "off"}
-            if gas is not None:
-                ev["gas"] = gas
-            self.emit(ev)
-        if new is not None:
-            ev = {"event": "fault", "code": new, "state": "on"}
-            if gas is not None:
-                ev["gas"] = gas
-            self.emit(ev)
-
-    def _chan_faults(self, ch, gas, old_bits, old_code):
-        """Emit a fault event for every channel fault that came or went; return the bits."""
-        bits = getattr(ch, "fault_bits", None)
-        if bits is None:  # a channel that only reports its top fault code
-            f = ch.fault
-            if f != old_code:
-                self._fault_change(old_code, f, gas)
-            return 0
-        ch_ = bits ^ old_bits
-        if ch_:
-            i = 0
-            while i < N_FAULTS:
-                m = FAULT_BITS[i]
-                if ch_ & m and old_bits & m:
-                    self.emit({"event": "fault", "code": FAULT_CODES[i], "gas": gas, "state": "off"})
-                i += 1
-            i = 0
-            while i < N_FAULTS:
-                m = FAULT_BITS[i]
-                if ch_ & m and bits & m:
-                    self.emit({"event": "fault", "code": FAULT_CODES[i], "gas": gas, "state": "on"})
-                i += 1
-        return bits
-
-    def _sink_fault_scan(self):
-        sinks = self.interlocks
-        sf = self._sink_faults
-        while len(sf) < len(sinks):
-            sf.append(None)
-        i = 0
-        for s in sinks:
-            f = getattr(s, "fault", None)
-            if f != sf[i]:
-                if sf[i] is not None:
-                    self.emit({"event": "fault", "code": sf[i], "state": "off", "sink": i})
-                if f is not None:
-                    self.emit({"event": "fault", "code": f, "state": "on", "sink": i})
-                sf[i] = f
-            i += 1
-        missing = self.cfg["interlock_required"] and not sinks
-        if missing != self._ilk_missing:
-            self._ilk_missing = missing
-            self.emit({"event": "fault", "code": "interlock_missing",
-                       "state": "on" if missing else "off"})
-
-    def _methane_events(self, changed):
-        m = self.methane
-        # order: low on before high on; high off before low off
-        if changed & 1 and m.low.active:
-            self.emit({"event": "alarm", "gas": "ch4", "level": 1, "state": "on"})
-        if changed & 2:
-            self.emit({"event": "alarm", "gas": "ch4", "level": 2,
-                       "state": "on" if m.high.active else "off"})
-        if changed & 1 and not m.low.active:
-            self.emit({"event": "alarm", "gas": "ch4", "level": 1, "state": "off"})
-        old = self._ch4_level
-        lvl = m.level()
-        self._ch4_level = lvl
-        if lvl > old:
-            self._new_alarm()
-            need = self.cfg["interlock_ch4_level"]
-            if old < need <= lvl:
-                self._close_interlocks("ch4_high" if need == 2 else "ch4_low")
-
-    def _close_interlocks(self, cause):
-        self.interlock_cause = cause
-        self.interlock_count += 1
-        for s in self.interlocks:
-            try:
-                s.close(cause)
-            except Exception as e:
-                self._sink_error(s, e)
-        self.emit({"event": "interlock", "state": "close", "cause": cause,
-                   "sinks": len(self.interlocks)})
-
-    # ------------------------------------------------------------------ hush
-    def _alarm_sounding(self):
-        return self._ch4_level > 0 or self._co_on
+    # ------------------------------------------------------------------ state
+    def _sounding(self):
+        for g in self.gases:
+            if g.level:
+                return True
+        return False
 
     def _faulted(self):
-        return (self._ch4_fault is not None or self._co_fault is not None
-                or self._supply_fault is not None or self._ilk_missing
-                or self._any_sink_fault() or bool(self.refused_faults))
+        for g in self.gases:
+            if g.fault is not None:
+                return True
+        f = self._flt
+        return (f.supply is not None or f.missing or f.sink() or bool(self.refused_faults))
 
     def any_fault(self):
         """True while any fault is active (allocation-free, for the Modbus state word)."""
         return self._faulted()
 
     def device_faults(self):
-        """The faults outside the gas channels as bits (allocation-free; docs/modbus.md):
-        1 supply, 2 interlock required but missing, 4 an interlock output reports a fault,
-        8 the device refused a stored record at boot (config_invalid, ...)."""
-        v = 1 if self._supply_fault is not None else 0
-        if self._ilk_missing:
-            v |= 2
-        if self._any_sink_fault():
-            v |= 4
-        if self.refused_faults:
-            v |= 8
-        return v
+        """The faults outside the gas channels as bits (Faults.word, docs/modbus.md)."""
+        return self._flt.word()
 
-    def _any_sink_fault(self):
-        for f in self._sink_faults:
-            if f is not None:
-                return True
-        return False
+    def alarm_level(self, gas):
+        for g in self.gases:
+            if g.name == gas:
+                return g.level
+        return 0
 
     def hush(self):
         """Silence the buzzer for hush_s (docs/alarms.md "Hush"). Returns what happened:
-        {"hushed": True, "seconds": window} or {"hushed": False, "reason": code}."""
-        reason = None
-        sounding = self._alarm_sounding()
-        if self._ch4_level >= 2:
-            reason = "ch4_high"  # never silenced
-        elif not (sounding or self._faulted()):
-            return {"hushed": False, "reason": "nothing_to_hush"}
-        elif self.hushed:
-            reason = "already_hushed"  # a second HUSH does not extend the window
-        elif self._co_on and self.co.ppm_x10 > self._hush_co_max_x10:
-            reason = "co_high"
-        elif sounding and self._hush_count >= self.cfg["hush_max"]:
-            reason = "hush_limit"  # this episode's hushes are used up: it sounds until clear
-        if reason is not None:
-            self.emit({"event": "hush", "state": "refused", "reason": reason})
-            return {"hushed": False, "reason": reason}
-        if sounding:
-            if self._hush_count == 0 and self.co_alarm is not None:
-                self._hush_dose = self.co_alarm.dose  # the episode's baseline, kept
-                self._hush_co_x10 = self.co.ppm_x10
-            self._hush_count += 1
-        self.hushed = True
-        self._hush_start = self.clock.ticks_ms()
-        self.emit({"event": "hush", "state": "on", "seconds": self.cfg["hush_s"],
-                   "count": self._hush_count})
-        self._render()
-        return {"hushed": True, "seconds": self.cfg["hush_s"], "count": self._hush_count,
-                "max": self.cfg["hush_max"]}
-
-    def _new_alarm(self):
-        # a new alarm (a level rising, a CO alarm starting) always ends a hush
-        if self.hushed:
-            self._end_hush("new_alarm")
-
-    def _end_hush(self, reason):
-        self.hushed = False
-        self.emit({"event": "hush", "state": "off", "reason": reason})
-
-    def _hush_check(self, now):
-        if not (self._ch4_level or self._co_on):
-            self._hush_count = 0  # the alarm episode is over: the next one may be hushed
-        if not self.hushed:
-            return
-        if self._ch4_level >= 2:
-            self._end_hush("ch4_high")
-        elif self.co_alarm is not None and self._co_fault is None and (
-                self.co.ppm_x10 > self._hush_co_max_x10
-                or (self._hush_count and (
-                    self.co_alarm.dose - self._hush_dose >= self._hush_rise
-                    or self.co.ppm_x10 > self._hush_co_x10 + self._hush_co_x10 // 5 + 100))):
-            # above the level no hush is allowed, or since the episode's first hush the dose
-            # grew by hush_co_rise_pct of an alarm dose or the concentration by 20 % + 10 ppm
-            self._end_hush("co_rising")
-        elif self.clock.ticks_diff(now, self._hush_start) >= self._hush_ms:
-            self._end_hush("timeout")
+        {"hushed": True, "seconds": window, ...} or {"hushed": False, "reason": code}."""
+        return self._hush.ask()
 
     # ------------------------------------------------------------------ relay / outputs
     def _relay_want(self):
-        src = self.cfg["relay"]
-        if src == "none":
-            return False
-        lvl = self._ch4_level
-        if src == "ch4_low":
-            return lvl >= 1
-        if src == "ch4_high":
-            return lvl >= 2
-        if src == "co":
-            return self._co_on
-        return lvl >= 1 or self._co_on
+        for g in self.gases:
+            if g.relay and g.level >= g.relay:
+                return True
+        return False
 
     def _relay_update(self):
         want = self._relay_want()
         if want and self.cfg["relay_latch"]:
             self.relay_latched = True
         on = want or self.relay_latched
-        if self._st_active and self.cfg["self_test_relay"]:
+        if self._st is not None and self.cfg["self_test_relay"]:
             on = True
         if self.outputs.set_relay(on):
             self.emit({"event": "relay", "state": "on" if on else "off"})
@@ -506,138 +510,48 @@ class Detector:
         if self.relay_latched and not self._relay_want():
             self.relay_latched = False
             released = True
-        self.peak_ch4_x10 = 0
-        self.peak_co_x10 = 0
+        for g in self.gases:
+            g.peak = 0
         self.emit({"event": "reset", "relay_released": released})
         self._relay_update()
         return {"relay_released": released, "relay_latched": self.relay_latched}
 
     def _render(self):
-        o = self.outputs
-        if self._st_active:
-            return  # the self-test drives the outputs
-        lvl = self._ch4_level
-        co = self._co_on
-        faulted = self._faulted()
-        # red: level 2 steady, level 1 blink, CO double flash
-        if lvl >= 2:
-            o.red.set(ON)
-        elif lvl == 1:
-            o.red.set(BLINK_1HZ)
-        elif co:
-            o.red.set(DOUBLE_FLASH)
-        else:
-            o.red.set(OFF)
-        o.yellow.set(ON if faulted else OFF)
-        if lvl or co or faulted:
-            o.green.set(OFF)
-        elif not self.ready:
-            o.green.set(SLOW_BLINK)
-        else:
-            o.green.set(ON)
-        # buzzer: priority high methane > CO > low methane > fault chirp; hush silences
-        # everything except a high methane alarm (never hushable).
-        if lvl >= 2:
-            o.buzzer.set(BEEP_L2)
-        elif self.hushed:
-            o.buzzer.set(OFF)
-        elif co:
-            o.buzzer.set(BEEP_CO_T4)
-        elif lvl == 1:
-            o.buzzer.set(BEEP_L1)
-        elif faulted:
-            o.buzzer.set(CHIRP, self.cfg["fault_chirp_s"] * 1000 - 100)
-        else:
-            o.buzzer.set(OFF)
+        if self._st is None:  # else the self-test drives the outputs
+            co = self._co
+            self.outputs.show(self.gases[0].level, co is not None and co.level, self._faulted(),
+                              self.ready, self.hushed, self._chirp)
 
     # ------------------------------------------------------------------ self-test
     def self_test(self):
         """Exercise the chain: sensing (a fresh sample of each channel, faults, calibration),
         the alarm logic (a scratch evaluator on a synthetic leak; the CO dose table against
         the profile's windows) and every output (LEDs, buzzer, optionally the relay).
-        Result comes as a self_test event after ~4 s; never actuates the interlock."""
-        if self._alarm_sounding():
+        Result comes as a self_test event after ~4 s; never actuates the interlock.
+        The code (gasguard.selftest) is loaded for the test and released after it."""
+        if self._sounding():
             return {"started": False, "reason": "alarm_active"}
-        if self._st_active:
+        if self._st is not None:
             return {"started": False, "reason": "running"}
-        faults = []
-        for gas in ("ch4", "co"):
-            ch = self.channels.get(gas)
-            if ch is None or (gas == "co" and self.co is None):
-                continue
-            ch.sample()
-            if ch.fault is not None:
-                faults.append("%s:%s" % (gas, ch.fault))
-        if self.supply is not None and self.supply.fault is not None:
-            faults.append(self.supply.fault)
-        for f in self._sink_faults:
-            if f is not None:
-                faults.append(f)
-        if self._ilk_missing:
-            faults.append("interlock_missing")
-        faults.extend(self._logic_check())
-        self._st_faults = faults
-        self._st_active = True
-        self._st_start = self.clock.ticks_ms()
-        o = self.outputs
-        o.red.set(ON)
-        o.yellow.set(ON)
-        o.green.set(ON)
-        o.buzzer.set(BEEP_L1)
+        try:
+            from gasguard.selftest import SelfTest
+
+            st = SelfTest(self)
+        except Exception:  # a MemoryError loading it: no test, the alarm path goes on
+            return {"started": False, "reason": "unavailable"}
+        self._st = st
         self._relay_update()
         self.emit({"event": "self_test", "state": "start"})
-        return {"started": True, "faults": list(faults)}
+        return {"started": True, "faults": list(st.faults)}
 
-    def _logic_check(self):
-        bad = []
-        m = self.methane.low
-        scratch = MethaneLevel(1, m.on_x10, m.off_x10, m.delay_ms, m.clear_ms)
-        probe = m.on_x10 + (m.on_x10 * 6) // 10  # 1.6 x set point (GB response-test gas)
-        t = 0
-        while not scratch.active and t <= m.delay_ms + 1000:
-            scratch.update(probe, 1000)
-            t += 1000
-        if not scratch.active or t < m.delay_ms:
-            bad.append("logic_ch4")
-        if self.co_alarm is not None:
-            for ppm, lo, hi in self.cfg["co_windows"]:
-                ts = alarm_time_s(self.co_alarm.rates, ppm)
-                if hi is None:
-                    if ts is not None and ts < lo:
-                        bad.append("logic_co")
-                elif ts is None or ts < lo or ts > hi:
-                    bad.append("logic_co")
-        return bad
-
-    def _self_test_poll(self, now):
-        if self._alarm_sounding():
-            self._st_finish("aborted")
-            return
-        el = self.clock.ticks_diff(now, self._st_start)
-        o = self.outputs
-        if el >= _SELF_TEST_MS:
-            self._st_finish("fail" if self._st_faults else "pass")
-        elif el >= 3000:
-            o.red.set(OFF)
-            o.yellow.set(OFF)
-            o.green.set(ON)
-            o.buzzer.set(OFF)
-        elif el >= 2000:
-            o.red.set(OFF)
-            o.yellow.set(ON)
-            o.green.set(OFF)
-            o.buzzer.set(OFF)
-        elif el >= 1000:
-            o.red.set(ON)
-            o.yellow.set(OFF)
-            o.green.set(OFF)
-
-    def _st_finish(self, result):
-        self._st_active = False
+    def _st_end(self, result):
         ev = {"event": "self_test", "state": "end", "result": result}
-        if self._st_faults:
-            ev["faults"] = self._st_faults
-        self._st_faults = None
+        if self._st.faults:
+            ev["faults"] = self._st.faults
+        self._st = None
+        from gasguard.lazy import release
+
+        release("selftest", "co_rates")
         self.emit(ev)
         self._relay_update()
         self._render()
@@ -648,57 +562,14 @@ class Detector:
         self.emit({"event": "button", "press": "long" if long else "short"})
         if long:
             return self.reset_latches()
-        if self._alarm_sounding() or self._faulted():
+        if self._sounding() or self._faulted():
             return self.hush()
         return self.self_test()
 
-    def _poll_button(self, now):
-        b = self._btn
-        if b is None:
-            return
-        down = b.value() == 1  # logical level: the HAL inverts active-low buttons (Signal)
-        if not self._btn_seen_idle:
-            if not down:
-                self._btn_seen_idle = True
-            return
-        if down != self._btn_down:
-            if down:
-                self._btn_down = True
-                self._btn_since = now
-                self._btn_long_done = False
-            else:
-                self._btn_down = False
-                held = self.clock.ticks_diff(now, self._btn_since)
-                if held >= _BTN_DEBOUNCE_MS and not self._btn_long_done:
-                    self.button_pressed(False)
-        elif down and not self._btn_long_done:
-            if self.clock.ticks_diff(now, self._btn_since) >= _BTN_LONG_MS:
-                self._btn_long_done = True
-                self.button_pressed(True)
+    def _hold(self):
+        self.button_pressed(True)
 
     # ------------------------------------------------------------------ misc
-    def reload_calibration(self):
-        """Re-read the calibration record and apply it to every channel (after CAL COMMIT)."""
-        from gasguard import calibration
-
-        rec = calibration.load(self.store)
-        for gas, ch in self.channels.items():
-            cal = rec.get(gas)
-            setter = getattr(ch, "set_calibration", None)
-            if setter is not None:
-                setter(cal)
-                continue
-            ch.cal = cal
-            ch.cal_problem = None
-            try:
-                calibration.apply(ch.model, cal)
-            except ValueError as e:
-                ch.cal_problem = str(e)
-            bits = ch.fault_bits & ~F_CAL
-            if ch.cal_problem is not None:
-                bits |= F_CAL
-            ch._set_bits(bits)
-
     def set_environment(self, temp_c_x10, rh_pct=None):
         """Temperature/humidity for the sensor models' compensation (from the app)."""
         for ch in self.channels.values():
@@ -706,73 +577,24 @@ class Detector:
             if f is not None:
                 f(temp_c_x10, rh_pct)
 
-    def alarm_level(self, gas):
-        if gas == "ch4":
-            return self._ch4_level
-        return 1 if self._co_on else 0
-
     def status(self):
-        m = self.methane
-        st = {
-            "profile": self.cfg["profile"],
-            "tier": self.cfg["tier"],
-            "ready": self.ready,
-            "ch4": {
-                "ppm_x10": self.ch4.ppm_x10,
-                "pct_lel_x10": (self.ch4.ppm_x10 * 10) // self.cfg["ch4_pct_lel_x10"],
-                "raw_uv": self.ch4.raw_uv,
-                "fault": self._ch4_fault,
-                "warming_up": bool(self.ch4.warming_up),
-                "alarm": self._ch4_level,
-                "peak_ppm_x10": self.peak_ch4_x10,
-                "pending_ms": m.low.pending_ms,
-            },
-            "hushed": self.hushed,
-            "hush_left_s": (self._hush_ms - self.clock.ticks_diff(self.clock.ticks_ms(),
-                                                                 self._hush_start)) // 1000
-            if self.hushed else 0,
-            "relay": self.outputs.relay_on,
-            "relay_latched": self.relay_latched,
-            "interlock_cause": self.interlock_cause,
-            "interlock_requests": self.interlock_count,
-            "sink_errors": self.sink_errors,
-            "faults": self.faults(),
-            "self_test": self._st_active,
-            "outputs": list(self.outputs.levels()),
-        }
-        if self.co is not None:
-            st["co"] = {
-                "ppm_x10": self.co.ppm_x10,
-                "raw_uv": self.co.raw_uv,
-                "fault": self._co_fault,
-                "warming_up": bool(self.co.warming_up),
-                "alarm": 1 if self._co_on else 0,
-                "dose_pct": self.co_alarm.dose_pct(),
-                "peak_ppm_x10": self.peak_co_x10,
-            }
+        g = self.gases
+        st = {"profile": self.cfg["profile"], "tier": self.cfg["tier"], "ready": self.ready,
+              "ch4": g[0].status(), "hushed": self.hushed, "hush_left_s": self._hush.left_s(),
+              "relay": self.outputs.relay_on, "relay_latched": self.relay_latched,
+              "interlock_cause": self.interlock_cause,
+              "interlock_requests": self.interlock_count, "sink_errors": self.sink_errors,
+              "faults": self.faults(), "self_test": self._st is not None,
+              "outputs": list(self.outputs.levels())}
+        for p in g[1:]:
+            st[p.name] = p.status()
         if self.supply is not None:
             st["supply_mv"] = getattr(self.supply, "millivolts", None)
         return st
 
     def faults(self):
         out = []
-        for gas, ch, bits, code in (("ch4", self.ch4, self._ch4_bits, self._ch4_fault),
-                                    ("co", self.co, self._co_bits, self._co_fault)):
-            if ch is None:
-                continue
-            if getattr(ch, "fault_bits", None) is None:
-                if code is not None:
-                    out.append(gas + ":" + code)
-                continue
-            for i in range(N_FAULTS):
-                if bits & FAULT_BITS[i]:
-                    out.append(gas + ":" + FAULT_CODES[i])
-        if self._supply_fault is not None:
-            out.append(self._supply_fault)
-        for f in self._sink_faults:
-            if f is not None:
-                out.append(f)
-        if self._ilk_missing:
-            out.append("interlock_missing")
-        out.extend(self.refused_faults)
+        for g in self.gases:
+            g.codes(out)
+        self._flt.codes(out)
         return out

@@ -85,6 +85,7 @@ class MethaneAlarm:
         self.low = MethaneLevel(1, cfg["ch4_low_x10"], cfg["ch4_low_x10"] - hyst, delay, clear)
         self.high = MethaneLevel(2, cfg["ch4_high_x10"], cfg["ch4_high_x10"] - hyst, delay, clear)
         self.gross_only = cfg.get("warmup_gross_only", True)
+        self.lel = cfg["ch4_pct_lel_x10"]  # 1 %LEL in ppm x 10
 
     def update(self, x10, dt_ms, warming_up=False):
         """Return a bit mask of changed levels (1: low changed, 2: high changed)."""
@@ -106,6 +107,15 @@ class MethaneAlarm:
         if self.low.active:
             return 1
         return 0
+
+    def state(self):
+        """The active levels as bits (1: low, 2: high)."""
+        return (1 if self.low.active else 0) | (2 if self.high.active else 0)
+
+    def info(self, d):
+        """Add the methane figures to a gas path's status dict."""
+        d["pct_lel_x10"] = (d["ppm_x10"] * 10) // self.lel
+        d["pending_ms"] = self.low.pending_ms
 
     def reset(self):
         self.low.reset()

@@ -78,7 +78,7 @@ class DetectorRegisters(RegisterMap):
         if a == 12:
             return u16(det.interlock_count)
         if a == 13:
-            return u16((det.peak_ch4_x10 * 10) // det.cfg["ch4_pct_lel_x10"])
+            return u16((det.gases[0].peak * 10) // det.cfg["ch4_pct_lel_x10"])
         if a == 14:
             return self._life(det.ch4)
         if a == 15:

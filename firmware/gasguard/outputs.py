@@ -22,9 +22,8 @@ OFF = ()
 ON = (-1,)
 SLOW_BLINK = (1000, 1000)
 BLINK_1HZ = (500, 500)
-FAST = (200, 200)
 DOUBLE_FLASH = (150, 150, 150, 1550)
-BEEP_L1 = (500, 500)
+BEEP_L1 = BLINK_1HZ  # 0.5 s on / 0.5 s off
 BEEP_L2 = (200, 200)
 BEEP_CO_T4 = (100, 100, 100, 100, 100, 100, 100, 5300)
 CHIRP = (100,)  # one 100 ms chirp; the period is set by the caller (see Outputs.chirp)
@@ -108,6 +107,49 @@ class Outputs:
                 self.relay_pin.value(1 if on else 0)
             return True
         return False
+
+    def show(self, lvl, co, faulted, ready, hushed, chirp_ms):
+        """The indications of the table above for one state: methane level `lvl`, CO alarm
+        `co`, any fault, warm-up over, hush (silences all but a high methane alarm)."""
+        r = self.red
+        if lvl >= 2:
+            r.set(ON)
+        elif lvl:
+            r.set(BLINK_1HZ)
+        elif co:
+            r.set(DOUBLE_FLASH)
+        else:
+            r.set(OFF)
+        self.yellow.set(ON if faulted else OFF)
+        g = self.green
+        if lvl or co or faulted:
+            g.set(OFF)
+        elif not ready:
+            g.set(SLOW_BLINK)
+        else:
+            g.set(ON)
+        # buzzer: priority high methane > CO > low methane > fault chirp
+        b = self.buzzer
+        if lvl >= 2:
+            b.set(BEEP_L2)
+        elif hushed:
+            b.set(OFF)
+        elif co:
+            b.set(BEEP_CO_T4)
+        elif lvl:
+            b.set(BEEP_L1)
+        elif faulted:
+            b.set(CHIRP, chirp_ms)
+        else:
+            b.set(OFF)
+
+    def all(self, red, yellow, green, buzzer):
+        """Set the four indicators at once (the self-test sequence)."""
+        self.red.set(red)
+        self.yellow.set(yellow)
+        self.green.set(green)
+        if buzzer is not None:
+            self.buzzer.set(buzzer)
 
     def poll(self):
         now = self.clock.ticks_ms()

@@ -11,7 +11,12 @@ that violates a standard's bounds or a tier's minimum raises ConfigError naming
 the key, the value and the allowed range; nothing is applied. Sources of every
 number: docs/alarms.md.
 
-Config time only: floats are allowed here, never on the sample path.
+`assemble(board, config, store, channels, supply)` is what Detector() and the CFG check
+run: the config check, then the channels and the supply monitor it needs (built from the
+board unless given) and the checks between them.
+
+Config time only: floats are allowed here, never on the sample path. Boot/CFG-time code
+(gasguard.lazy.BOOT_ONLY): the detector keeps the checked config as a plain dict.
 """
 
 from gasguard.validate import ConfigError, need_int, need_num, need_choice, need_bool
@@ -201,3 +206,52 @@ def load(config):
     if not co and config.get("co"):
         raise ConfigError("co: CO sensing settings given but tier %s has no CO channel" % tname)
     return out
+
+
+def assemble(board, config, store, channels=None, supply=None):
+    """Check a detector config and build its sensing inputs: (cfg, channels, supply).
+    ConfigError before anything is kept (Detector() and the CFG check)."""
+    cfg = load(config)
+    clock = board.clock
+    if channels is None:
+        channels = _channels(board, cfg, store, clock)
+    if "ch4" not in channels:
+        raise ConfigError("channels: a methane channel is required")
+    if cfg["co_enabled"] and "co" not in channels:
+        raise ConfigError("channels: tier %s requires a CO channel" % cfg["tier"])
+    if supply is None:
+        adc = getattr(board, "adc_supply", None)
+        if adc is not None:
+            from gasguard.sensors import SupplyMonitor
+
+            supply = SupplyMonitor(adc, clock, cfg["supply"])
+    rng = getattr(getattr(channels["ch4"], "model", None), "range_ppm_x10", None)
+    if rng is not None and rng < cfg["ch4_low_x10"]:
+        raise ConfigError("ch4_low_pct_lel: %r %%LEL (%d ppm) is above the sensor range (%d ppm)"
+                          % (cfg["ch4_low_pct_lel"], cfg["ch4_low_x10"] // 10, rng // 10))
+    return cfg, channels, supply
+
+
+def _channels(board, cfg, store, clock):
+    """The sensing channels (gasguard.sensors) from the board and the sub-configs
+    cfg["ch4"] / cfg["co"] = {"sensor": {model config}, "channel": {channel config}}."""
+    from gasguard import calibration, sensors
+    from gasguard.sensors import Channel
+
+    rec = calibration.load(store) if store is not None else None
+    gases = ["ch4"]
+    if cfg["co_enabled"]:
+        gases.append("co")
+    chans = {}
+    for gas in gases:
+        adc = getattr(board, "adc_" + gas, None)
+        if adc is None:
+            raise ConfigError("%s: tier %s needs a %s channel but the board has no adc_%s"
+                              % (gas, cfg["tier"], gas, gas))
+        sub = cfg[gas]
+        model = sensors.from_config(sub["sensor"])
+        if model.gas != gas:
+            raise ConfigError("%s.sensor: model %s measures %s" % (gas, model.name, model.gas))
+        cal = rec.get(gas) if rec is not None else None
+        chans[gas] = Channel(adc, clock, model, cal, sub["channel"])
+    return chans

@@ -3,9 +3,8 @@
 from ptest import raises
 
 from gasguard import profiles
-from gasguard.co_alarm import (
-    COAlarm, DOSE_FULL, PPM_MAX, TABLE_LEN, alarm_time_s, build_rates, exp2_q, log2_q,
-)
+from gasguard.co_alarm import COAlarm, DOSE_FULL, PPM_MAX
+from gasguard.co_rates import TABLE_LEN, alarm_time_s, build_rates, exp2_q, log2_q
 from gasguard.methane_alarm import MethaneAlarm, MethaneLevel
 from gasguard.outputs import BLINK_1HZ, CHIRP, OFF, ON, PatternPin
 from gasguard.validate import ConfigError

@@ -36,7 +36,7 @@ DEVICES = {
 # Reachable by a static reading but never run on that device (host/simulator paths, or a
 # part the tier does not have: devices.attach_active_id returns None when it is absent).
 NEVER = {
-    "detector": ("valve_app", "valve", "valve_cfg", "valve_link", "button"),
+    "detector": ("valve_app", "valve", "valve_cfg", "valve_link"),
     "valve": ("app", "detector", "detector_link", "calibration", "sensors", "sensing",
               "sensor_uart",
               "methane_alarm", "co_alarm", "outputs", "profiles", "wired_interlock"),

@@ -20,13 +20,13 @@ PLOTS = (("cn", "co_curve_cn_ul.png", "CN / UL profile: GB 15322.2-2019 CO claus
 
 
 def curve(pname):
-    from gasguard import co_alarm, profiles
+    from gasguard import co_alarm, co_rates, profiles
 
     p = profiles.PROFILES[pname]
-    rates = co_alarm.rates_for(p["co_targets"], p["co_no_alarm_ppm"])
+    rates = co_rates.build_rates(p["co_targets"], p["co_no_alarm_ppm"])
     pts = []
     for ppm in range(p["co_no_alarm_ppm"] + 1, co_alarm.PPM_MAX + 1):
-        t = co_alarm.alarm_time_s(rates, ppm)
+        t = co_rates.alarm_time_s(rates, ppm)
         if t is not None:
             pts.append((ppm, t / 60.0))
     return p, pts

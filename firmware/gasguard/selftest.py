@@ -1,0 +1,62 @@
+"""The detector's self-test (docs/alarms.md), loaded only while a test runs (~4 s) and
+released after it (gasguard.lazy.release in Detector._st_end; docs/heap-budget.md): the
+alarm path never needs it, and the ~4 s sequence is the only time it is in the heap.
+
+SelfTest(det) samples every channel afresh, collects the faults, checks the alarm logic
+(a scratch methane level on a synthetic leak; the CO dose table against the profile's
+windows) and lights every output; poll(det, now) runs the LED/buzzer sequence and returns
+the result ("pass", "fail", "aborted" when an alarm sounds) once it is over, else None.
+It never actuates the interlock.
+"""
+
+from gasguard.methane_alarm import MethaneLevel
+from gasguard.outputs import BEEP_L1, OFF, ON
+
+
+class SelfTest:
+    def __init__(self, det):
+        faults = []
+        for g in det.gases:
+            ch = g.ch
+            ch.sample()
+            if ch.fault is not None:
+                faults.append("%s:%s" % (g.name, ch.fault))
+        det._flt.codes(faults, False)  # supply, interlock outputs
+        # the alarm logic: a scratch level on 1.6 x the set point (GB response-test gas)
+        m = det.gases[0].alarm.low
+        scratch = MethaneLevel(1, m.on_x10, m.off_x10, m.delay_ms, m.clear_ms)
+        probe = m.on_x10 + (m.on_x10 * 6) // 10
+        t = 0
+        while not scratch.active and t <= m.delay_ms + 1000:
+            scratch.update(probe, 1000)
+            t += 1000
+        if not scratch.active or t < m.delay_ms:
+            faults.append("logic_ch4")
+        if det.co_alarm is not None:
+            from gasguard.co_rates import alarm_time_s
+
+            for ppm, lo, hi in det.cfg["co_windows"]:
+                ts = alarm_time_s(det.co_alarm.rates, ppm)
+                if hi is None:
+                    if ts is not None and ts < lo:
+                        faults.append("logic_co")
+                elif ts is None or ts < lo or ts > hi:
+                    faults.append("logic_co")
+        self.faults = faults
+        self.start = det.clock.ticks_ms()
+        det.outputs.all(ON, ON, ON, BEEP_L1)
+
+    def poll(self, det, now):
+        if det._sounding():
+            return "aborted"
+        el = det.clock.ticks_diff(now, self.start)
+        o = det.outputs
+        if el >= 4000:
+            return "fail" if self.faults else "pass"
+        if el >= 3000:
+            o.all(OFF, OFF, ON, OFF)
+        elif el >= 2000:
+            o.all(OFF, ON, OFF, OFF)
+        elif el >= 1000:
+            o.all(ON, OFF, OFF, None)
+        return None
