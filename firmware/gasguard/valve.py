@@ -74,7 +74,25 @@ class ValveController:
         self.faults = []
         self.counters = {"closes": 0, "reopens": 0, "trips": 0, "trip_retries": 0, "remote_closes": 0}
         self.last_close_latency_ms = None
-        self._init_state(self.clock.ticks_ms())
+        now = self.clock.ticks_ms()
+        closed = self.switch.value() == c["switch_closed_level"]
+        self._stable_closed = self._cand = closed
+        self._cand_since = now
+        self.state = "closed" if closed else "open"
+        self.cause = None
+        if closed:  # closed since before this boot: the cause saved when it closed
+            self.cause = "unknown"
+            try:
+                name = record.unseal(store.read(_LAST_NAME), 1).decode()
+                if name in self.causes:
+                    self.cause = name
+            except (record.RecordError, OSError, ValueError):
+                pass
+        self._trip_cause = self._trip_source = self._backup_cause = self._flow_count = None
+        self._trip_started = self._pulse_end = self._backup_since = now
+        self._sample_at = self._supply_at = self._flow_ms = now
+        self._pulse_on = False
+        self._tries = self._flow_rate = 0
         self.link = None
         radio = getattr(board, "radio", None)
         if radio is not None:
@@ -83,44 +101,6 @@ class ValveController:
             self.link = ValveLink(radio, self.clock, store, c["link"], self.emit, rand, self._remote_close,
                                   self._state_pair)
         self._link_state = self.link.link if self.link else "none"
-
-    def _init_state(self, now):
-        closed = self.switch.value() == self.cfg["switch_closed_level"]
-        self._stable_closed = closed
-        self._cand = closed
-        self._cand_since = now
-        self.state = "closed" if closed else "open"
-        self.cause = self._load_cause() if closed else None
-        self._trip_cause = None
-        self._trip_source = None
-        self._trip_started = now
-        self._pulse_on = False
-        self._pulse_end = now
-        self._tries = 0
-        self._backup_cause = None
-        self._backup_since = now
-        self._sample_at = now
-        self._supply_at = now
-        self._flow_last_count = None
-        self._flow_last_ms = now
-        self._flow_rate = 0
-
-    # --- persistence of the last cause (one write per close) ---------------
-    def _load_cause(self):
-        try:
-            p = record.unseal(self.store.read(_LAST_NAME), 1)
-            name = p.decode()
-            if name in self.causes:
-                return name
-        except (record.RecordError, OSError, ValueError):
-            pass
-        return "unknown"
-
-    def _save_cause(self, cause):
-        try:
-            self.store.write(_LAST_NAME, record.seal(cause.encode(), 1))
-        except OSError:
-            self._fault("store_error", True)
 
     # --- requests to close -------------------------------------------------
     def close(self, cause="manual", source="local"):
@@ -136,7 +116,6 @@ class ValveController:
     def _trip(self, cause, source):
         if self._stable_closed and self._cand:
             return  # closed, and the switch is not on its way to open
-
         if self._trip_cause is not None:
             return  # already closing: idempotent
         now = self.clock.ticks_ms()
@@ -145,14 +124,19 @@ class ValveController:
         self._trip_started = now
         self._tries = 0
         self.counters["trips"] += 1
-        self._pulse(now)
+        self._coil(now)
         self.state = "closing"
         self.emit({"event": "valve", "state": "closing", "cause": cause, "source": source})
 
-    def _pulse(self, now):
-        self.trip.value(1)
-        self._pulse_on = True
-        self._pulse_end = self.clock.ticks_add(now, self.cfg["trip_pulse_ms"])
+    def _coil(self, now=None):
+        """Energise the trip coil for trip_pulse_ms from now; None: release it."""
+        if now is not None:
+            self.trip.value(1)
+            self._pulse_on = True
+            self._pulse_end = self.clock.ticks_add(now, self.cfg["trip_pulse_ms"])
+        elif self._pulse_on:
+            self.trip.value(0)
+            self._pulse_on = False
 
     def _state_pair(self):
         """What the link reports. "closed" only when the switch agrees, debounced and raw."""
@@ -199,51 +183,37 @@ class ValveController:
             ok = c["pressure_uv_min"] <= uv <= c["pressure_uv_max"]
             self._fault("pressure_sensor", not ok)
             if ok:
-                p = ((uv - c["pressure_uv_zero"]) * c["_p_gain"]) >> c["_p_shift"]
-                if p < 0:
-                    p = 0
+                p = max(0, ((uv - c["pressure_uv_zero"]) * c["_p_gain"]) >> c["_p_shift"])
         f = INVALID
-        if self.flow_in is not None:
-            if c["flow_mode"] == "analog":
-                d = self.flow_in.read_uv() - c["flow_uv_zero"]
-                if d > _CLAMP:
-                    d = _CLAMP
-                f = (d * c["_f_gain"]) >> c["_f_shift"]
-                if f < 0:
-                    f = 0
+        if self.flow_in is None:
+            pass
+        elif c["flow_mode"] == "analog":
+            f = max(0, (min(self.flow_in.read_uv() - c["flow_uv_zero"], _CLAMP) * c["_f_gain"])
+                    >> c["_f_shift"])
+        else:  # pulse counter: the rate over the last flow_window_ms
+            count = self.flow_in.value()
+            dt = c["flow_window_ms"]
+            if self._flow_count is None:
+                self._flow_rate = 0
             else:
-                f = self._pulse_flow(now)
+                dt = self.clock.ticks_diff(now, self._flow_ms)
+                if dt >= c["flow_window_ms"]:
+                    # a counter that wrapped or was reset counts 0
+                    self._flow_rate = min(max(0, count - self._flow_count), 1000) * (c["_flow_k"] // dt)
+            if dt >= c["flow_window_ms"]:
+                self._flow_count = count
+                self._flow_ms = now
+            f = self._flow_rate
         self.pressure_pa = None if p == INVALID else p
         self.flow_m3h_x1000 = None if f == INVALID else f
         i = self._ring_i
         self._p_ring[i] = p
         self._f_ring[i] = f
         self._ring_i = (i + 1) % len(self._p_ring)
-        if c["backup_trip"] and self.state == "open":
-            self._backup(now, p, f)
-
-    def _pulse_flow(self, now):
-        count = self.flow_in.value()
-        if self._flow_last_count is None:
-            self._flow_last_count = count
-            self._flow_last_ms = now
-            self._flow_rate = 0
-            return 0
-        dt = self.clock.ticks_diff(now, self._flow_last_ms)
-        if dt >= self.cfg["flow_window_ms"]:
-            dp = count - self._flow_last_count
-            if dp < 0:
-                dp = 0  # counter wrapped or reset
-            if dp > 1000:
-                dp = 1000
-            self._flow_rate = dp * (self.cfg["_flow_k"] // dt)
-            self._flow_last_count = count
-            self._flow_last_ms = now
-        return self._flow_rate
-
-    def _backup(self, now, p, f):
-        """Electronic backup of the mechanical trip points: beyond the tolerance band, confirmed."""
-        c = self.cfg
+        if not c["backup_trip"] or self.state != "open":
+            return
+        # the electronic backup of the mechanical trip points: beyond the tolerance band,
+        # confirmed for backup_confirm_ms
         cause = None
         if p != INVALID:
             if p >= c["_p_over_backup"]:
@@ -255,8 +225,7 @@ class ValveController:
         if cause != self._backup_cause:
             self._backup_cause = cause
             self._backup_since = now
-            return
-        if cause is not None and self.clock.ticks_diff(now, self._backup_since) >= c["backup_confirm_ms"]:
+        elif cause is not None and self.clock.ticks_diff(now, self._backup_since) >= c["backup_confirm_ms"]:
             self._trip(cause, "backup")
 
     def _debounce(self, now):
@@ -265,43 +234,39 @@ class ValveController:
             self._cand = closed
             self._cand_since = now
             return
-        if closed == self._stable_closed:
-            return
-        if self.clock.ticks_diff(now, self._cand_since) < self.cfg["switch_debounce_ms"]:
+        if closed == self._stable_closed or \
+                self.clock.ticks_diff(now, self._cand_since) < self.cfg["switch_debounce_ms"]:
             return
         self._stable_closed = closed
         if closed:
-            self._closed(now)
-        else:
-            self._reopened()
-
-    def _closed(self, now):
-        cause = self._classify(now)
-        src = self._trip_source if cause == self._trip_cause else None
-        if self._trip_cause is not None:
-            self.last_close_latency_ms = self.clock.ticks_diff(now, self._trip_started)
-        self._trip_cause = None
-        self._trip_source = None
-        self._pulse_off()
-        self.state = "closed"
-        self.cause = cause
-        self.counters["closes"] += 1
-        self._fault("valve_stuck_open", False)
-        self._save_cause(cause)
-        ev = {"event": "valve", "state": "closed", "cause": cause}
-        if src is not None:
-            ev["source"] = src
-        self.emit(ev)
-        if self.link is not None:
-            self.link.valve_closed()
-
-    def _reopened(self):
-        # A trip commanded while this reopening was being debounced still stands.
+            cause = self._classify(now)
+            src = self._trip_source if cause == self._trip_cause else None
+            if self._trip_cause is not None:
+                self.last_close_latency_ms = self.clock.ticks_diff(now, self._trip_started)
+            self._trip_cause = None
+            self._trip_source = None
+            self._coil()
+            self.state = "closed"
+            self.cause = cause
+            self.counters["closes"] += 1
+            self._fault("valve_stuck_open", False)
+            try:  # one write per close: the cause survives a reboot
+                self.store.write(_LAST_NAME, record.seal(cause.encode(), 1))
+            except OSError:
+                self._fault("store_error", True)
+            ev = {"event": "valve", "state": "closed", "cause": cause}
+            if src is not None:
+                ev["source"] = src
+            self.emit(ev)
+            if self.link is not None:
+                self.link.valve_closed()
+            return
+        # reopened, by hand. A trip commanded while this was being debounced still stands.
         if self._trip_cause is not None and self.clock.ticks_diff(self._trip_started, self._cand_since) >= 0:
             self.state = "closing"
         else:
             self._trip_cause = None
-            self._pulse_off()
+            self._coil()
             self.state = "open"
         self._backup_cause = None
         self.cause = None
@@ -314,54 +279,43 @@ class ValveController:
             return self._trip_cause
         pmax = fmax = INVALID
         pmin = 1 << 29
-        have_p = have_f = False
         for v in self._p_ring:
             if v != INVALID:
-                have_p = True
-                if v > pmax:
-                    pmax = v
-                if v < pmin:
-                    pmin = v
+                pmax = max(pmax, v)
+                pmin = min(pmin, v)
         for v in self._f_ring:
-            if v != INVALID:
-                have_f = True
-                if v > fmax:
-                    fmax = v
-        if have_p and pmax >= c["_p_over_classify"]:
+            fmax = max(fmax, v)
+        # (a ring holds INVALID where there was no reading: a max above it is a reading)
+        if pmax != INVALID and pmax >= c["_p_over_classify"]:
             return "over_pressure"
-        if have_f and fmax >= c["_flow_classify"]:
+        if fmax != INVALID and fmax >= c["_flow_classify"]:
             return "over_flow"
-        if have_p and pmin <= c["_p_under_classify"]:
+        if pmax != INVALID and pmin <= c["_p_under_classify"]:
             return "under_pressure"
-        if have_p or have_f:
+        if pmax != INVALID or fmax != INVALID:
             return "manual"  # supply was normal: a hand closed it
         return "unknown"
 
     def _drive(self, now):
         if self._pulse_on and self.clock.ticks_diff(now, self._pulse_end) >= 0:
-            self._pulse_off()
+            self._coil()
         if self._trip_cause is None or self._stable_closed:
             return
         if self.clock.ticks_diff(now, self._trip_started) >= (self._tries + 1) * self.cfg["close_time_ms"]:
             if self._tries < self.cfg["trip_retries"]:
                 self._tries += 1
                 self.counters["trip_retries"] += 1
-                self._pulse(now)
+                self._coil(now)
             elif "valve_stuck_open" not in self.faults:
                 self._fault("valve_stuck_open", True)
 
-    def _pulse_off(self):
-        if self._pulse_on:
-            self.trip.value(0)
-            self._pulse_on = False
-
     def _fault(self, code, on):
-        if on and code not in self.faults:
-            self.faults.append(code)
-            self.emit({"event": "fault", "code": code, "state": "on"})
-        elif not on and code in self.faults:
-            self.faults.remove(code)
-            self.emit({"event": "fault", "code": code, "state": "off"})
+        if on != (code in self.faults):
+            if on:
+                self.faults.append(code)
+            else:
+                self.faults.remove(code)
+            self.emit({"event": "fault", "code": code, "state": "on" if on else "off"})
 
     def status(self):
         d = {
