@@ -32,7 +32,7 @@ from gasguard.mqtt import packet
 from gasguard.outbox import Outbox
 from gasguard.reporter import Reporter
 from gasguard.store import FileStore
-from gasguard.walltime import WallTime
+from gasguard.reporter import WallTime
 from reporting_fakes import AutoBroker, FakeNet, run_until_up
 from simboard import PowerCutStore, SimClock
 from test_reporting_commands import Handler

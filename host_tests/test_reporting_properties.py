@@ -4,7 +4,7 @@
   power cuts at random byte offsets: nothing durable is lost, nothing acked comes back
   unless its tombstone was cut, order is kept, capacity holds, safety messages are only
   dropped when the outbox is full of them (and then counted).
-- Telemetry ring: keeps the newest `slots` items in order and counts every drop.
+- Telemetry ring: keeps the newest `slots` messages in order and counts every drop.
 - MQTT wire: any PUBLISH the client builds parses back to the same topic, payload, QoS,
   packet id and flags; the remaining-length parser never over-reads on truncated input.
 - Commands: any change to a signed command's fields breaks the MAC.
@@ -17,11 +17,9 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from gasguard.mqtt import MQTTClient, packet, parse_remaining
-from gasguard.command_msg import canonical, sign
-from gasguard.commands import Commands
+from gasguard.commands import Commands, canonical, sign
 from gasguard.outbox import Outbox
 from gasguard.store import FileStore
-from gasguard.telemetry import TelemetryRing
 from reporting_fakes import FakeNet, publish_fields, run_until_up
 from simboard import PowerCutStore, SimClock
 
@@ -126,19 +124,34 @@ TestOutboxMachine = OutboxMachine.TestCase
 TestOutboxMachine.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
 
 
-@given(slots=st.integers(1, 10), items=st.lists(st.integers(), max_size=40),
-       pops=st.integers(0, 5))
-def test_ring_keeps_newest_in_order_and_counts_drops(slots, items, pops):
-    r = TelemetryRing(slots)
+class _RAM:
+    """A store in RAM (read/write/append)."""
+
+    def __init__(self):
+        self.d = {}
+
+    def read(self, n):
+        return self.d.get(n)
+
+    def write(self, n, b):
+        self.d[n] = bytes(b)
+
+    def append(self, n, b):
+        self.d[n] = self.d.get(n, b"") + bytes(b)
+
+
+@given(slots=st.integers(1, 10), items=st.lists(st.integers(0, 10 ** 6), max_size=40))
+def test_ring_keeps_newest_in_order_and_counts_drops(slots, items):
+    import json
+
+    from gasguard.reporter import Reporter
+
+    r = Reporter(SimClock(), _RAM(), {"device_id": "a/b", "fw": "1"},
+                 {"commands": False, "telemetry_slots": slots}, None)
     for x in items:
-        r.push(x)
-    assert r.dropped == max(0, len(items) - slots)
-    kept = items[-slots:] if items else []
-    got = []
-    while len(r):
-        got.append(r.pop())
-    assert got == kept
-    assert r.pop() is None
+        r.telemetry({"x": x})
+    assert r.ring_dropped == max(0, len(items) - slots)
+    assert [json.loads(m)["data"]["x"] for m in r.ring] == (items[-slots:] if items else [])
 
 
 @given(topic=st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF, exclude_characters="+#"),

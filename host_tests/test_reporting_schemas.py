@@ -5,7 +5,7 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from gasguard import protocol
+from gasguard import reporter
 from gasguard.commands import sign
 from gasguard.mqtt import packet
 from gasguard.reporter import Reporter
@@ -19,7 +19,7 @@ KEY = bytes(range(32))
 
 
 def test_every_kind_has_a_valid_schema():
-    for kind in protocol.KINDS + ("identity_down",):
+    for kind in reporter.KINDS + ("identity_down",):
         v = schemas.validator(kind)
         assert v.schema["$id"] == "urn:gasguard:schema:%d:%s" % (schemas.SCHEMA_MAJOR, kind)
 
@@ -43,7 +43,7 @@ def test_published_schemas_accept_additive_fields(kind, path, msg):
 
 def test_every_kind_has_an_example():
     kinds = {k for k, p, m in schemas.examples()}
-    assert kinds >= set(protocol.KINDS) | {"identity_down"}
+    assert kinds >= set(reporter.KINDS) | {"identity_down"}
 
 
 def _ex(name):
@@ -183,7 +183,7 @@ def test_every_message_the_reporter_emits_validates(tmp_path_factory, steps):
         if kind == "command":  # the only device -> command publish: clearing it, retained
             assert p == b"" and rt and q == 0
             continue
-        assert q == protocol.DELIVERY[kind][0]  # the QoS table is the code's truth
+        assert q == reporter.delivery(kind)[0]  # the QoS table is the code's truth
     wt, wp, wq, wr = r.mqtt.will
     assert schemas.check_topic(wt, wp, strict=True)[3] == []
     # every event was delivered (at least once)

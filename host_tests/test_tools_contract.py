@@ -23,10 +23,10 @@ REQUIRE = bool(os.environ.get("CI")) or os.environ.get("GASGUARD_REQUIRE_DOCS") 
 def test_asyncapi_document_is_generated_from_the_sources():
     assert asyncapi.main(["--check"]) == 0, "run: python -m gasguard_tools.asyncapi"
     doc = asyncapi.document()
-    from gasguard import protocol
+    from gasguard import reporter
 
     # every topic kind is a channel, with the firmware's QoS and retain flag
-    assert set(doc["channels"]) == set(protocol.KINDS) | {"identity_down"}
+    assert set(doc["channels"]) == set(reporter.KINDS) | {"identity_down"}
     for name, op in doc["operations"].items():
         kind = op["channel"]["$ref"].rsplit("/", 1)[1]
         qos, retain, action = asyncapi.delivery()[kind]
@@ -225,9 +225,9 @@ def test_mip_installs_a_deploy_set_from_a_local_path(make_virtual_device, tmp_pa
 
 def test_protocol_doc_lists_the_command_checks_in_the_codes_order():
     """docs/protocol.md tells integrators which reason a bad command gets; the order is the
-    order the firmware raises them in (command_msg.py parses, commands.py checks and runs)."""
+    order the firmware raises them in (commands.py parses, checks and runs)."""
     code = []
-    for name in ("command_msg.py", "commands.py"):
+    for name in ("commands.py",):
         src = (ROOT / "firmware" / "gasguard" / name).read_text()
         for reason in re.findall(r'CommandError\(\s*"([a-z_]+)"', src):
             if reason not in code:

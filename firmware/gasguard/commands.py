@@ -6,7 +6,7 @@ A command (topic <base>/<dev>/command, JSON) is
 mac = HMAC-SHA256(device key, canonical(dev, id, ctr, ts, cmd, args)) in lowercase hex,
 canonical = "gasguard-cmd/1|<dev>|<id>|<ctr>|<ts>|<cmd>|<arg>" where <arg> is the decimal
 seconds for set_interval, "<lost_safety>,<dropped_events>" for ack_losses and empty for
-the others (sign() builds it; the platform does the same).
+the others (sign() builds it; the platform and the host tools do the same).
 
 Checks, in order; the first failure rejects with that reason and changes nothing, and
 handle() never raises (docs/protocol.md, "Authenticate first"):
@@ -25,15 +25,100 @@ handle() never raises (docs/protocol.md, "Authenticate first"):
     handler_error   the action raised
 The accepted counter is persisted (record-framed) *before* the action runs, so a power
 cut can never make a command replayable.
+
+Parked (gasguard.lazy): the reporter keeps a Parked object; this module is loaded for
+each command message and released after it. One module (the message checks and the
+signing were a second one so each compiled from source in a small heap).
 """
 
+import json
 import struct
+from binascii import hexlify, unhexlify
 
 from gasguard import hmac256, record
-from gasguard.command_msg import (  # noqa: F401  (sign/canonical re-exported for callers)
-    _CTR_MAX, ARGS, COMMANDS, FORBIDDEN, INTERVAL_MAX_S, INTERVAL_MIN_S, MAX_BYTES, CommandError,
-    is_int, unhex, canonical, parse, sign,
-)
+
+COMMANDS = ("self_test", "hush", "report_now", "set_interval", "close_valve", "ack_losses")
+FORBIDDEN = ("open_valve", "open", "reopen", "reset_valve", "valve_open")
+INTERVAL_MIN_S = 10
+INTERVAL_MAX_S = 86400
+MAX_BYTES = 512  # a command is ~230 bytes; anything longer is refused before json.loads
+# the signed arguments of each command, in canonical order (others take none)
+ARGS = {"set_interval": ("seconds",), "ack_losses": ("lost_safety", "dropped_events")}
+_CTR_MAX = (1 << 53) - 1
+_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:"
+_HEX = "0123456789abcdef"
+_KEYS = ("v", "id", "cmd", "ctr", "ts", "mac", "args")  # all but args required
+
+
+class CommandError(Exception):
+    """CommandError(reason[, detail]): the command is refused with that reason."""
+
+
+def is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def canonical(dev, cid, ctr, ts, cmd, args):
+    """The signed string. Total: any args give a string, nothing here raises (a value
+    that is not an int is written "?", which no valid command has, so its MAC fails)."""
+    arg = []
+    if isinstance(args, dict):
+        for k in ARGS.get(cmd, ()):
+            if k in args:
+                v = args[k]
+                arg.append("%d" % v if is_int(v) else "?")
+    return ("gasguard-cmd/1|%s|%s|%d|%d|%s|%s" % (dev, cid, ctr, ts, cmd, ",".join(arg))).encode()
+
+
+def sign(key, dev, cid, ctr, ts, cmd, args=None):
+    """Build a signed command dict (used by the platform side, tools and tests)."""
+    m = {"v": 1, "id": cid, "cmd": cmd, "ctr": ctr, "ts": ts}
+    if args is not None:
+        m["args"] = args
+    m["mac"] = hexlify(hmac256.digest(key, canonical(dev, cid, ctr, ts, cmd, args))).decode()
+    return m
+
+
+def parse(payload):
+    """The command dict from payload bytes, shape-checked; raise CommandError(malformed).
+    Only the envelope is checked here (keys, types of what the MAC covers; the caller
+    checked the size); argument values are interpreted only after the MAC."""
+    try:
+        msg = json.loads(bytes(payload).decode() if not isinstance(payload, str) else payload)
+    except Exception:  # ValueError, UnicodeError, RecursionError, MemoryError: all "not JSON"
+        raise CommandError("malformed", "not JSON")
+    if not isinstance(msg, dict):
+        raise CommandError("malformed", "not a JSON object")
+    for k in msg:
+        if k not in _KEYS:
+            raise CommandError("malformed", "unknown key %s" % k)
+    for k in _KEYS[:6]:
+        if k not in msg:
+            raise CommandError("malformed", "missing %s" % k)
+    if msg["v"] != 1 or not is_int(msg["v"]):
+        raise CommandError("malformed", "unsupported version")
+    cid = msg["id"]
+    if not isinstance(cid, str) or not 1 <= len(cid) <= 32:
+        raise CommandError("malformed", "id must be a string of 1..32 chars")
+    for ch in cid:
+        if ch not in _ID_CHARS:
+            raise CommandError("malformed", "id has a forbidden character")
+    cmd = msg["cmd"]
+    if not isinstance(cmd, str) or not 1 <= len(cmd) <= 32 or "|" in cmd:
+        raise CommandError("malformed", "cmd must be a short string without |")
+    if not is_int(msg["ctr"]) or not 1 <= msg["ctr"] <= _CTR_MAX:
+        raise CommandError("malformed", "ctr must be a positive integer")
+    if not is_int(msg["ts"]) or not 0 <= msg["ts"] <= _CTR_MAX:
+        raise CommandError("malformed", "ts must be a non-negative integer")
+    mac = msg["mac"]
+    if not isinstance(mac, str) or len(mac) != 64:
+        raise CommandError("malformed", "mac must be 64 hex digits")
+    for ch in mac:
+        if ch not in _HEX:
+            raise CommandError("malformed", "mac must be lowercase hex")
+    if "args" in msg and not isinstance(msg["args"], dict):
+        raise CommandError("malformed", "args must be an object")
+    return msg
 
 
 class Commands:
@@ -53,69 +138,30 @@ class Commands:
         self.wall = wall
         self.window_s = window_s
         self.builtins = builtins or {}  # cmd -> fn(*args): actions the reporter does itself
-        self.accepted = 0
-        self.rejected = 0
+        self.accepted = self.rejected = 0
         self.ctr_lost = False
-        self.last_ctr = self._load_ctr()
-
-    def _load_ctr(self):
         try:
-            data = self.store.read(self.CTR_FILE)
-            if not data:
-                return 0  # a new device: nothing was ever accepted
-            return struct.unpack("<Q", record.unseal(data))[0]
+            data = store.read(self.CTR_FILE)
+            # a new device (no file): nothing was ever accepted
+            self.last_ctr = struct.unpack("<Q", record.unseal(data))[0] if data else 0
         except (OSError, ValueError):
-            pass
-        # a corrupt counter is treated as 0, so an old command could pass the counter
-        # check: until wall time is known (the ts window then bounds it) nothing runs
-        self.ctr_lost = True
-        return 0
+            # a corrupt counter is treated as 0, so an old command could pass the counter
+            # check: until wall time is known (the ts window then bounds it) nothing runs
+            self.ctr_lost = True
+            self.last_ctr = 0
 
-    def _save_ctr(self, ctr):
-        self.store.write(self.CTR_FILE, record.seal(struct.pack("<Q", ctr)))
-
-    def handle(self, payload, retained=False):
-        """Never raises: every input, however broken, gets a result dict."""
-        cid = None
-        cmd = None
-        try:
-            if payload is None or len(payload) > MAX_BYTES:  # None: the client skipped it
-                raise CommandError("malformed", "too_large")
-            if retained:
-                # delivered from the broker's retained store: not live, never run
-                raise CommandError("malformed", "retained")
-            msg = parse(payload)
-            cid = msg["id"]
-            cmd = msg["cmd"]
-            q = self._check(msg)
-            self._execute(msg)
-        except Exception as e:
-            self.rejected += 1
-            if not isinstance(e, CommandError):  # a bug here must not reach the loop
-                e = CommandError("malformed", type(e).__name__)
-            r = {"id": cid, "cmd": cmd, "ok": False, "reason": e.reason}
-            if e.detail:
-                r["detail"] = e.detail
-            return r
-        self.accepted += 1
-        r = {"id": cid, "cmd": cmd, "ok": True, "ctr": msg["ctr"]}
-        if q:
-            r["q"] = q
-        return r
-
-    def _check(self, msg):
-        q = []
+    def _check(self, msg, cmd):
         if not self.key:
             raise CommandError("bad_mac", "device has no key")
         args = msg.get("args")
-        want = hmac256.digest(
-            self.key, canonical(self.dev, msg["id"], msg["ctr"], msg["ts"], msg["cmd"], args)
-        )
-        if not hmac256.equal(want, unhex(msg["mac"])):
+        want = hmac256.digest(self.key, canonical(self.dev, msg["id"], msg["ctr"], msg["ts"],
+                                                  cmd, args))
+        if not hmac256.equal(want, unhexlify(msg["mac"])):
             raise CommandError("bad_mac")
         # authenticated from here on: only now are the values interpreted
         if msg["ctr"] <= self.last_ctr:
             raise CommandError("replay", "counter %d <= %d" % (msg["ctr"], self.last_ctr))
+        q = []
         now = self.wall.now() if self.wall is not None else None
         if now is None:
             if self.ctr_lost:
@@ -123,7 +169,6 @@ class Commands:
             q.append("time_unverified")
         elif abs(msg["ts"] - now) > self.window_s:
             raise CommandError("stale", "ts is %d s from device time" % (msg["ts"] - now))
-        cmd = msg["cmd"]
         if cmd in FORBIDDEN:
             raise CommandError("forbidden", "the valve is never opened remotely")
         if cmd not in COMMANDS:
@@ -131,29 +176,51 @@ class Commands:
         names = ARGS.get(cmd, ())
         if len(args or ()) != len(names):
             raise CommandError("bad_args", "%s takes %s" % (cmd, ",".join(names) or "no arguments"))
+        lo, hi = (INTERVAL_MIN_S, INTERVAL_MAX_S) if cmd == "set_interval" else (0, _CTR_MAX)
         for k in names:
             v = args.get(k)
-            lo, hi = (INTERVAL_MIN_S, INTERVAL_MAX_S) if cmd == "set_interval" else (0, _CTR_MAX)
             if not is_int(v) or not lo <= v <= hi:
                 raise CommandError("bad_args", "%s must be %d..%d" % (k, lo, hi))
         if getattr(self.handler, cmd, None) is None and cmd not in self.builtins:
             raise CommandError("unsupported")
         return q
 
-    def _execute(self, msg):
-        cmd = msg["cmd"]
+    def handle(self, payload, retained=False):
+        """Never raises: every input, however broken, gets a result dict."""
+        r = {"id": None, "cmd": None, "ok": False}
         try:
-            self._save_ctr(msg["ctr"])
-        except OSError:
-            raise CommandError("store_failed")
-        self.last_ctr = msg["ctr"]
-        args = tuple(msg["args"][k] for k in ARGS.get(cmd, ()))
-        try:
-            fn = getattr(self.handler, cmd, None)
-            if fn is not None:
-                fn(*args)
-            fn = self.builtins.get(cmd)
-            if fn is not None:
-                fn(*args)
+            if payload is None or len(payload) > MAX_BYTES:  # None: the client skipped it
+                raise CommandError("malformed", "too_large")
+            if retained:
+                # delivered from the broker's retained store: not live, never run
+                raise CommandError("malformed", "retained")
+            msg = parse(payload)
+            r["id"] = msg["id"]
+            r["cmd"] = cmd = msg["cmd"]
+            q = self._check(msg, cmd)
+            try:
+                self.store.write(self.CTR_FILE, record.seal(struct.pack("<Q", msg["ctr"])))
+            except OSError:
+                raise CommandError("store_failed")
+            self.last_ctr = msg["ctr"]
+            args = tuple(msg["args"][k] for k in ARGS.get(cmd, ()))
+            try:
+                for fn in (getattr(self.handler, cmd, None), self.builtins.get(cmd)):
+                    if fn is not None:
+                        fn(*args)
+            except Exception as e:
+                raise CommandError("handler_error", type(e).__name__)
         except Exception as e:
-            raise CommandError("handler_error", type(e).__name__)
+            self.rejected += 1
+            a = e.args if isinstance(e, CommandError) else ("malformed", type(e).__name__)
+            # a bug here must not reach the loop: answered malformed with its name
+            r["reason"] = a[0]
+            if len(a) > 1 and a[1]:
+                r["detail"] = a[1]
+            return r
+        self.accepted += 1
+        r["ok"] = True
+        r["ctr"] = msg["ctr"]
+        if q:
+            r["q"] = q
+        return r

@@ -62,7 +62,7 @@ def main():
             clock.advance(37)
     for t, p, q, rt, dup in b.published:
         print(t, q, int(rt), int(dup), canon(json.loads(p)) if p else "(empty)")
-    print("outbox", r.outbox.keys(), "ring", len(r.ring), r.ring.dropped)
+    print("outbox", r.outbox.keys(), "ring", len(r.ring), r.ring_dropped)
     print("status", canon(r.status()))
 
 

@@ -4,7 +4,7 @@ import json
 
 from gasguard.commands import Commands, sign
 from gasguard.store import FileStore
-from gasguard.walltime import WallTime
+from gasguard.reporter import WallTime
 from ptest import tmpdir
 from simboard import SimClock
 

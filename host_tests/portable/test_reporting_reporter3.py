@@ -156,7 +156,7 @@ def test_telemetry_ring_drops_oldest_counts_and_yields_to_events():
     b = AutoBroker(net)
     for i in range(5):
         r.telemetry({"ch4_ppm_x10": i})
-    assert r.ring.dropped == 2
+    assert r.ring_dropped == 2
     for ev in ALARMS:
         r.event(ev)
     _run(r, clock, b, 500)

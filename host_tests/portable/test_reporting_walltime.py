@@ -2,12 +2,13 @@
 
 import struct
 
-from gasguard.walltime import NTP_DELTA, WallTime, parse_reply
+from gasguard.reporter import WallTime, parse_reply
 from ptest import raises
 from reporting_fakes import FakeNet
 from simboard import SimClock
 
 T = 1790000000
+NTP_DELTA = 2208988800  # 1900-01-01 to 1970-01-01 in seconds
 
 
 def _reply(nonce, unix_s, mode=4, stratum=2):

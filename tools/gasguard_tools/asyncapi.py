@@ -1,7 +1,7 @@
 """docs/asyncapi.json: the MQTT contract as an AsyncAPI 3.0 document, generated from the same
 sources the firmware and the tests use (never edited by hand):
 
-- the topics and their QoS/retain from the firmware (gasguard.protocol.DELIVERY for what the
+- the topics and their QoS/retain from the firmware (gasguard.reporter.KINDS and delivery() for what the
   device publishes, SUBSCRIPTIONS below for what it subscribes to, checked against the
   firmware's subscribe calls by host_tests/test_tools_contract.py),
 - the payloads from docs/schemas (the published, lenient form, embedded as JSON Schema
@@ -23,7 +23,7 @@ from . import DOCS, FIRMWARE, VERSION, schemas
 if str(FIRMWARE) not in sys.path:
     sys.path.insert(0, str(FIRMWARE))
 
-from gasguard import protocol  # noqa: E402
+from gasguard import reporter  # noqa: E402
 
 OUT = DOCS / "asyncapi.json"
 # what the device subscribes to (reporter.py / report_base.py: subscribe(..., 1)); never retained
@@ -45,7 +45,7 @@ SUMMARIES = {
 
 def delivery():
     """{kind: (qos, retain, direction)} for every topic kind, from the firmware."""
-    out = {k: (q, r, "send") for k, (q, r) in protocol.DELIVERY.items()}
+    out = {k: reporter.delivery(k) + ("send",) for k in reporter.KINDS[1:]}
     for k, (q, r) in SUBSCRIPTIONS.items():
         out[k] = (q, r, "receive")
     return out

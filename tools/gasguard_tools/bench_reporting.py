@@ -33,7 +33,6 @@ import gc, sys, time
 from gasguard.outbox import Outbox
 from gasguard.reporter import Reporter
 from gasguard.store import FileStore
-from gasguard import protocol
 from gasguard.mqtt import packet
 from simboard import SimClock
 root = sys.argv[1]
@@ -82,7 +81,7 @@ for i in range(N):
     ob.ack(1, i + 1)
 print("ack_us", dus(us(), t0) // N)
 r.telemetry({"ch4_ppm_x10": 1234, "co_ppm_x10": 15, "supply_mv": 5010})
-print("telemetry_bytes", len(r.ring.peek()[1]) + len(',"dropped":0'))
+print("telemetry_bytes", len(r.ring[0]) + len(',"dropped":0'))
 t0 = us()
 for i in range(N):
     r.poll()
