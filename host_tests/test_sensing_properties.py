@@ -124,6 +124,25 @@ def test_moving_average_within_window(w, xs):
 # --- fixed point and models -----------------------------------------------------------
 
 
+def test_log2_exp2_tables_are_the_formulas():
+    """The two bytes tables (u16: distance from the chord) are exactly the 65-entry tables
+    round(log2(1 + i/64)·65536) and round(2**(i/64)·65536) they replaced."""
+    from gasguard import sensing
+
+    def u16(t, i):
+        return t[2 * i] | t[2 * i + 1] << 8
+
+    assert len(sensing._LOG2) == len(sensing._EXP2) == 130
+    for i in range(65):
+        assert u16(sensing._LOG2, i) + 1024 * i == round(math.log2(1 + i / 64) * 65536), i
+        assert 65536 + 1024 * i - u16(sensing._EXP2, i) == round(2 ** (i / 64) * 65536), i
+    # and the functions read them at every table point (exact there)
+    for i in range(65):
+        assert exp2_q12(4096 * 16 + 64 * i) == round(2 ** (i / 64) * 65536), i
+        assert log2_q12(65536 + 1024 * i) == 16 * 4096 + (round(math.log2(1 + i / 64) * 65536) + 8 >> 4)
+
+
+
 @given(st.integers(1, (1 << 30) - 1))
 def test_log2_q12_accuracy(x):
     assert abs(log2_q12(x) - math.log2(x) * 4096) <= 1.0

@@ -20,8 +20,13 @@ SECTIONS = ("detector", "service", "app", "board", "link", "net", "report", "ide
 
 def _default_detector(board, config, store, emit):
     from gasguard.detector import Detector
+    from gasguard.lazy import release
 
-    return Detector(board, config, store, emit)
+    d = Detector(board, config, store, emit)
+    # the sensing builders and calibration are boot/CFG/CAL-time code (lazy.BOOT_ONLY): out
+    # of the heap before the optional parts (link, reporter) load, not only after boot
+    release("sensors", "calibration")
+    return d
 
 
 class DetectorApp(DeviceApp):

@@ -52,11 +52,12 @@ UNDER = const(2)  # physically implausible low reading (e.g. far below the zero)
 # down (the bit values are fixed: Modbus registers 3-4 carry them, docs/modbus.md). The
 # detector turns bits into events and `diag` fault names ("co:sensor_comm") with this table,
 # so a code means the same thing whatever the channel kind (test_channel_conformance.py).
-# Plain ints, not const(): every one is imported by name elsewhere, so each stays a global.
-F_SHORT = 1
-F_OPEN = 2
-F_RANGE = 4
-F_STUCK = 8
+# The bits only this module uses are const() (no global); the ones imported elsewhere are
+# plain globals (a const() imported by name would be one anyway).
+_F_SHORT = const(1)
+_F_OPEN = const(2)
+_F_RANGE = const(4)
+_F_STUCK = const(8)
 F_CAL = 16
 F_EOL = 32
 F_COMM = 64
@@ -64,7 +65,7 @@ INVALIDATING = 79  # short | open | range | stuck | comm: no usable reading
 N_FAULTS = 7
 FAULT_CODES = ("sensor_short", "sensor_open", "out_of_range", "sensor_stuck", "sensor_comm",
                "cal_missing", "end_of_life")
-FAULT_BITS = (F_SHORT, F_OPEN, F_RANGE, F_STUCK, F_COMM, F_CAL, F_EOL)
+FAULT_BITS = (_F_SHORT, _F_OPEN, _F_RANGE, _F_STUCK, 64, 16, 32)  # F_COMM, F_CAL, F_EOL
 _RAIL = const(3)  # short | open
 _MAX_DT_MS = const(1 << 24)  # one sample gap counted at most ~4.6 h (timers saturate anyway)
 
@@ -338,157 +339,134 @@ def _clip(x):
     return x
 
 
-class Median:
-    """Median of the last `window` inputs (odd window, 1..15).
+# kinds of Filter
+_CHAIN = const(0)
+_MEDIAN = const(1)
+_EMA = const(2)
+_CLAMP = const(3)
+_DELTA = const(4)
+_AVERAGE = const(5)
+_OFFSET = const(6)
 
-    Until the window has filled, the median of what has been seen so far. Output is
-    always one of the inputs, hence within their min..max.
+
+class Filter:
+    """One filter, or a chain of them applied in order (a channel's pipeline), by `kind`
+    (one class, not seven: every class and method is heap on the device):
+
+    chain    `stages`, each a Filter
+    median   median of the last `window` inputs (odd, 1..15); until the window has filled,
+             the median of what has been seen so far: always one of the inputs
+    ema      exponential moving average y += alpha·(x − y), alpha = `alpha`/256 (1..256);
+             exact fixed point: the state is y + r/256 with 0 <= r < 256, the product split
+             so no intermediate exceeds 2**26; the first input initialises it
+    clamp    limit to `lo`..`hi`
+    delta    spike rejection: a jump larger than `max` from the last accepted value is held
+             back (the last accepted value is output) for up to `hold` samples; a change
+             that persists longer is real. hold=0 disables it. `rejected`: count (capped)
+    average  mean of the last `window` inputs (1..32), running sum, rounded toward -inf
+    offset   + `offset`
     """
 
     def reset(self):
-        self._n = 0
-        self._pos = 0
-
-    def update(self, x):
-        x = _clip(x)
-        w = self.window
-        ring = self._ring
-        ring[self._pos] = x
-        self._pos += 1
-        if self._pos == w:
+        k = self.kind
+        if k == _CHAIN:
+            for f in self.stages:
+                f.reset()
+        elif k == _MEDIAN:
+            self._n = 0
             self._pos = 0
-        if self._n < w:
-            self._n += 1
-        n = self._n
-        s = self._scratch
-        # insertion sort of the n valid entries into the scratch buffer (no allocation)
-        i = 0
-        while i < n:
-            v = ring[i]
-            j = i - 1
-            while j >= 0 and s[j] > v:
-                s[j + 1] = s[j]
-                j -= 1
-            s[j + 1] = v
-            i += 1
-        return s[(n - 1) >> 1]
-
-
-class Ema:
-    """Exponential moving average y += alpha·(x − y), alpha = alpha_256/256 (1..256).
-
-    Exact fixed point: the state is y + r/256 with 0 <= r < 256, and the product is
-    split so no intermediate exceeds 2**26. The first input initialises the state.
-    Output stays within the min..max of the inputs seen.
-    """
-
-    def reset(self):
-        self._y = 0
-        self._r = 0
-        self._init = False
-
-    def update(self, x):
-        x = _clip(x)
-        if not self._init:
-            self._init = True
-            self._y = x
+        elif k == _EMA:
+            self._y = 0
             self._r = 0
+            self._init = False
+        elif k == _DELTA:
+            self._last = 0
+            self._init = False
+            self._held = 0
+            self.rejected = 0
+        elif k == _AVERAGE:
+            self._n = 0
+            self._pos = 0
+            self._sum = 0
+            for i in range(self.window):
+                self._ring[i] = 0
+
+    def update(self, x):
+        k = self.kind
+        if k == _CHAIN:
+            for f in self.stages:
+                x = f.update(x)
             return x
-        a = self.alpha
-        d = x - self._y  # |d| < 2**25
-        hi = d >> 8
-        lo = d & 255
-        r = self._r
-        t = r + lo * a - ((r * a) >> 8)  # -256 < t < 2**17
-        self._y += hi * a + (t >> 8)
-        self._r = t & 255
-        return self._y
-
-
-class Clamp:
-    """Limit to lo..hi."""
-
-    def reset(self):
-        pass
-
-    def update(self, x):
-        if x < self.lo:
-            return self.lo
-        if x > self.hi:
-            return self.hi
-        return x
-
-
-class DeltaReject:
-    """Spike rejection: a jump larger than `max` from the last accepted value is held
-    back (the last accepted value is output) for up to `hold` samples; a change that
-    persists longer is real and is accepted. hold=0 disables the filter."""
-
-    def reset(self):
-        self._last = 0
-        self._init = False
-        self._held = 0
-        self.rejected = 0  # count, for diagnostics (capped)
-
-    def update(self, x):
+        if k == _CLAMP:
+            if x < self.lo:
+                return self.lo
+            if x > self.hi:
+                return self.hi
+            return x
         x = _clip(x)
-        if not self._init:
-            self._init = True
+        if k == _MEDIAN:
+            w = self.window
+            ring = self._ring
+            ring[self._pos] = x
+            self._pos += 1
+            if self._pos == w:
+                self._pos = 0
+            if self._n < w:
+                self._n += 1
+            n = self._n
+            s = self._scratch
+            # insertion sort of the n valid entries into the scratch buffer (no allocation)
+            i = 0
+            while i < n:
+                v = ring[i]
+                j = i - 1
+                while j >= 0 and s[j] > v:
+                    s[j + 1] = s[j]
+                    j -= 1
+                s[j + 1] = v
+                i += 1
+            return s[(n - 1) >> 1]
+        if k == _EMA:
+            if not self._init:
+                self._init = True
+                self._y = x
+                self._r = 0
+                return x
+            a = self.alpha
+            d = x - self._y  # |d| < 2**25
+            hi = d >> 8
+            lo = d & 255
+            r = self._r
+            t = r + lo * a - ((r * a) >> 8)  # -256 < t < 2**17
+            self._y += hi * a + (t >> 8)
+            self._r = t & 255
+            return self._y
+        if k == _DELTA:
+            if not self._init:
+                self._init = True
+                self._last = x
+                return x
+            d = x - self._last
+            if (d > self.max or d < -self.max) and self._held < self.hold:
+                self._held += 1
+                if self.rejected < 1000000:
+                    self.rejected += 1
+                return self._last
+            self._held = 0
             self._last = x
             return x
-        d = x - self._last
-        if (d > self.max or d < -self.max) and self._held < self.hold:
-            self._held += 1
-            if self.rejected < 1000000:
-                self.rejected += 1
-            return self._last
-        self._held = 0
-        self._last = x
-        return x
-
-
-class MovingAverage:
-    """Mean of the last `window` inputs (1..32), running sum, rounded toward -inf."""
-
-    def reset(self):
-        self._n = 0
-        self._pos = 0
-        self._sum = 0
-        for i in range(self.window):
-            self._ring[i] = 0
-
-    def update(self, x):
-        x = _clip(x)  # 32 · 2**24 = 2**29: the sum stays in range
-        ring = self._ring
-        self._sum += x - ring[self._pos]
-        ring[self._pos] = x
-        self._pos += 1
-        if self._pos == self.window:
-            self._pos = 0
-        if self._n < self.window:
-            self._n += 1
-        return self._sum // self._n
-
-
-class Offset:
-    def reset(self):
-        pass
-
-    def update(self, x):
-        return _clip(_clip(x) + self.offset)
-
-
-class Pipeline:
-    """Filters applied in order (`stages`)."""
-
-    def reset(self):
-        for f in self.stages:
-            f.reset()
-
-    def update(self, x):
-        for f in self.stages:
-            x = f.update(x)
-        return x
+        if k == _AVERAGE:
+            # 32 · 2**24 = 2**29: the sum stays in range
+            ring = self._ring
+            self._sum += x - ring[self._pos]
+            ring[self._pos] = x
+            self._pos += 1
+            if self._pos == self.window:
+                self._pos = 0
+            if self._n < self.window:
+                self._n += 1
+            return self._sum // self._n
+        return _clip(x + self.offset)
 
 
 # ---- one gas channel (built by gasguard.sensors.Channel) --------------------------------
@@ -621,8 +599,8 @@ class Channel:
         # rails (open / short), on the raw value so filters cannot hide them
         low = self.rail_low_uv
         high = self.rail_high_uv
-        bits = self._debounce(0, raw > high, bits, F_SHORT)
-        bits = self._debounce(1, raw < low and not warming, bits, F_OPEN)
+        bits = self._debounce(0, raw > high, bits, _F_SHORT)
+        bits = self._debounce(1, raw < low and not warming, bits, _F_OPEN)
 
         # stuck: raw µV confined to a band for stuck_ms
         if self.stuck_ms:
@@ -638,12 +616,12 @@ class Channel:
                 self._stuck_hi = raw
                 self._stuck_elapsed = 0
                 self._stuck_warm_edge = warming
-                bits &= ~F_STUCK
+                bits &= ~_F_STUCK
             else:
                 self._stuck_elapsed += dt
                 if self._stuck_elapsed >= self.stuck_ms:
                     self._stuck_elapsed = self.stuck_ms
-                    bits |= F_STUCK
+                    bits |= _F_STUCK
 
         # a reading at a rail is not a measurement: it does not enter the filters (the
         # last filtered value holds while the fault debounces); after a rail fault the
@@ -664,7 +642,7 @@ class Channel:
         self.over_range = st == OVER
         # implausible reading; at a rail the rail fault says more, so not counted twice
         bits = self._debounce(
-            2, st == UNDER and not warming and low <= raw <= high, bits, F_RANGE)
+            2, st == UNDER and not warming and low <= raw <= high, bits, _F_RANGE)
 
         self._set_bits(bits)
         if bits & INVALIDATING:

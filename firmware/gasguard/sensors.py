@@ -220,13 +220,19 @@ def from_config(cfg):
     return make_model(cfg)
 
 
-# ---- filters -----------------------------------------------------------------------------
+# ---- filters (sensing.Filter, by kind) ----------------------------------------------------
+def _filter(kind):
+    f = sensing.Filter()
+    f.kind = kind
+    return f
+
+
 def Median(window=3):
     """Median of the last `window` inputs (odd window, 1..15)."""
     w = need_int({"window": window}, "window", 1, 15)
     if w % 2 == 0:
         raise ConfigError("median window: %d must be odd" % window)
-    f = sensing.Median()
+    f = _filter(1)  # sensing._MEDIAN
     f.window = w
     f._ring = [0] * w
     f._scratch = [0] * w
@@ -236,7 +242,7 @@ def Median(window=3):
 
 def Ema(alpha_256=128):
     """Exponential moving average, alpha = alpha_256/256 (1..256)."""
-    f = sensing.Ema()
+    f = _filter(2)  # _EMA
     f.alpha = need_int({"alpha_256": alpha_256}, "alpha_256", 1, 256)
     f.reset()
     return f
@@ -244,7 +250,7 @@ def Ema(alpha_256=128):
 
 def Clamp(lo, hi):
     """Limit to lo..hi."""
-    f = sensing.Clamp()
+    f = _filter(3)  # _CLAMP
     f.lo = need_int({"lo": lo}, "lo", 1 - _LIMIT, _LIMIT - 1)
     f.hi = need_int({"hi": hi}, "hi", 1 - _LIMIT, _LIMIT - 1)
     if f.lo > f.hi:
@@ -254,7 +260,7 @@ def Clamp(lo, hi):
 
 def DeltaReject(max_delta, hold=2):
     """Spike rejection: a jump above max_delta is held back for up to `hold` samples."""
-    f = sensing.DeltaReject()
+    f = _filter(4)  # _DELTA
     f.max = need_int({"max": max_delta}, "max", 1, _LIMIT)
     f.hold = need_int({"hold": hold}, "hold", 0, 10)
     f.reset()
@@ -263,7 +269,7 @@ def DeltaReject(max_delta, hold=2):
 
 def MovingAverage(window=4):
     """Mean of the last `window` inputs (1..32)."""
-    f = sensing.MovingAverage()
+    f = _filter(5)  # _AVERAGE
     f.window = need_int({"window": window}, "window", 1, 32)
     f._ring = [0] * f.window
     f.reset()
@@ -271,7 +277,7 @@ def MovingAverage(window=4):
 
 
 def Offset(offset):
-    f = sensing.Offset()
+    f = _filter(6)  # _OFFSET
     f.offset = need_int({"offset": offset}, "offset", 1 - _LIMIT, _LIMIT - 1)
     return f
 
@@ -321,7 +327,7 @@ def Pipeline(specs=()):
         raise ConfigError("filters: expected a list, got %r" % (specs,))
     if len(specs) > 8:
         raise ConfigError("filters: %d stages, at most 8" % len(specs))
-    p = sensing.Pipeline()
+    p = _filter(0)  # _CHAIN
     p.stages = [make(s) for s in specs]
     return p
 

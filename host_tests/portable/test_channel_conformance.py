@@ -2,7 +2,7 @@
 (gasguard.sensing; issue 11 item 4): the ADC Channel, the UART module (UartChannel) and the
 test doubles the detector tests use. Runs on CPython and both MicroPythons.
 
-Before, sensor_uart.F_COMM = 1 was the same bit as channel.F_SHORT: a UART CO sensor that
+Before, sensor_uart.F_COMM = 1 was the same bit as the ADC channel's short bit: a UART CO sensor that
 stopped talking was reported by the detector as co:sensor_short."""
 
 from gasguard import sensing as faults, sensors
