@@ -123,12 +123,14 @@ class ActiveId:
         if self._rmax < self._rmin:
             raise ConfigError("active_id: reg_retry_max_s %d is below reg_retry_min_s %d"
                               % (self._rmax, self._rmin))
-        r, key, self.key_id = ids.active()  # IdentityError: not locked, tier L, no key
-        self.rec = r
+        r, key, r["kid"] = ids.active()  # IdentityError: not locked, tier L, no key
         self._up, self._down = direction_keys(key)
         key = None
         p = ids.platform()
         self.registered = p["registered"]
+        # what a registration carries, kept only until one is acknowledged (a device that
+        # registered before this boot keeps none of it)
+        self.rec = None if self.registered else r
         self.hb_s = p["hb_s"] or hb
         self.ids = ids
         self.store = ids.store  # the uplink sequence reservation (id_seq) is this object's
@@ -193,7 +195,7 @@ class ActiveId:
         return nonce, self._uplink({
             "t": "reg", "sn": r["serial"], "model": r["model"], "tier": r["tier"],
             "kind": r["kind"], "hw": r["hw_rev"], "mfg": r["mfg_date"], "fw": self.fw,
-            "kid": self.key_id, "nonce": nonce})
+            "kid": r["kid"], "nonce": nonce})
 
     def build_hb(self):
         body = {"t": "hb", "fw": self.fw, "up": self.uptime_s}
@@ -259,6 +261,7 @@ class ActiveId:
             if not _int(ts, 0x7FFFFFFF):
                 return self._reject("ts must be an integer")
             self.pending = []
+            self.rec = None
             self.ids.mark_registered(ts)
             self.registered = True
             self._retry_s = self._rmin
