@@ -14,15 +14,7 @@ messages are identical on CPython and MicroPython. See docs/identity.md.
 """
 
 ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-DIGITS = "0123456789"
-SEPARATORS = "./-"
-MAX_LEN = 255
-MAX_PREFIX = 40
-CATEGORIES = {"GD": "detector", "GV": "valve"}
-KIND_TO_CAT = {"detector": "GD", "valve": "GV"}
-TIERS = "LMH"
-SUFFIX_LEN = 17  # CAT(2) TIER(1) . YYMMDD . SERIAL5 CHK
-_MDAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_MDAYS = b"\x1f\x1c\x1f\x1e\x1f\x1e\x1f\x1f\x1e\x1f\x1e\x1f"  # days per month
 
 
 class IdentifierError(ValueError):
@@ -32,17 +24,20 @@ class IdentifierError(ValueError):
 def show(c):
     """One character for an error message, the same on both interpreters."""
     o = ord(c)
-    if 0x20 < o < 0x7F:
-        return "'%s'" % c
-    return "U+%04X" % o
+    return "'%s'" % c if 0x20 < o < 0x7F else "U+%04X" % o
 
 
-def _show_str(s):
-    out = []
+def _q(s):
+    return "'" + "".join(c if 0x20 <= ord(c) < 0x7F else "U+%04X" % ord(c) for c in s) + "'"
+
+
+def _is_digits(s):
+    if not s:
+        return False
     for c in s:
-        o = ord(c)
-        out.append(c if 0x20 <= o < 0x7F else "U+%04X" % o)
-    return "'" + "".join(out) + "'"
+        if not "0" <= c <= "9":
+            return False
+    return True
 
 
 def check_char(s):
@@ -58,28 +53,25 @@ def check_char(s):
     for c in s:
         v = ALNUM.find(c)
         if v < 0:
-            if c in SEPARATORS:
+            if c in "./-":
                 continue
             raise IdentifierError("character %s cannot be checked (0-9 A-Z only)" % show(c))
         n += 1
-        t = (p + v) % 36
-        if t == 0:
-            t = 36
-        p = (t * 2) % 37
-    if n == 0:
+        p = (((p + v) % 36 or 36) * 2) % 37
+    if not n:
         raise IdentifierError("nothing to check: no alphanumeric characters")
     return ALNUM[(37 - p) % 36]
 
 
-def _all_in(s, allowed):
-    for c in s:
+def _chars(s, where, allowed, what):
+    for i in range(len(s)):
+        c = s[i]
+        if "a" <= c <= "z":
+            raise IdentifierError("%slower case %s at position %d; identifiers are upper case"
+                                  % (where, show(c), i))
         if c not in allowed:
-            return False
-    return True
-
-
-def _is_digits(s):
-    return len(s) > 0 and _all_in(s, DIGITS)
+            raise IdentifierError("%scharacter %s at position %d is not allowed (%s)"
+                                  % (where, show(c), i, what))
 
 
 def check_prefix(prefix):
@@ -88,41 +80,34 @@ def check_prefix(prefix):
         raise IdentifierError("prefix must be a string")
     if not prefix:
         raise IdentifierError("prefix is empty")
-    if len(prefix) > MAX_PREFIX:
-        raise IdentifierError("prefix is %d characters long; at most %d" % (len(prefix), MAX_PREFIX))
-    for i in range(len(prefix)):
-        c = prefix[i]
-        if "a" <= c <= "z":
-            raise IdentifierError("prefix: lower case %s at position %d; identifiers are upper case" % (show(c), i))
-        if c != "." and c not in ALNUM:
-            raise IdentifierError("prefix: character %s at position %d is not allowed (0-9 A-Z .)" % (show(c), i))
+    if len(prefix) > 40:
+        raise IdentifierError("prefix is %d characters long; at most 40" % len(prefix))
+    _chars(prefix, "prefix: ", ALNUM + ".", "0-9 A-Z .")
     segs = prefix.split(".")
     if len(segs) != 3:
-        raise IdentifierError("prefix %s has %d segments; expected 3: 88.<node>.<enterprise>" % (_show_str(prefix), len(segs)))
+        raise IdentifierError("prefix %s has %d segments; expected 3: 88.<node>.<enterprise>"
+                              % (_q(prefix), len(segs)))
     if segs[0] != "88":
-        raise IdentifierError("prefix must start with '88.', got %s" % _show_str(segs[0]))
-    node = segs[1]
-    if not (3 <= len(node) <= 4) or not _is_digits(node):
-        raise IdentifierError("prefix: node segment %s must be 3-4 digits" % _show_str(node))
-    ent = segs[2]
-    if not ent:
+        raise IdentifierError("prefix must start with '88.', got %s" % _q(segs[0]))
+    if not (3 <= len(segs[1]) <= 4) or not _is_digits(segs[1]):
+        raise IdentifierError("prefix: node segment %s must be 3-4 digits" % _q(segs[1]))
+    if not segs[2]:
         raise IdentifierError("prefix: enterprise segment is empty")
-    if len(ent) > 20:
-        raise IdentifierError("prefix: enterprise segment is %d characters long; at most 20" % len(ent))
+    if len(segs[2]) > 20:
+        raise IdentifierError("prefix: enterprise segment is %d characters long; at most 20"
+                              % len(segs[2]))
 
 
 def _check_date(d):
     """d: 6 digits YYMMDD (20YY). Raise IdentifierError when it is not a real date."""
     if len(d) != 6 or not _is_digits(d):
-        raise IdentifierError("date %s must be 6 digits YYMMDD" % _show_str(d))
-    yy = int(d[0:2])
+        raise IdentifierError("date %s must be 6 digits YYMMDD" % _q(d))
     mm = int(d[2:4])
     dd = int(d[4:6])
     if not 1 <= mm <= 12:
         raise IdentifierError("date %s: month %02d is not 01..12" % (d, mm))
-    last = _MDAYS[mm - 1]
-    if mm == 2 and yy % 4 == 0:  # 2000..2099: every 4th year is a leap year
-        last = 29
+    # 2000..2099: every 4th year is a leap year
+    last = 29 if mm == 2 and int(d[0:2]) % 4 == 0 else _MDAYS[mm - 1]
     if not 1 <= dd <= last:
         raise IdentifierError("date %s: day %02d is not 01..%02d" % (d, dd, last))
 
@@ -135,52 +120,39 @@ def validate(identifier):
     n = len(s)
     if n == 0:
         raise IdentifierError("identifier is empty")
-    if n > MAX_LEN:
-        raise IdentifierError("identifier is %d characters long; at most %d" % (n, MAX_LEN))
-    slashes = 0
-    for i in range(n):
-        c = s[i]
-        if c == "/":
-            slashes += 1
-        elif "a" <= c <= "z":
-            raise IdentifierError("lower case %s at position %d; identifiers are upper case" % (show(c), i))
-        elif c not in ALNUM and c not in SEPARATORS:
-            raise IdentifierError("character %s at position %d is not allowed (0-9 A-Z . - /)" % (show(c), i))
+    if n > 255:
+        raise IdentifierError("identifier is %d characters long; at most 255" % n)
+    _chars(s, "", ALNUM + "./-", "0-9 A-Z . - /")
+    slashes = s.count("/")
+    if slashes == 0:
+        raise IdentifierError("no '/' between prefix and suffix")
     if slashes != 1:
-        if slashes == 0:
-            raise IdentifierError("no '/' between prefix and suffix")
         raise IdentifierError("%d '/' separators; exactly one expected" % slashes)
     cut = s.find("/")
-    prefix = s[:cut]
-    suffix = s[cut + 1:]
-    check_prefix(prefix)
-    _check_suffix(suffix)
-    want = check_char(s[:-1])
-    if s[-1] != want:
-        raise IdentifierError("check character is %s, expected %s" % (show(s[-1]), show(want)))
-
-
-def _check_suffix(suf):
+    check_prefix(s[:cut])
+    suf = s[cut + 1:]
     if not suf:
         raise IdentifierError("suffix is empty")
     if "-" in suf:
         raise IdentifierError("suffix: '-' is not used in this scheme")
-    if len(suf) != SUFFIX_LEN:
+    if len(suf) != 17:  # CAT(2) TIER(1) . YYMMDD . SERIAL5 CHK
         raise IdentifierError(
-            "suffix %s is %d characters long; expected %d: CAT TIER.YYMMDD.SERIAL5 CHECK"
-            % (_show_str(suf), len(suf), SUFFIX_LEN))
-    cat = suf[0:2]
-    if cat not in CATEGORIES:
-        raise IdentifierError("category %s is not GD (detector) or GV (valve)" % _show_str(cat))
-    if suf[2] not in TIERS:
+            "suffix %s is %d characters long; expected 17: CAT TIER.YYMMDD.SERIAL5 CHECK"
+            % (_q(suf), len(suf)))
+    if suf[0:2] not in ("GD", "GV"):
+        raise IdentifierError("category %s is not GD (detector) or GV (valve)" % _q(suf[0:2]))
+    if suf[2] not in "LMH":
         raise IdentifierError("tier %s is not L, M or H" % show(suf[2]))
     if suf[3] != "." or suf[10] != ".":
-        raise IdentifierError("suffix %s: separators '.' expected at positions 3 and 10" % _show_str(suf))
+        raise IdentifierError("suffix %s: separators '.' expected at positions 3 and 10" % _q(suf))
     _check_date(suf[4:10])
     if not _is_digits(suf[11:16]):
-        raise IdentifierError("serial %s must be 5 digits" % _show_str(suf[11:16]))
+        raise IdentifierError("serial %s must be 5 digits" % _q(suf[11:16]))
     if suf[16] not in ALNUM:
         raise IdentifierError("check character %s must be 0-9 or A-Z" % show(suf[16]))
+    want = check_char(s[:-1])
+    if s[-1] != want:
+        raise IdentifierError("check character is %s, expected %s" % (show(s[-1]), show(want)))
 
 
 def is_valid(identifier):
@@ -197,10 +169,10 @@ def make(prefix, cat, tier, yymmdd, serial):
     cat: "GD"/"GV" (or the kind "detector"/"valve"); yymmdd: str of 6 digits; serial: int 0..99999.
     """
     check_prefix(prefix)
-    cat = KIND_TO_CAT.get(cat, cat)
-    if cat not in CATEGORIES:
+    cat = {"detector": "GD", "valve": "GV"}.get(cat, cat) if isinstance(cat, str) else cat
+    if cat not in ("GD", "GV"):
         raise IdentifierError("category %r is not GD (detector) or GV (valve)" % (cat,))
-    if not isinstance(tier, str) or len(tier) != 1 or tier not in TIERS:
+    if not isinstance(tier, str) or len(tier) != 1 or tier not in "LMH":
         raise IdentifierError("tier %r is not L, M or H" % (tier,))
     if not isinstance(yymmdd, str):
         raise IdentifierError("date must be a string YYMMDD")
@@ -216,15 +188,9 @@ def parse(identifier):
     validate(identifier)
     cut = identifier.find("/")
     suf = identifier[cut + 1:]
-    return {
-        "prefix": identifier[:cut],
-        "cat": suf[0:2],
-        "kind": CATEGORIES[suf[0:2]],
-        "tier": suf[2],
-        "date": suf[4:10],
-        "serial": int(suf[11:16]),
-        "check": suf[16],
-    }
+    return {"prefix": identifier[:cut], "cat": suf[0:2],
+            "kind": "detector" if suf[1] == "D" else "valve", "tier": suf[2],
+            "date": suf[4:10], "serial": int(suf[11:16]), "check": suf[16]}
 
 
 def factory_serial(identifier):
