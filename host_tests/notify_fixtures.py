@@ -106,12 +106,12 @@ def storm_broker(tmp):
 class SmtpServer:
     """aiosmtpd on 127.0.0.1:free port; .messages holds (envelope to, parsed message)."""
 
-    def __init__(self):
+    def __init__(self, port=None, messages=None):
         from aiosmtpd.controller import Controller
         from email import message_from_bytes, policy
 
         outer = self
-        self.messages = []
+        self.messages = [] if messages is None else messages
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):
@@ -119,12 +119,18 @@ class SmtpServer:
                                        message_from_bytes(envelope.content, policy=policy.default)))
                 return "250 OK"
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
         self.controller.start()
 
     def stop(self):
-        self.controller.stop()
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def restart(self):
+        """The same server back on the same port (after stop()), keeping what it received."""
+        return SmtpServer(self.port, self.messages)
 
 
 @pytest.fixture

@@ -35,8 +35,8 @@ def service(tmp_path, cfg, **kw):
     store = open_store(str(tmp_path / "n.db"))
     cfgmod.import_config(store, cfgmod.check(cfg))
     kw.setdefault("ack_listen", ("127.0.0.1", 0))
-    svc = Service(store, ("127.0.0.1", 1), workers=2, webhook_secret="s", poll_s=0.05,
-                  log=lambda line: None, **kw)
+    kw.setdefault("log", lambda line: None)
+    svc = Service(store, ("127.0.0.1", 1), workers=2, webhook_secret="s", poll_s=0.05, **kw)
     return svc.start(connect=False)
 
 
@@ -231,6 +231,55 @@ def test_email_over_real_smtp_and_sms_voice_gateway_templates(tmp_path, smtp, re
         assert len(voice.ok()) == 1                    # the valve notice is not a call
     finally:
         svc.stop()
+
+
+def test_smtp_down_mid_run_retried_with_backoff_then_delivered_once_each(tmp_path, smtp):
+    """The mail server stops while the service runs: the mails wait (growing gaps, the
+    error in `status`), nothing is dropped; once it is back each is delivered, once."""
+    import re
+
+    lines = []
+    svc = service(tmp_path, {
+        "channels": {"smtp": {"host": "127.0.0.1", "port": smtp.port, "from": "a@gasguard.test",
+                              "timeout_s": 2}},
+        "recipients": {"li": {"endpoints": [{"channel": "email", "to": "li@example.test"}]}},
+        "sites": [{"name": "s", "devices": ["*"], "tiers": ["li"]}]},
+        log=lambda line: lines.append((time.time(), line)))
+    other = "88.118.8/GDH.240915.00999Z"
+    try:
+        feed(svc, alarm(DEV, 1, 4))
+        wait_for(lambda: len(smtp.messages) == 1, 10, what="the first mail")
+        smtp.stop()                                     # the mail server goes away
+        feed(svc, alarm(other, 1, 4))
+        feed(svc, valve(VALVE, 1, 5))
+        retry = re.compile(r"retry d(\d+) .* in ([0-9.]+) s \(attempt (\d+)\): SMTP")
+
+        def tries():
+            return [retry.search(ln).groups() for _, ln in lines if retry.search(ln)]
+
+        # the alarm goes first (priority): two of its attempts have failed
+        wait_for(lambda: sum(1 for t in tries() if t[0] == tries()[0][0]) >= 2, 20,
+                 what="two failed retries of the alarm")
+        delays = [float(d) for i, d, n in tries() if i == tries()[0][0]]
+        assert delays[1] > delays[0] * 1.2, tries()     # backoff grows
+        st = svc.store
+        with st.tx() as t:
+            pending = t.all("SELECT id, last_error FROM deliveries WHERE status='pending'")
+        assert len(pending) == 2 and all("SMTP" in e for _, e in pending)
+        smtp = smtp.restart()                           # back on the same port
+        wait_for(lambda: len(smtp.messages) == 3, 40, what="both mails after the server is back")
+        time.sleep(1.5)
+        assert len(smtp.messages) == 3                  # nothing twice
+        ids = [m["X-Gasguard-Delivery"] for _, m in smtp.messages]
+        assert len(set(ids)) == 3
+        subjects = [m["Subject"] for _, m in smtp.messages]
+        assert sum("报警" in x for x in subjects) == 2, subjects   # both alarms, one valve
+        with st.tx() as t:
+            assert dict(t.all("SELECT status, COUNT(*) FROM deliveries GROUP BY status")) == {
+                "sent": 3}
+    finally:
+        svc.stop()
+        smtp.stop()
 
 
 def test_gateway_template_escapes_values():
@@ -488,3 +537,74 @@ def test_member_sessions_are_taken_over_from_a_silent_instance_and_handed_back(t
     assert sorted((m["slot"], m["owner"], m["kind"]) for m in listing(store)) == [
         (0, "c", "own"), (1, "a", "own")]
     store.close()
+
+
+def test_cli_ack_reads_in_any_order_and_refuses_stray_words(tmp_path, receivers, capsys):
+    """`ack ID --by NAME`, `ack --by NAME ID` and options before the action all mean the
+    same; words an action does not take are refused (exit 2), not ignored."""
+    from gasguard_tools.cli import main
+
+    a, _, _, _ = receivers
+    svc = service(tmp_path, {"recipients": {"a": hook(a)},
+                             "sites": [{"name": "flat", "devices": ["*"], "tiers": ["a"]}]},
+                  ack_listen=None)
+    db = str(tmp_path / "n.db")
+    try:
+        feed(svc, alarm(DEV, 1, 4))
+        feed(svc, alarm(VALVE, 1, 4, gas="co"))
+        wait_for(lambda: len(a.ok()) == 2, 5, what="two alarms")
+        ids = [b["incident"] for b in sorted(a.bodies(), key=lambda b: b["device"])]
+        capsys.readouterr()
+        assert main(["notify", "ack", "--by", "zhang", "--db", db, ids[0]]) == 0
+        assert "%s: acknowledged by zhang" % ids[0] in capsys.readouterr().out
+        assert main(["notify", "--db", db, "ack", ids[0], ids[1], "--by", "li"]) == 0
+        out = capsys.readouterr().out
+        assert "%s: already acknowledged by zhang" % ids[0] in out
+        assert "%s: acknowledged by li" % ids[1] in out
+        for argv in (["notify", "status", "extra", "--db", db],
+                     ["notify", "ack", ids[0], "--device", DEV, "--db", db],
+                     ["notify", "import", "a.json", "b.json", "--db", db]):
+            assert main(argv) == 2, argv
+            assert "error" in capsys.readouterr().err
+    finally:
+        svc.stop()
+
+
+def test_the_delivery_log_is_pruned_after_its_retention_what_matters_stays(tmp_path, receivers):
+    """--keep-log (default 90 days): finished deliveries and cleared alarms older than that
+    go; the queue (pending), alarms not cleared, and recent rows stay."""
+    from gasguard_tools.notify.queue import KEEP_LOG_DAYS
+
+    a, down, _, _ = receivers
+    down.mode = "fail"
+    svc = service(tmp_path, {"recipients": {"a": hook(a), "down": hook(down)},
+                             "sites": [{"name": "v", "devices": [VALVE], "tiers": ["down"]},
+                                       {"name": "all", "devices": ["*"], "tiers": ["a"]}]},
+                  ack_listen=None)
+    other = "88.118.8/GDH.240915.00999Z"
+    try:
+        assert svc.keep_log_s == KEEP_LOG_DAYS * 86400 == 90 * 86400
+        feed(svc, alarm(DEV, 1, 4))                    # cleared below: its log can go
+        feed(svc, alarm(DEV, 1, 5, state="off"))
+        feed(svc, alarm(other, 1, 4))                  # not cleared: stays, however old
+        feed(svc, valve(VALVE, 1, 6))                  # its channel is down: stays pending
+        wait_for(lambda: len(a.ok()) == 3 and down.requests, 10, what="deliveries")
+        old = time.time() - (KEEP_LOG_DAYS + 1) * 86400
+        with svc.store.tx() as t:
+            t.q("UPDATE deliveries SET created=?, sent=CASE WHEN sent IS NULL THEN NULL ELSE ? "
+                "END", (old, old))
+            t.q("UPDATE incidents SET opened=?, closed=CASE WHEN closed IS NULL THEN NULL "
+                "ELSE ? END", (old, old))
+        feed(svc, alarm(DEV, 2, 1))                    # a new, recent alarm: stays
+        wait_for(lambda: len(a.ok()) == 4, 10, what="the recent alarm")
+        ev, dl, inc = svc.prune(time.time())
+        assert (dl, inc) == (2, 1)                     # the cleared alarm's on and off
+        with svc.store.tx() as t:
+            left = sorted(tuple(r) for r in t.all("SELECT dev, kind, status FROM deliveries"))
+            incs = sorted(tuple(r) for r in t.all("SELECT dev, state FROM incidents"))
+        assert left == sorted([(other, "alarm_on", "sent"), (VALVE, "valve_closed", "pending"),
+                               (DEV, "alarm_on", "sent")])
+        assert incs == sorted([(other, "open"), (DEV, "open")])
+        assert svc.prune(time.time())[1:] == (0, 0)    # nothing more to go
+    finally:
+        svc.stop()

@@ -2,7 +2,7 @@
 
     gasguard notify [serve] --broker HOST:PORT --db FILE|postgresql://... [--config FILE]
                     [--webhook URL] [--print] [--share GROUP] [--ack-listen HOST:PORT]
-    gasguard notify ack INCIDENT --db ... [--by NAME]      (or --device DEV: all its alarms)
+    gasguard notify ack INCIDENT... --db ... [--by NAME]   (or --device DEV: all its alarms)
     gasguard notify import CONFIG --db ...                 (recipients, sites, channels)
     gasguard notify status --db ... [--json]               (queue, open alarms, recent log)
     gasguard notify secret --db ...                        (the webhook signing secret)
@@ -12,6 +12,7 @@ configuration or option (nothing is stored or started), 1 for a database that ca
 opened, 1 from `ack` when the incident is unknown.
 """
 
+import argparse
 import json
 import os
 import signal
@@ -24,10 +25,29 @@ from .runtime import ToolError, UsageError
 ACTIONS = ("serve", "ack", "import", "status", "secret")
 
 
+class _Intermixed(argparse.ArgumentParser):
+    """Options may come before, between or after the words: `ack --by zhang ID` and
+    `ack ID --by zhang` mean the same (plain argparse takes the first and then refuses ID)."""
+
+    _inner = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._inner:
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+
+
 def add_arguments(p):
+    if type(p) is argparse.ArgumentParser:
+        p.__class__ = _Intermixed
     p.add_argument("action", nargs="?", choices=ACTIONS, default="serve",
                    help="serve (default): run the service; ack / import / status / secret")
-    p.add_argument("target", nargs="?", help="ack: the incident id; import: the config file")
+    p.add_argument("target", nargs="*", metavar="ID|FILE",
+                   help="ack: the incident id(s); import: the config file")
     p.add_argument("--db", default="notify.db",
                    help="SQLite file or postgresql:// URL (default %(default)s)")
     p.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT (default %(default)s)")
@@ -57,6 +77,9 @@ def add_arguments(p):
                    help="public base URL of the acknowledgement endpoint, as put in messages")
     p.add_argument("--lease", type=float, default=60.0,
                    help="seconds a claimed delivery stays with one worker (default 60)")
+    p.add_argument("--keep-log", type=float, default=90.0, metavar="DAYS",
+                   help="serve: keep finished deliveries (and cleared alarms) this many days "
+                        "(default 90)")
     p.add_argument("--by", default="cli", help="ack: who acknowledges (default %(default)s)")
     p.add_argument("--device", help="ack: acknowledge every open alarm of this device")
     p.add_argument("--json", action="store_true", help="status: JSON")
@@ -91,16 +114,19 @@ def _config(args, store):
 
 
 def run(args):
+    words = args.target
     if args.action == "import":
-        if not args.target:
-            raise UsageError("import: give the config file")
-        args.config = args.target
+        if len(words) != 1:
+            raise UsageError("import: give one config file")
+        args.target = args.config = words[0]
         store = _store(args)
         _config(args, store)
         print("imported %s into %s" % (args.target, args.db))
         return 0
     if args.action == "ack":
         return run_ack(args)
+    if words:
+        raise UsageError("%s takes no argument (got %s)" % (args.action, " ".join(words)))
     if args.action == "status":
         return run_status(args)
     if args.action == "secret":
@@ -124,6 +150,8 @@ def run_serve(args):
         ack_listen = (h, int(p))
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    if not args.keep_log >= 1:
+        raise UsageError("--keep-log must be at least 1 day")
     if not 0.5 <= args.takeover <= 3600:
         raise UsageError("--takeover must be between 0.5 and 3600 seconds")
     store = _store(args)
@@ -131,7 +159,7 @@ def run_serve(args):
     svc = Service(store, (host, port), base=args.base, workers=args.workers, share=args.share,
                   client_id=args.client_id, ack_listen=ack_listen, ack_url=args.ack_url,
                   lease_s=args.lease, webhook_secret=args.webhook_secret, quiet=args.quiet,
-                  takeover_s=args.takeover)
+                  takeover_s=args.takeover, keep_log_days=args.keep_log)
     if not svc.directory.recipients:
         svc.log("warning: no recipients configured (--config, --webhook or --print)")
 
@@ -159,6 +187,8 @@ def run_ack(args):
     from .notify import incidents
     from .notify.config import Directory
 
+    if args.device and args.target:
+        raise UsageError("ack: give incident ids or --device, not both")
     store = _store(args)
     directory = Directory.load(store)
     if args.device:
@@ -169,7 +199,7 @@ def run_ack(args):
             print("no open alarm for %s" % args.device)
             return 1
     elif args.target:
-        ids = [args.target]
+        ids = list(args.target)
     else:
         raise UsageError("ack: give the incident id (from the message) or --device DEV")
     rc = 0

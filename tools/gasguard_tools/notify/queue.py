@@ -26,6 +26,7 @@ from .events import PRIORITY
 from .store import dumps
 
 MAX_AGE_S = 24 * 3600  # a notification still failing after a day is marked failed
+KEEP_LOG_DAYS = 90     # the delivery log keeps finished rows this long (--keep-log)
 COLUMNS = ("id", "origin", "incident", "dev", "kind", "recipient", "endpoint", "ep_key",
            "first", "priority", "context", "attempts", "created")
 
@@ -54,6 +55,20 @@ def enqueue(t, directory, origin, incident, dev, kind, recipients, context, now)
                        1 if first else 0, PRIORITY.get(kind, 4), ctx, now, now))
             n += cur.rowcount
     return n
+
+
+def prune_log(t, older_than):
+    """Forget finished deliveries (sent, failed, cancelled) from before older_than, and the
+    cleared incidents they were about. What is still pending, and everything about an alarm
+    that has not cleared (who was told decides who hears of it next), stays.
+
+    Returns (deliveries deleted, incidents deleted)."""
+    n = t.q("DELETE FROM deliveries WHERE status IN ('sent', 'failed', 'cancelled') AND "
+            "COALESCE(sent, created) < ? AND (incident IS NULL OR incident IN (SELECT id FROM "
+            "incidents WHERE state='cleared'))", (older_than,)).rowcount
+    m = t.q("DELETE FROM incidents WHERE state='cleared' AND closed < ? AND NOT EXISTS (SELECT 1 "
+            "FROM deliveries d WHERE d.incident=incidents.id)", (older_than,)).rowcount
+    return n, m
 
 
 def backoff(attempts, priority, rnd=random.random):

@@ -32,7 +32,7 @@ from .config import Directory
 from .dedup import prune
 from .ingest import Ingestor
 from .members import Members
-from .queue import Worker
+from .queue import KEEP_LOG_DAYS, Worker, prune_log
 from .store import is_database_error
 from .texts import render
 
@@ -43,7 +43,7 @@ class Service:
     def __init__(self, store, broker, base="gasguard", workers=4, share=None, client_id=None,
                  ack_listen=None, ack_url=None, lease_s=60.0, poll_s=0.1, log=None,
                  webhook_secret=None, console_out=None, quiet=False, keepalive=30,
-                 takeover_s=5.0):
+                 takeover_s=5.0, keep_log_days=KEEP_LOG_DAYS):
         self.store = store
         self.broker = broker
         self.base = base.rstrip("/")
@@ -77,6 +77,7 @@ class Service:
         self.client = None
         # --share: slot -> paho client of every member session this instance holds
         self.takeover_s = takeover_s
+        self.keep_log_s = keep_log_days * 86400.0
         self.members = Members(store, share, self.instance, takeover_s) if share else None
         self.clients = {}
         self.own_slot = None
@@ -286,10 +287,20 @@ class Service:
                         self.log("configuration reloaded (revision %s)" % rev)
                 if now - last_prune > 3600:
                     last_prune = now
-                    prune(self.store, now - KEEP_EVENTS_S)
+                    self.prune(now)
             except Exception as e:
                 self.log("scheduler: %s: %s" % (type(e).__name__, e))
             self.stopping.wait(0.25)
+
+    def prune(self, now):
+        """Hourly: forget old event identities and the finished part of the delivery log."""
+        ev = prune(self.store, now - KEEP_EVENTS_S)
+        with self.store.tx() as t:
+            dl, inc = prune_log(t, now - self.keep_log_s)
+        if ev or dl or inc:
+            self.log("pruned %d event identities, %d deliveries, %d cleared alarms" % (
+                ev, dl, inc), quiet=True)
+        return ev, dl, inc
 
     # ------------------------------------------------------------ lifecycle
     def start(self, connect=True):
