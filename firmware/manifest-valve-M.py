@@ -34,6 +34,7 @@ package("gasguard", files=(
     "interlock_frame.py",
     "interlock_keys.py",
     "lazy.py",
+    "link_cfg.py",
     "link_core.py",
     "link_pair.py",
     "modbus.py",

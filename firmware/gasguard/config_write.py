@@ -44,7 +44,7 @@ def validate(app, cfg):
 
             profiles.assemble(app.board, cfg.get("detector", {}), None)
     if link is not None:
-        from gasguard.interlock_keys import link_config
+        from gasguard.link_cfg import link_config
 
         link_config(link)
     service_config(cfg.get("service"))

@@ -2,7 +2,7 @@
 
 import struct
 
-from gasguard.link_core import CAUSES, STATES, LinkCore, _buf, name_of
+from gasguard.link_core import CAUSES, STATES, LinkCore, name_of
 
 # Why a detector asks for the close, codes 1..6 ("other" = 0), as interlock_frame.REQUESTS.
 _REQ = ("ch4", "co", "fault", "test", "platform", "manual")
@@ -27,26 +27,12 @@ class DetectorLink(LinkCore):
     reading closed ("closing" acks keep the retries going), or retry_bound_ms passes. state: "idle" | "closing" | "confirmed" | "failed".
     fault: None | "interlock_unpaired" | "interlock_no_ack" | "valve_fault" | "link_lost".
     The close path (CLOSE frame, tag, send, retries, the ACK check) is resident and
-    builds its frames in buffers made here; pairing is loaded only while it runs.
+    builds its frames in buffers made at construction; pairing is loaded only while it runs.
     """
 
     ROLE = "D"
     ACCEPT = (0x81, 0x82)  # STATUS, ACK
-
-    def __init__(self, radio, clock, store, cfg=None, emit=None, rand=None):
-        self._fc = _buf(5)  # CLOSE: close_id, request
-        self._fh = _buf(1)  # HEARTBEAT: flags
-        LinkCore.__init__(self, radio, clock, store, cfg, emit, rand)
-        self.state = "idle"
-        self._fault = None
-        self.close_id = 0
-        self.cause = None
-        self.valve_state = "unknown"
-        self.valve_cause = "none"
-        self.attempts = 0
-        self.last_latency_ms = None
-        self._nonce = None
-        self._pair_tx_at = 0
+    SPARE = 512  # one tag: the CLOSE's (or the ACK's check)
 
     @property
     def fault(self):
@@ -80,6 +66,9 @@ class DetectorLink(LinkCore):
         self._send_close(now)
 
     def _send_close(self, now):
+        # the next attempt is due first: whatever fails below is retried from poll()
+        self._retry_at = self.clock.ticks_add(now, self._delay)
+        self._delay = min(self._delay * 2, self.cfg["retry_max_ms"])
         ctr = self._next()
         if not ctr:
             self._fail("counter_exhausted")
@@ -87,9 +76,7 @@ class DetectorLink(LinkCore):
         if not self.close_id:
             self.close_id = ctr
         self.attempts += 1
-        self._retry_at = self.clock.ticks_add(now, self._delay)
-        self._delay = min(self._delay * 2, self.cfg["retry_max_ms"])
-        struct.pack_into("<IB", self._fc[0], 10, self.close_id, _req_code(self.cause))
+        struct.pack_into("<IB", self._fc, 10, self.close_id, _req_code(self.cause))
         self._tx(self._fc, 0x02, ctr)
 
     def _fail(self, reason):
@@ -110,9 +97,9 @@ class DetectorLink(LinkCore):
         self._supervise()
 
     def _heartbeat(self):
-        ctr = self._next()
+        ctr = self._next(True)
         if ctr:
-            self._fh[0][10] = (1 if self.state == "closing" else 0) | (2 if self.pairing else 0)
+            self._fh[10] = (1 if self.state == "closing" else 0) | (2 if self.pairing else 0)
             self._tx(self._fh, 0x01, ctr)
 
     def _body(self, ftype):

@@ -20,17 +20,19 @@ Frames are never trusted by MAC; the MAC check only saves an HMAC on foreign tra
 Radio: send(mac, data) -> bool, poll() -> (mac, data) or None. Nothing here blocks.
 
 Resident on a device: link_core, detector_link or valve_link, hmac256. Loaded only when
-needed and released again (docs/heap-budget.md): interlock_keys (config check, key
-provisioning), link_pair (pairing), interlock_frame (the reference codec; pairing frames).
+needed and released again (docs/heap-budget.md): interlock_keys (construction, key
+provisioning), link_cfg (the config check), link_pair (pairing), interlock_frame (the
+reference codec; pairing frames).
 This module is the host's one place to import the link from; devices import the ends.
 """
 
 from gasguard.interlock_keys import (  # noqa: F401  (the link's public API, in one place)
     LINK_DEFAULTS,
     link_config,
+    load_pairing,
     provision,
 )
-from gasguard.link_core import REJECT_REASONS, FrameCounter, load_pairing  # noqa: F401
+from gasguard.link_core import REJECT_REASONS, FrameCounter  # noqa: F401
 from gasguard.detector_link import DetectorLink  # noqa: F401
 from gasguard.valve_link import ValveLink  # noqa: F401
 

@@ -4,12 +4,11 @@ Resident: authentication, freshness (counter above the last accepted, echo at or
 our boot floor), heartbeats, link supervision, rejected-frame counters, the frame counter,
 and the frames each end sends, built in preallocated buffers (docs/interlock.md has the
 layout and test vectors; gasguard.interlock_frame is the reference codec they are tested
-against). Not resident (docs/heap-budget.md): the config check and key provisioning
-(gasguard.interlock_keys), and pairing (gasguard.link_pair), which only runs while a person
+against). Not resident (docs/heap-budget.md): the construction, config check and key
+provisioning (gasguard.interlock_keys), and pairing (gasguard.link_pair), which only runs while a person
 holds a pairing window open; _rare() loads it for the call and releases it afterwards.
 """
 
-import os
 import struct
 
 from gasguard import hmac256, lazy, record
@@ -25,7 +24,6 @@ except ImportError:
 _TAG = const(16)
 _MIN = const(26)  # header (10) + tag
 _MAXC = const(0x3FFFFFFF)  # counters stay small ints on the ESP32
-_SPARE = const(512)  # given up for a frame's tag when the heap is full (see _tx)
 
 REJECT_REASONS = (
     "malformed",  # too short/long, wrong length for its type, counter 0
@@ -43,23 +41,14 @@ STATES = ("unknown", "open", "closed", "closing", "fault")
 CAUSES = ("none", "interlock", "over_pressure", "under_pressure", "over_flow", "manual", "link_lost", "unknown")
 
 
+# Built once: a tuple written in place (isinstance, except) is made at each use, and that
+# allocation can fail when the heap is full.
+_BYTES = (bytes, bytearray, memoryview)
+_STORE_ERRORS = (OSError, MemoryError)
+
+
 def name_of(table, code):
     return table[code] if code < len(table) else table[0]
-
-
-def _nop(ev):
-    pass
-
-
-def load_pairing(store):
-    """Return (role, peer_mac, key) from the store, or None when unpaired or corrupt."""
-    try:
-        p = record.unseal(store.read("ilk_pair"), 1)
-    except (record.RecordError, OSError):
-        return None
-    if len(p) != 39:
-        return None
-    return chr(p[0]), bytes(p[1:7]), bytes(p[7:])
 
 
 class FrameCounter:
@@ -71,24 +60,9 @@ class FrameCounter:
     """
 
     def __init__(self, store, key, block):
-        self.store = store
-        self.block = block
-        self.fp = hmac256.digest(key, b"counter")[:4]
-        self.writes = 0
-        self.store_errors = 0
-        start = 1
-        try:
-            p = record.unseal(store.read("ilk_ctr"), 1)
-            if len(p) == 8 and p[:4] == self.fp:
-                start = struct.unpack("<I", p[4:])[0]
-        except (record.RecordError, OSError):
-            pass
-        if start < 1:
-            start = 1
-        self.next_value = start
-        self.reserved = start
-        self._reserve()
-        self.floor = start  # the first counter of this boot
+        from gasguard import interlock_keys  # boot and pairing only: parked
+
+        interlock_keys.counter_start(self, store, key, block)
 
     def _reserve(self):
         new = self.next_value + self.block
@@ -97,12 +71,9 @@ class FrameCounter:
         try:
             self.store.write("ilk_ctr", record.seal(self.fp + struct.pack("<I", new), 1))
             self.writes += 1
-        except (OSError, MemoryError):  # counted; the values stay above the stored ones
-            self.store_errors += 1
+        except _STORE_ERRORS:  # counted; the block is used all the same (after a reboot
+            self.store_errors += 1  # the peer rejects a reused value as a replay)
         self.reserved = new
-
-    def exhausted(self):
-        return self.next_value > _MAXC
 
     def take(self):
         v = self.next_value
@@ -114,64 +85,29 @@ class FrameCounter:
         return v
 
 
-def _buf(n):
-    """A preallocated frame of body length n and the view of what its tag covers."""
-    b = bytearray(_MIN + n)
-    return b, memoryview(b)[: 10 + n]
-
-
 class LinkCore:
-    """Protocol core shared by both ends. Subclasses set ROLE, ACCEPT, _body() and _handle()."""
+    """Protocol core shared by both ends. Subclasses set ROLE, ACCEPT, SPARE, _body() and
+    _handle(). SPARE: bytes held for the moment a frame's tag or a counter reservation finds
+    the heap full (see _mac): the tags one call of that end may need."""
 
     ROLE = "?"
     ACCEPT = ()
 
     def __init__(self, radio, clock, store, cfg=None, emit=None, rand=None):
-        from gasguard import interlock_keys
+        from gasguard import interlock_keys  # the construction is boot-only code
 
         try:
-            self.cfg = interlock_keys.link_config(cfg)
+            interlock_keys.setup(self, radio, clock, store, cfg, emit, rand, REJECT_REASONS)
         finally:
             interlock_keys = None
-            lazy.release("interlock_keys")
-        self.radio = radio
-        self.clock = clock
-        self.store = store
-        self.emit = emit or _nop
-        self.rand = rand or os.urandom
-        self.rejected = {}
-        for r in REJECT_REASONS:
-            self.rejected[r] = 0
-        self.sent = 0
-        self.send_failures = 0
-        self.accepted = 0
-        self._reported_rejects = 0
-        self._reject_report_at = clock.ticks_ms()
-        self.pairing = False
-        self._pair_until = 0
-        self._cand = None  # the one pairing offer of this window
-        self._spare = bytearray(_SPARE)
-        self.key = None
-        self.peer = None
-        self.counter = None
-        p = load_pairing(store)
-        if p is not None and p[0] == self.ROLE:
-            self._install(p[2], p[1])
-        self.link = "down" if self.key is not None else "unpaired"
-        now = clock.ticks_ms()
-        self.last_fresh_ms = now
-        self._hb_at = now  # first heartbeat on the first poll
-        self._sync_at = now
+            lazy.release("interlock_keys", "link_cfg")
 
     # --- keys and freshness -------------------------------------------------
     def _install(self, key, peer):
-        self.key = bytes(key)
-        self.peer = bytes(peer)
-        self._p = hmac256.pads(self.key)
-        self.counter = FrameCounter(self.store, self.key, self.cfg["counter_block"])
-        self.last_rx = 0  # highest peer counter accepted
-        self.seen = 0  # highest authentic peer counter seen (what we echo)
-        self.synced = False
+        """Use a shared key: at boot and at the end of a pairing, both parked contexts."""
+        from gasguard import interlock_keys
+
+        interlock_keys.install(self, key, peer, FrameCounter)
 
     def provision(self, key, peer_mac):
         """Factory provisioning on a running device: store and use a shared key."""
@@ -205,7 +141,7 @@ class LinkCore:
         finally:
             link_pair = None
             if not self.pairing and self._cand is None:
-                lazy.release("link_pair", "interlock_frame", "interlock_keys")
+                lazy.release("link_pair", "interlock_frame", "interlock_keys", "link_cfg")
 
     def _set_link(self, state):
         if state != self.link:
@@ -235,32 +171,38 @@ class LinkCore:
             self.send_failures += 1
         return ok
 
-    def _seal(self, f, ftype, ctr):
-        buf, view = f
-        struct.pack_into("<BBII", buf, 0, 1, ftype, ctr, self.seen)
-        d = hmac256.mac(self._p, view)
-        n = len(view)
-        for i in range(_TAG):
-            buf[n + i] = d[i]
-
-    def _tx(self, f, ftype, ctr):
-        """Send the preallocated frame f = (buf, view) whose body is filled in: header with
-        our counter and echo, the tag. Allocates only the tag's hash objects and digests;
-        when even those find no room, the spare is given up for them (a close under a full
-        heap still goes out) and taken back by _supervise()."""
+    def _mac(self, buf, n):
+        """The HMAC of buf[:n] under our key. When even its hash objects find no room (a
+        close at the moment the heap is full), the spare is given up for them."""
         try:
-            self._seal(f, ftype, ctr)
+            return hmac256.mac(self._p, memoryview(buf)[:n])
         except MemoryError:
             self._spare = None
-            self._seal(f, ftype, ctr)
-        return self._send(self.peer, f[0])
+            return hmac256.mac(self._p, memoryview(buf)[:n])
 
-    def _next(self):
-        return self.counter.take()
+    def _tx(self, buf, ftype, ctr):
+        """Send a preallocated frame whose body is filled in: header (our counter and echo)
+        and tag written in place, so a frame allocates only its tag's hash objects."""
+        struct.pack_into("<BBII", buf, 0, 1, ftype, ctr, self.seen)
+        n = len(buf) - _TAG
+        d = self._mac(buf, n)
+        for i in range(_TAG):
+            buf[n + i] = d[i]
+        return self._send(self.peer, buf)
+
+    def _next(self, ahead=False):
+        """Our next counter value. ahead (a heartbeat): reserve the next block already while
+        block/16 values are left, so a close almost never waits for the flash write (and
+        never for its room: under a full heap the spare goes to the close's tag, a
+        reservation due in the close fails and is counted as a store error)."""
+        c = self.counter
+        if ahead and c.reserved - c.next_value <= c.block >> 4:
+            c._reserve()
+        return c.take()
 
     def _receive_one(self, mac, data):
         """Authenticate and check freshness; call _handle() for fresh frames."""
-        if not isinstance(data, (bytes, bytearray, memoryview)) or not _MIN <= len(data) <= 250:
+        if not isinstance(data, _BYTES) or not _MIN <= len(data) <= 250:
             self._reject("malformed")
             return
         if data[0] != 1:
@@ -277,13 +219,13 @@ class LinkCore:
             if not self._pending_frame(mac, data):
                 self._reject("unpaired")
             return
-        if bytes(mac) != self.peer:
+        if mac != self.peer:  # (bytes-like == bytes compares contents: nothing allocated)
             if self._pending_frame(mac, data):
                 return
             self._reject("foreign")
             return
         n = len(data) - _TAG
-        d = hmac256.mac(self._p, memoryview(data)[:n])
+        d = self._mac(data, n)
         acc = 0
         for i in range(_TAG):
             acc |= d[i] ^ data[n + i]
@@ -336,9 +278,9 @@ class LinkCore:
 
     def _supervise(self):
         now = self.clock.ticks_ms()
-        if self._spare is None:  # given up for a close: take it back once there is room
-            try:
-                self._spare = bytearray(_SPARE)
+        if self._spare is None:  # given up for a frame: taken back on a later poll, not in
+            try:  # the turn of the close (the detector's own event may need the room then)
+                self._spare = bytearray(self.SPARE)
             except MemoryError:
                 pass
         # Deadlines in the past are pulled up to now, so they never age past the 2**29 ms

@@ -2,7 +2,7 @@
 
 import struct
 
-from gasguard.link_core import CAUSES, STATES, LinkCore, _buf, name_of
+from gasguard.link_core import CAUSES, STATES, LinkCore, name_of
 
 # Why a detector asked for the close (index = code), as interlock_frame.REQUESTS.
 REQUESTS = ("other", "ch4", "co", "fault", "test", "platform", "manual")
@@ -21,26 +21,17 @@ class ValveLink(LinkCore):
     on_close(request) -> None   trip the valve (request: the detector's cause name)
     get_state() -> (state, cause)   names from interlock_frame.STATES / CAUSES
     Close ids are executed once each (they only grow); duplicates are just acknowledged.
-    ACK and STATUS are built in buffers made here; pairing is loaded only while it runs.
+    ACK and STATUS are built in buffers made at construction; pairing is loaded only while it runs.
     """
 
     ROLE = "V"
     ACCEPT = (0x01, 0x02)  # HEARTBEAT, CLOSE
+    SPARE = 768  # two tags in one call: the CLOSE's check and the ACK's
 
     def __init__(self, radio, clock, store, cfg=None, emit=None, rand=None, on_close=None, get_state=None):
-        self._fa = _buf(6)  # ACK: close_id, state, cause
-        self._fs = _buf(3)  # STATUS: state, cause, flags
-        LinkCore.__init__(self, radio, clock, store, cfg, emit, rand)
         self.on_close = on_close
         self.get_state = get_state
-        self.done_close_id = 0
-        self.closes_executed = 0
-        self.acks_sent = 0
-        self._pending = None  # (key, nonce_v) for the one detector answered (self._cand)
-
-    def _install(self, key, peer):
-        LinkCore._install(self, key, peer)
-        self.done_close_id = 0
+        LinkCore.__init__(self, radio, clock, store, cfg, emit, rand)
 
     def _codes(self, buf, at):
         s = c = 0
@@ -59,12 +50,12 @@ class ValveLink(LinkCore):
             self._rare("failed", "no_confirm")  # the detector never used the key: keep the old one
 
     def _heartbeat(self):
-        ctr = self._next()
+        ctr = self._next(True)
         if ctr:
-            buf = self._fs[0]
+            buf = self._fs
             self._codes(buf, 10)
             buf[12] = (1 if self.link == "up" else 0) | (2 if self.pairing or self._cand else 0)
-            self._tx(self._fs, 0x81, ctr)
+            self._tx(buf, 0x81, ctr)
 
     def _body(self, ftype):
         return 1 if ftype == 0x01 else 5 if ftype == 0x02 else -1
@@ -85,11 +76,11 @@ class ValveLink(LinkCore):
     def _ack(self, close_id):
         ctr = self._next()
         if ctr:
-            buf = self._fa[0]
+            buf = self._fa
             struct.pack_into("<I", buf, 10, close_id)
             self._codes(buf, 14)
             self.acks_sent += 1
-            self._tx(self._fa, 0x82, ctr)
+            self._tx(buf, 0x82, ctr)
 
     def valve_closed(self):
         """The controller saw the switch close: acknowledge the last close request at once
