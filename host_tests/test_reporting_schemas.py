@@ -184,7 +184,7 @@ def test_every_message_the_reporter_emits_validates(tmp_path_factory, steps):
             assert p == b"" and rt and q == 0
             continue
         assert q == reporter.delivery(kind)[0]  # the QoS table is the code's truth
-    wt, wp, wq, wr = r.mqtt.will
+    wt, wp, wq, wr = r.mqtt.will()
     assert schemas.check_topic(wt, wp, strict=True)[3] == []
     # every event was delivered (at least once)
     assert len(r.outbox) == 0

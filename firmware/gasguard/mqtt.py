@@ -127,7 +127,8 @@ class MQTTClient:
     MQTTClient(clock, socket_mod, cfg=None, will=None, ssl_context=None, rand=None)
       cfg: gasguard.report_cfg.MQTT keys (host, port, keepalive_s, ...), checked here.
       will: (topic, payload, qos, retain) sent in CONNECT (the broker publishes it when
-            the connection dies without DISCONNECT).
+            the connection dies without DISCONNECT), or a function returning it, called
+            for each CONNECT (so its payload is not held between connections).
       rand: callable(n) -> int in 0..n-1 for backoff jitter (default: os.urandom).
     Callbacks (attributes, may be None):
       on_connect()                      after CONNACK accepted and subscriptions sent
@@ -217,9 +218,6 @@ class MQTTClient:
             self._order.append(pid)
         self._pub(topic, payload, qos, retain, pid, dup)
         return pid
-
-    def inflight(self):
-        return len(self._inflight)
 
     def disconnect(self):
         """Graceful: DISCONNECT (the broker then does not publish the will), then close."""
@@ -366,6 +364,8 @@ class MQTTClient:
         flags = 0x02  # clean session
         p = _s(self.client_id)
         w = self.will
+        if callable(w):
+            w = w()
         if w is not None:
             flags |= 0x04 | (w[2] << 3) | (0x20 if w[3] else 0)
             p += _s(w[0]) + _s(w[1])

@@ -1,5 +1,5 @@
 """Boot-only reporting code: the reporter's and the MQTT client's config checks, the
-identity check and the persistent boot counter.
+identity check, the persistent boot counter and the outbox's loading.
 
 In gasguard.lazy.BOOT_ONLY: loaded to build the reporter (and for a CFG check), released
 by lazy.after_boot() before the loop (docs/heap-budget.md). Nothing here outlives the call.
@@ -195,3 +195,36 @@ def platform_config(cfg):
         configure(cfg["report"])
     if not isinstance(cfg.get("identity", {}), dict):
         raise ConfigError("identity: expected a dict")
+
+
+def outbox_open(ob):
+    """Load an Outbox's log (gasguard.outbox, at boot): the live messages and the loss
+    counters; a torn tail (power cut) is dropped by an atomic rewrite of the good prefix."""
+    try:
+        data = ob.store.read(ob.name)
+    except OSError:
+        data = None
+        ob.store_errors += 1
+    if not data:
+        return
+    payloads, good = record.scan(data)
+    live = []
+    for p in payloads:
+        if len(p) >= 11 and p[0] == 0x4D:  # "M"
+            boot, seq, kind, prio = struct.unpack_from("<IIBB", p, 1)
+            live.append([boot, seq, kind, prio, bytes(p[11:]), len(p) + 8])
+        elif len(p) == 9 and p[0] == 0x41:  # "A"
+            boot, seq = struct.unpack_from("<II", p, 1)
+            for i in range(len(live)):
+                if live[i][0] == boot and live[i][1] == seq:
+                    live.pop(i)
+                    break
+        elif len(p) == 9 and p[0] == 0x4C:  # "L"
+            ob.unacked_lost, ob.unacked_dropped = struct.unpack_from("<II", p, 1)
+    ob.entries = live
+    for e in live:
+        ob.live_bytes += e[5]
+    ob.file_bytes = good
+    if good < len(data):
+        ob.repaired = len(data) - good
+        ob._rewrite()

@@ -261,7 +261,7 @@ class Reporter:
             m.on_message = self._on_message
             if self.commands is not None:
                 m.subscribe(self.topic("command"), 1)
-            self._on_disconnect(None)  # arms the will
+            m.will = self._will  # built for each CONNECT: not held between connections
 
     # ---- message building --------------------------------------------------------------
     def topic(self, kind):
@@ -535,9 +535,10 @@ class Reporter:
         for e in self.outbox.entries:
             if (e[0], e[1]) in t:
                 self._tried[e[0], e[1]] = True
-        # the will: the retained state message saying offline
-        self.mqtt.will = (self._tp + "state", self._state_message(False, "connection_lost"),
-                          1, True)
+
+    def _will(self):
+        # the last will: the retained state message saying offline
+        return self._tp + "state", self._state_message(False, "connection_lost"), 1, True
 
     def _on_puback(self, pid):
         key = self._pid_key.pop(pid, None)

@@ -223,7 +223,7 @@ def test_qos1_publish_retransmits_with_dup_until_puback():
     assert dup and pid2 == pid and cl.retransmits == 1
     s.feed(puback(pid))
     cl.poll()
-    assert acked == [pid] and cl.inflight() == 0
+    assert acked == [pid] and not cl._inflight
     clock.advance(5000)
     cl.poll()
     assert [x for x in s.take() if x[0] >> 4 == 3] == []

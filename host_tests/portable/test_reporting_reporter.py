@@ -65,7 +65,7 @@ def test_state_is_retained_online_and_the_will_says_offline():
     st = [(t, json.loads(p), rt) for t, p, q, rt, dup in b.published if t.endswith("/state")]
     assert st and st[0][2] is True and st[0][1]["online"] is True
     assert st[0][1]["status"] == {"alarm": 0}
-    wt, wp, wq, wr = r.mqtt.will
+    wt, wp, wq, wr = r.mqtt.will()
     assert wt == "gg/" + DEV + "/state" and wq == 1 and wr is True
     assert json.loads(wp)["online"] is False
 

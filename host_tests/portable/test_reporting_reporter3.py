@@ -123,7 +123,7 @@ def test_status_fn_fills_the_state_message_when_it_is_sent():
 
     st = [json.loads(p) for t, p, q, rt, dup in b.published if t.endswith("/state")]
     assert [m["status"] for m in st] == [{"alarm": 1}, {"alarm": 2}]
-    assert json.loads(r.mqtt.will[1])["status"] == {}  # the will is not the app's live state
+    assert json.loads(r.mqtt.will()[1])["status"] == {}  # the will is not the app's live state
 
 
 def test_unencodable_or_huge_events_are_counted_not_raised_into_the_loop():

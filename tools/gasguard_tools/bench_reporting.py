@@ -66,7 +66,8 @@ if not msg:
     r.event(ev)
     msg = r.outbox.entries[-1][4]
 print("message_bytes", len(msg))
-rec = Outbox._m_record(1, 1, 1, 0, msg)
+from gasguard.outbox import _rec
+rec = _rec(b"M", "<IIBB", 1, 1, 1, 0, msg)
 print("record_bytes", len(rec))
 print("ack_record_bytes", 17)
 topic = ("gasguard/" + DEV + "/event").encode()
