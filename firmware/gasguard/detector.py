@@ -35,10 +35,7 @@ Latching vs self-reset (per output):
   - peak memory: kept until reset_latches().
 """
 
-from gasguard.methane_alarm import MethaneAlarm
-from gasguard.co_alarm import COAlarm, DOSE_FULL
-from gasguard.outputs import Outputs
-from gasguard.button import Button
+from gasguard.co_alarm import DOSE_FULL
 from gasguard.sensing import FAULT_BITS, FAULT_CODES, N_FAULTS
 
 # faults that leave the reading usable (the channel still converts on the nominal model)
@@ -267,51 +264,11 @@ class Hush:
 
 class Detector:
     def __init__(self, board, config, store, emit, channels=None, supply=None):
-        # the config check and what it builds: boot/CFG-time code, released after boot
-        # (gasguard.lazy.BOOT_ONLY); ConfigError before anything is built
+        # the config check, the inputs it needs and the wiring of the parts: boot/CFG-time
+        # code (gasguard.profiles, lazy.BOOT_ONLY); ConfigError before anything is built
         from gasguard import profiles
 
-        cfg, channels, supply = profiles.assemble(board, config, store, channels, supply)
-        self.cfg = cfg
-        clock = self.clock = board.clock
-        self.emit = emit
-        self.period_ms = cfg["sample_period_ms"]
-        self.channels = channels
-        self.supply = supply
-        src = cfg["relay"]
-        lvl = cfg["interlock_ch4_level"]
-        self.ch4 = channels["ch4"]
-        g = Gas("ch4", self.ch4, MethaneAlarm(cfg), lvl, "ch4_high" if lvl == 2 else "ch4_low",
-                1 if src in ("ch4_low", "any") else 2 if src == "ch4_high" else 0,
-                cfg["ch4_high_x10"])
-        self.gases = [g]
-        self.co = self.co_alarm = self._co = None
-        if cfg["co_enabled"]:
-            self.co = channels["co"]
-            self.co_alarm = COAlarm(cfg)
-            self._co = g = Gas("co", self.co, self.co_alarm, 1 if cfg["interlock_on_co"] else 0,
-                               "co", 1 if src in ("co", "any") else 0, 0)
-            self.gases.append(g)
-        self.outputs = Outputs(board, clock)
-        self.interlocks = []
-        self.sink_errors = 0
-        self.last_sink_error = None
-        self._last = self._next = clock.ticks_ms()  # first step at the first poll
-        self._first = True
-        self._flt = Faults(self)
-        self.refused_faults = ()  # what the app refused at boot (e.g. config_invalid)
-        self.ready = False
-        self._warm = False
-        self.relay_latched = False
-        self.interlock_cause = None  # last alarm cause sent to the sinks (latched at the valve)
-        self.interlock_count = 0
-        self.hushed = False
-        self._hush = Hush(self)
-        self._st = None  # the running self-test (gasguard.selftest), else None
-        self._chirp = cfg["fault_chirp_s"] * 1000 - 100
-        b = getattr(board, "button", None)
-        # short press: hush or self-test; hold: reset latches (a button held at boot: nothing)
-        self.button = None if b is None else Button(b, clock, self.button_pressed, self._hold)
+        profiles.build_detector(self, board, config, store, emit, channels, supply)
         self._render()
 
     # ------------------------------------------------------------------ loop
@@ -327,11 +284,8 @@ class Detector:
             self._next = nxt
         if self.button is not None:
             self.button.poll()
-        st = self._st
-        if st is not None:
-            r = st.poll(self, now)
-            if r is not None:
-                self._st_end(r)
+        if self._st is not None:
+            self._st.poll(self, now)
         for s in self.interlocks:
             try:
                 s.poll()
@@ -536,25 +490,10 @@ class Detector:
         try:
             from gasguard.selftest import SelfTest
 
-            st = SelfTest(self)
+            st = SelfTest(self)  # drives the outputs, emits the start; ends itself
         except Exception:  # a MemoryError loading it: no test, the alarm path goes on
             return {"started": False, "reason": "unavailable"}
-        self._st = st
-        self._relay_update()
-        self.emit({"event": "self_test", "state": "start"})
         return {"started": True, "faults": list(st.faults)}
-
-    def _st_end(self, result):
-        ev = {"event": "self_test", "state": "end", "result": result}
-        if self._st.faults:
-            ev["faults"] = self._st.faults
-        self._st = None
-        from gasguard.lazy import release
-
-        release("selftest", "co_rates")
-        self.emit(ev)
-        self._relay_update()
-        self._render()
 
     # ------------------------------------------------------------------ button
     def button_pressed(self, long=False):

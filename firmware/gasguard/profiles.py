@@ -13,7 +13,8 @@ number: docs/alarms.md.
 
 `assemble(board, config, store, channels, supply)` is what Detector() and the CFG check
 run: the config check, then the channels and the supply monitor it needs (built from the
-board unless given) and the checks between them.
+board unless given) and the checks between them. `build_detector(det, ...)` wires a
+Detector's parts (gas paths, faults, hush, outputs, button) from the checked config.
 
 Config time only: floats are allowed here, never on the sample path. Boot/CFG-time code
 (gasguard.lazy.BOOT_ONLY): the detector keeps the checked config as a plain dict.
@@ -255,3 +256,70 @@ def _channels(board, cfg, store, clock):
         cal = rec.get(gas) if rec is not None else None
         chans[gas] = Channel(adc, clock, model, cal, sub["channel"])
     return chans
+
+
+def build_detector(det, board, config, store, emit, channels=None, supply=None):
+    """Detector.__init__: the checked config, its inputs and the detector's parts, wired.
+    Only plain data and objects of resident modules are kept (this module is released)."""
+    from gasguard.button import Button
+    from gasguard.co_alarm import COAlarm
+    from gasguard.detector import Faults, Gas, Hush
+    from gasguard.methane_alarm import MethaneAlarm
+    from gasguard.outputs import Outputs
+
+    cfg, channels, supply = assemble(board, config, store, channels, supply)
+    det.cfg = cfg
+    clock = det.clock = board.clock
+    det.emit = emit
+    det.period_ms = cfg["sample_period_ms"]
+    det.channels = channels
+    det.supply = supply
+    src = cfg["relay"]
+    lvl = cfg["interlock_ch4_level"]
+    det.ch4 = channels["ch4"]
+    # a gas path: name, channel, alarm, the level that closes the interlocks (with its
+    # cause), the level that drives the relay (0: never), the over-range floor
+    det.gases = [Gas("ch4", det.ch4, MethaneAlarm(cfg), lvl, "ch4_high" if lvl == 2 else "ch4_low",
+                     1 if src in ("ch4_low", "any") else 2 if src == "ch4_high" else 0,
+                     cfg["ch4_high_x10"])]
+    det.co = det.co_alarm = det._co = None
+    if cfg["co_enabled"]:
+        det.co = channels["co"]
+        det.co_alarm = COAlarm(cfg)
+        det._co = Gas("co", det.co, det.co_alarm, 1 if cfg["interlock_on_co"] else 0, "co",
+                      1 if src in ("co", "any") else 0, 0)
+        det.gases.append(det._co)
+    det.outputs = Outputs(board, clock)
+    det.interlocks = []
+    det.sink_errors = 0
+    det.last_sink_error = None
+    det._last = det._next = clock.ticks_ms()  # first step at the first poll
+    det._first = True
+    det._flt = Faults(det)
+    det.refused_faults = ()  # what the app refused at boot (e.g. config_invalid)
+    det.ready = False
+    det._warm = False
+    det.relay_latched = False
+    det.interlock_cause = None  # last alarm cause sent to the sinks (latched at the valve)
+    det.interlock_count = 0
+    det.hushed = False
+    det._hush = Hush(det)
+    det._st = None  # the running self-test (gasguard.selftest), else None
+    det._chirp = cfg["fault_chirp_s"] * 1000 - 100
+    b = getattr(board, "button", None)
+    # short press: hush or self-test; hold: reset latches (a button held at boot: nothing)
+    det.button = None if b is None else Button(b, clock, det.button_pressed, det._hold)
+    _release()
+
+
+def _release():
+    """Forget this module once a detector is built: the parts built after it at boot (link,
+    reporter) do not find it in the heap; a CFG check loads it again. No collection here:
+    the next one frees it (lazy.after_boot() collects before the loop)."""
+    import sys
+
+    sys.modules.pop(__name__, None)
+    try:
+        delattr(sys.modules["gasguard"], "profiles")
+    except (AttributeError, KeyError):
+        pass

@@ -1,12 +1,13 @@
 """The detector's self-test (docs/alarms.md), loaded only while a test runs (~4 s) and
-released after it (gasguard.lazy.release in Detector._st_end; docs/heap-budget.md): the
+released after it (gasguard.lazy.release in SelfTest.end; docs/heap-budget.md): the
 alarm path never needs it, and the ~4 s sequence is the only time it is in the heap.
 
 SelfTest(det) samples every channel afresh, collects the faults, checks the alarm logic
 (a scratch methane level on a synthetic leak; the CO dose table against the profile's
-windows) and lights every output; poll(det, now) runs the LED/buzzer sequence and returns
-the result ("pass", "fail", "aborted" when an alarm sounds) once it is over, else None.
-It never actuates the interlock.
+windows), lights every output and emits the start; poll(det, now) runs the LED/buzzer
+sequence and ends the test ("pass", "fail", "aborted" when an alarm sounds): the end
+event, the outputs back to the detector, and this module released. It never actuates
+the interlock.
 """
 
 from gasguard.methane_alarm import MethaneLevel
@@ -44,19 +45,33 @@ class SelfTest:
                     faults.append("logic_co")
         self.faults = faults
         self.start = det.clock.ticks_ms()
+        det._st = self
         det.outputs.all(ON, ON, ON, BEEP_L1)
+        det._relay_update()  # self_test_relay: the relay is part of the test
+        det.emit({"event": "self_test", "state": "start"})
 
     def poll(self, det, now):
         if det._sounding():
-            return "aborted"
+            return self.end(det, "aborted")
         el = det.clock.ticks_diff(now, self.start)
         o = det.outputs
         if el >= 4000:
-            return "fail" if self.faults else "pass"
-        if el >= 3000:
+            self.end(det, "fail" if self.faults else "pass")
+        elif el >= 3000:
             o.all(OFF, OFF, ON, OFF)
         elif el >= 2000:
             o.all(OFF, ON, OFF, OFF)
         elif el >= 1000:
             o.all(ON, OFF, OFF, None)
-        return None
+
+    def end(self, det, result):
+        ev = {"event": "self_test", "state": "end", "result": result}
+        if self.faults:
+            ev["faults"] = self.faults
+        det._st = None
+        det.emit(ev)
+        det._relay_update()
+        det._render()
+        from gasguard.lazy import release
+
+        release("selftest", "co_rates")

@@ -18,7 +18,8 @@ from pathlib import Path
 from . import BOARDS, FIRMWARE
 from .runtime import command
 
-MODULES = ("profiles", "methane_alarm", "co_alarm", "outputs", "detector")
+MODULES = ("profiles", "co_rates", "methane_alarm", "co_alarm", "outputs", "button", "selftest",
+           "detector")
 
 STEP_SCRIPT = r'''
 import gc, sys, time
