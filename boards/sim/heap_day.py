@@ -343,6 +343,7 @@ class Day:
                           "min_block": self.minblock, "boot_alloc": None,
                           "published": self.published,
                           "outbox": st.get("outbox_depth"), "errors": st.get("last_errors"),
+                          "error_count": self.app.error_count,
                           "modules": sorted(m for m in sys.modules if m.startswith("gasguard"))}))
 
 

@@ -258,18 +258,25 @@ class DeviceApp:
                 self._note_error("poller", e)
 
     def poll(self):
-        """One loop turn: the safety path and background work, then the console."""
-        self.poll_core()
+        """One loop turn: the safety path and background work, then the console. The
+        events they emitted are written to flash after each (EventLog.flush: never inside
+        emit, which runs on the alarm path)."""
+        try:
+            self.poll_core()
+        finally:  # a detector fault resets the device: its events are on flash first
+            self.log.flush()
         try:
             self.service.poll()
         except Exception as e:
             self._note_error("service", e)
+        self.log.flush()
         if self._pending is not None:
             what = self._pending
             self._pending = None
             if what == "maintenance":
                 self.store.write(MAINT_NAME, b"1")
             self.emit({"event": "reboot", "cause": what})
+            self.log.flush()  # on flash before the reset
             if self.on_reboot is not None:
                 self.on_reboot()
 

@@ -1,15 +1,27 @@
-"""The device event log: a RAM ring of recent events plus a persisted, framed log.
+"""The device event log: a persisted, framed log of every event, written in the loop turn.
 
 Every event the application emits ({"event": kind, ...}) is stamped here with a
-sequence number, the boot number and `t` (seconds since power-on), kept in a small RAM
-ring for the service console and appended to the store as one gasguard.record frame
-(JSON payload). The persisted log survives reboots and power cuts: at boot it is
-scanned up to the first torn record, a torn tail is cut off, and the ring is refilled
-from its newest entries. When the file grows past `max_bytes` it is rewritten with its
-newest half (an atomic store.write), so flash use stays bounded.
+sequence number, the boot number and `t` (seconds since power-on) and persisted as one
+gasguard.record frame (JSON payload). Nothing of an event outlives the loop turn in RAM:
+a ring of event dicts, filled at random moments of the day, pinned holes all over the
+heap (docs/heap-budget.md, fragmentation); recent() reads the newest records back from
+the end of the file (the service console, STATUS?).
 
-A failing store (flash full, brown-out, no heap for a compaction) never propagates to
-the caller: the alarm path that emitted the event must keep running. Failures are counted in `write_errors`.
+Once the device loop runs, add() never touches flash: it runs inside emit() on the alarm
+path. It keeps the event's JSON text in a short pending list, which flush() writes: the
+device calls it in its loop turn right after the safety path (DeviceApp.poll) and before
+a reboot. Until the first flush() (the boot: refusals, the boot event) add() writes at
+once, as no alarm path runs yet. recent() and persisted() include what is pending.
+
+The persisted log survives reboots and power cuts: at boot it is scanned up to the first
+torn record and a torn tail is cut off. Flash use stays bounded without ever reading the
+whole log on the alarm path: when the current file would grow past max_bytes / 2 it is
+renamed over the previous one (`<name>.1`, an atomic rename) and a new file begins, so
+the two together hold at most max_bytes and at least the newest max_bytes / 2.
+
+A failing store (flash full, brown-out, no heap) never propagates to the caller: the
+alarm path that emitted the event must keep running. Failures are counted in
+`write_errors` (the event still reached the device's sinks: the platform, the link).
 """
 
 import json
@@ -28,16 +40,18 @@ class EventLog:
         self.boot = boot
         self.name = name
         self.max_bytes = max_bytes
-        self._ring = [None] * ram
-        self._head = 0  # next slot
-        self._count = 0
+        self._ram = ram  # events pending at most (more: written at once) and kept without a store
+        self._pending = []  # JSON text of events not yet on flash (or, without a store, the newest)
+        self._defer = False  # set by the loop's first flush(): from then on add() only keeps
         self.seq = 0
         self.write_errors = 0
         self.dropped_torn = 0
         self._load()
 
     def _load(self):
-        buf = self.store.read(self.name) if self.store is not None else None
+        if self.store is None:
+            return
+        buf = self.store.read(self.name)
         payloads, good = record.scan(buf)
         if buf is not None and good < len(buf):
             self.dropped_torn = len(buf) - good
@@ -45,73 +59,133 @@ class EventLog:
                 self.store.write(self.name, bytes(buf[:good]))
             except OSError:
                 self.write_errors += 1
-        keep = payloads[-len(self._ring) :]
-        for p in keep:
-            ev = _event(p)
-            if ev is not None:
-                self._push(ev)
-        if payloads:
-            ev = _event(payloads[-1])
+        buf = None
+        n = len(payloads)
+        last = payloads[-1] if payloads else None
+        payloads = None
+        if last is None:
+            prev = self._tail(self.name + ".1", 1)
+            last = prev[-1] if prev else None
+        if last is not None:
+            ev = _event(last)
             seq = ev.get("seq") if ev is not None else None
             if isinstance(seq, int) and 0 <= seq < 1 << 30:
                 self.seq = seq + 1
             else:  # a record this firmware did not write: count on from the log length
-                self.seq = len(payloads)
-
-    def _push(self, ev):
-        self._ring[self._head] = ev
-        self._head = (self._head + 1) % len(self._ring)
-        if self._count < len(self._ring):
-            self._count += 1
+                self.seq = n
 
     def add(self, ev, t):
-        """Stamp (seq, boot, t seconds) and store one event; returns the stamped dict."""
+        """Stamp (seq, boot, t seconds) and keep one event for flush(); returns the
+        stamped dict. Once the loop runs, the flash write is the loop turn's."""
         ev = dict(ev)
         ev["seq"] = self.seq
         ev["boot"] = self.boot
         ev["t"] = t
         self.seq += 1
-        self._push(ev)
-        if self.store is not None:
-            try:
-                frame = record.seal(json.dumps(ev).encode(), _VERSION)
-                if self.store.size(self.name) + len(frame) > self.max_bytes:
-                    self._compact()
-                self.store.append(self.name, frame)
-            except (OSError, MemoryError, record.RecordError):
-                # MemoryError: a compaction reads the whole file (up to max_bytes in one
-                # block); a fragmented heap must not stop the alarm path that emitted this
-                # (found by the soak, docs/soak.md): the event stays in the RAM ring
-                self.write_errors += 1
+        try:
+            raw = json.dumps(ev).encode()
+        except MemoryError:
+            self.write_errors += 1  # neither kept nor written; the caller still has it
+            return ev
+        p = self._pending
+        if self.store is None:
+            if len(p) >= self._ram:
+                p.pop(0)
+            p.append(raw)
+            return ev
+        if len(p) >= self._ram:
+            self._write()  # many events in one turn: no unbounded queue
+            p = self._pending
+        p.append(raw)
+        if not self._defer:
+            self._write()
         return ev
 
-    def _compact(self):
-        buf = self.store.read(self.name)
-        payloads, _ = record.scan(buf)
-        keep = payloads[len(payloads) // 2 :]
-        out = bytearray()
-        for p in keep:
-            out.extend(record.seal(p, _VERSION))
-        self.store.write(self.name, bytes(out))
+    def flush(self):
+        """Write the pending events, oldest first: the loop turn calls this (and from its
+        first call on, add() leaves the writing to it)."""
+        self._defer = True
+        self._write()
+
+    def _write(self):
+        p = self._pending
+        if not p or self.store is None:
+            return
+        self._pending = []
+        for raw in p:
+            try:
+                frame = record.seal(raw, _VERSION)
+                size = self.store.size(self.name)
+                if size and size + len(frame) > self.max_bytes // 2:
+                    # atomic: a power cut leaves the old or the new pair of files
+                    self.store.rename(self.name, self.name + ".1")
+                self.store.append(self.name, frame)
+            except (OSError, MemoryError, record.RecordError):
+                # flash full or failing, or no heap for a frame: counted; the alarm path
+                # goes on (the event reached the sinks)
+                self.write_errors += 1
+
+    def _tail(self, name, n):
+        """The newest (up to) n intact records of one file, read from its end 1 KB at a
+        time (never the whole file in one heap block)."""
+        end = self.store.size(name)
+        out = []
+        k = 1024
+        while end and len(out) < n:
+            s = max(0, end - k)
+            got, i = _records(self.store.read_at(name, s, end - s))
+            if not got:
+                if not s:
+                    break
+                k *= 2  # one record longer than the window
+                continue
+            out = got + out
+            end = s + i
+        return out[-n:]
 
     def recent(self, n):
-        """The newest n events, oldest first (from RAM: no flash read)."""
-        n = min(n, self._count)
+        """The newest n events, oldest first (the end of the log, and what is pending)."""
+        p = self._pending
+        raw = p[-n:] if n > 0 else []
+        if self.store is not None and len(raw) < n:
+            k = n - len(raw)
+            older = self._tail(self.name, k)
+            if len(older) < k:
+                older = self._tail(self.name + ".1", k - len(older)) + older
+            raw = older + raw
         out = []
-        size = len(self._ring)
-        for i in range(n):
-            out.append(self._ring[(self._head - n + i) % size])
+        for r in raw:
+            ev = _event(r)
+            if ev is not None:
+                out.append(ev)
         return out
 
     def persisted(self):
         """Every event still in the persisted log, oldest first (reads flash)."""
-        payloads, _ = record.scan(self.store.read(self.name))
+        self._write()
         out = []
-        for p in payloads:
-            ev = _event(p)
-            if ev is not None:
-                out.append(ev)
+        for name in (self.name + ".1", self.name):
+            payloads, _ = record.scan(self.store.read(name))
+            for p in payloads:
+                ev = _event(p)
+                if ev is not None:
+                    out.append(ev)
+            payloads = None
         return out
+
+
+def _records(buf):
+    """(payloads, offset): the intact records that run from offset to the end of buf, a
+    window at the end of a log. Found from the first position from which intact records
+    follow to the end (each carries a CRC), so a record cut off by the window's start
+    (or torn by a failed write) is skipped."""
+    mv = memoryview(buf)
+    for i in range(len(buf)):
+        if buf[i] == record.MAGIC:
+            got, good = record.scan(mv[i:])
+            if got and i + good == len(buf):
+                return got, i
+    return [], len(buf)
 
 
 def _event(payload):

@@ -1,5 +1,8 @@
 """Framed records with a CRC: the one on-flash format for every persistent structure.
 
+Errors are short codes (device-side text): "torn", "magic", "crc", "trailing",
+"missing", "version N" (the version found), "too long: N".
+
 A record is  magic(1) | version(1) | length(2, LE) | payload | crc32(4, LE)
 where the CRC covers magic..payload. seal() makes one, unseal() checks one and
 scan() walks an append-only log of them, stopping at the first torn or corrupt
@@ -31,7 +34,7 @@ class RecordError(ValueError):
 def seal(payload, version=1):
     n = len(payload)
     if n > MAX_PAYLOAD:
-        raise RecordError("payload of %d bytes is too long" % n)
+        raise RecordError("too long: %d" % n)
     head = struct.pack("<BBH", MAGIC, version, n)
     crc = crc32(payload, crc32(head)) & 0xFFFFFFFF
     return head + bytes(payload) + struct.pack("<I", crc)
@@ -40,18 +43,18 @@ def seal(payload, version=1):
 def _check(buf, pos):
     """Return (version, payload, next_pos) for the record at pos, or raise RecordError."""
     if len(buf) - pos < HEADER + TRAILER:
-        raise RecordError("truncated record")
+        raise RecordError("torn")
     magic, version, n = struct.unpack_from("<BBH", buf, pos)
     if magic != MAGIC:
-        raise RecordError("bad magic")
+        raise RecordError("magic")
     end = pos + HEADER + n
     if end + TRAILER > len(buf):
-        raise RecordError("truncated record")
+        raise RecordError("torn")
     payload = bytes(buf[pos + HEADER : end])
     want = struct.unpack_from("<I", buf, end)[0]
     got = crc32(payload, crc32(bytes(buf[pos : pos + HEADER]))) & 0xFFFFFFFF
     if want != got:
-        raise RecordError("CRC mismatch")
+        raise RecordError("crc")
     return version, payload, end + TRAILER
 
 
@@ -61,9 +64,9 @@ def unseal(buf, version=None):
         raise RecordError("missing")
     v, payload, end = _check(buf, 0)
     if end != len(buf):
-        raise RecordError("trailing bytes")
+        raise RecordError("trailing")
     if version is not None and v != version:
-        raise RecordError("version %d, expected %d" % (v, version))
+        raise RecordError("version %d" % v)
     return payload
 
 

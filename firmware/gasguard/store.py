@@ -30,6 +30,15 @@ class FileStore:
         except OSError:
             return None
 
+    def read_at(self, name, pos, n):
+        """n bytes from pos (fewer at the end; b"" when missing)."""
+        try:
+            with open(self._path(name), "rb") as f:
+                f.seek(pos)
+                return f.read(n)
+        except OSError:
+            return b""
+
     def write(self, name, data):
         """Replace the content of name atomically (temp file + rename)."""
         path = self._path(name)
@@ -43,6 +52,10 @@ class FileStore:
         with open(self._path(name), "ab") as f:
             f.write(data)
             f.flush()
+
+    def rename(self, name, new):
+        """Give name's content to new, replacing new atomically (LittleFS rename)."""
+        os.rename(self._path(name), self._path(new))
 
     def size(self, name):
         try:

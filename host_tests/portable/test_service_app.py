@@ -73,8 +73,10 @@ def test_event_log_compaction_without_heap_does_not_stop_the_caller():
     for i in range(40):
         ev = log.add({"event": "fault", "code": "x", "state": "on", "n": i}, i)
         assert ev["n"] == i
-    assert log.write_errors > 0
-    assert [e["n"] for e in log.recent(2)] == [38, 39]  # still kept in the RAM ring
+    # add() and flush() never read the log (it is bounded by renaming, not by rewriting
+    # it): a heap with no block for the whole file does not matter any more
+    assert log.write_errors == 0 and 0 < store.size("events.log") <= 512
+    assert [e["n"] for e in log.recent(2)] == [38, 39]  # and kept in the RAM ring
 
 
 def test_status_over_the_console():
