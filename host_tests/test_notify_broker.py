@@ -58,6 +58,7 @@ def test_alarm_and_valve_reach_the_webhook_once_signed_and_not_again_after_resta
         assert len(receiver.ok()) == 2
         st = status(n.db)
         assert st["queue"] == {"sent": 2}
+        assert st["alerts"] == [] and "ALERT" not in n.all_logs()   # the session was kept
     finally:
         pub.stop()
         n.stop()
@@ -118,6 +119,10 @@ def test_broker_down_and_back_the_service_resubscribes_and_delivers(tmp_path, br
         wait_for(lambda: len(receiver.ok()) == 1, 15, what="alarm after the broker restart")
         pub.stop()
         assert "broker connection lost" in n.log_text()
+        # the restarted broker had forgotten our session (what it held for us is gone): said
+        # loudly and kept for `status`, never silent
+        assert "ALERT: the broker had forgotten MQTT session" in n.log_text()
+        assert "forgotten MQTT session" in status(n.db)["alerts"][0]["text"]
     finally:
         n.stop()
 

@@ -152,6 +152,7 @@ def test_instances_killed_mid_storm_every_alarm_is_told_exactly_once(tmp_path, p
         assert repeats <= KILLS * 2 * 4, repeats                  # kills x workers x batch
         logs = "".join(p.all_logs() for p in procs)
         assert "taking over session" in logs                      # the recovery did happen
+        assert "ALERT" not in logs                                # the broker kept them all
         print("storm: %d alarms, %d kills, %d takeovers, %d sent again under their id" % (
             STORM, kills, logs.count("taking over session"), repeats))
     finally:

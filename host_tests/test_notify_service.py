@@ -595,6 +595,8 @@ def test_the_delivery_log_is_pruned_after_its_retention_what_matters_stays(tmp_p
                 "END", (old, old))
             t.q("UPDATE incidents SET opened=?, closed=CASE WHEN closed IS NULL THEN NULL "
                 "ELSE ? END", (old, old))
+        svc.alert("an old alert", now=old)
+        svc.alert("a recent alert")
         feed(svc, alarm(DEV, 2, 1))                    # a new, recent alarm: stays
         wait_for(lambda: len(a.ok()) == 4, 10, what="the recent alarm")
         ev, dl, inc = svc.prune(time.time())
@@ -605,6 +607,9 @@ def test_the_delivery_log_is_pruned_after_its_retention_what_matters_stays(tmp_p
         assert left == sorted([(other, "alarm_on", "sent"), (VALVE, "valve_closed", "pending"),
                                (DEV, "alarm_on", "sent")])
         assert incs == sorted([(other, "open"), (DEV, "open")])
+        with svc.store.tx() as t:
+            assert [r[0] for r in t.all("SELECT v FROM meta WHERE k LIKE ?", ("alert:%",))] == [
+                "a recent alert"]
         assert svc.prune(time.time())[1:] == (0, 0)    # nothing more to go
     finally:
         svc.stop()

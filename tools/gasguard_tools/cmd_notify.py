@@ -227,7 +227,11 @@ def run_status(args):
                        "deliveries ORDER BY id DESC LIMIT 20")
     from .notify.members import listing
 
+    with store.tx() as t:
+        alerts = t.all("SELECT k, v FROM meta WHERE k LIKE ? ORDER BY k DESC LIMIT 20",
+                       ("alert:%",))
     out = {"queue": queue, "members": listing(store),
+           "alerts": [{"t": float(k.split(":")[1]), "text": v} for k, v in alerts],
            "incidents": [dict(zip(("id", "dev", "gas", "level", "state", "step", "opened",
                                    "acked_by"), r)) for r in open_],
            "recent": [dict(zip(("id", "kind", "dev", "recipient", "status", "attempts",
@@ -241,6 +245,9 @@ def run_status(args):
         print("  %s  %s %s level %s  %s step %s%s" % (
             i["id"], i["dev"], i["gas"], i["level"], i["state"], i["step"],
             "  acked by " + i["acked_by"] if i["acked_by"] else ""))
+    for a in out["alerts"]:
+        print("ALERT %s: %s" % (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a["t"])),
+                                a["text"]))
     for m in out["members"]:
         print("session %s/%d: %s (%s)%s" % (m["group"], m["slot"], m["owner"], m["kind"],
                                              "" if m["lease_until"] > time.time() else ", silent"))

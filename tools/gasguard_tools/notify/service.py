@@ -147,9 +147,34 @@ class Service:
         client.subscribe(self.topic(), qos=1)
         self.stats["connects"] += 1
         self.connected.set()
+        present = getattr(flags, "session_present", None)
+        cid = self.client_id if userdata is None else self._member_id(userdata)
         self.log("connected to %s:%d, subscribed to %s (session present: %s%s)" % (
-            self.broker[0], self.broker[1], self.topic(), getattr(flags, "session_present", "?"),
-            "" if userdata is None else ", session %s" % self._member_id(userdata)))
+            self.broker[0], self.broker[1], self.topic(), present,
+            "" if userdata is None else ", session %s" % cid))
+        self._check_session(cid, present)
+
+    def _check_session(self, cid, present):
+        """A persistent session the broker no longer has means every device message published
+        for it while we were away (and what was in flight) is gone: the one loss this service
+        cannot repair itself, so it is said loudly, kept for `status`, and never silent."""
+        key = "mqtt_session:" + cid
+        try:
+            if self.store.meta_get(key) is None:
+                self.store.meta_set(key, "%d" % time.time())
+            elif present is False:
+                self.alert("the broker had forgotten MQTT session %s (restarted without "
+                           "persistence, or the session expired): device messages published "
+                           "for it while it was away are lost. Run the broker with "
+                           "`persistence true` (docs/notify.md)" % cid)
+        except Exception as e:
+            self.log("cannot check session %s: %s: %s" % (cid, type(e).__name__, e))
+
+    def alert(self, text, now=None):
+        now = time.time() if now is None else now
+        self.stats["alerts"] += 1
+        self.log("ALERT: " + text)
+        self.store.meta_set("alert:%017.6f:%s" % (now, self.instance), text)
 
     def _on_disconnect(self, client, userdata, flags, rc, props=None):
         if self.stopping.is_set():
@@ -297,6 +322,8 @@ class Service:
         ev = prune(self.store, now - KEEP_EVENTS_S)
         with self.store.tx() as t:
             dl, inc = prune_log(t, now - self.keep_log_s)
+            t.q("DELETE FROM meta WHERE k LIKE ? AND k < ?",
+                ("alert:%", "alert:%017.6f" % (now - self.keep_log_s)))
         if ev or dl or inc:
             self.log("pruned %d event identities, %d deliveries, %d cleared alarms" % (
                 ev, dl, inc), quiet=True)
