@@ -269,24 +269,9 @@ class ActiveId:
             return (True, "registered")
         if t != "cmd":
             return self._reject("unexpected message type")
-        seq = b.get("seq")
-        if not _int(seq, 0x3FFFFFFF) or not seq:
-            return self._reject("seq must be a positive integer")
-        if seq <= self.ids.platform()["down_seq"]:
-            return self._reject("old seq (replayed command)")
-        op = b.get("op")
-        args = b.get("args")
-        if op not in ("get_id", "set_attr", "set_hb"):
-            return self._reject("unknown op")
-        if not isinstance(args, dict):
-            return self._reject("args must be an object")
-        self.ids.set_down_seq(seq)  # consumed before acting: it can never run twice
-        self.counters["cmds"] += 1
-        from gasguard.id_admin import command
+        from gasguard.id_admin import command  # the rare side: commands (get_id, set_attr, set_hb)
 
-        rsp = command(self, op, args, seq)
-        self.send("rsp", self._uplink(rsp))
-        return (rsp["ok"], op if rsp["ok"] else rsp["err"])
+        return command(self, b)
 
 
 def attach_reporter(active, rep):

@@ -268,9 +268,23 @@ def set_hb(ids, seconds):
 # ---- the platform's remote commands (gasguard.active_id hands them here) -------------------
 
 
-def command(act, op, args, seq):
-    """Run one authenticated, fresh command; returns the rsp body (the caller seals it)."""
+def command(act, b):
+    """One authenticated downlink command for act (an ActiveId): refused when stale or
+    malformed, else run and answered with a sealed rsp. Returns (accepted, reason)."""
+    seq = b.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= 0x3FFFFFFF:
+        return act._reject("seq must be a positive integer")
     ids = act.ids
+    if seq <= ids.platform()["down_seq"]:
+        return act._reject("old seq (replayed command)")
+    op = b.get("op")
+    args = b.get("args")
+    if op not in ("get_id", "set_attr", "set_hb"):
+        return act._reject("unknown op")
+    if not isinstance(args, dict):
+        return act._reject("args must be an object")
+    ids.set_down_seq(seq)  # consumed before acting: it can never run twice
+    act.counters["cmds"] += 1
     rsp = {"t": "rsp", "re": seq, "op": op, "ok": True}
     try:
         if op == "get_id":
@@ -292,4 +306,5 @@ def command(act, op, args, seq):
     except ValueError as e:  # IdentityError, IdentifierError
         rsp["ok"] = False
         rsp["err"] = str(e)
-    return rsp
+    act.send("rsp", act._uplink(rsp))
+    return (rsp["ok"], op if rsp["ok"] else rsp["err"])

@@ -55,6 +55,19 @@ _NUMS = (
 _OTHER = ("tier", "link_lost_action", "backup_trip", "flow_mode", "link")
 
 
+def __getattr__(name):
+    """DEFAULTS (every key with its default; tools and tests): built when asked for, not at
+    every load of this module (boot and each CFG write)."""
+    if name != "DEFAULTS":
+        raise AttributeError(name)
+    d = {"tier": "M", "link_lost_action": None, "backup_trip": True, "flow_mode": "none",
+         "link": None}
+    for t in (_INTS, _NUMS):
+        for i in range(0, len(t), 4):
+            d[t[i]] = t[i + 1]
+    return d
+
+
 def _fixed(scale):
     """(gain, shift) so that (x * gain) >> shift ~= x * scale for |x| <= 3.2 V in µV, in 31 bits."""
     shift = 0
