@@ -61,6 +61,7 @@ package("gasguard", files=(
     "service.py",
     "service_cmds.py",
     "service_proto.py",
+    "sntp.py",
     "store.py",
     "validate.py",
 ), opt=3)

@@ -50,6 +50,7 @@ package("gasguard", files=(
     "service.py",
     "service_cmds.py",
     "service_proto.py",
+    "sntp.py",
     "store.py",
     "validate.py",
     "valve.py",

@@ -37,7 +37,6 @@ outbox and touches the network only through the non-blocking MQTT client.
 """
 
 import json
-import struct
 
 # message kinds; the index is the kind's code in the outbox (0: never stored)
 KINDS = ("command", "event", "valve", "command_result", "identity", "state", "telemetry")
@@ -78,7 +77,8 @@ def encode(m):
 
 
 class WallTime:
-    """Wall time for messages: a non-blocking SNTP client (RFC 4330) over UDP.
+    """Wall time for messages: a non-blocking SNTP client (RFC 4330) over UDP; the
+    exchange itself is parked (gasguard.sntp).
 
     poll() sends one 48-byte client request to a configured *numeric* server address and
     later reads the reply without waiting; a reply is accepted only if it is a server-mode
@@ -135,62 +135,18 @@ class WallTime:
                 s = d // 1000
                 self._base += s
                 self._anchor = c.ticks_add(self._anchor, s * 1000)
-        if self.server is None:
+        if self.server is None or (self._sock is None and c.ticks_diff(now, self._next) < 0):
             return
-        m = self.sock_mod
-        s = self._sock
-        if s is None:
-            if c.ticks_diff(now, self._next) < 0:
-                return
-            try:
-                s = self._sock = m.socket(m.AF_INET, m.SOCK_DGRAM)
-                s.setblocking(False)
-                r = self._rand
-                self._nonce = struct.pack("!II", r(1 << 30), r(1 << 30)) if r else __import__(
-                    "os").urandom(8)
-                req = bytearray(48)
-                req[0] = 0x1B  # LI 0, version 3, mode 3 (client)
-                req[40:48] = self._nonce
-                s.sendto(req, m.getaddrinfo(self.server, self.port)[0][-1])
-            except OSError:
-                self._done(now, self._t[2], 1)
-                return
-            self._sent = now
-            return
-        try:
-            data = s.recv(64)
-        except OSError as e:
-            if not e.args or e.args[0] not in (11, 35, 115, 119):
-                self._done(now, self._t[2], 1)
-            elif c.ticks_diff(now, self._sent) >= self._t[1]:  # EAGAIN: nothing yet, no wait
-                self._done(now, self._t[2], 1)
-            return
-        t = parse_reply(data, self._nonce)
-        if t is not None:  # else not our answer: keep waiting until the timeout
-            self.set(t + c.ticks_diff(now, self._sent) // 2000, now)
-            self._done(now, self._t[0], 0)
+        # an exchange is due or under way: its code is parked (gasguard.sntp), in the heap
+        # only while a request is in flight (ms to 3 s, once an hour)
+        from gasguard import sntp
 
-    def _done(self, now, wait, failed):
-        self.failures += failed
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            except Exception:
-                pass
-        self._sock = self._nonce = None
-        self._next = self.clock.ticks_add(now, wait)
+        done = sntp.step(self, now)
+        sntp = None
+        if done:
+            from gasguard.lazy import release
 
-
-def parse_reply(data, nonce):
-    """Unix seconds from an SNTP reply, or None if it is not a valid answer to nonce."""
-    if data is None or len(data) < 48:
-        return None
-    if data[0] & 7 != 4 or not 1 <= data[1] <= 15 or data[0] >> 6 == 3:
-        return None  # not a server reply, kiss-o'-death, or unsynchronised
-    if nonce is not None and bytes(data[24:32]) != bytes(nonce):
-        return None
-    t = struct.unpack_from("!I", data, 40)[0] - 2208988800  # NTP era 1900 -> unix
-    return t if t >= 1672531200 else None
+            release("sntp")
 
 
 class Reporter:

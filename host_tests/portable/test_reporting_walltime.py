@@ -2,7 +2,8 @@
 
 import struct
 
-from gasguard.reporter import WallTime, parse_reply
+from gasguard.reporter import WallTime
+from gasguard.sntp import parse_reply
 from ptest import raises
 from reporting_fakes import FakeNet
 from simboard import SimClock
