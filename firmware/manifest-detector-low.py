@@ -17,6 +17,7 @@ module("pins.py", base_path="../boards/esp32-detector", opt=3)
 package("gasguard", files=(
     "__init__.py",
     "app.py",
+    "app_cal.py",
     "boot.py",
     "boot_select.py",
     "button.py",

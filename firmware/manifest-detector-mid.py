@@ -18,6 +18,7 @@ package("gasguard", files=(
     "__init__.py",
     "active_id.py",
     "app.py",
+    "app_cal.py",
     "boot.py",
     "boot_select.py",
     "button.py",

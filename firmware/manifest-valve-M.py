@@ -56,5 +56,6 @@ package("gasguard", files=(
     "valve.py",
     "valve_app.py",
     "valve_cfg.py",
+    "valve_check.py",
     "valve_link.py",
 ), opt=3)

@@ -7,11 +7,9 @@ tests. Nothing here blocks; an exception in the detector itself propagates so th
 watchdog resets the device.
 """
 
-from gasguard.boot import copy
 from gasguard.device_base import DeviceApp
-from gasguard.service_proto import E_STATE, E_UNSUPPORTED, ServiceError
+from gasguard.service_proto import E_UNSUPPORTED, ServiceError
 
-CAL_BACKUP = "calibration.bak"
 # Top-level config sections of a detector; link/net/report/identity/modbus are read by
 # gasguard.devices (the builder: interlock link, platform, RS-485).
 SECTIONS = ("detector", "service", "app", "board", "link", "net", "report", "identity",
@@ -137,155 +135,26 @@ class DetectorApp(DeviceApp):
         d["faults"] = st.get("faults")
         return d
 
-    # calibration -----------------------------------------------------------
-    def _channel(self, gas):
-        ch = self._chans.get(gas)
-        if ch is None:
-            raise ServiceError(E_UNSUPPORTED, "this device has no %s channel" % gas)
-        return ch
+    # calibration: the CAL facade is loaded per request ------------------------
+    def __getattr__(self, name):
+        """cal_get/cal_zero/cal_span/cal_commit/cal_abort/cal_revert: gasguard.app_cal,
+        loaded for the call and released after it (docs/heap-budget.md)."""
+        if name.startswith("cal_"):
+            return lambda *args: self._cal(name, args)
+        raise AttributeError(name)
 
-    def cal_get(self):
-        from gasguard import calibration
+    def _cal(self, name, args):
+        from gasguard import app_cal, lazy
 
-        rec = calibration.load(self.store)
-        chans = {}
-        for gas in rec.gases():
-            chans[gas] = rec.get(gas).as_dict()
-        return {"problem": rec.problem, "channels": chans, "staged": copy(self._staged)}
+        try:
+            return getattr(app_cal, name)(self, *args)
+        finally:
+            app_cal = None
+            lazy.release("app_cal")
 
     def _reading_uv(self, ch):
         uv = getattr(ch, "filtered_uv", None)
         return ch.raw_uv if uv is None else uv
-
-    def cal_zero(self, gas):
-        from gasguard import calibration
-
-        ch = self._channel(gas)
-        if ch.fault not in (None, "cal_missing", "end_of_life"):
-            raise ServiceError(E_STATE, "channel %s is faulted (%s): cannot take zero" % (gas, ch.fault))
-        uv = self._reading_uv(ch)
-        calibration.compute_zero(ch.model, uv)  # CalibrationError names the reason
-        calibration.check_clean_air(ch.model, uv, self._alarm_points(gas)[0][1] // 2)
-        self._check_stable(gas, uv, "zero")
-        self._staged[gas] = {"zero_uv": uv}
-        return {"ch": gas, "zero_uv": uv}
-
-    def _alarm_points(self, gas):
-        """(true ppm x10, must read at least) points a committed calibration must pass,
-        against the sensor's own nominal model (docs/calibration.md, "Plausibility")."""
-        cfg = self.detector.cfg
-        rng = self._channel(gas).model.range_ppm_x10
-        if gas == "ch4":
-            l1 = cfg["ch4_low_x10"]
-            return ((min(2 * l1, rng), l1), (rng, l1))
-        # CO: the UL 2034 / GB 15322.2 points 150 and 400 ppm must read at least 85 % (a lower
-        # reading moves the dose-based alarm out of the standard's time window)
-        return ((min(1500, rng), min(1275, rng * 85 // 100)),
-                (min(4000, rng), min(3400, rng * 85 // 100)))
-
-    def _check_stable(self, gas, uv, what):
-        """The reading must have stayed within 1 % + 2 mV over the last 10..20 s (right
-        after boot there is no such band yet: refused)."""
-        from gasguard.calibration import CalibrationError
-
-        st = self._stab.get(gas)
-        if st is None:
-            return
-        moved = max(st[1], st[3]) - min(st[0], st[2])
-        if moved > uv // 100 + 2000:
-            raise CalibrationError("%s: the reading moved %d µV in the last 10 s: not stable, "
-                                   "wait and retry" % (what, moved))
-
-    def cal_span(self, gas, ppm):
-        ch = self._channel(gas)
-        st = self._staged.get(gas)
-        if not st or "zero_uv" not in st:
-            raise ServiceError(E_STATE, "take CAL ZERO %s before the span" % gas)
-        from gasguard import calibration
-
-        if ch.fault not in (None, "cal_missing", "end_of_life"):
-            raise ServiceError(E_STATE, "channel %s is faulted (%s): cannot take span" % (gas, ch.fault))
-        uv = self._reading_uv(ch)
-        self._check_stable(gas, uv, "span")
-        ppm_x10 = int(ppm * 10 + 0.5)
-        gain = calibration.compute_span(ch.model, st["zero_uv"], uv, ppm_x10)
-        st["span_uv"] = uv
-        st["span_ppm_x10"] = ppm_x10
-        return {"ch": gas, "zero_uv": st["zero_uv"], "span_uv": uv, "span_ppm_x10": ppm_x10,
-                "gain_pct": int(gain * 100 + 0.5)}
-
-    def cal_commit(self, meta):
-        """Write the staged channels into the record (others kept), read back, apply."""
-        from gasguard import calibration
-
-        if not self._staged:
-            raise ServiceError(E_STATE, "nothing staged: CAL ZERO/SPAN first")
-        for gas, st in self._staged.items():
-            if "span_uv" not in st:
-                raise ServiceError(E_STATE, "channel %s has a zero but no span" % gas)
-        date = calibration.check_date(meta.get("date"))
-        op = meta.get("operator", "factory")
-        rec = calibration.load(self.store)
-        if rec.problem is not None:
-            rec = calibration.CalibrationRecord()
-        for gas, st in self._staged.items():
-            model = self._channel(gas).model
-            rec = rec.with_zero(model, st["zero_uv"], date, op)
-            rec = rec.with_span(model, st["span_uv"], st["span_ppm_x10"], date, op)
-            # the firmware's own check: with this calibration the alarm points are reached
-            calibration.check_alarms(model, rec.get(gas), self._alarm_points(gas))
-        prev = self.store.read(calibration.STORE_NAME)
-        self.store.write(CAL_BACKUP, prev if prev is not None else b"")
-        calibration.save(self.store, rec)
-        back = calibration.load(self.store)
-        for gas in self._staged:
-            if back.get(gas) != rec.get(gas):
-                raise ServiceError(E_STATE, "read-back of the calibration differs")
-        gases = sorted(self._staged.keys())
-        self._staged = {}
-        self._reload_cal(gases)
-        self.emit({"event": "calibration", "channels": gases, "operator": op, "date": date})
-        out = {}
-        for gas in gases:
-            out[gas] = back.get(gas).as_dict()
-        return {"committed": out}
-
-    def cal_abort(self):
-        self._staged = {}
-
-    def cal_revert(self):
-        """Put back the record that the last CAL COMMIT replaced (one level of undo)."""
-        from gasguard import calibration
-
-        bak = self.store.read(CAL_BACKUP)
-        if bak is None:
-            raise ServiceError(E_STATE, "nothing to revert")
-        if bak:
-            self.store.write(calibration.STORE_NAME, bak)
-        else:
-            self.store.remove(calibration.STORE_NAME)
-        self.store.remove(CAL_BACKUP)
-        self._staged = {}
-        gases = sorted(self._gases)
-        self._reload_cal(gases)
-        self.emit({"event": "calibration", "channels": gases, "reverted": True})
-        return self.cal_get()
-
-    def _reload_cal(self, gases):
-        from gasguard import calibration
-
-        rec = calibration.load(self.store)
-        for gas in gases:
-            ch = self._channel(gas)
-            if hasattr(ch, "set_calibration"):
-                ch.set_calibration(rec.get(gas))
-                continue
-            ch.cal = rec.get(gas)
-            try:
-                calibration.apply(ch.model, ch.cal)
-                ch.cal_problem = None
-            except calibration.CalibrationError as e:
-                ch.cal_problem = str(e)
 
     # actions ----------------------------------------------------------------
     def self_test(self):

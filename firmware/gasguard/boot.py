@@ -1,7 +1,8 @@
 """What every device does at boot, whatever it is: boot count, maintenance flag, config.
 
-Shared by gasguard.app (detector) and gasguard.valve_app (valve) and by the boards'
-main.py; small on purpose, so a valve does not load the detector application to get it.
+Shared by gasguard.device_base and the builder (gasguard.devices). Boot-only code
+(gasguard.lazy.BOOT_ONLY): released before the loop; the record names are plain strings
+the resident code may keep.
 """
 
 import json
@@ -38,27 +39,5 @@ def bump_boot_count(store):
     return n
 
 
-def load_config(store, default):
-    """The persisted config (written by the service CFG command) when valid, else a copy
-    of the given default."""
-    try:
-        cfg = json.loads(record.unseal(store.read(CONFIG_NAME)))
-        if isinstance(cfg, dict):
-            return cfg
-    except (record.RecordError, ValueError):
-        pass
-    return copy(default or {})
-
-
 def copy(d):
     return json.loads(json.dumps(d))
-
-
-class NullConsole:
-    """For boards without a service line."""
-
-    def read(self, n):
-        return None
-
-    def write(self, b):
-        return len(b)

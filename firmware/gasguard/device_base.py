@@ -22,10 +22,11 @@ reaches its main loop. A stored config it cannot use is refused (fault config_in
 status and an event) and the device runs on the config given at boot, else on its defaults.
 """
 
+import json
 from array import array
 
 from gasguard import VERSION
-from gasguard.boot import KEY_NAME, MAINT_NAME, bump_boot_count, copy
+from gasguard.boot import KEY_NAME, MAINT_NAME  # (str: nothing of the boot-only module is kept)
 from gasguard.eventlog import EventLog
 from gasguard.service_proto import PROTOCOL
 
@@ -50,6 +51,8 @@ class DeviceApp:
         self.clock = clock = board.clock
         self.store = store
         self.board_name = board_name
+        from gasguard.boot import bump_boot_count  # boot-only (gasguard.lazy.BOOT_ONLY)
+
         self.boot_count = bump_boot_count(store)
         if reset_cause is None:
             rc = getattr(board, "reset_cause", None)
@@ -81,13 +84,13 @@ class DeviceApp:
         """Build the core on the first config that works, then the service console on it."""
         from gasguard.boot_select import boot  # boot-only code (gasguard.lazy.BOOT_ONLY)
 
-        from gasguard.boot import NullConsole
         from gasguard.service import Service
 
         def make():  # a refused service section falls back like any other
             build()
-            self.service = Service(getattr(self.board, "console", None) or NullConsole(),
-                                   self, self.clock, self.config.get("service"), rng=rng,
+            # (a board without a service line: console None, the service reads nothing)
+            self.service = Service(getattr(self.board, "console", None), self, self.clock,
+                                   self.config.get("service"), rng=rng,
                                    button_at_boot=self.button_at_boot)
 
         boot(self, given, make, fallbacks)
@@ -323,7 +326,7 @@ class DeviceApp:
         return self.store.read(KEY_NAME)
 
     def config_get(self, key=None):
-        return copy(self.config)
+        return json.loads(json.dumps(self.config))
 
     def config_set(self, key, value):
         from gasguard.config_write import config_set

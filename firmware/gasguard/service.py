@@ -69,7 +69,8 @@ class Service:
     def poll(self):
         """Read what is waiting (at most `chunk` bytes), handle complete lines; never waits."""
         now = self.clock.ticks_ms()
-        data = self.console.read(self.chunk)
+        con = self.console  # None: a board without a service line
+        data = con.read(self.chunk) if con is not None else None
         if not data:
             if (self._n or self._overflow or self._garbage) and self.clock.ticks_diff(
                 now, self._last_rx
