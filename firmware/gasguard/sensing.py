@@ -515,31 +515,6 @@ class Channel:
         else:
             self._set_bits(self.fault_bits | F_CAL)
 
-    def reset(self):
-        """Power-on state: warm-up restarts, filters and fault debouncers clear."""
-        self.pipeline.reset()
-        self.ppm_x10 = 0
-        self.raw_uv = 0
-        self.filtered_uv = 0
-        self.over_range = False
-        self.samples = 0
-        self._refill = False
-        self._last_t = self.clock.ticks_ms()
-        self._warm_elapsed = 0
-        self.warming_up = self.warmup_ms > 0
-        self._bad = [0, 0, 0]  # consecutive bad samples: short, open, range
-        self._good = [0, 0, 0]
-        self._stuck_lo = 0
-        self._stuck_hi = 0
-        self._stuck_elapsed = 0
-        self._stuck_warm_edge = False
-        bits = 0
-        if self.cal_problem is not None:
-            bits |= F_CAL
-        if self.age_days >= self.service_life_days:
-            bits |= F_EOL
-        self._set_bits(bits)
-
     # --- inputs from the app ---------------------------------------------------------
     def set_age_days(self, days):
         if isinstance(days, bool) or not isinstance(days, int) or days < 0 or days > 100000:

@@ -375,7 +375,23 @@ def Channel(adc, clock, model, cal, cfg=None):
     ch.age_days = 0
     ch.fault_bits = 0
     ch._apply_cal(cal)
-    ch.reset()
+    # power-on state: warming up, filters and fault debouncers clear
+    ch.ppm_x10 = 0
+    ch.raw_uv = 0
+    ch.filtered_uv = 0
+    ch.over_range = False
+    ch.samples = 0
+    ch._refill = False
+    ch._last_t = clock.ticks_ms()
+    ch._warm_elapsed = 0
+    ch.warming_up = ch.warmup_ms > 0
+    ch._bad = [0, 0, 0]  # consecutive bad samples: short, open, range
+    ch._good = [0, 0, 0]
+    ch._stuck_lo = 0
+    ch._stuck_hi = 0
+    ch._stuck_elapsed = 0
+    ch._stuck_warm_edge = False
+    ch._set_bits(sensing.F_CAL if ch.cal_problem is not None else 0)
     return ch
 
 
