@@ -158,3 +158,40 @@ def test_detector_long_press_opens_the_window_with_presence_from_factory_mode():
     svc.factory_via = "button"
     sink.event({"event": "button", "press": "long"})
     assert rig.det.pairing and rig.det._force
+
+
+def test_no_room_to_load_the_pairing_code_fails_the_press_not_the_link():
+    # The pairing code is parked (docs/heap-budget.md): a press when it cannot be loaded
+    # says so (pair_failed / no_memory) and the link, its key and the close go on as before.
+    import sys
+
+    import gasguard
+
+    class NoRoom:
+        def __getattr__(self, name):
+            raise MemoryError("no room for link_pair")
+
+    rig = _rig("noroom")
+    rig.run(2000)
+    saved = sys.modules.get("gasguard.link_pair")
+    try:
+        for link in (rig.det, rig.valve.link):  # (each failed press releases the module)
+            sys.modules["gasguard.link_pair"] = NoRoom()
+            setattr(gasguard, "link_pair", sys.modules["gasguard.link_pair"])
+            link.pair_button()
+    finally:
+        sys.modules.pop("gasguard.link_pair", None)
+        if saved is not None:
+            sys.modules["gasguard.link_pair"] = saved
+        try:
+            delattr(gasguard, "link_pair")
+        except (AttributeError, KeyError):
+            pass
+    assert not rig.det.pairing and not rig.valve.link.pairing
+    assert _failed(rig, "D", "no_memory") and _failed(rig, "V", "no_memory"), rig.events
+    assert rig.det.key == KEY and rig.valve.link.key == KEY
+    rig.det.close("co")
+    assert rig.run_until(lambda: rig.det.state == "confirmed", 3000) is not None
+    assert not rig.board.is_open
+    rig.det.pair_button()  # with room again, a press opens the window
+    assert rig.det.pairing
