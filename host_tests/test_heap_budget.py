@@ -31,7 +31,7 @@ BUDGET = {
     ("detector", "low"): 75 * 1024,  # -1 KB: console framing only resident (heap-budget.md)
     # detector -1 KB: its construction boot-only (heap-budget.md, the detector core)
     ("detector", "mid"): 90 * 1024,  # +1 KB: pairing needs a person at both ends (heap-budget.md)
-    ("detector", "high"): 91 * 1024,  # -1 KB: interlock construction parked (heap-budget.md)
+    ("detector", "high"): 90 * 1024,  # -1 KB: interlock construction parked (heap-budget.md)
     ("valve", "M"): 59 * 1024,  # -1 KB: console framing only resident (heap-budget.md)
 }
 # Largest live heap at any checkpoint of the day, same units.
@@ -49,7 +49,7 @@ PEAK = {
     # detector -1 KB: profiles gone once the detector is built (heap-budget.md)
     # -0.8 KB: the SNTP exchange parked (heap-budget.md)
     # -3 KB detector, -1 KB valve: CAL facade and valve self-test per use (heap-budget.md)
-    ("detector", "low"): 91 * 1024,  # +1 KB: calibration plausibility checks (heap-budget.md)
+    ("detector", "low"): 90 * 1024,  # +1 KB: calibration plausibility checks (heap-budget.md)
     ("detector", "mid"): 106 * 1024,  # +1 KB: pairing (heap-budget.md); -4 KB: link (same)
     ("detector", "high"): 106 * 1024,
     ("valve", "M"): 90 * 1024,  # -3 KB: interlock link; -1 KB: valve controller (heap-budget.md)

@@ -54,13 +54,6 @@ class COAlarm:
         self.active = False
         self._low_ms = 0  # time at/below the no-alarm level while active
 
-    def reset(self):
-        self.dose = 0
-        self._rem = 0
-        self._wash_ms = 0
-        self.active = False
-        self._low_ms = 0
-
     def dose_pct(self):
         """Dose as an integer percentage of one alarm dose (for status)."""
         return (self.dose * 100) >> 24

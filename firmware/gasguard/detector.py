@@ -208,7 +208,7 @@ class Hush:
         sounding = det._sounding()
         if det.gases[0].level >= 2:
             reason = "ch4_high"  # never silenced
-        elif not (sounding or det._faulted()):
+        elif not (sounding or det.any_fault()):
             return {"hushed": False, "reason": "nothing_to_hush"}
         elif det.hushed:
             reason = "already_hushed"  # a second HUSH does not extend the window
@@ -414,16 +414,13 @@ class Detector:
                 return True
         return False
 
-    def _faulted(self):
+    def any_fault(self):
+        """True while any fault is active (allocation-free, for the Modbus state word)."""
         for g in self.gases:
             if g.fault is not None:
                 return True
         f = self._flt
         return (f.supply is not None or f.missing or f.sink() or bool(self.refused_faults))
-
-    def any_fault(self):
-        """True while any fault is active (allocation-free, for the Modbus state word)."""
-        return self._faulted()
 
     def device_faults(self):
         """The faults outside the gas channels as bits (Faults.word, docs/modbus.md)."""
@@ -473,7 +470,7 @@ class Detector:
     def _render(self):
         if self._st is None:  # else the self-test drives the outputs
             co = self._co
-            self.outputs.show(self.gases[0].level, co is not None and co.level, self._faulted(),
+            self.outputs.show(self.gases[0].level, co is not None and co.level, self.any_fault(),
                               self.ready, self.hushed, self._chirp)
 
     # ------------------------------------------------------------------ self-test
@@ -501,7 +498,7 @@ class Detector:
         self.emit({"event": "button", "press": "long" if long else "short"})
         if long:
             return self.reset_latches()
-        if self._sounding() or self._faulted():
+        if self._sounding() or self.any_fault():
             return self.hush()
         return self.self_test()
 

@@ -33,12 +33,6 @@ class MethaneLevel:
         self.below_ms = 0  # time continuously below the release point while ON
         self.prev_above = False  # previous sample was at/above the compared threshold
 
-    def reset(self):
-        self.active = False
-        self.pending_ms = 0
-        self.below_ms = 0
-        self.prev_above = False
-
     def update(self, x10, dt_ms):
         """Feed one reading (ppm x 10) held for dt_ms; return True if the state changed."""
         if dt_ms < 0:
@@ -116,7 +110,3 @@ class MethaneAlarm:
         """Add the methane figures to a gas path's status dict."""
         d["pct_lel_x10"] = (d["ppm_x10"] * 10) // self.lel
         d["pending_ms"] = self.low.pending_ms
-
-    def reset(self):
-        self.low.reset()
-        self.high.reset()

@@ -143,14 +143,6 @@ class Outputs:
         else:
             b.set(OFF)
 
-    def all(self, red, yellow, green, buzzer):
-        """Set the four indicators at once (the self-test sequence)."""
-        self.red.set(red)
-        self.yellow.set(yellow)
-        self.green.set(green)
-        if buzzer is not None:
-            self.buzzer.set(buzzer)
-
     def poll(self):
         now = self.clock.ticks_ms()
         self.green.poll(now)

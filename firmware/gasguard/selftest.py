@@ -14,6 +14,14 @@ from gasguard.methane_alarm import MethaneLevel
 from gasguard.outputs import BEEP_L1, OFF, ON
 
 
+def _show(o, red, yellow, green, buzzer):
+    o.red.set(red)
+    o.yellow.set(yellow)
+    o.green.set(green)
+    if buzzer is not None:
+        o.buzzer.set(buzzer)
+
+
 class SelfTest:
     def __init__(self, det):
         faults = []
@@ -46,7 +54,7 @@ class SelfTest:
         self.faults = faults
         self.start = det.clock.ticks_ms()
         det._st = self
-        det.outputs.all(ON, ON, ON, BEEP_L1)
+        _show(det.outputs, ON, ON, ON, BEEP_L1)
         det._relay_update()  # self_test_relay: the relay is part of the test
         det.emit({"event": "self_test", "state": "start"})
 
@@ -58,11 +66,11 @@ class SelfTest:
         if el >= 4000:
             self.end(det, "fail" if self.faults else "pass")
         elif el >= 3000:
-            o.all(OFF, OFF, ON, OFF)
+            _show(o, OFF, OFF, ON, OFF)
         elif el >= 2000:
-            o.all(OFF, ON, OFF, OFF)
+            _show(o, OFF, ON, OFF, OFF)
         elif el >= 1000:
-            o.all(ON, OFF, OFF, None)
+            _show(o, ON, OFF, OFF, None)
 
     def end(self, det, result):
         ev = {"event": "self_test", "state": "end", "result": result}
