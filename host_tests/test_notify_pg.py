@@ -41,6 +41,27 @@ def test_store_ingest_and_claims_on_postgresql(postgres):
     other.close()
 
 
+def test_instances_starting_together_on_a_new_database_all_start(postgres):
+    """CREATE TABLE IF NOT EXISTS races with itself on PostgreSQL (one of two instances
+    started at once died on the catalogue's unique index, seen in bench_notify)."""
+    for _ in range(3):
+        url = postgres.new_database()
+        errors = []
+
+        def start():
+            try:
+                open_store(url).close()
+            except Exception as e:  # noqa: BLE001 - the test reports whatever it was
+                errors.append(e)
+
+        threads = [threading.Thread(target=start) for _ in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(30)
+        assert errors == []
+
+
 def test_two_instances_share_the_load_nothing_lost_nothing_twice(tmp_path, postgres, receiver):
     url = postgres.new_database()
     broker = Mosquitto(tmp_path).start()

@@ -125,6 +125,7 @@ class Store:
 
     def init(self):
         with self.tx() as t:
+            self._init_lock(t)
             for stmt in self.sql(SCHEMA).split(";"):
                 if stmt.strip():
                     t.cur.execute(stmt)
@@ -132,6 +133,9 @@ class Store:
                 if column not in self._columns(t, table):
                     t.cur.execute("ALTER TABLE %s ADD COLUMN %s %s" % (table, column, kind))
         return self
+
+    def _init_lock(self, t):
+        pass  # SQLite: BEGIN IMMEDIATE already lets one process at a time create the tables
 
     def close(self):
         with self._lock:
@@ -200,6 +204,11 @@ class SqliteStore(Store):
 
 class PostgresStore(Store):
     dialect = "postgresql"
+
+    def _init_lock(self, t):
+        # CREATE TABLE IF NOT EXISTS is not safe against itself: two instances starting at
+        # once on a new database both try, and one fails on the catalogue's unique index
+        t.q("SELECT pg_advisory_xact_lock(7146300131)")
 
     def _columns(self, t, table):
         return {r[0] for r in t.all("SELECT column_name FROM information_schema.columns WHERE "
