@@ -160,3 +160,23 @@ def test_valve_reopened_by_hand_during_the_alarm_is_closed_again():
     s.state = "idle"  # reopened after the gas is gone: left open (reopening is the user's)
     run(b, d, 10)
     assert len(s.causes) == 3
+
+
+def test_every_close_goes_through_one_guarded_path():
+    b, d, ch, evs, s, _ = make()
+    run(b, d, 2)
+
+    class Broken(Sink):
+        def close(self, cause):
+            raise OSError(5)
+
+    d.interlocks.insert(0, Broken())
+    assert d.close("test") == 2  # ITEST, a remote command: the same path as an alarm
+    assert s.causes == ["test"] and d.sink_errors == 1
+    assert kinds(evs, "interlock")[-1][1] == {"event": "interlock", "state": "close",
+                                               "cause": "test", "sinks": 2}
+    assert d.interlock_cause is None and d.interlock_count == 0  # not an alarm's request
+    ch["ch4"].ppm_x10 = 200000
+    run(b, d, 20)
+    assert s.causes == ["test", "ch4_high"] and d.interlock_cause == "ch4_high"
+    assert d.interlock_count == 1 and d.sink_errors > 2  # the broken one is asked again

@@ -149,3 +149,33 @@ def test_hush_ends_when_the_co_concentration_rises():
     run(b, d, 2)
     assert not d.hushed
     assert kinds(evs, "hush")[-1][1]["reason"] == "co_rising"
+
+
+def test_self_test_code_is_in_the_heap_only_while_a_test_runs():
+    import sys
+
+    b, d, ch, evs, s, _ = make()
+    run(b, d, 3)
+    assert "gasguard.profiles" not in sys.modules  # config code gone once the detector is built
+    assert d.self_test()["started"] and d.status()["self_test"]
+    assert "gasguard.selftest" in sys.modules
+    assert d.self_test() == {"started": False, "reason": "running"}
+    run(b, d, 6)
+    assert kinds(evs, "self_test")[-1][1]["result"] == "pass"
+    assert "gasguard.selftest" not in sys.modules and not d.status()["self_test"]
+
+
+def test_a_self_test_that_cannot_start_leaves_the_alarm_path_running():
+    b, d, ch, evs, s, _ = make()
+    run(b, d, 3)
+
+    def no_memory():
+        raise MemoryError("memory allocation failed")
+
+    ch["ch4"].sample = no_memory  # the self-test's fresh sample fails as a load would
+    assert d.self_test() == {"started": False, "reason": "unavailable"}
+    del ch["ch4"].sample
+    assert not kinds(evs, "self_test")
+    ch["ch4"].ppm_x10 = 200000
+    run(b, d, 20)
+    assert d.alarm_level("ch4") == 2 and s.causes == ["ch4_high"] and b.relay.value() == 1
