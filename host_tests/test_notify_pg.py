@@ -12,8 +12,8 @@ import pytest
 from gasguard_tools.notify import config as cfgmod
 from gasguard_tools.notify.ingest import Ingestor
 from gasguard_tools.notify.store import open_store
-from notify_fixtures import (NotifyProcess, Publisher, alarm, receiver, status,  # noqa: F401
-                             storm_broker, topic)
+from notify_fixtures import (NotifyProcess, Publisher, alarm, receiver, state,  # noqa: F401
+                             status, storm_broker, topic)
 from pg_fixtures import postgres  # noqa: F401
 from reporting_fixtures import Mosquitto, wait_for
 
@@ -196,3 +196,37 @@ def test_missing_postgresql_skips_or_fails_under_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI"):
         pf.pg_bin()
+
+
+def test_one_devices_messages_taken_by_two_instances_at_once_open_one_incident(postgres):
+    """Level 1 and level 2 of one alarm reach two instances at the same moment: the device's
+    row lock makes them take turns, so there is one incident (one escalation), not two."""
+    url = postgres.new_database()
+    stores = [open_store(url) for _ in range(2)]
+    cfgmod.import_config(stores[0], cfgmod.check({
+        "recipients": {"a": {"endpoints": [{"channel": "console"}]}},
+        "sites": [{"name": "s", "devices": ["*"], "tiers": ["a"]}]}))
+    ings = [Ingestor(s, lambda s=s: cfgmod.Directory.load(s)) for s in stores]
+    devs = ["88.118.6/GDH.261202.%05dR" % i for i in range(40)]
+    for d in devs:
+        on = state(d, 1, 1)                       # a device we know already (its row exists)
+        ings[0].handle(topic(on), json.dumps(on).encode())
+        msgs = [alarm(d, 1, 4, level=1), alarm(d, 1, 5, level=2)]
+        go = threading.Barrier(2)
+
+        def run(k, m=msgs):
+            go.wait()
+            ings[k].handle(topic(m[k]), json.dumps(m[k]).encode())
+
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(30)
+    with stores[0].tx() as t:
+        per_dev = dict(t.all("SELECT dev, COUNT(*) FROM incidents GROUP BY dev"))
+        levels = dict(t.all("SELECT dev, level FROM incidents"))
+    assert per_dev == {d: 1 for d in devs}
+    assert set(levels.values()) == {2}
+    for s in stores:
+        s.close()

@@ -104,12 +104,13 @@ class Ingestor:
                        ctx, now)
 
     def _device(self, t, dev, now):
+        # the device's row, locked until the commit: instances sharing a database handle one
+        # device's messages one at a time (else an alarm's level 1 and level 2, taken by two
+        # instances at once, could each open an incident). SQLite: BEGIN IMMEDIATE already.
+        t.q("INSERT INTO devices (dev, updated) VALUES (?, ?) ON CONFLICT (dev) DO NOTHING",
+            (dev, now))
         row = t.one("SELECT online, offline_notified, relay, valve, interlock, lost_safety FROM "
-                    "devices WHERE dev=?", (dev,))
-        if row is None:
-            t.q("INSERT INTO devices (dev, updated) VALUES (?, ?) ON CONFLICT (dev) DO NOTHING",
-                (dev, now))
-            return {}
+                    "devices WHERE dev=? {FOR_UPDATE}", (dev,))
         return dict(zip(DEVICE_FIELDS, row))
 
     def _reading(self, dev, r, msg, now):

@@ -65,9 +65,10 @@ ADDED_COLUMNS = (("deliveries", "sent_by", "TEXT"), ("devices", "reading_boot", 
                  ("devices", "reading_up_ms", "BIGINT"), ("devices", "lost_safety", "BIGINT"))
 
 DIALECTS = {
-    "sqlite": {"ID": "INTEGER PRIMARY KEY AUTOINCREMENT", "REAL": "REAL", "SKIP_LOCKED": ""},
+    "sqlite": {"ID": "INTEGER PRIMARY KEY AUTOINCREMENT", "REAL": "REAL", "SKIP_LOCKED": "",
+               "FOR_UPDATE": ""},
     "postgresql": {"ID": "BIGSERIAL PRIMARY KEY", "REAL": "DOUBLE PRECISION",
-                   "SKIP_LOCKED": "FOR UPDATE SKIP LOCKED"},
+                   "SKIP_LOCKED": "FOR UPDATE SKIP LOCKED", "FOR_UPDATE": "FOR UPDATE"},
 }
 
 
