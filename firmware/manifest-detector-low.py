@@ -21,6 +21,7 @@ package("gasguard", files=(
     "boot.py",
     "boot_select.py",
     "button.py",
+    "cal_math.py",
     "calibration.py",
     "canon.py",
     "co_alarm.py",

@@ -6,7 +6,7 @@ import math
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
 
-from gasguard import calibration, sensors
+from gasguard import cal_math, calibration, sensors
 from gasguard.calibration import CalibrationError, CalibrationRecord, ChannelCal
 from gasguard.sensing import exp2_q12, log2_q12
 from gasguard.sensors import Channel, Clamp, DeltaReject, Ema, Median, MovingAverage
@@ -258,19 +258,19 @@ def test_co_zero_span_compute_then_apply_gives_reference(zero, sens, ref):
 @given(mos_cfg, uv, uv, st.integers(1, 200000))
 def test_refused_calibration_changes_nothing(cfg, z, s, ref):
     m = _mos(cfg)
-    before = calibration.state(m)
+    before = cal_math.state(m)
     rec = CalibrationRecord()
     try:
         rec2 = rec.with_zero(dict(cfg, model="mq4"), z, 20260101, "p")
     except CalibrationError:
-        assert calibration.state(m) == before and rec.gases() == []
+        assert cal_math.state(m) == before and rec.gases() == []
         return
     try:
         rec3 = rec2.with_span(dict(cfg, model="mq4"), s, ref, 20260101, "p")
     except CalibrationError:
         assert rec2.get("ch4").span_uv is None
         return
-    lo, hi = calibration.zero_window(m)
+    lo, hi = cal_math.zero_window(m)
     assert lo <= rec3.get("ch4").zero_uv <= hi
     assert s > z
 
@@ -315,12 +315,12 @@ def test_sample_path_stays_in_31_bit_small_ints(kind, data, seq, filt, temp, rh)
             model = mods["sensors"].MethaneMOS(dict(cfg, model="mq4"))
         except ConfigError:
             assume(False)
-        zero = data.draw(st.integers(*mods["calibration"].zero_window(model)))
+        zero = data.draw(st.integers(*mods["cal_math"].zero_window(model)))
         cal = mods["calibration"].ChannelCal("ch4", "mq4", zero)
     else:
         cfg = data.draw(co_cfg)
         model = mods["sensors"].ElectrochemCO(cfg)
-        lo, hi = mods["calibration"].zero_window(model)
+        lo, hi = mods["cal_math"].zero_window(model)
         cal = mods["calibration"].ChannelCal("co", "ec_co", max(0, data.draw(st.integers(lo, hi))))
     it = iter(seq * 16)
     adc = SimAnalogIn(lambda: next(it), full_scale_uv=3300000)

@@ -16,16 +16,18 @@ Every change goes through a check that names the reason (CalibrationError, a
 ValueError) and builds a new record; a refused value changes nothing. There is no
 automatic baseline correction: zero and span only change by an explicit service step.
 
-Also here: the zero/span math of the sensor models (clean-air windows, span gains and their
-plausibility, the state to restore after a trial). This module is boot/CAL-time code
-(gasguard.lazy.BOOT_ONLY): what the alarm path keeps of a calibration is the model's state,
-plain integers applied with `model.set_cal()` (gasguard.sensing).
+The zero/span math of the sensor models and the CAL checks are gasguard.cal_math, a part of
+this module loaded when a record is applied or a step is checked (reading the record, `CAL?`,
+does not load it). This module is boot/CAL-time code (gasguard.lazy.BOOT_ONLY): what the
+alarm path keeps of a calibration is the model's state, plain integers applied with
+`model.set_cal()` (gasguard.sensing).
 """
 
 import struct
 
 from gasguard import record
-from gasguard.sensing import CalibrationError, ElectrochemCO, exp2_q12, log2_q12
+from gasguard.lazy import release
+from gasguard.sensing import CalibrationError
 
 try:
     from micropython import const
@@ -41,138 +43,9 @@ MAX_OPERATOR = const(32)
 
 __all__ = (
     "CalibrationError", "ChannelCal", "CalibrationRecord", "load", "save", "apply",
-    "compute_zero", "compute_span", "check_date", "calibrate", "uncalibrate", "state",
-    "restore", "zero_window", "check_span_ppm",
+    "compute_zero", "compute_span", "check_date", "check_clean_air", "check_alarms",
 )
-
-
-def _model(model_or_cfg):
-    if isinstance(model_or_cfg, dict):
-        from gasguard.sensors import from_config  # a config (host tools, simulator)
-
-        return from_config(model_or_cfg)
-    return model_or_cfg
-
-
-# ---- the models' zero and span ----------------------------------------------------------
-# MethaneMOS: state (k_q12, span_q12, zero_uv), k = log2(RL/R0) from the zero, span_q12 the
-# log2 gain; ElectrochemCO: state (zero_cal, s_cal), the zero µV and the sensitivity S.
-
-
-def state(m):
-    """The model's calibration state, to restore after a trial calibration."""
-    if isinstance(m, ElectrochemCO):
-        return (m.zero_cal, m.s_cal)
-    return (m.k_q12, m.span_q12, m.zero_uv)
-
-
-def restore(m, st):
-    m.set_cal(*st)
-
-
-def uncalibrate(m):
-    m.set_cal(*m.nominal)
-
-
-def zero_window(m):
-    """The plausible clean-air readings (lo, hi) µV for a zero."""
-    if isinstance(m, ElectrochemCO):
-        return m.zero_nominal - m.zero_tol, m.zero_nominal + m.zero_tol
-    # more Rs -> fewer µV
-    return _rs_uv(m, m.rs_air_max), _rs_uv(m, m.rs_air_min)
-
-
-def _rs_uv(m, rs_ohm):
-    """ADC µV for a MOS sensor resistance."""
-    return m.vtop_uv * m.rl_ohm // (m.rl_ohm + rs_ohm)
-
-
-def _ratio_q12(m, uv):
-    """log2((Vtop - v)/v) = log2(Rs/RL), v clipped into 1..Vtop-1 (as sensing's forward path)."""
-    vt = m.vtop_uv
-    if uv < 1:
-        uv = 1
-    elif uv > vt - 1:
-        uv = vt - 1
-    return log2_q12(vt - uv) - log2_q12(uv)
-
-
-def _raw_log(m, uv):
-    lr = _ratio_q12(m, uv) + m.k_q12 - m.comp_q12
-    if lr > 49152:
-        lr = 49152
-    elif lr < -49152:
-        lr = -49152
-    return m.c_q12 + ((m.b_q12 * lr) >> 12) + m.span_q12
-
-
-def check_span_ppm(m, span_ppm_x10):
-    if not isinstance(span_ppm_x10, int) or not (
-        m.span_min_ppm * 10 <= span_ppm_x10 <= m.range_ppm * 10
-    ):
-        raise CalibrationError(
-            "span gas %r ppm×10 is outside %d..%d ppm for %s"
-            % (span_ppm_x10, m.span_min_ppm, m.range_ppm, m.name))
-
-
-def _mos_gain(m, zero_uv, span_uv, span_ppm_x10):
-    """log2 of the MOS span gain (reference / reading after zero), Q12; checks it."""
-    saved = state(m)
-    try:
-        m.set_cal(m.air_q12 - _ratio_q12(m, zero_uv), 0, m.zero_uv)
-        raw = _raw_log(m, span_uv)
-        if raw is None or raw <= log2_q12(m.p_air):
-            raise CalibrationError(
-                "span reading %d µV is not above the clean-air zero %d µV" % (span_uv, zero_uv))
-        # reading after subtracting the clean-air term, as the forward path does
-        read = exp2_q12(raw) - m.p_air
-        if read < 1:
-            raise CalibrationError("span reading %d µV is at the zero" % span_uv)
-        # gain g: a·g·r^b - a·g·air^b = ref  ->  g = ref / read
-        g = log2_q12(span_ppm_x10) - log2_q12(read)
-    finally:
-        restore(m, saved)
-    if g < m.gain_lo_q12 or g > m.gain_hi_q12:
-        raise CalibrationError(
-            "span gain %d/4096 (log2) outside the plausible band %r..%r"
-            % (g, m.gain_min, m.gain_max))
-    return g
-
-
-def _co_s(m, zero_uv, span_uv, span_ppm_x10):
-    """The CO sensitivity S from a span reading; checks the gain."""
-    d = span_uv - zero_uv
-    if d <= 0:
-        raise CalibrationError(
-            "span reading %d µV is not above the zero %d µV" % (span_uv, zero_uv))
-    s = (d * 64 + span_ppm_x10 // 2) // span_ppm_x10
-    # gain = reference / reading = S_nominal / S_cal
-    if s * m.gain_max < m.s_nominal or s * m.gain_min > m.s_nominal:
-        raise CalibrationError(
-            "span gain %.3f outside the plausible band %r..%r (sensitivity %d µV/ppm)"
-            % (m.s_nominal / s if s else 0.0, m.gain_min, m.gain_max, s * 10 // 64))
-    return s
-
-
-def calibrate(m, zero_uv, span_uv=None, span_ppm_x10=None):
-    """Apply a zero (and optional span) to model m; raises CalibrationError, changing nothing."""
-    lo, hi = zero_window(m)
-    co = isinstance(m, ElectrochemCO)
-    if not lo <= zero_uv <= hi:
-        if co:
-            raise CalibrationError(
-                "zero %d µV is outside the clean-air window %d..%d µV" % (zero_uv, lo, hi))
-        raise CalibrationError(
-            "zero %d µV is outside the clean-air window %d..%d µV (Rs %d..%d ohm)"
-            % (zero_uv, lo, hi, m.rs_air_min, m.rs_air_max))
-    if span_uv is not None:
-        check_span_ppm(m, span_ppm_x10)
-    if co:
-        s = m.s_nominal if span_uv is None else _co_s(m, zero_uv, span_uv, span_ppm_x10)
-        m.set_cal(zero_uv, s)
-        return
-    g = 0 if span_uv is None else _mos_gain(m, zero_uv, span_uv, span_ppm_x10)
-    m.set_cal(m.air_q12 - _ratio_q12(m, zero_uv), g, zero_uv)
+_M = []  # gasguard.cal_math, once loaded (_math())
 
 
 def check_date(date):
@@ -237,9 +110,9 @@ class ChannelCal:
             if self.model != model.name:
                 raise CalibrationError(
                     "record was made for sensor model %s, channel has %s" % (self.model, model.name))
-            calibrate(model, self.zero_uv, self.span_uv, self.span_ppm_x10)
+            _math().calibrate(model, self.zero_uv, self.span_uv, self.span_ppm_x10)
         except CalibrationError:
-            uncalibrate(model)
+            model.set_cal(*model.nominal)
             raise
 
     def __eq__(self, other):
@@ -260,75 +133,46 @@ def apply(model, cal):
     """Configure model with cal (a ChannelCal). On any problem the model is left on its
     nominal parameters and CalibrationError says why."""
     if cal is None:
-        uncalibrate(model)
+        model.set_cal(*model.nominal)
         raise CalibrationError("no calibration for this channel")
     cal.apply(model)
 
 
+def _math():
+    """gasguard.cal_math, loaded on first use and held by this module only: it is not left in
+    sys.modules, so it leaves the heap when calibration is released (lazy.BOOT_ONLY) without a
+    release list entry of its own."""
+    if not _M:
+        import gasguard.cal_math
+
+        _M.append(gasguard.cal_math)
+        release("cal_math")
+    return _M[0]
+
+
 def compute_zero(model_or_cfg, uv):
     """Check a clean-air reading as a zero for this sensor; return it (int µV)."""
-    m = _model(model_or_cfg)
-    _check_int("zero reading", uv, 0, 3300000)
-    lo, hi = zero_window(m)
-    if not lo <= uv <= hi:
-        raise CalibrationError(
-            "zero %d µV is outside the clean-air window %d..%d µV of %s" % (uv, lo, hi, m.name))
-    return uv
+    return _math().compute_zero(model_or_cfg, uv)
 
 
 def check_clean_air(model, uv, limit_x10):
     """A zero must be taken in clean air: the reading, converted by the sensor's nominal
-    model (its datasheet curve, no calibration), must be below limit_x10 (ppm x 10).
-    The model is left as it was."""
-    saved = state(model)
-    try:
-        uncalibrate(model)
-        got = model.ppm_x10(uv)
-    finally:
-        restore(model, saved)
-    if got >= limit_x10:
-        raise CalibrationError("zero: %d ppm by the sensor's clean-air model (limit %d): not clean "
-                               "air" % (got // 10, limit_x10 // 10))
+    model (its datasheet curve, no calibration), must be below limit_x10 (ppm x 10). The
+    model is left as it was (gasguard.cal_math)."""
+    _math().check_clean_air(model, uv, limit_x10)
 
 
 def check_alarms(model, cal, points):
     """The firmware's own end-to-end check of a calibration before it is committed: with cal
     applied, a sensor behaving as its nominal model at each (true_x10, must_x10) point must
-    read at least must_x10 (so the alarm set points are still reached). The model is left as
-    it was. CalibrationError names the first point that fails."""
-    saved = state(model)
-    try:
-        uncalibrate(model)
-        uvs = [model.uv(t) for t, _m in points]
-        calibrate(model, cal.zero_uv, cal.span_uv, cal.span_ppm_x10)
-        for i in range(len(points)):
-            t, need = points[i]
-            got = model.ppm_x10(uvs[i])
-            if got < need:
-                raise CalibrationError(
-                    "with this calibration %d ppm of gas reads %d ppm, below %d ppm: it would "
-                    "not alarm" % (t // 10, got // 10, need // 10))
-    finally:
-        restore(model, saved)
+    read at least must_x10 (gasguard.cal_math)."""
+    _math().check_alarms(model, cal, points)
 
 
 def compute_span(model_or_cfg, zero_uv, uv, ref_ppm_x10):
     """Check a span-gas reading against the zero; return the sensitivity gain as a float
     (reference / uncorrected reading; 1.0 = nominal). Raises CalibrationError."""
-    m = _model(model_or_cfg)
-    _check_int("span reading", uv, 0, 3300000)
-    compute_zero(m, zero_uv)
-    check_span_ppm(m, ref_ppm_x10)
-    saved = state(m)
-    try:
-        calibrate(m, zero_uv, uv, ref_ppm_x10)
-        if isinstance(m, ElectrochemCO):
-            gain = m.s_nominal / m.s_cal
-        else:
-            gain = 2.0 ** (m.span_q12 / 4096.0)
-    finally:
-        restore(m, saved)
-    return gain
+    return _math().compute_span(model_or_cfg, zero_uv, uv, ref_ppm_x10)
 
 
 class CalibrationRecord:
@@ -355,14 +199,14 @@ class CalibrationRecord:
     def with_zero(self, model_or_cfg, uv, date, operator):
         """A new record with gas's zero set from a clean-air reading. A new zero drops the
         old span point, which was measured against the old zero: redo the span."""
-        m = _model(model_or_cfg)
+        m = _math()._model(model_or_cfg)
         compute_zero(m, uv)
         c = ChannelCal(m.gas, m.name, uv, None, None, date, operator)
         return self._replace(c)
 
     def with_span(self, model_or_cfg, uv, ref_ppm_x10, date, operator):
         """A new record with a span point on top of the existing zero for the gas."""
-        m = _model(model_or_cfg)
+        m = _math()._model(model_or_cfg)
         old = self.channels.get(m.gas)
         if old is None:
             raise CalibrationError("span needs a zero first for %s" % m.gas)

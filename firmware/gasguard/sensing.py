@@ -14,7 +14,7 @@ these objects. Build them with gasguard.sensors (`from_config`, `Channel`,
 Sensor models (attributes set by gasguard.sensors, calibration by gasguard.calibration):
     gas, name                      "ch4"/"co", the config name
     ppm_x10(uv) -> int             forward path; clamps to 0..range_ppm_x10 and sets .status
-                                   to OK, OVER or UNDER
+                                   to OK, OVER or UNDER (gasguard.sensors)
     uv(ppm_x10) -> int             inverse, for the simulator, `gasguard replay` and the CAL
                                    alarm-point check (not on the sample path)
     set_cal(*state)                apply a calibration state (plain integers); `nominal` is
@@ -42,9 +42,12 @@ class CalibrationError(ValueError):
     (Re-exported by gasguard.calibration.)"""
 
 
-OK = const(0)
-OVER = const(1)  # above the measuring range: reported at full scale (never hidden)
-UNDER = const(2)  # physically implausible low reading (e.g. far below the zero)
+# model status (.status): OK, OVER (above the measuring range: reported at full scale, never
+# hidden), UNDER (physically implausible low reading, e.g. far below the zero); private
+# consts here (no globals), the names are gasguard.sensors.OK/OVER/UNDER
+_OK = const(0)
+_OVER = const(1)
+_UNDER = const(2)
 
 # ---- the one fault table of every sensing channel (ADC Channel, UART module, test doubles) --
 # A channel reports its active faults as bits of `fault_bits` and its top fault as the code
@@ -229,18 +232,18 @@ class MethaneMOS:
         elif lr < -49152:
             lr = -49152
         if lr > self.high_q12:
-            self.status = UNDER  # Rs far above clean air: heater or element failure
+            self.status = _UNDER  # Rs far above clean air: heater or element failure
             return 0
         L = self.c_q12 + ((self.b_q12 * lr) >> _Q) + self.span_q12
         if L > self.max_q12:  # clearly beyond the range
-            self.status = OVER
+            self.status = _OVER
             return self.range_ppm_x10
         p = exp2_q12(L) - self.p_air
-        self.status = OK
+        self.status = _OK
         if p <= 0:
             return 0
         if p > self.range_ppm_x10:
-            self.status = OVER
+            self.status = _OVER
             return self.range_ppm_x10
         return p
 
@@ -310,12 +313,12 @@ class ElectrochemCO:
             d = -8388607
         p = (d * 64) // self.s_eff
         if p < 0:
-            self.status = UNDER if p < -self.neg_limit_x10 else OK
+            self.status = _UNDER if p < -self.neg_limit_x10 else _OK
             return 0
         if p > self.range_ppm_x10:
-            self.status = OVER
+            self.status = _OVER
             return self.range_ppm_x10
-        self.status = OK
+        self.status = _OK
         return p
 
     def uv(self, ppm_x10):
@@ -614,10 +617,10 @@ class Channel:
         model = self.model
         p = model.ppm_x10(f)
         st = model.status
-        self.over_range = st == OVER
+        self.over_range = st == _OVER
         # implausible reading; at a rail the rail fault says more, so not counted twice
         bits = self._debounce(
-            2, st == UNDER and not warming and low <= raw <= high, bits, _F_RANGE)
+            2, st == _UNDER and not warming and low <= raw <= high, bits, _F_RANGE)
 
         self._set_bits(bits)
         if bits & INVALIDATING:

@@ -44,7 +44,7 @@ fault below 4.50 V, clear at 4.70 V) are [derived] engineering values: docs/cali
 
 from gasguard import sensing
 from gasguard.sensing import (  # noqa: F401  (re-exported)
-    OK, OVER, UNDER, CalibrationError, exp2_q12, log2_q12, pct_lel_x10,
+    CalibrationError, exp2_q12, log2_q12, pct_lel_x10,
 )
 from gasguard.validate import ConfigError, need_choice, need_int, need_num, reject_unknown
 
@@ -58,6 +58,11 @@ except ImportError:
 
 _ONE = const(4096)
 _LIMIT = const(1 << 24)
+
+# a model's .status after ppm_x10() (gasguard.sensing uses the same values as private consts)
+OK = 0
+OVER = 1  # above the measuring range: reported at full scale (never hidden)
+UNDER = 2  # physically implausible low reading (e.g. far below the zero)
 
 MOS_KEYS = (
     "model", "vc_mv", "rl_ohm", "adc_div", "a", "b", "air_ratio", "r0_ohm",

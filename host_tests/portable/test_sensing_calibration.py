@@ -1,6 +1,6 @@
 """Calibration: plausibility checks, zero/span effect, sealed record round trip, corruption."""
 
-from gasguard import calibration, sensors
+from gasguard import cal_math, calibration, sensors
 from gasguard.calibration import CalibrationError, CalibrationRecord, ChannelCal
 from ptest import raises, tmpdir
 from gasguard.store import FileStore
@@ -47,7 +47,7 @@ def test_compute_span_reports_gain():
 
 def test_absurd_values_are_refused_with_a_reason():
     m = sensors.from_config(MQ4)
-    lo, hi = calibration.zero_window(m)
+    lo, hi = cal_math.zero_window(m)
     e = raises(CalibrationError, calibration.compute_zero, m, hi + 1)
     assert "clean-air window" in str(e)
     raises(CalibrationError, calibration.compute_zero, m, lo - 1)
@@ -133,12 +133,12 @@ def test_malformed_payload_with_a_good_crc_is_refused():
 
 def test_apply_refuses_mismatch_and_leaves_nominal():
     m = sensors.from_config(MQ4)
-    nominal = calibration.state(m)
+    nominal = cal_math.state(m)
     good = ChannelCal("ch4", "mq4", 900000, None, None, 20260101, "x")
     calibration.apply(m, good)
-    assert calibration.state(m) != nominal
+    assert cal_math.state(m) != nominal
     raises(CalibrationError, calibration.apply, m, ChannelCal("co", "ec_co", 400000))
-    assert calibration.state(m) == nominal
+    assert cal_math.state(m) == nominal
     raises(CalibrationError, calibration.apply, m, None)
 
 

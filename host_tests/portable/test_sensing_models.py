@@ -1,7 +1,8 @@
 """Sensor models: fixed-point math, forward/inverse, ranges, compensation, config checks."""
 
 from gasguard import sensing, sensors
-from gasguard.sensing import OK, OVER, UNDER, exp2_q12, log2_q12
+from gasguard.sensing import exp2_q12, log2_q12
+from gasguard.sensors import OK, OVER, UNDER
 from gasguard.sensors import log2_real_q12
 from gasguard.validate import ConfigError
 from ptest import raises
