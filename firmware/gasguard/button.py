@@ -11,12 +11,12 @@ power-on: factory mode) fires nothing until it has been released. All timing goe
 through `clock.ticks_diff`, so the 2**30 ms wrap of the ticks counter changes nothing.
 """
 
-from gasguard.validate import need_int, reject_unknown
-
 DEFAULTS = {"debounce_ms": 50, "hold_ms": 3000}
 
 
 def button_config(cfg):
+    from gasguard.validate import need_int, reject_unknown  # boot/CFG-only checks
+
     cfg = cfg or {}
     reject_unknown(cfg, DEFAULTS, "button")
     return {"debounce_ms": need_int(cfg, "debounce_ms", 5, 500, 50),

@@ -13,11 +13,10 @@ here, with the verb.
 import json
 
 from gasguard import hmac256
-from gasguard.service_proto import (
+from gasguard.service_proto import (  # ConfigError: one class (validate is boot-only)
     E_ARG, E_AUTH, E_CAL, E_CONFIG, E_DEVICE, E_FACTORY, E_IDENTITY, E_LOCKOUT, E_STATE,
-    E_SYNTAX, E_UNKNOWN, E_UNSUPPORTED, FACTORY_VERBS, PROTOCOL, ServiceError,
+    E_SYNTAX, E_UNKNOWN, E_UNSUPPORTED, FACTORY_VERBS, PROTOCOL, ConfigError, ServiceError,
 )
-from gasguard.validate import ConfigError
 
 
 def handle(svc, line):

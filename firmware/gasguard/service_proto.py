@@ -27,6 +27,12 @@ E_DEVICE = "E_DEVICE"  # the device failed while executing the command
 FACTORY_VERBS = ("CAL", "PROV", "CFG", "MAINT")
 
 
+class ConfigError(ValueError):
+    """A config value refused (gasguard.validate raises it, naming the key). Defined here,
+    in a module that is never released, so it stays one class while the checks in
+    gasguard.validate are loaded and released (boot-only) again and again."""
+
+
 class ServiceError(Exception):
     """Raised by handlers (and may be raised by the device facade) to answer ERR code msg."""
 

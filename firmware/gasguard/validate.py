@@ -1,12 +1,13 @@
 """Configuration checks shared by every module: one error type, clear messages.
 
 Config is validated once, at load time; a bad value raises ConfigError naming the
-key, the value and the allowed range, and nothing is applied.
+key, the value and the allowed range, and nothing is applied. Boot/CFG-only code
+(gasguard.lazy.BOOT_ONLY): the checks leave the heap before the loop; ConfigError itself
+lives in gasguard.service_proto, which stays.
 """
 
 
-class ConfigError(ValueError):
-    pass
+from gasguard.service_proto import ConfigError  # noqa: F401  (resident: one class for ever)
 
 
 def need_int(cfg, key, lo, hi, default=None):
