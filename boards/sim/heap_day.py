@@ -198,7 +198,20 @@ def max_block():
             lo = mid
         except MemoryError:
             hi = mid
+    b = None
+    _scrub(24)
     return lo
+
+
+def _scrub(n):
+    """Overwrite the interpreter's stack below the caller: a probe of max_block() (up to
+    the whole free heap) must not stay referenced from a stale stack slot, which the
+    conservative collector scans (the device would boot into a heap the harness filled:
+    MemoryError at boot at random heap sizes)."""
+    a = b = c = d = e = f = g = h = 0
+    if n:
+        _scrub(n - 1)
+    return a + b + c + d + e + f + g + h
 
 
 class Day:
