@@ -34,9 +34,7 @@ import sys
 import time
 
 from gasguard import VERSION, identifier
-from gasguard.app import DetectorApp
-from gasguard.devices import attach_active_id, attach_interlock, attach_reporter
-from gasguard.valve_app import ValveApp
+from gasguard.devices import attach_active_id, attach_reporter, build
 from gasguard.interlock_keys import provision
 from gasguard.store import FileStore
 from simboard import SimClock, SimConsole
@@ -154,14 +152,15 @@ class Device:
             provision(store, "D", PAIR_KEY, VALVE_MAC)
             factory_calibration(store)
             self.board = VirtualBoard(clock, SimConsole(), 8.0, "power_on", False)
-            dcfg = {"detector": {"profile": "cn", "tier": "mid"}}
-            self.app = DetectorApp(self.board, store, dcfg, board_name="sim-detector")
-            self.link = attach_interlock(self.app, radio, store, {}, Rand(o["seed"]))
+            dcfg = {"detector": {"profile": "cn", "tier": "mid"}, "link": {}}
+            self.app = build("detector", self.board, store, dcfg, "sim-detector",
+                             lambda channel: radio, rand=Rand(o["seed"]))
+            self.link = self.app.detector.interlocks[-1]  # the ESP-NOW link the builder added
         else:
             # the valve controller: mechanics + controller (+ its link)
             provision(store, "V", PAIR_KEY, DET_MAC)
             self.board = SimValveBoard(clock, radio)
-            self.app = ValveApp(self.board, store, {}, Rand(o["seed"] + 1))
+            self.app = build("valve", self.board, store, {}, rand=Rand(o["seed"] + 1))
         self.app.sinks.append(Printer(self.out, kind))
         self.reporter = None
         self.active = None

@@ -21,14 +21,15 @@ from gasguard import VERSION
 
 
 def build(kind, board, store, config, board_name="unknown", radio=None, wifi=None,
-          socket_module=None, rs485=None, **kw):
+          socket_module=None, rs485=None, rand=None, **kw):
     """kind "detector" or "valve"; radio(channel) -> the ESP-NOW radio; wifi(ssid,
     password) -> the Wi-Fi poller; socket_module: the transport (none: no reporting);
-    rs485(cfg) -> (uart, de) for the Modbus slave; kw: the app's own arguments."""
+    rs485(cfg) -> (uart, de) for the Modbus slave; rand: the link's randomness (the
+    simulator's seeded one; None: os.urandom); kw: the app's own arguments."""
     if kind == "valve":
         from gasguard.valve_app import ValveApp
 
-        app = ValveApp(board, store, config, board_name=board_name, radio=radio, **kw)
+        app = ValveApp(board, store, config, rand, board_name=board_name, radio=radio, **kw)
     else:
         from gasguard.app import DetectorApp
 
@@ -36,7 +37,7 @@ def build(kind, board, store, config, board_name="unknown", radio=None, wifi=Non
     cfg = app.config
     if kind != "valve" and radio is not None and cfg.get("link") is not None:
         app.attach("link", lambda: attach_interlock(
-            app, radio(cfg["link"].get("channel", 1)), store, cfg))
+            app, radio(cfg["link"].get("channel", 1)), store, cfg, rand))
     if socket_module is not None and cfg.get("net") and cfg.get("report"):
         app.attach("platform", lambda: _platform(app, wifi, socket_module, cfg))
     if rs485 is not None and cfg.get("modbus"):
