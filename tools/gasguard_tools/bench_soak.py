@@ -70,7 +70,10 @@ def _lines(stdout):
 
 
 def harness_bytes(exe, path, kind, tier):
-    """The harness's heap before the device boots (a boot at 2 MB that runs no time)."""
+    """The harness's heap before the device boots (a boot at 2 MB that runs no time): its
+    objects after heap_day's baseline, plus what soak.py's own code adds before that baseline
+    compared with a heap_day run (bench_heap's baseline), so the device sees the same heap
+    as in bench_heap's figures."""
     store = tempfile.mkdtemp(prefix="gasguard-soak-")
     try:
         _provision(exe, path, kind, tier, store)
@@ -79,8 +82,20 @@ def harness_bytes(exe, path, kind, tier):
         shutil.rmtree(store, ignore_errors=True)
     for d in _lines(r.stdout):
         if "harness" in d:
-            return d["harness"]
+            return d["harness"] + max(0, d["pre"] - _heap_day_base(exe, path))
     raise RuntimeError("soak: no harness figure: " + (r.stdout + r.stderr)[-400:])
+
+
+def _heap_day_base(exe, path):
+    """heap_day._BASE when heap_day is the script's first import, as in bench_heap's runs."""
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write("import heap_day\nprint(heap_day._BASE)\n")
+    try:
+        r = subprocess.run([exe, "-X", "heapsize=2m", f.name], capture_output=True, text=True,
+                           timeout=60, env={"MICROPYPATH": ":".join(path), "PATH": "/usr/bin:/bin"})
+    finally:
+        os.unlink(f.name)
+    return int(r.stdout.split()[-1])
 
 
 def _provision(exe, path, kind, tier, store):
@@ -101,7 +116,9 @@ def soak(exe, path, kind, tier, days, heap=None, seed=SEED):
     finally:
         sys.path.pop(0)
     path = bench_heap.device_path(path, kind, tier)
-    harness = (harness_bytes(exe, path, kind, tier) + 1023) // 1024 * 1024
+    exact = harness_bytes(exe, path, kind, tier)
+    harness = (exact + 1023) // 1024 * 1024
+    slack = harness - exact  # free heap that is the rounding, not the device's
     store = tempfile.mkdtemp(prefix="gasguard-soak-")
     t_start = time.time()
     try:
@@ -119,7 +136,7 @@ def soak(exe, path, kind, tier, days, heap=None, seed=SEED):
             for t in soak_plan.reboots(day, seed, kind):
                 starts.append((day, t))
         res = {"kind": kind, "tier": tier, "heap": heap, "days": days, "seed": seed,
-               "boots": 0, "samples": [], "generated": set(), "delivered": set(),
+               "boots": 0, "samples": [], "free": [], "generated": set(), "delivered": set(),
                "intervals": [], "ends": [], "errors": []}
         for i, start in enumerate(starts):
             end = starts[i + 1] if i + 1 < len(starts) else (days - 1, DAY_MS)
@@ -128,7 +145,9 @@ def soak(exe, path, kind, tier, days, heap=None, seed=SEED):
             got_end = False
             for d in _lines(r.stdout):
                 if "h" in d:
-                    res["samples"].append(tuple(d["h"]))
+                    res["samples"].append(tuple(d["h"][:3]))
+                    if len(d["h"]) > 4:  # free heap and largest block, the device's
+                        res["free"].append((d["h"][0], d["h"][3] - slack, d["h"][4]))
                 elif "g" in d:
                     res["generated"].add((d["g"][0], d["g"][1]))
                 elif "p" in d:
@@ -177,6 +196,15 @@ def summarize(res, soak_plan):
         per_day.setdefault(d, []).append((h, a))
     res["per_day"] = [{"day": d, "min": min(a for _h, a in v), "max": max(a for _h, a in v),
                        "end": max(v)[1]} for d, v in sorted(per_day.items())]
+    for e in res["per_day"]:
+        fr = [(f, b) for d, f, b in res.get("free") or () if d == e["day"]]
+        if fr:
+            e["min_free"] = min(f for f, _b in fr)
+            e["min_block"] = min(b for _f, b in fr)
+    fr = res.get("free") or ()
+    res["min_free"] = min((f for _d, f, _b in fr), default=None)
+    res["min_block"] = min((b for _d, _f, b in fr), default=None)
+    res["free"] = None  # summarized per day
     res["trend_bytes_per_day"] = trend_per_day(res["samples"])
     res["trend_second_half"] = trend_per_day(res["samples"], max(1, res["days"] // 2))
     leaks = [x for x in res["intervals"] if soak_plan.expect(_item(x, res, soak_plan)) == "alarm"]
@@ -255,8 +283,9 @@ def table(results):
     def row(name, f):
         lines.append("| %s | %s |" % (name, " | ".join(f(r) for r in results)))
 
-    row("device heap (harness added on top)", lambda r: "%d KB%s" % (
-        r["heap"] // 1024, "" if r["heap"] == SOAK_HEAP_GOAL else " (not 112 KB: does not fit yet)"))
+    row("device heap (harness added on top)", lambda r: "%d bytes%s" % (
+        r["heap"], " (the ESP32's 112 KB)" if r["heap"] == SOAK_HEAP_GOAL
+        else " (not 112 KB: does not boot there yet)"))
     row("simulated days / boots", lambda r: "%d / %d" % (r["days"], r["boots"]))
     row("leaks injected / alarms / interlock closes", lambda r: "%d / %d / %d" % (
         r["leaks"], r["alarms"], r["closes"]))
@@ -271,19 +300,25 @@ def table(results):
     row("RAM-queue drops (identity uplinks, command results)", lambda r: str(r["ram_dropped"]))
     row("heap trend after day 0 / in the second half (bytes/day)", lambda r: "%+.0f / %+.0f" % (
         r["trend_bytes_per_day"] or 0, r.get("trend_second_half") or 0))
+    row("least free heap / least largest block over the hourly samples (device's, KB)",
+        lambda r: "%s / %s" % (_kb(r["min_free"]) if r.get("min_free") is not None else "-",
+                               _kb(r["min_block"]) if r.get("min_block") is not None else "-"))
     row("result", lambda r: "; ".join(problems(r)) or "passed")
     row("run time", lambda r: "%.0f s" % r["seconds"])
     days = max(len(r["per_day"]) for r in results)
     lines += ["", "Heap in use after gc.collect(), KB (harness included), per simulated day: "
-              "min / max of the hourly samples, last sample of the day.", "",
+              "min / max of the hourly samples, last sample of the day; then the least free "
+              "heap and the least largest block of the day's samples (the device's, KB).", "",
               "| day | " + " | ".join("%s %s" % (r["kind"], r["tier"]) for r in results) + " |",
               "|---:|" + "---:|" * len(results)]
     for i in range(days):
         cells = []
         for r in results:
             d = r["per_day"][i] if i < len(r["per_day"]) else None
-            cells.append("%s / %s / %s" % (_kb(d["min"]), _kb(d["max"]), _kb(d["end"]))
-                         if d else "-")
+            cells.append("%s / %s / %s%s" % (
+                _kb(d["min"]), _kb(d["max"]), _kb(d["end"]),
+                "; free %s, block %s" % (_kb(d["min_free"]), _kb(d["min_block"]))
+                if "min_free" in d else "") if d else "-")
         lines.append("| %d | %s |" % (i, " | ".join(cells)))
     return "\n".join(lines)
 
