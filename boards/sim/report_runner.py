@@ -133,6 +133,13 @@ class GatedSocket:
             raise OSError(EAGAIN)
         return self.s.recv(n)
 
+    def readinto(self, buf):  # the MQTT client reads in place (readinto, or recv_into)
+        self._check()
+        if not self.net.up:
+            raise OSError(EAGAIN)
+        rd = getattr(self.s, "readinto", None) or self.s.recv_into
+        return rd(buf)
+
     def sendto(self, b, addr):
         self._check()
         return self.s.sendto(b, addr)

@@ -105,17 +105,24 @@ def packet(first, body):
 
 def parse_remaining(buf, pos):
     """(length, header_len) of the packet at pos, None if incomplete; ValueError if bad."""
+    r = _rlen(buf, pos, len(buf))
+    return None if r < 0 else (r >> 3, r & 7)
+
+
+def _rlen(buf, pos, end):
+    # parse_remaining without a tuple (the receive path allocates nothing): length << 3 |
+    # header_len, -1 if buf[pos:end] has not all of the header yet
     mult = 1
     n = 0
     i = pos + 1
     while True:
-        if i >= len(buf):
-            return None
+        if i >= end:
+            return -1
         b = buf[i]
         n += (b & 0x7F) * mult
         i += 1
         if not b & 0x80:
-            return n, i - pos
+            return n << 3 | (i - pos)
         mult <<= 7
         if mult > 0x200000:
             raise ValueError("bad remaining length")
@@ -152,7 +159,7 @@ class MQTTClient:
         self.on_connect = self.on_disconnect = self.on_message = self.on_puback = None
         self.state = _DOWN
         self._sock = self._raw = self._addr = self._rb = self._readinto = None
-        self._rx = bytearray()
+        self._rx = bytearray()  # only the start of a packet that a read cut off
         self._tx = []  # queued pieces (bytes-like), sent in order
         self._txn = 0  # bytes queued
         self._txo = 0  # bytes of _tx[0] already sent
@@ -338,7 +345,11 @@ class MQTTClient:
                 self._fail("tls: %r" % (e,))
                 return
         self._sock = s
-        self._readinto = getattr(s, "readinto", None)
+        # MicroPython streams: readinto (None when nothing is waiting: no EAGAIN exception,
+        # which costs ~600 bytes per poll); CPython sockets: recv_into
+        self._readinto = getattr(s, "readinto", None) or s.recv_into
+        if self._rb is None:  # every read lands here: made once, at the first connection
+            self._rb = bytearray(_RX)  # (not at boot: the boot budget; no bytes per read)
         if self.ssl_context is not None:
             self.state = _TLS
             self._handshake()
@@ -426,84 +437,89 @@ class MQTTClient:
 
     # ---- receiving -------------------------------------------------------------------
     def _read(self, now):
-        rd = self._readinto
+        # in place: the packets are parsed in _rb; only what a handler keeps (a PUBLISH's
+        # topic and payload) and a packet cut off by the read (_rx) are copied
+        rb = self._rb
         try:
-            if rd is not None:
-                # MicroPython streams: readinto() returns None when nothing is waiting,
-                # without raising (an EAGAIN exception costs ~600 bytes of heap per poll)
-                if self._rb is None:
-                    self._rb = bytearray(_RX)
-                n = rd(self._rb)
-                if n is None:
-                    return True
-                data = memoryview(self._rb)[:n]
-            else:
-                data = self._sock.recv(_RX)
+            n = self._readinto(rb)
         except Exception as e:
             w = _why(e)
             if w is None:
                 return True
             self._fail("recv: " + w)
             return False
-        if data is None:  # MicroPython TLS socket with nothing to read
+        if n is None:  # nothing waiting (MicroPython streams, TLS)
             return True
-        if not data:
+        if not n:
             self._fail("closed by broker")
             return False
         self._last_rx = now
+        k = 0
         if self._skip:  # the tail of an oversized PUBLISH: discarded as it arrives
-            k = min(self._skip, len(data))
+            k = min(self._skip, n)
             self._skip -= k
-            if k == len(data):
+            if k == n:
                 return True
-            data = data[k:]
-        self._rx.extend(data)
-        return self._parse()
+        rx = self._rx
+        if rx:  # the start of a packet is waiting: the new bytes join it, in place
+            m = len(rx)
+            rx[m:] = rb
+            rx[m + n :] = b""
+            rx[m : m + k] = b""
+            return self._parse(rx, 0, len(rx))
+        return self._parse(rb, k, n)
 
-    def _parse(self):
-        buf = self._rx
-        pos = 0
+    def _parse(self, buf, pos, end):
         ok = True
-        while ok and len(buf) - pos >= 2:
+        while ok and end - pos >= 2:
             try:
-                r = parse_remaining(buf, pos)
+                r = _rlen(buf, pos, end)
             except ValueError as e:
                 self._fail(str(e))
                 return False
-            if r is None:
+            if r < 0:
                 break
-            n, h = r
+            n = r >> 3
+            h = r & 7
             first = buf[pos]
             if n + h > self.max_packet:
                 # a PUBLISH is acknowledged and skipped (the connection stays up: a
                 # retained oversized command cannot make a connect/fail loop); anything
                 # else closes the connection
                 p = pos + h + 2
-                if len(buf) < p:
+                if end < p:
                     break  # its header is not all here yet
                 p += (buf[p - 2] << 8) | buf[p - 1]
                 qos = (first >> 1) & 3
                 if self.state != _UP or first >> 4 != 3 or qos > 1 or p + 2 - pos > self.max_packet:
                     self._fail("packet of %d bytes exceeds max_packet" % (n + h))
                     return False
-                if len(buf) < p + 2 * qos:
+                if end < p + 2 * qos:
                     break
                 if qos:
-                    self._put(b"\x40\x02" + buf[p : p + 2])
-                end = pos + h + n
-                self._skip = max(0, end - len(buf))
+                    self._put(b"\x40\x02" + bytes(buf[p : p + 2]))
+                e = pos + h + n
+                self._skip = max(0, e - end)
                 self._deliver(bytes(buf[pos + h + 2 : p]), None, first)
                 if self.state != _UP:
                     return False
-                pos = min(end, len(buf))  # past it, or the end of buf
+                pos = min(e, end)  # past it, or the end of buf
                 continue
-            if len(buf) - pos < n + h:
+            if end - pos < n + h:
                 break
-            body = bytes(buf[pos + h : pos + h + n])
+            ok = self._handle(first, buf, pos + h, pos + h + n)
             pos += h + n
-            ok = self._handle(first, body)
-        if ok:
-            self._rx = buf[pos:]
+        if ok:  # what is left is the start of a packet: kept in _rx, in place
+            rx = self._rx
+            if buf is not rx:
+                if pos < end:
+                    rx[0:] = buf
+                    rx[end:] = b""
+                    rx[0:pos] = b""
+            else:
+                rx[0:pos] = b""
+                if not rx and end > _RX:
+                    self._rx = bytearray()  # a long packet's room is not held on to
         return ok
 
     def _deliver(self, topic, payload, first):
@@ -518,14 +534,15 @@ class MQTTClient:
             self.rx_dropped += 1
             self.last_error = "on_message: %s" % type(e).__name__
 
-    def _handle(self, first, body):
+    def _handle(self, first, b, s, e):
+        # the packet's body is b[s:e] (parsed in place)
         t = first >> 4
         if self.state == _CONNACK:
-            if t != 2 or len(body) != 2:
+            if t != 2 or e - s != 2:
                 self._fail("expected CONNACK")
                 return False
-            if body[1]:
-                self._fail("connection refused, code %d" % body[1])
+            if b[s + 1]:
+                self._fail("connection refused, code %d" % b[s + 1])
                 return False
             self.state = _UP
             self.connects += 1
@@ -539,18 +556,18 @@ class MQTTClient:
                 self.on_connect()
         elif t == 3:  # PUBLISH: topic, [packet id], payload
             qos = (first >> 1) & 3
-            p = 2 + ((body[0] << 8) | body[1]) if len(body) >= 2 else 0
-            if not p or len(body) < p + 2 * (qos > 0):
+            p = s + 2 + ((b[s] << 8) | b[s + 1]) if e - s >= 2 else 0
+            if not p or e < p + 2 * (qos > 0):
                 self._fail("bad PUBLISH")
                 return False
-            topic = body[2:p]
+            topic = bytes(b[s + 2 : p])
             if qos:
-                self._put(b"\x40\x02" + body[p : p + 2])
+                self._put(b"\x40\x02" + bytes(b[p : p + 2]))
                 p += 2
-            self._deliver(topic, body[p:], first)
+            self._deliver(topic, bytes(b[p:e]), first)
         elif t == 4:  # PUBACK
-            if len(body) >= 2:
-                pid = (body[0] << 8) | body[1]
+            if e - s >= 2:
+                pid = (b[s] << 8) | b[s + 1]
                 if self._inflight.pop(pid, None) is not None:
                     self._order.remove(pid)
                     if self.on_puback is not None:

@@ -383,6 +383,9 @@ class FakeTLS:
     def recv(self, n):
         return self.raw.recv(n)
 
+    def readinto(self, buf):
+        return self.raw.readinto(buf)
+
     def close(self):
         self.raw.close()
 
