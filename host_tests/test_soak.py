@@ -15,14 +15,11 @@ DAYS = 2
 HEAP_BOUND = 2048  # bytes a day's last hourly sample may be above day 0's
 APP_ERRORS = "errors counted by the app"  # bench_soak.problems' words for it
 
-# The valve boots at 112 KB, so it soaks there; on that heap, fragmented by the day, the
-# active identifier's registration uplink fails now and then with "MemoryError allocating
-# 2048 bytes" (canon.canon builds the canonical JSON as a list of one string per character:
-# past 256 characters the list asks for a 2 KB block; seen with 35 KB free and no block
-# over 6 KB). The device's own fault, not the harness's (its buffers are allocated before
-# the device boots and added on top): shown, not hidden. Remove the mark when it passes.
-NOT_CLEAN_112K = {("valve", "M"): "valve at 112 KB: active_id registration (canon's list of "
-                  "characters, a 2 KB block) fails on the fragmented heap"}
+# A device whose soak at 112 KB is known not to end clean gets a strict xfail here (its
+# reason), removed when it passes. The valve's (active_id registration: canon's list of one
+# string per character asked for a 2 KB block on the fragmented heap) went with canon
+# appending runs (issue 10).
+NOT_CLEAN_112K = {}
 
 
 def _devices():

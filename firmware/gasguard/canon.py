@@ -11,19 +11,28 @@ Its own module so that a heartbeat (gasguard.active_id) and a stored-state write
 
 
 def _s(s, out):
+    # runs of plain characters go in as one piece (the whole str when it has no escape):
+    # one list entry per character grew the list of a registration to 2 KB (issue 10)
     out.append('"')
+    i = j = 0
     for c in s:
         o = ord(c)
-        if c == '"' or c == "\\":
+        j += 1
+        if 0x20 <= o < 0x7F and c != '"' and c != "\\":
+            continue
+        if i < j - 1:
+            out.append(s[i : j - 1])
+        i = j
+        if o < 0x7F and o >= 0x20:
             out.append("\\" + c)
-        elif 0x20 <= o < 0x7F:
-            out.append(c)
         else:
             if o > 0xFFFF:
                 o -= 0x10000
                 out.append("\\u%04x" % (0xD800 + (o >> 10)))
                 o = 0xDC00 + (o & 0x3FF)
             out.append("\\u%04x" % o)
+    if i < j:
+        out.append(s[i:] if i else s)
     out.append('"')
 
 
