@@ -93,6 +93,10 @@ class ValveController:
         self._sample_at = self._supply_at = self._flow_ms = now
         self._pulse_on = False
         self._tries = self._flow_rate = 0
+        # under a full heap (issue 10) an event may find no room: the trip, the coil and the
+        # state never depend on it; each lost event is counted here, each exception out of
+        # the link (its own failure, never the valve's) in link_errors
+        self.events_lost = self.link_errors = 0
         self.link = None
         radio = getattr(board, "radio", None)
         if radio is not None:
@@ -126,7 +130,10 @@ class ValveController:
         self.counters["trips"] += 1
         self._coil(now)
         self.state = "closing"
-        self.emit({"event": "valve", "state": "closing", "cause": cause, "source": source})
+        try:
+            self.emit({"event": "valve", "state": "closing", "cause": cause, "source": source})
+        except MemoryError:
+            self.events_lost += 1
 
     def _coil(self, now=None):
         """Energise the trip coil for trip_pulse_ms from now; None: release it."""
@@ -168,7 +175,10 @@ class ValveController:
         self._debounce(now)
         self._drive(now)
         if self.link is not None:
-            self.link.poll()
+            try:
+                self.link.poll()
+            except Exception:  # (a MemoryError in a heartbeat): the valve goes on, the link retries
+                self.link_errors += 1
             ls = self.link.link
             if ls != self._link_state:
                 self._link_state = ls
@@ -254,12 +264,20 @@ class ValveController:
                 self.store.write(_LAST_NAME, record.seal(cause.encode(), 1))
             except OSError:
                 self._fault("store_error", True)
-            ev = {"event": "valve", "state": "closed", "cause": cause}
-            if src is not None:
-                ev["source"] = src
-            self.emit(ev)
+            except MemoryError:  # no room for the record: closed all the same, counted
+                self.events_lost += 1
+            try:
+                ev = {"event": "valve", "state": "closed", "cause": cause}
+                if src is not None:
+                    ev["source"] = src
+                self.emit(ev)
+            except MemoryError:
+                self.events_lost += 1
             if self.link is not None:
-                self.link.valve_closed()
+                try:
+                    self.link.valve_closed()
+                except Exception:  # the link's own failure (no room): it reports again later
+                    self.link_errors += 1
             return
         # reopened, by hand. A trip commanded while this was being debounced still stands.
         if self._trip_cause is not None and self.clock.ticks_diff(self._trip_started, self._cand_since) >= 0:
@@ -271,7 +289,10 @@ class ValveController:
         self._backup_cause = None
         self.cause = None
         self.counters["reopens"] += 1
-        self.emit({"event": "valve", "state": "open", "cause": "manual_reset"})
+        try:
+            self.emit({"event": "valve", "state": "open", "cause": "manual_reset"})
+        except MemoryError:
+            self.events_lost += 1
 
     def _classify(self, now):
         c = self.cfg
@@ -315,7 +336,10 @@ class ValveController:
                 self.faults.append(code)
             else:
                 self.faults.remove(code)
-            self.emit({"event": "fault", "code": code, "state": "on" if on else "off"})
+            try:
+                self.emit({"event": "fault", "code": code, "state": "on" if on else "off"})
+            except MemoryError:
+                self.events_lost += 1
 
     def status(self):
         d = {
