@@ -140,10 +140,13 @@ def build_rates(targets, no_alarm_ppm):
     lfull = Q << Q  # log2(DOSE_FULL) = 24, in Q
     logs = [(log2_q(p), log2_q(t)) for p, t in targets]
     lmin = log2_q(T_MIN_S)
-    rates = array("i", bytes(4 * TABLE_LEN)) if array is not None else [0] * TABLE_LEN
-    for i in range(index(no_alarm_ppm + 1), TABLE_LEN):
+    # the table's one block and nothing more (an array from a sized iterable: no 1.8 KB
+    # transient of zeros to copy from, which at boot needed a second hole of that size)
+    rates = array("i", range(TABLE_LEN)) if array is not None else [0] * TABLE_LEN
+    for i in range(TABLE_LEN):
         ppm = table_ppm(i)
         if ppm <= no_alarm_ppm:
+            rates[i] = 0
             continue
         lt = t_alarm_s_q(ppm, targets, logs)
         if lt < lmin:

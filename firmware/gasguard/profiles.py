@@ -268,6 +268,11 @@ def build_detector(det, board, config, store, emit, channels=None, supply=None):
     from gasguard.outputs import Outputs
 
     cfg, channels, supply = assemble(board, config, store, channels, supply)
+    from gasguard.lazy import release
+
+    # the sensing builders and calibration are done: out of the heap before the CO rate
+    # table (1.8 KB in one block) is built, so their code leaves the hole it needs
+    release("sensors", "calibration")
     det.cfg = cfg
     clock = det.clock = board.clock
     det.emit = emit
