@@ -10,10 +10,9 @@ import board_main
 from board_main import last_json
 from conftest import ROOT
 
-# At 112 KB on the ESP32-like interpreter the detector's main.py now boots and runs its loop
-# (default config, and maintenance mode); with the ESP-NOW link attached it does not fit yet.
-interp = board_main.interp_fixture(
-    not_fitting=("test_config_json_from_flash_is_honoured_and_the_link_attached",))
+# At 112 KB on the ESP32-like interpreter the detector's main.py boots and runs its loop
+# (default config, a high-tier config.json with the ESP-NOW link attached, maintenance mode).
+interp = board_main.interp_fixture()
 MAIN = ROOT / "boards" / "esp32-detector" / "main.py"
 
 
