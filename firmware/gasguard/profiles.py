@@ -261,18 +261,18 @@ def _channels(board, cfg, store, clock):
 def build_detector(det, board, config, store, emit, channels=None, supply=None):
     """Detector.__init__: the checked config, its inputs and the detector's parts, wired.
     Only plain data and objects of resident modules are kept (this module is released)."""
+    from gasguard.lazy import release
+
+    cfg, channels, supply = assemble(board, config, store, channels, supply)
+    # the sensing builders and calibration are done: out of the heap before the parts'
+    # code and the CO rate table (1.8 KB in one block) load, into the hole they leave
+    release("sensors", "calibration")
     from gasguard.button import Button
     from gasguard.co_alarm import COAlarm
     from gasguard.detector import Faults, Gas, Hush
     from gasguard.methane_alarm import MethaneAlarm
     from gasguard.outputs import Outputs
 
-    cfg, channels, supply = assemble(board, config, store, channels, supply)
-    from gasguard.lazy import release
-
-    # the sensing builders and calibration are done: out of the heap before the CO rate
-    # table (1.8 KB in one block) is built, so their code leaves the hole it needs
-    release("sensors", "calibration")
     det.cfg = cfg
     clock = det.clock = board.clock
     det.emit = emit
