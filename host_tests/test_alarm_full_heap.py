@@ -246,11 +246,6 @@ def _run(tmp_path, mode):
     return res
 
 
-# The detector's half of the fix (its events guarded, the state first: described in
-# docs/heap-budget.md "The alarm path under a full heap") costs ~130 B of code, over the
-# detector's PEAK budget (mid/high at 103 KB with 0-32 B left); until it lands, the
-# detector's first sample step under a full heap raises (a sink error's text, the alarm events)
-@pytest.mark.xfail(strict=True, reason="detector step raises under a full heap (detcore)")
 def test_a_leak_under_a_full_heap_alarms_drives_the_outputs_and_closes_the_valve(tmp_path):
     res = _run(tmp_path, "leak")
     assert "err" not in res, res  # nothing raised out of either device's loop turn

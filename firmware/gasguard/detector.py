@@ -253,7 +253,10 @@ class Hush:
 
     def end(self, reason):
         self.det.hushed = False
-        self.det.emit({"event": "hush", "state": "off", "reason": reason})
+        try:
+            self.det.emit({"event": "hush", "state": "off", "reason": reason})
+        except MemoryError:
+            self.det.events_lost += 1
 
     def left_s(self):
         det = self.det
@@ -268,6 +271,10 @@ class Detector:
         # code (gasguard.profiles, lazy.BOOT_ONLY); ConfigError before anything is built
         from gasguard import profiles
 
+        # Events without room under a full heap (issue 10): the alarm path never waits for
+        # or fails on them (docs/heap-budget.md "The alarm path under a full heap"); each
+        # one lost is counted here
+        self.events_lost = 0
         profiles.build_detector(self, board, config, store, emit, channels, supply)
         self._render()
 
@@ -295,7 +302,8 @@ class Detector:
 
     def _sink_error(self, sink, e):
         self.sink_errors += 1
-        self.last_sink_error = "%s: %s" % (type(e).__name__, e)
+        # the exception itself: its text would need room, which a full heap does not have
+        self.last_sink_error = e
 
     def step(self):
         clock = self.clock
@@ -318,20 +326,27 @@ class Detector:
 
         # ---- faults (explicit states, never a silent 0 ppm)
         warming = False
-        for g in gases:
-            g.scan(self.emit)
-            if g.ch.warming_up:
-                warming = True
-        self._flt.scan()
+        try:  # (an event without room: lost, counted; the fault state follows on the next step)
+            for g in gases:
+                g.scan(self.emit)
+                if g.ch.warming_up:
+                    warming = True
+            self._flt.scan()
+        except MemoryError:
+            warming = True  # (not ready on a step that could not see every channel)
+            self.events_lost += 1
 
         # ---- warm-up / ready
         if not self.ready:
-            if not warming:
-                self.ready = True
-                self.emit({"event": "ready"})
-            elif not self._warm:
-                self._warm = True
-                self.emit({"event": "warmup", "state": "on"})
+            try:  # (the state first: only the event may find no room)
+                if not warming:
+                    self.ready = True
+                    self.emit({"event": "ready"})
+                elif not self._warm:
+                    self._warm = True
+                    self.emit({"event": "warmup", "state": "on"})
+            except MemoryError:
+                self.events_lost += 1
 
         # ---- alarms (a faulted channel holds its alarm state: no all-clear from bad data)
         for g in gases:
@@ -359,12 +374,17 @@ class Detector:
         s = g.alarm.state()
         emit = self.emit
         # order: level 1 on before level 2 on; level 2 off before level 1 off
-        if c & 1 and s & 1:
-            emit({"event": "alarm", "gas": g.name, "level": 1, "state": "on"})
-        if c & 2:
-            emit({"event": "alarm", "gas": g.name, "level": 2, "state": "on" if s & 2 else "off"})
-        if c & 1 and not s & 1:
-            emit({"event": "alarm", "gas": g.name, "level": 1, "state": "off"})
+        # (under a full heap the events may find no room: lost, counted once, and the level,
+        # the hush, the close, the relay and the indications below go on regardless)
+        try:
+            if c & 1 and s & 1:
+                emit({"event": "alarm", "gas": g.name, "level": 1, "state": "on"})
+            if c & 2:
+                emit({"event": "alarm", "gas": g.name, "level": 2, "state": "on" if s & 2 else "off"})
+            if c & 1 and not s & 1:
+                emit({"event": "alarm", "gas": g.name, "level": 1, "state": "off"})
+        except MemoryError:
+            self.events_lost += 1
         old = g.level
         lvl = 2 if s & 2 else s
         g.level = lvl
@@ -390,9 +410,12 @@ class Detector:
                 s.close(cause)
             except Exception as e:
                 self._sink_error(s, e)
-        if not again:
-            self.emit({"event": "interlock", "state": "close", "cause": cause,
-                       "sinks": len(sinks)})
+        if not again:  # after the sinks: without room the event is lost (counted), not the close
+            try:
+                self.emit({"event": "interlock", "state": "close", "cause": cause,
+                           "sinks": len(sinks)})
+            except MemoryError:
+                self.events_lost += 1
         return len(sinks)
 
     def _reassert(self):
@@ -452,7 +475,10 @@ class Detector:
         if self._st is not None and self.cfg["self_test_relay"]:
             on = True
         if self.outputs.set_relay(on):
-            self.emit({"event": "relay", "state": "on" if on else "off"})
+            try:  # (the relay is set: only the event may find no room)
+                self.emit({"event": "relay", "state": "on" if on else "off"})
+            except MemoryError:
+                self.events_lost += 1
 
     def reset_latches(self):
         """Manual reset (long press): release a latched relay (only if its cause is gone)
