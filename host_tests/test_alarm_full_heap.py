@@ -226,6 +226,11 @@ out.update({
     "app_errors": [app.error_count - err0[0], valve.app.error_count - err0[1]],
     "sink_errors": D.sink_errors,
 })
+# what a technician (STATUS?) and the platform (the state message's counters) are told
+vc = valve.app.status()["counters"]
+out["told"] = [app.status()["detector"]["events_lost"], vc["events_lost"], vc["link_errors"]]
+out["lost_total"] = [D.events_lost, V.events_lost, V.link_errors]
+
 print(json.dumps(out))
 '''
 
@@ -263,6 +268,7 @@ def test_a_leak_under_a_full_heap_alarms_drives_the_outputs_and_closes_the_valve
     # counted, none silently gone (a few found the room a sink's spare had left)
     assert res["lost"][0] >= 1 and res["lost"][0] + res["logged"][0] >= 4, res
     assert res["lost"][1] >= 1, res
+    assert res["told"] == res["lost_total"], res  # every counted loss is in STATUS?
 
 
 def test_an_over_pressure_under_a_full_heap_trips_the_valve(tmp_path):
@@ -271,3 +277,4 @@ def test_an_over_pressure_under_a_full_heap_trips_the_valve(tmp_path):
     assert res["valve_state"] == "closed" and res["cause"] == "over_pressure", res
     assert res["trip_changes"] >= 1 and res["trips_seen"] == 1, res
     assert res["lost"][1] >= 1, res
+    assert res["told"] == res["lost_total"] and res["told"][1] >= 1, res

@@ -546,6 +546,7 @@ class Detector:
               "relay": self.outputs.relay_on, "relay_latched": self.relay_latched,
               "interlock_cause": self.interlock_cause,
               "interlock_requests": self.interlock_count, "sink_errors": self.sink_errors,
+              "events_lost": self.events_lost,
               "faults": self.faults(), "self_test": self._st is not None,
               "outputs": list(self.outputs.levels())}
         for p in g[1:]:

@@ -288,6 +288,12 @@ class Reporter:
         if self.commands is not None:
             d["cmd_accepted"] = self.commands.accepted
             d["cmd_rejected"] = self.commands.rejected
+        # the core's events it could not build (full heap) and link failures (protocol.md)
+        h = self.handler
+        h = getattr(h, "detector", None) or getattr(h, "controller", None)
+        for k in ("events_lost", "link_errors"):
+            if hasattr(h, k):
+                d[k] = getattr(h, k)
         return d
 
     # ---- public API ----------------------------------------------------------------------

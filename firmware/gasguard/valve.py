@@ -350,7 +350,9 @@ class ValveController:
             "flow_m3h_x1000": self.flow_m3h_x1000,
             "supply_mv": self.supply_mv,
             "faults": list(self.faults),
-            "counters": dict(self.counters),
+            # events it could not build (full heap) and link failures: counted, reported
+            "counters": dict(self.counters, events_lost=self.events_lost,
+                             link_errors=self.link_errors),
         }
         if self.link is not None:
             d["link_detail"] = self.link.status()

@@ -212,3 +212,29 @@ def test_an_event_that_meets_a_full_heap_stays_queued_and_is_delivered():
     assert len(r._pending) == 1 and len(r.outbox) == 0  # waiting in RAM
     _run(r, clock, b, 1000)
     assert [m["seq"] for m in b.messages("event")] == [seq]
+
+
+class _Core:
+    def __init__(self, **kw):
+        for k in kw:
+            setattr(self, k, kw[k])
+
+
+def test_the_cores_counted_losses_are_in_the_state_counters():
+    # events a detector or valve could not build (full heap) and a valve's link failures:
+    # the platform is told in the state message's counters, like lost_safety
+    for attr, core, want in (("detector", _Core(events_lost=3), {"events_lost": 3}),
+                             ("controller", _Core(events_lost=2, link_errors=5),
+                              {"events_lost": 2, "link_errors": 5}),
+                             (None, None, {})):
+        h = Handler()
+        if attr:
+            setattr(h, attr, core)
+        clock = SimClock()
+        net = FakeNet()
+        b = DigestBroker(net)
+        r = _rep(tmpdir("dl_lost"), net, clock, handler=h)
+        _run(r, clock, b, 3000)
+        c = b.state["counters"]
+        assert {k: c[k] for k in ("events_lost", "link_errors") if k in c} == want, c
+        assert r.status().get("events_lost") == want.get("events_lost")  # and in STATUS? parts
