@@ -275,7 +275,10 @@ class Detector:
         # or fails on them (docs/heap-budget.md "The alarm path under a full heap"); each
         # one lost is counted here
         self.events_lost = 0
-        profiles.build_detector(self, board, config, store, emit, channels, supply)
+        # the builder gets this module's parts as arguments (it does not import them back:
+        # no import cycle, docs/architecture.md)
+        profiles.build_detector(self, (Gas, Faults, Hush), board, config, store, emit,
+                                channels, supply)
         self._render()
 
     # ------------------------------------------------------------------ loop

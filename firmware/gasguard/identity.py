@@ -24,9 +24,7 @@ import json
 
 from gasguard import record
 
-
-class IdentityError(ValueError):
-    pass
+IdentityError = record.IdentityError  # below identity and id_admin both (no import cycle)
 
 
 def read_json(store, name):
@@ -69,9 +67,6 @@ class IdentityStore:
             raise AttributeError(name)
         from gasguard import id_admin
 
-        # this store's own error class, also when gasguard.identity was re-imported after a
-        # release (gasguard.lazy) and id_admin imported the new one
-        id_admin.IdentityError = IdentityError
         f = getattr(id_admin, name)
         return lambda *a: f(self, *a)
 

@@ -258,18 +258,20 @@ def _channels(board, cfg, store, clock):
     return chans
 
 
-def build_detector(det, board, config, store, emit, channels=None, supply=None):
+def build_detector(det, parts, board, config, store, emit, channels=None, supply=None):
     """Detector.__init__: the checked config, its inputs and the detector's parts, wired.
-    Only plain data and objects of resident modules are kept (this module is released)."""
+    parts: gasguard.detector's (Gas, Faults, Hush), handed in by the detector (this module
+    does not import it: no cycle). Only plain data and objects of resident modules are kept
+    (this module is released)."""
     from gasguard.lazy import release
 
+    Gas, Faults, Hush = parts
     cfg, channels, supply = assemble(board, config, store, channels, supply)
     # the sensing builders and calibration are done: out of the heap before the parts'
     # code and the CO rate table (1.8 KB in one block) load, into the hole they leave
     release("sensors", "calibration")
     from gasguard.button import Button
     from gasguard.co_alarm import COAlarm
-    from gasguard.detector import Faults, Gas, Hush
     from gasguard.methane_alarm import MethaneAlarm
     from gasguard.outputs import Outputs
 

@@ -31,6 +31,12 @@ class RecordError(ValueError):
     pass
 
 
+# gasguard.identity's error (also raised by gasguard.id_admin): here, below both, so neither
+# imports the other back (no import cycle), and it outlives their release (gasguard.lazy)
+class IdentityError(ValueError):
+    pass
+
+
 def seal(payload, version=1):
     n = len(payload)
     if n > MAX_PAYLOAD:
