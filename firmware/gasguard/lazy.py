@@ -26,7 +26,7 @@ PARKED = ("identity", "identifier", "active_id", "commands")
 # no exception classes of their own (a re-import would make a second, different class).
 BOOT_ONLY = ("profiles", "valve_cfg", "boot_select", "config_write", "calibration", "devices",
              "flash_config", "report_cfg", "sensors", "link_cfg", "boot",
-             "validate")
+             "validate", "modbus")
 
 _depth = [0]  # nested parked calls: release only when the outermost one ends
 _pending = []  # modules to release then
