@@ -33,45 +33,7 @@ from gasguard.wired_interlock import WiredInterlock
 mode = sys.argv[2]
 
 
-class Radio:
-    """One end of a wire of preallocated slots: send copies in, poll hands out a view."""
-
-    def __init__(self, mac):
-        self.mac = mac
-        self.peer = None
-        self.slots = [bytearray(64) for _ in range(8)]
-        self.lens = [0] * 8
-        self.views = {}
-        for n in range(1, 64):
-            self.views[n] = [memoryview(s)[:n] for s in self.slots]
-        self.head = 0
-        self.count = 0
-        self.got = [None, None]
-        self.sent = 0
-
-    def send(self, mac, data):
-        p = self.peer
-        if p.count == 8:
-            return False
-        i = (p.head + p.count) % 8
-        s = p.slots[i]
-        n = len(data)
-        for k in range(n):
-            s[k] = data[k]
-        p.lens[i] = n
-        p.count += 1
-        self.sent += 1
-        return True
-
-    def poll(self):
-        if not self.count:
-            return None
-        i = self.head
-        self.head = (i + 1) % 8
-        self.count -= 1
-        self.got[0] = self.peer.mac
-        self.got[1] = self.views[self.lens[i]][i]
-        return self.got
+from slot_radio import SlotRadio as Radio
 
 
 def nop(line):
