@@ -287,11 +287,7 @@ class MQTTClient:
             try:
                 n = self._sock.send(memoryview(d)[o : o + left])
             except Exception as e:
-                w = _why(e)
-                if w is None:
-                    return True
-                self._fail("send: " + w)
-                return False
+                return self._io_error(e, "send: ")
             if not n:
                 return True
             self._last_tx = self.clock.ticks_ms()
@@ -436,6 +432,15 @@ class MQTTClient:
             self.on_disconnect(why)
 
     # ---- receiving -------------------------------------------------------------------
+    def _io_error(self, e, what):
+        """A socket call raised: True if it only would block (try again later), else the
+        connection is failed with `what` and the reason, and False."""
+        w = _why(e)
+        if w is None:
+            return True
+        self._fail(what + w)
+        return False
+
     def _read(self, now):
         # in place: the packets are parsed in _rb; only what a handler keeps (a PUBLISH's
         # topic and payload) and a packet cut off by the read (_rx) are copied
@@ -443,11 +448,7 @@ class MQTTClient:
         try:
             n = self._readinto(rb)
         except Exception as e:
-            w = _why(e)
-            if w is None:
-                return True
-            self._fail("recv: " + w)
-            return False
+            return self._io_error(e, "recv: ")
         if n is None:  # nothing waiting (MicroPython streams, TLS)
             return True
         if not n:
