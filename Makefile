@@ -127,7 +127,7 @@ package: $(STAMP)
 	$(GASGUARD) package
 
 # the wheel (and sdist) users install: firmware, boards, schemas and scenarios inside
-# (setup.py); host_tests/test_tools_install.py installs it into a fresh venv and runs it
+# (setup.py); host_tests/tools/test_tools_install.py installs it into a fresh venv and runs it
 wheel: $(STAMP)
 	$(PY) -m pip wheel --no-deps -q -w dist .
 

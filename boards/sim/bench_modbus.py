@@ -1,4 +1,4 @@
-"""Heap and cost of the Modbus RTU slave on MicroPython: run by host_tests/test_modbus_heap.py
+"""Heap and cost of the Modbus RTU slave on MicroPython: run by host_tests/heap/test_modbus_heap.py
 and gasguard_tools.bench_modbus, on the ESP32-like interpreter from .mpy.
 
     micropython boards/sim/bench_modbus.py detector|valve

@@ -1,6 +1,6 @@
 """A simulated ESP-NOW radio whose every buffer is allocated at construction: send copies a
 frame into one of the peer's 8 preallocated slots, poll hands out a preallocated view. The
-full-heap tests (host_tests/test_alarm_full_heap.py, test_interlock_heap.py) run the firmware
+full-heap tests (host_tests/heap/test_alarm_full_heap.py, test_interlock_heap.py) run the firmware
 with not one free heap block, so the simulated air itself must allocate nothing."""
 
 

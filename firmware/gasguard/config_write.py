@@ -3,7 +3,7 @@
 Loaded only when a CFG write comes (factory mode), so the code is not resident on a
 device in service. validate() is the check CFG runs: every section the boot reads,
 by the code the boot runs (each part's own config check, hardware untouched); a key
-CFG accepts therefore boots (host_tests/test_settings_boot.py).
+CFG accepts therefore boots (host_tests/settings/test_settings_boot.py).
 """
 
 import json

@@ -2,7 +2,7 @@
 
 micropython-lib's hmac is not installable from the registries this project can reach
 (docs/dependencies.md), and the device needs only this one construction. Tested against
-CPython's hmac on both interpreters (host_tests/portable/test_hmac256.py).
+CPython's hmac on both interpreters (host_tests/portable/test_foundation.py).
 
 pads(key) once per key, then mac(pads, msg) per message: what the interlock link does, so
 a frame's tag costs two hash objects and two digests, nothing else (no per-frame pads).

@@ -6,7 +6,7 @@ identifier's registration and heartbeats) is kept *parked*: a Parked object hold
 instance's attributes as plain data, and each method call imports the class, rebuilds the
 instance around that data, runs the method, keeps the (possibly changed) attributes and
 releases the module again. Interned names (qstrs) stay after a release; bytecode, function
-objects and module dicts are freed (measured in host_tests/test_heap_budget.py).
+objects and module dicts are freed (measured in host_tests/heap/test_heap_budget.py).
 
 Never used on the alarm path: what samples, alarms and drives the relay or closes an
 interlock is imported at boot and stays resident. A MemoryError while loading parked code
@@ -149,7 +149,7 @@ class ParkedActiveId(Parked):
     """gasguard.active_id.ActiveId, parked: poll() decides from its plain state whether a
     registration or a heartbeat is due and only then loads the code (with the identity).
     A downlink (on_message) loads it too. Its attributes (registered, counters, ...) read
-    from the state. Same decisions as ActiveId.poll(): host_tests/test_heap_budget.py."""
+    from the state. Same decisions as ActiveId.poll(): host_tests/heap/test_heap_budget.py."""
 
     def __getattr__(self, name):
         st = self.state

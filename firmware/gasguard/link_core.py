@@ -176,7 +176,7 @@ class LinkCore:
         close at the moment the heap is full), the spare is given up for them: for a CLOSE
         (0x02) or its ACK (0x82) only, the frame type at buf[1]. A heartbeat (0x01, 0x81) is
         retried later; under a heap that stays full it would use up the spare the close
-        needs (host_tests/test_alarm_full_heap.py)."""
+        needs (host_tests/heap/test_alarm_full_heap.py)."""
         try:
             return hmac256.mac(self._p, memoryview(buf)[:n])
         except MemoryError:

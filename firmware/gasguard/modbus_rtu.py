@@ -24,7 +24,7 @@ nothing; a well-formed request the map refuses gets the exception reply (01-04).
 Broadcasts (address 0) run writes (06, 16) and are never answered.
 
 No allocation per poll or per request: one receive buffer, one reply buffer, the CRC
-table, all made at construction (measured in host_tests/test_modbus_alloc.py).
+table, all made at construction (measured in host_tests/heap/test_modbus_heap.py).
 """
 
 from array import array

@@ -3,7 +3,7 @@ ValveController driving the simulated self-closing valve, through the RTU slave.
 
 The app around the controller is a small shim with ValveApp's entry points (a whole
 ValveApp plus the bus does not fit a 112k heap on the 64-bit interpreter; the 32-bit
-ESP32-like one is measured in host_tests/test_modbus_heap.py and the virtual valve
+ESP32-like one is measured in host_tests/heap/test_modbus_heap.py and the virtual valve
 behind a pseudo-terminal runs the real ValveApp)."""
 
 from modbus_bus import Bus

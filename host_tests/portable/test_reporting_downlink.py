@@ -131,7 +131,7 @@ def test_a_live_retained_command_runs_once_and_the_retained_copy_is_cleared():
     assert b.cmds == [(b"", True)]
     _cmd(net, b"", pid=2)  # the broker echoes it to us (we subscribe to the topic)
     # had the broker kept it anyway (an ACL refusing our clear, say), the next SUBSCRIBE
-    # would deliver it with the retain flag: refused (host_tests/test_downlink_mosquitto.py
+    # would deliver it with the retain flag: refused (host_tests/reporting/test_downlink_mosquitto.py
     # runs the whole story against mosquitto)
     _cmd(net, m, retain=True, pid=3)
     _run(r, clock, b, 200)

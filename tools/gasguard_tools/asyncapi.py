@@ -3,7 +3,7 @@ sources the firmware and the tests use (never edited by hand):
 
 - the topics and their QoS/retain from the firmware (gasguard.reporter.KINDS and delivery() for what the
   device publishes, SUBSCRIPTIONS below for what it subscribes to, checked against the
-  firmware's subscribe calls by host_tests/test_tools_contract.py),
+  firmware's subscribe calls by host_tests/tools/test_tools_contract.py),
 - the payloads from docs/schemas (the published, lenient form, embedded as JSON Schema
   2020-12 multi-format schemas, with their versioned $ids).
 

@@ -7,7 +7,7 @@ the figures after boot and at each checkpoint, once at the ESP32's 112 KB and on
 leave 40 KB free. The harness's own objects (simulated board, fake network and broker) are
 measured first and added to the heap size, so the device sees exactly 112 KB / 72 KB.
 
-Shared with host_tests/test_heap_budget.py (the budgets are tests: heap figures on this
+Shared with host_tests/heap/test_heap_budget.py (the budgets are tests: heap figures on this
 interpreter are deterministic). Results: docs/heap-budget.md and docs/benchmarks.md.
 """
 

@@ -9,7 +9,7 @@ outages (a leak sometimes inside one), reboots (a new process that starts from t
 one of them inside an outage with events queued), console sessions (read verbs and refused
 writes), downlink noise (malformed, unsigned and oversized messages on the command topic).
 
-Checked (host_tests/test_soak.py on 2 days, `make bench` on 30):
+Checked (host_tests/heap/test_soak.py on 2 days, `make bench` on 30):
   * no missed alarm: every leak gives an alarm and an interlock close (valve: a trip), and
     no interference interval gives one;
   * every event the device stamped reached the broker or is counted as lost (the persisted

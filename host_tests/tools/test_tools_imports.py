@@ -4,6 +4,7 @@ functions too: a lazy import that closes a cycle is still a cycle in the design.
 import ast
 
 from conftest import ROOT
+from fixtures.imports import cycles
 
 PKG = ROOT / "tools" / "gasguard_tools"
 
@@ -25,29 +26,9 @@ def _graph():
     return graph
 
 
-def _cycles(graph):
-    found, state, stack = [], {}, []
-
-    def visit(n):
-        state[n] = 1
-        stack.append(n)
-        for d in graph[n]:
-            if state.get(d) == 1:
-                found.append(stack[stack.index(d):] + [d])
-            elif d not in state:
-                visit(d)
-        stack.pop()
-        state[n] = 2
-
-    for n in sorted(graph):
-        if n not in state:
-            visit(n)
-    return found
-
-
 def test_no_import_cycles_in_the_host_tools():
-    assert _cycles(_graph()) == []
+    assert cycles(_graph()) == []
 
 
 def test_the_cycle_finder_finds_one():
-    assert _cycles({"a": ["b"], "b": ["c"], "c": ["a"]}) == [["a", "b", "c", "a"]]
+    assert cycles({"a": ["b"], "b": ["c"], "c": ["a"]}) == [["a", "b", "c", "a"]]

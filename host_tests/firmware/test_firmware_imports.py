@@ -5,7 +5,7 @@ inside functions too: a lazy import that closes a cycle is still a cycle in the 
 import ast
 
 from conftest import FIRMWARE
-from test_tools_imports import _cycles
+from fixtures.imports import cycles
 
 PKG = FIRMWARE / "gasguard"
 
@@ -35,11 +35,11 @@ def _graph():
 # profiles) are gone: IdentityError lives in gasguard.record below both, and the detector hands
 # its parts to profiles.build_detector as an argument. None may come back.
 def test_no_import_cycles_in_the_firmware():
-    assert _cycles(_graph()) == []
+    assert cycles(_graph()) == []
 
 
 def test_the_cycle_finder_finds_a_cycle():
-    assert _cycles({"a": ["b"], "b": ["a"]}) != []
+    assert cycles({"a": ["b"], "b": ["a"]}) != []
 
 
 def test_the_cycle_finder_sees_the_firmware_graph():
