@@ -243,7 +243,7 @@ TestLatching = LatchMachine.TestCase
 
 def test_float32_config_replays_to_identical_alarm_times():
     """The whole chain on the ESP32's single-precision config floats: same events, same times."""
-    from alarms_fixtures import replay_bytes
+    from fixtures.alarms import replay_bytes
 
     base = {"profile": "en", "tier": "mid", "lel_pct_vol": 4.4, "ch4_low_pct_lel": 12.3,
             "ch4_high_pct_lel": 27.7, "ch4_hyst_pct_lel": 2.2}
@@ -273,7 +273,7 @@ def test_float32_config_replays_to_identical_alarm_times():
 def test_whole_detector_never_alarms_below_the_no_alarm_levels(pname, seed, script):
     """Real channels, calibration, noise and sensor lag: methane up to 70 % of the low set
     point (outside the +-3 %LEL tolerance) and CO up to 30 ppm never raise an alarm."""
-    from alarms_fixtures import replay
+    from fixtures.alarms import replay
 
     low_ppm = profiles.load({"profile": pname})["ch4_low_x10"] // 10
     rows = []

@@ -6,7 +6,7 @@ point (3.3.18), gross leak alarms during warm-up (3.3.7)."""
 
 import pytest
 
-from alarms_fixtures import RUNTIMES, first, replay
+from fixtures.alarms import RUNTIMES, first, replay
 from gasguard import profiles
 
 T0 = 300

@@ -4,7 +4,7 @@ BOTH interpreters. Simulated time: the whole suite replays ~40 simulated hours."
 
 import pytest
 
-from alarms_fixtures import RUNTIMES, first, replay
+from fixtures.alarms import RUNTIMES, first, replay
 from gasguard import profiles
 
 T0 = 300  # gas applied once the detector is ready (MQ-4 warm-up 300 s)

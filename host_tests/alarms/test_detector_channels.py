@@ -2,7 +2,7 @@
 
 import pytest
 
-from alarms_fixtures import RUNTIMES, first, replay
+from fixtures.alarms import RUNTIMES, first, replay
 from gasguard import detector, sensing
 
 

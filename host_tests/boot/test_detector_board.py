@@ -6,8 +6,8 @@ The real main.py on the MicroPython unix port with test doubles of the ESP32 boa
 
 import json
 
-import board_main
-from board_main import last_json
+from fixtures import board_main
+from fixtures.board_main import last_json
 from conftest import ROOT
 
 # At 112 KB on the ESP32-like interpreter the detector's main.py boots and runs its loop

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-import board_main
-from board_main import last_json
+from fixtures import board_main
+from fixtures.board_main import last_json
 from conftest import ROOT
 
 MAINS = {"detector": ROOT / "boards" / "esp32-detector" / "main.py",

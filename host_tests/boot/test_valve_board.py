@@ -7,8 +7,8 @@ redirected to a temp folder; the fake watchdog ends the loop after a few hundred
 
 import json
 
-import board_main
-from board_main import last_json
+from fixtures import board_main
+from fixtures.board_main import last_json
 from conftest import ROOT
 
 # the valve with its link (and the console) fits 112 KB, also with Wi-Fi and a refused

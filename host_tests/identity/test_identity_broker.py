@@ -25,7 +25,7 @@ from gasguard.identity import IdentityStore
 from gasguard.reporter import Reporter
 from gasguard.store import FileStore
 from conftest import ROOT, micropath, micropython_exe
-from reporting_fixtures import Mosquitto
+from fixtures.reporting import Mosquitto
 
 pytestmark = pytest.mark.broker
 

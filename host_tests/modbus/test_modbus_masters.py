@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import ROOT  # noqa: F401  (tools/ and firmware/ on sys.path)
-from dut_fixtures import Dut, _wait_ready, make_virtual_device  # noqa: F401
+from fixtures.dut import Dut, _wait_ready, make_virtual_device  # noqa: F401
 from gasguard import modbus_regs as M
 from gasguard.profiles import load as load_profile
 

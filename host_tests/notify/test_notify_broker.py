@@ -6,9 +6,9 @@ import time
 import pytest
 
 from gasguard_tools.notify.channels.webhook import verify
-from notify_fixtures import (DEV, VALVE, NotifyProcess, Publisher, alarm, receiver,  # noqa: F401
+from fixtures.notify import (DEV, VALVE, NotifyProcess, Publisher, alarm, receiver,  # noqa: F401
                              state, status, valve)
-from reporting_fixtures import Mosquitto, wait_for
+from fixtures.reporting import Mosquitto, wait_for
 
 pytestmark = pytest.mark.broker
 SECRET = "test-webhook-secret"

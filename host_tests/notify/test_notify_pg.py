@@ -12,10 +12,10 @@ import pytest
 from gasguard_tools.notify import config as cfgmod
 from gasguard_tools.notify.ingest import Ingestor
 from gasguard_tools.notify.store import open_store
-from notify_fixtures import (NotifyProcess, Publisher, alarm, receiver, state,  # noqa: F401
+from fixtures.notify import (NotifyProcess, Publisher, alarm, receiver, state,  # noqa: F401
                              status, storm_broker, topic)
-from pg_fixtures import postgres  # noqa: F401
-from reporting_fixtures import Mosquitto, wait_for
+from fixtures.pg import postgres  # noqa: F401
+from fixtures.reporting import Mosquitto, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -186,7 +186,7 @@ def test_instances_killed_mid_storm_every_alarm_is_told_exactly_once(tmp_path, p
 
 
 def test_missing_postgresql_skips_or_fails_under_ci(monkeypatch):
-    import pg_fixtures as pf
+    from fixtures import pg as pf
 
     monkeypatch.setattr(pf.pgserver, "find_bin", lambda: None)
     monkeypatch.delenv("CI", raising=False)

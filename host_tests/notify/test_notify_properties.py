@@ -12,7 +12,7 @@ from gasguard_tools.notify import escalation, incidents
 from gasguard_tools.notify.ingest import Ingestor
 from gasguard_tools.notify.ratelimit import hold_until
 from gasguard_tools.notify.store import open_store
-from notify_fixtures import DEV, VALVE, alarm, state, topic, valve
+from fixtures.notify import DEV, VALVE, alarm, state, topic, valve
 
 CFG = {"escalate_after_s": 10, "repeat_s": 20,
        "recipients": {n: {"endpoints": [{"channel": "console"}]} for n in "abcd"},

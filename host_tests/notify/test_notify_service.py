@@ -18,9 +18,9 @@ from gasguard_tools.notify.channels import make as make_channel
 from gasguard_tools.notify.service import Service
 from gasguard_tools.notify.store import open_store
 from gasguard_tools.notify.texts import render
-from notify_fixtures import (DEV, VALVE, Receiver, alarm, envelope, smtp, state,  # noqa: F401
+from fixtures.notify import (DEV, VALVE, Receiver, alarm, envelope, smtp, state,  # noqa: F401
                              topic, valve)
-from reporting_fixtures import wait_for
+from fixtures.reporting import wait_for
 
 
 @pytest.fixture

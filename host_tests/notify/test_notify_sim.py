@@ -13,8 +13,8 @@ from collections import Counter
 import pytest
 
 from conftest import ROOT
-from notify_fixtures import NotifyProcess, receiver, status  # noqa: F401
-from reporting_fixtures import Mosquitto, wait_for
+from fixtures.notify import NotifyProcess, receiver, status  # noqa: F401
+from fixtures.reporting import Mosquitto, wait_for
 
 pytestmark = pytest.mark.broker
 

@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from gasguard.commands import sign
-from reporting_fixtures import (  # noqa: F401
+from fixtures.reporting import (  # noqa: F401
     DEV, Collector, Runner, first_occurrences, mosquitto, wait_for,
 )
 

@@ -15,7 +15,7 @@ from gasguard_tools.broker import Broker, topic_matches, valid_filter
 from gasguard_tools.cmd_monitor import Printer, parse_broker
 from gasguard_tools import schemas
 from gasguard_tools.runtime import ToolError
-from reporting_fixtures import Collector, Runner, first_occurrences, wait_for
+from fixtures.reporting import Collector, Runner, first_occurrences, wait_for
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ def test_monitor_json_mode_and_cli(embedded):
 
 
 def test_missing_mosquitto_skips_or_fails_under_ci(monkeypatch):
-    import reporting_fixtures as rf
+    from fixtures import reporting as rf
 
     monkeypatch.setattr(rf.shutil, "which", lambda name: None)
     monkeypatch.setattr(rf.os.path, "exists", lambda p: False)

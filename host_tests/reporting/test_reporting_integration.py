@@ -13,7 +13,7 @@ import json
 import pytest
 
 from gasguard_tools import schemas
-from reporting_fixtures import (  # noqa: F401
+from fixtures.reporting import (  # noqa: F401
     Collector, Mosquitto, Runner, StallServer, first_occurrences, mosquitto, wait_for,
 )
 
@@ -213,7 +213,7 @@ def test_signed_commands_and_wall_time_over_a_real_broker(mosquitto, tmp_path):
     import paho.mqtt.client as mqtt
 
     from gasguard.commands import sign
-    from reporting_fixtures import DEV, SntpServer
+    from fixtures.reporting import DEV, SntpServer
 
     key = bytes(range(32))
     ntp = SntpServer(1790000000)
@@ -256,7 +256,7 @@ def test_signed_commands_and_wall_time_over_a_real_broker(mosquitto, tmp_path):
 
 
 def test_tls_with_a_pinned_ca(tmp_path):
-    from reporting_fixtures import make_tls_files
+    from fixtures.reporting import make_tls_files
 
     ca_pem, ca_der, cert, key = make_tls_files(tmp_path)
     m = Mosquitto(tmp_path, tls=(ca_pem, cert, key)).start()

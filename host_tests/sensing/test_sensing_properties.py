@@ -11,7 +11,7 @@ from gasguard.calibration import CalibrationError, CalibrationRecord, ChannelCal
 from gasguard.sensing import exp2_q12, log2_q12
 from gasguard.sensors import Channel, Clamp, DeltaReject, Ema, Median, MovingAverage
 from gasguard.validate import ConfigError
-from sensing_fixtures import RangeViolation, instrumented
+from fixtures.sensing import RangeViolation, instrumented
 from simboard import SimAnalogIn, SimClock
 
 PERIOD = 1 << 30

@@ -143,7 +143,7 @@ def test_long_leak_at_112k_on_the_esp32_like_interpreter_runs_to_its_end(tmp_pat
 
 
 def test_an_external_broker_is_used_with_broker_host_port(tmp_path):
-    from reporting_fixtures import Mosquitto
+    from fixtures.reporting import Mosquitto
 
     m = Mosquitto(tmp_path).start()  # skips (or fails under GASGUARD_REQUIRE_BROKER=1)
     try:

@@ -8,7 +8,7 @@ import sys
 import time
 
 from conftest import ROOT
-from dut_fixtures import make_virtual_device, virtual_dut  # noqa: F401
+from fixtures.dut import make_virtual_device, virtual_dut  # noqa: F401
 
 from gasguard_tools import cmd_ports
 

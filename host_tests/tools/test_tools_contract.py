@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from dut_fixtures import make_virtual_device  # noqa: F401
+from fixtures.dut import make_virtual_device  # noqa: F401
 from gasguard_tools import asyncapi, schemas
 
 SPECS = ROOT / "build" / "asyncapi-specs" / "package" / "schemas" / "3.0.0-without-$id.json"
@@ -103,7 +103,7 @@ DEV_B = "88.118.8/GDM.240915.00124D"
 
 @pytest.fixture
 def acl_broker(tmp_path):
-    from reporting_fixtures import Mosquitto, mosquitto_bin
+    from fixtures.reporting import Mosquitto, mosquitto_bin
 
     try:
         mosquitto_bin()
@@ -207,7 +207,7 @@ def test_mip_installs_a_deploy_set_from_a_local_path(make_virtual_device, tmp_pa
     pkg = json.loads((ROOT / "firmware" / "package-valve-M.json").read_text())
     assert all(not u.startswith(("github:", "http")) and u == dest for dest, u in pkg["urls"])
     dev = make_virtual_device()
-    from dut_fixtures import Dut, _wait_ready
+    from fixtures.dut import Dut, _wait_ready
 
     _wait_ready(Dut(dev.port, device=dev)).close()
     enter_maintenance(argparse.Namespace(port=dev.port, dry_run=False, factory_key=None), print)

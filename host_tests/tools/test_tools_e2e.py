@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from dut_fixtures import board_dut, dut, make_virtual_device, virtual_dut  # noqa: F401
+from fixtures.dut import board_dut, dut, make_virtual_device, virtual_dut  # noqa: F401
 
 from gasguard_tools.cmd_sim import SIM_FACTORY_KEY
 
@@ -46,7 +46,7 @@ def identifier(serial=42, tier="M"):
 @pytest.fixture
 def fast_dut(make_virtual_device):
     """A virtual device at 60x real time (sensor settling takes ~0.7 s)."""
-    from dut_fixtures import Dut, _wait_ready
+    from fixtures.dut import Dut, _wait_ready
 
     dev = make_virtual_device(speed=60.0)
     d = _wait_ready(Dut(dev.port, device=dev))
@@ -173,7 +173,7 @@ def test_calibrate_key_from_environment(fast_dut, tmp_path):
 
 
 def test_device_that_stops_answering_mid_calibration(make_virtual_device, tmp_path):
-    from dut_fixtures import Dut, _wait_ready
+    from fixtures.dut import Dut, _wait_ready
 
     dev = make_virtual_device()
     d = _wait_ready(Dut(dev.port, device=dev))
@@ -310,7 +310,7 @@ def test_provisioning_refuses_bad_fields(virtual_dut):
 
 
 def test_factory_mode_with_the_button_held_at_boot(make_virtual_device):
-    from dut_fixtures import Dut, _wait_ready
+    from fixtures.dut import Dut, _wait_ready
 
     dev = make_virtual_device(button=True, factory_key=None)
     d = _wait_ready(Dut(dev.port, device=dev))
@@ -439,7 +439,7 @@ def _esp32_virtual_status(make_virtual_device, device, heap):
     """A virtual board on the ESP32-like interpreter with the given heap (app from .mpy);
     its status over the pty, or an AssertionError naming why it never answered."""
     from conftest import need_esp32
-    from dut_fixtures import Dut, ExpectTimeout
+    from fixtures.dut import Dut, ExpectTimeout
 
     dev = make_virtual_device(speed=1.0, micropython=need_esp32(), heap=heap, device=device)
     d = Dut(dev.port, device=dev)

@@ -13,7 +13,7 @@ import sys
 import time
 
 from conftest import ROOT
-from dut_fixtures import Dut, _wait_ready, make_virtual_device  # noqa: F401
+from fixtures.dut import Dut, _wait_ready, make_virtual_device  # noqa: F401
 
 
 def gasguard(*args, timeout=300):

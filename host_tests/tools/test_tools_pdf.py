@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from gasguard_tools import certificate, i18n, report
-from dut_fixtures import make_virtual_device, virtual_dut  # noqa: F401
+from fixtures.dut import make_virtual_device, virtual_dut  # noqa: F401
 from test_tools_documents import sample_cert
 
 REQUIRE = bool(os.environ.get("CI")) or os.environ.get("GASGUARD_REQUIRE_DOCS") == "1"

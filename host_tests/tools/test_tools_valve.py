@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from dut_fixtures import Dut, _wait_ready, make_virtual_device  # noqa: F401
+from fixtures.dut import Dut, _wait_ready, make_virtual_device  # noqa: F401
 
 from gasguard_tools.cmd_sim import SIM_FACTORY_KEY
 
