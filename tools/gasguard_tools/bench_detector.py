@@ -21,64 +21,12 @@ from .runtime import command
 MODULES = ("profiles", "co_rates", "methane_alarm", "co_alarm", "outputs", "button", "selftest",
            "detector")
 
-STEP_SCRIPT = r'''
-import gc, sys, time
-import replay_detector as R
-try:
-    us = time.ticks_us
-    diff = time.ticks_diff
-except AttributeError:
-    us = lambda: int(time.perf_counter() * 1000000)
-    diff = lambda a, b: a - b
-
-class Null:
-    def write(self, s):
-        pass
-
-class Pin:
-    def __init__(self):
-        self.level = 0
-    def value(self, v=None):
-        if v is None:
-            return self.level
-        self.level = v
-
-def bench(co_x10, n):
-    r = R.Runner({"device": "detector", "config": {"profile": "cn", "tier": "mid"}, "seed": 1},
-                 Null())
-    o = r.det.outputs
-    for pp in (o.green, o.yellow, o.red, o.buzzer):
-        pp.pin = Pin()
-    o.relay_pin = Pin()
-    r.env.co_x10 = co_x10
-    det = r.det
-    clock = r.clock
-    for _ in range(700):
-        clock.advance(1000)
-        det.step()
-    gc.collect()
-    a = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
-    t0 = us()
-    for _ in range(n):
-        clock.advance(1000)
-        det.step()
-    t = diff(us(), t0)
-    b = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
-    return t / n, (b - a) / n
-
-out = {}
-for name, co in (("clean_air", 0), ("co_alarm", 4000)):
-    out[name] = bench(co, 2000)
-print(json.dumps(out) if "json" in dir() else out)
-'''
+STEP_SCRIPT = BOARDS / "sim" / "bench_detector.py"
 
 
-def _run(runtime, script_text, stdin=None):
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write("import json\n" + script_text)
-    argv, env = command(runtime, f.name)
+def _run(runtime, script, stdin=None):
+    argv, env = command(runtime, script)
     r = subprocess.run(argv, env=env, input=stdin, capture_output=True, text=True, timeout=300)
-    Path(f.name).unlink()
     if r.returncode:
         raise RuntimeError(r.stderr.strip()[-400:])
     return r.stdout

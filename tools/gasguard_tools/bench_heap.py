@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -188,17 +187,7 @@ def measure_all(devices=DEVICES, smallest=False):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-MODULE_SCRIPT = r"""
-import gc, sys
-gc.collect()
-prev = gc.mem_alloc()
-for m in open(sys.argv[1]).read().split():
-    __import__(m)
-    gc.collect()
-    a = gc.mem_alloc()
-    print(m, a - prev)
-    prev = a
-"""
+MODULE_SCRIPT = BOARDS / "sim" / "bench_modules.py"
 
 
 def module_costs(exe, path, modules):
@@ -225,8 +214,10 @@ def module_costs(exe, path, modules):
     with tempfile.TemporaryDirectory() as tmp:
         lst = Path(tmp) / "mods.txt"
         lst.write_text("\n".join(["gasguard"] + ["gasguard." + m for m in order]))
+        # run as a copy in the scratch folder: the script's path is interned, and heap figures
+        # (qstr pools grow in steps) would move with the checkout's path
         script = Path(tmp) / "mods.py"
-        script.write_text(MODULE_SCRIPT)
+        shutil.copyfile(MODULE_SCRIPT, script)
         r = subprocess.run([exe, "-X", "heapsize=2m", str(script), str(lst)], capture_output=True,
                            text=True, timeout=120, env={"MICROPYPATH": ":".join(path)})
     out = {}

@@ -8,73 +8,10 @@ heap an idle poll allocates (must be 0: the line buffer is preallocated).
 """
 
 
+from . import BOARDS
 from .benchkit import compare_table
 
-SCRIPT = r'''
-import gc, time
-from gasguard.service import Service
-from simboard import SimClock, SimConsole
-
-try:
-    us = time.ticks_us
-    diff = time.ticks_diff
-except AttributeError:
-    us = lambda: int(time.perf_counter() * 1000000)
-    diff = lambda a, b: a - b
-
-
-class Dev:
-    identity = None
-
-    def info(self):
-        return {"fw": "0.1.0", "kind": "detector", "tier": "mid", "profile": "cn", "board": "b"}
-
-    def readings(self):
-        return {"ch4": {"ppm_x10": 123, "raw_uv": 700000, "fault": None, "warming_up": False},
-                "co": {"ppm_x10": 0, "raw_uv": 430000, "fault": None, "warming_up": False},
-                "uptime_s": 1234}
-
-    def factory_key(self):
-        return None
-
-
-class Null(SimConsole):
-    def write(self, b):
-        return len(b)
-
-
-clock = SimClock()
-con = Null()
-svc = Service(con, Dev(), clock)
-
-def per_call(fn, n):
-    t0 = us()
-    for _ in range(n):
-        fn()
-    return diff(us(), t0) // n
-
-print("idle_us", per_call(svc.poll, 2000))
-def read_line():
-    con.feed(b"#t1 READ?\n")
-    svc.poll()
-print("read_us", per_call(read_line, 300))
-def garbage():
-    con.feed(b"\x00\xff\x1b[A garbage\n")
-    svc.poll()
-print("garbage_us", per_call(garbage, 300))
-def long_line():
-    con.feed(b"x" * 64)
-    svc.poll()
-print("chunk64_us", per_call(long_line, 300))
-con.feed(b"\n")
-svc.poll()
-gc.collect()
-if hasattr(gc, "mem_alloc"):
-    b = gc.mem_alloc()
-    for _ in range(100):
-        svc.poll()
-    print("idle_heap_bytes", gc.mem_alloc() - b)
-'''
+SCRIPT = BOARDS / "sim" / "bench_service.py"
 
 ROWS = [
     ("idle_us", "poll() with no input (mean)", "µs"),

@@ -3,12 +3,13 @@
 The MicroPython is the one the runtime rule chooses (`python -m gasguard_tools.bench
 --micropython PATH`, or $GASGUARD_MICROPYTHON; gasguard_tools.runtime).
 
-A benchmark script prints `key value` lines; run_script() returns them as a dict, and
-compare_table() prints one Markdown row per (key, description, unit) for MicroPython and
-CPython side by side.
+A benchmark script is a file beside the other firmware-side runners (boards/sim/bench_*.py)
+and prints `key value` lines; run_script() returns them as a dict, and compare_table() prints
+one Markdown row per (key, description, unit) for MicroPython and CPython side by side.
 """
 
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -16,15 +17,17 @@ import tempfile
 from .runtime import command
 
 
-def run_script(runtime, script, args=(), timeout=300, name="bench_run.py"):
-    """Run script text on 'micropython' or 'cpython' (firmware + sim board on the path).
+def run_script(runtime, script, args=(), timeout=300):
+    """Run the script file on 'micropython' or 'cpython' (firmware + sim board on the path).
 
-    args may contain the placeholder "{tmp}", replaced by a scratch folder."""
+    args may contain the placeholder "{tmp}", replaced by a scratch folder. The script runs
+    as a copy in that folder: MicroPython interns the script's path, so heap figures (qstr
+    pools grow in steps) would move with the checkout's path; from a scratch name of fixed
+    length they do not."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, name)
-        with open(path, "w") as f:
-            f.write(script)
-        argv, env = command(runtime, path, [a.replace("{tmp}", tmp) for a in args])
+        copy = os.path.join(tmp, "bench_run.py")
+        shutil.copyfile(script, copy)
+        argv, env = command(runtime, copy, [a.replace("{tmp}", tmp) for a in args])
         r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
     if r.returncode:
         raise RuntimeError(r.stderr[-500:] or r.stdout[-500:])
