@@ -1,8 +1,9 @@
 # Heap of the interlock link ends (a DetectorLink, a ValveController with its ValveLink)
 # and what 10 s of running both leaves live: run by gasguard_tools.bench_interlock
-# (`make bench`) on the MicroPython unix port at a 112k heap, host_tests/portable on the path.
+# (`make bench`) on the MicroPython unix port (a 2m heap: from source on 64-bit the two ends
+# no longer fit 112k), host_tests/portable on the path.
 #
-#     micropython -X heapsize=112k boards/sim/bench_interlock.py
+#     micropython -X heapsize=2m boards/sim/bench_interlock.py
 #
 # Prints three integers: detector link bytes, valve controller bytes, bytes left after running.
 

@@ -111,7 +111,7 @@ def heap_cost():
 
     env = dict(os.environ, MICROPYPATH=os.pathsep.join(
         [str(FIRMWARE), str(BOARDS / "sim"), str(ROOT / "host_tests" / "portable")]))
-    r = subprocess.run([micropython_exe(), "-X", "heapsize=112k", str(_HEAP_SCRIPT)],
+    r = subprocess.run([micropython_exe(), "-X", "heapsize=2m", str(_HEAP_SCRIPT)],
                        capture_output=True, text=True, env=env, timeout=120)
     if r.returncode != 0:
         # the unix port prints an uncaught exception on stdout
