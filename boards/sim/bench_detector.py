@@ -6,14 +6,9 @@
 # Prints one JSON line: {state: [us per step, heap bytes per step]} for clean air and a CO
 # alarm (heap bytes: MicroPython only; 0 in steady state).
 
-import gc, json, sys, time
+import gc, json
 import replay_detector as R
-try:
-    us = time.ticks_us
-    diff = time.ticks_diff
-except AttributeError:
-    us = lambda: int(time.perf_counter() * 1000000)
-    diff = lambda a, b: a - b
+from benchtime import us, diff
 
 class Null:
     def write(self, s):

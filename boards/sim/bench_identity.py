@@ -5,7 +5,7 @@
 #
 # Prints `key value` lines (gasguard_tools.benchkit); FLASH_DIR is emptied first.
 
-import gc, sys, time
+import gc, sys
 from gasguard.identifier import validate, make
 from gasguard.canon import canon
 from gasguard.identity import IdentityStore
@@ -14,18 +14,7 @@ from gasguard.id_platform import platform_ack
 from gasguard.store import FileStore
 from simboard import SimClock
 
-try:
-    us = time.ticks_us
-    diff = time.ticks_diff
-except AttributeError:
-    us = lambda: int(time.perf_counter() * 1000000)
-    diff = lambda a, b: a - b
-
-def per_call(fn, n):
-    t0 = us()
-    for _ in range(n):
-        fn()
-    return diff(us(), t0) // n
+from benchtime import diff, per_call, us
 
 ID = make("88.118.8", "GD", "H", "240915", 123)
 print("validate_us", per_call(lambda: validate(ID), 300))

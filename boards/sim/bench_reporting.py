@@ -6,19 +6,14 @@
 #
 # Prints `key value` lines (integers).
 
-import gc, sys, time
+import gc, sys
 from gasguard.outbox import Outbox
 from gasguard.reporter import Reporter
 from gasguard.store import FileStore
 from gasguard.mqtt import packet
 from simboard import SimClock
 root = sys.argv[1]
-try:
-    us = time.ticks_us
-    dus = time.ticks_diff
-except AttributeError:
-    us = lambda: int(time.perf_counter() * 1000000)
-    dus = lambda a, b: a - b
+from benchtime import diff as dus, us
 DEV = "88.118.8/GDH.240915.00123F"
 ev = {"event": "alarm", "gas": "ch4", "level": 2, "state": "on", "t": 1234}
 r = Reporter(SimClock(), FileStore(root + "/a"), {"device_id": DEV, "fw": "0.1.0", "tier": "H",

@@ -17,6 +17,8 @@ gc.collect()
 if hasattr(gc, "mem_alloc"):
     print("import_heap_bytes", gc.mem_alloc() - m0)
 
+# its own clock, not benchtime's: the whole script is compiled before the import figure
+# above is taken, and any change to its text moves that figure (qstr pool steps)
 try:
     us = time.ticks_us
     diff = time.ticks_diff

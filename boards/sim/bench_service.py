@@ -5,16 +5,11 @@
 #
 # Prints `key value` lines (gasguard_tools.benchkit).
 
-import gc, time
+import gc
 from gasguard.service import Service
 from simboard import SimClock, SimConsole
 
-try:
-    us = time.ticks_us
-    diff = time.ticks_diff
-except AttributeError:
-    us = lambda: int(time.perf_counter() * 1000000)
-    diff = lambda a, b: a - b
+from benchtime import diff, per_call, us
 
 
 class Dev:
@@ -41,12 +36,6 @@ clock = SimClock()
 con = Null()
 svc = Service(con, Dev(), clock)
 
-def per_call(fn, n):
-    t0 = us()
-    for _ in range(n):
-        fn()
-    return diff(us(), t0) // n
-
 print("idle_us", per_call(svc.poll, 2000))
 def read_line():
     con.feed(b"#t1 READ?\n")
@@ -62,9 +51,16 @@ def long_line():
 print("chunk64_us", per_call(long_line, 300))
 con.feed(b"\n")
 svc.poll()
-gc.collect()
-if hasattr(gc, "mem_alloc"):
+
+
+def idle_heap(n):
+    # in a function: a module-level loop variable would count the globals dict growing
+    gc.collect()
     b = gc.mem_alloc()
-    for _ in range(100):
+    for _ in range(n):
         svc.poll()
-    print("idle_heap_bytes", gc.mem_alloc() - b)
+    return gc.mem_alloc() - b
+
+
+if hasattr(gc, "mem_alloc"):
+    print("idle_heap_bytes", idle_heap(100))

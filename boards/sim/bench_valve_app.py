@@ -5,18 +5,13 @@
 #
 # Prints `key value` lines (gasguard_tools.benchkit).
 
-import gc, sys, time
+import gc, sys
 from gasguard.store import FileStore
 from gasguard.valve_app import ValveApp
 from simboard import SimClock, SimConsole, SimPin
 from simvalve import SimValveBoard
 
-try:
-    us = time.ticks_us
-    diff = time.ticks_diff
-except AttributeError:
-    us = lambda: int(time.perf_counter() * 1000000)
-    diff = lambda a, b: a - b
+from benchtime import diff, per_call, us
 
 
 class Null(SimConsole):
@@ -48,12 +43,6 @@ def turn():
     board.step()
     app.poll()
 
-
-def per_call(fn, n):
-    t0 = us()
-    for _ in range(n):
-        fn()
-    return diff(us(), t0) // n
 
 print("turn_us", per_call(turn, 3000))
 def status():
