@@ -33,6 +33,7 @@ from gasguard.wired_interlock import WiredInterlock
 mode = sys.argv[2]
 
 
+from heap_fill import HeapFill
 from slot_radio import SlotRadio as Radio
 
 
@@ -75,35 +76,11 @@ while i < 3300:  # past the sensors' warm-up: ready, the link up
     turn_valve()
     i += 1
 
-KEEP = [None] * 3000
+HEAP = HeapFill(3000, 65536)
+fill = HEAP.fill
+unfill = HEAP.unfill
 ERR = [None, None]
 FREE = [1 << 20]
-
-
-def fill():
-    """Hold every free byte of the heap: afterwards not even a 16-byte object fits."""
-    gc.collect()
-    i = 0
-    size = 65536
-    while size >= 16:
-        try:
-            KEEP[i] = bytearray(size)
-            i += 1
-        except MemoryError:
-            size //= 2
-    while i < 3000:
-        try:
-            KEEP[i] = bytearray(0)
-            i += 1
-        except MemoryError:
-            break
-    return gc.mem_free()
-
-
-def unfill():
-    for i in range(3000):
-        KEEP[i] = None
-    gc.collect()
 
 
 def full(step, fn):

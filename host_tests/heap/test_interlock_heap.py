@@ -22,6 +22,7 @@ from gasguard.interlock_keys import provision
 from gasguard.detector_link import DetectorLink
 from gasguard.valve_link import ValveLink
 from simboard import SimClock
+from heap_fill import HeapFill
 from slot_radio import SlotRadio
 
 DET = b"\x02\x00\x00\x00\x00\x01"
@@ -81,34 +82,10 @@ while v.counter.next_value < v.counter.reserved - last:
     v.counter.take()
 if sys.argv[3] == "ahead":
     turn(2000)  # a heartbeat each way: both reserve their next block ahead, with room
-KEEP = [None] * 600
+HEAP = HeapFill(600, 4096)
+fill = HEAP.fill
+unfill = HEAP.unfill
 ERR = [None]
-
-
-def fill():
-    """Hold every free byte of the heap: afterwards not even a 16-byte object fits."""
-    gc.collect()
-    i = 0
-    size = 4096
-    while size >= 16:
-        try:
-            KEEP[i] = bytearray(size)
-            i += 1
-        except MemoryError:
-            size //= 2
-    while i < 600:
-        try:
-            KEEP[i] = bytearray(0)
-            i += 1
-        except MemoryError:
-            break
-    return gc.mem_free()
-
-
-def unfill():
-    for i in range(600):
-        KEEP[i] = None
-    gc.collect()
 
 
 def full(step, fn):
