@@ -67,4 +67,5 @@ package("gasguard", files=(
     "sntp.py",
     "store.py",
     "validate.py",
+    "x25519.py",
 ), opt=3)

@@ -58,4 +58,5 @@ package("gasguard", files=(
     "valve_cfg.py",
     "valve_check.py",
     "valve_link.py",
+    "x25519.py",
 ), opt=3)

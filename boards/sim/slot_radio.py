@@ -10,10 +10,11 @@ class SlotRadio:
     def __init__(self, mac, min_len=1):
         self.mac = mac
         self.peer = None
-        self.slots = [bytearray(64) for _ in range(8)]
+        self.slots = [bytearray(96) for _ in range(8)]
         self.lens = [0] * 8
         self.views = {}
-        for n in range(min_len, 64):
+        # every length up to 63 (the link's frames), and the two pairing frames (74, 90 B)
+        for n in list(range(min_len, 64)) + [74, 90]:
             self.views[n] = [memoryview(s)[:n] for s in self.slots]
         self.head = 0
         self.count = 0

@@ -34,24 +34,25 @@ HEADER = const(10)
 TAG_LEN = const(16)
 KEY_LEN = const(32)
 NONCE_LEN = const(16)
+PUB_LEN = const(32)  # an X25519 public key
 MAX_COUNTER = const(0x3FFFFFFF)  # stays a small int on the ESP32
 MAX_FRAME = const(250)  # ESP-NOW payload limit
 
 FROM_VALVE = const(0x80)
 T_HEARTBEAT = const(0x01)  # detector -> valve: flags
 T_CLOSE = const(0x02)  # detector -> valve: close_id, cause
-T_PAIR_REQ = const(0x20)  # detector -> valve: nonce_d (pairing window only)
+T_PAIR_REQ = const(0x20)  # detector -> valve: nonce_d, pub_d (pairing window only)
 T_STATUS = const(0x81)  # valve -> detector: state, cause, flags
 T_ACK = const(0x82)  # valve -> detector: close_id, state, cause
-T_PAIR_RESP = const(0xA0)  # valve -> detector: nonce_d, nonce_v; tag under the new key
+T_PAIR_RESP = const(0xA0)  # valve -> detector: nonce_d, nonce_v, pub_v; tag under the new key
 
 BODY_LEN = {
     T_HEARTBEAT: 1,
     T_CLOSE: 5,
-    T_PAIR_REQ: NONCE_LEN,
+    T_PAIR_REQ: NONCE_LEN + PUB_LEN,
     T_STATUS: 3,
     T_ACK: 6,
-    T_PAIR_RESP: 2 * NONCE_LEN,
+    T_PAIR_RESP: 2 * NONCE_LEN + PUB_LEN,
 }
 
 # Valve states on the air (index = code).
@@ -61,8 +62,11 @@ CAUSES = ("none", "interlock", "over_pressure", "under_pressure", "over_flow", "
 # Why a detector asked for the close (index = code); anything else travels as "other".
 REQUESTS = ("other", "ch4", "co", "fault", "test", "platform", "manual")
 
-# Key for the integrity tag of a pairing request (no secret exists yet).
+# Key for the integrity tag of a pairing request (no secret exists yet): public.
 PAIR_KEY = b"gasguard-pair-v1"
+# What the link key of a pairing is derived under (pair_key): the X25519 secret is the
+# HMAC key, this label and the whole exchange (nonces, public keys, addresses) the message.
+PAIR_LABEL = b"gasguard-pair-x25519-v2"
 
 
 class FrameError(ValueError):
@@ -126,17 +130,26 @@ def ack(key, counter, echo, close_id, state, cause):
     return encode(key, T_ACK, counter, echo, struct.pack("<IBB", close_id, state, cause))
 
 
-def pair_request(nonce_d):
-    return encode(PAIR_KEY, T_PAIR_REQ, 0, 0, nonce_d)
+def pair_request(nonce_d, pub_d):
+    return encode(PAIR_KEY, T_PAIR_REQ, 0, 0, bytes(nonce_d) + bytes(pub_d))
 
 
-def pair_key(nonce_d, nonce_v):
-    """The shared key both sides derive from the two pairing nonces."""
-    return hmac256.digest(PAIR_KEY, bytes(nonce_d) + bytes(nonce_v))
+def pair_key(secret, nonce_d, nonce_v, pub_d, pub_v, mac_d, mac_v):
+    """The link key of a pairing: HMAC-SHA256 under the X25519 shared secret of both ends
+    (never on the air) over the label, both nonces, both public keys and both MACs.
+    An all-zero secret (the peer sent a small-order point, RFC 7748 section 6.1) makes no
+    key: FrameError("malformed")."""
+    acc = 0
+    for b in secret:
+        acc |= b
+    if not acc:
+        raise FrameError("malformed")
+    msg = PAIR_LABEL + bytes(nonce_d) + bytes(nonce_v) + bytes(pub_d) + bytes(pub_v) + bytes(mac_d) + bytes(mac_v)
+    return hmac256.digest(secret, msg)
 
 
-def pair_response(nonce_d, nonce_v):
-    return encode(pair_key(nonce_d, nonce_v), T_PAIR_RESP, 0, 0, bytes(nonce_d) + bytes(nonce_v))
+def pair_response(key, nonce_d, nonce_v, pub_v):
+    return encode(key, T_PAIR_RESP, 0, 0, bytes(nonce_d) + bytes(nonce_v) + bytes(pub_v))
 
 
 def peek(buf):
@@ -186,38 +199,35 @@ def fields(ftype, buf):
     if ftype == T_ACK:
         return struct.unpack_from("<IBB", buf, HEADER)
     if ftype == T_PAIR_REQ:
-        return (bytes(buf[HEADER : HEADER + NONCE_LEN]),)
+        return (bytes(buf[HEADER : HEADER + NONCE_LEN]), bytes(buf[HEADER + NONCE_LEN : HEADER + NONCE_LEN + PUB_LEN]))
     if ftype == T_PAIR_RESP:
-        return (
-            bytes(buf[HEADER : HEADER + NONCE_LEN]),
-            bytes(buf[HEADER + NONCE_LEN : HEADER + 2 * NONCE_LEN]),
-        )
+        a = HEADER + NONCE_LEN
+        b = a + NONCE_LEN
+        return (bytes(buf[HEADER:a]), bytes(buf[a:b]), bytes(buf[b : b + PUB_LEN]))
     raise FrameError("unsupported")
 
 
 def decode_pair_request(buf):
-    """Return nonce_d of a well-formed pairing request, or raise FrameError."""
+    """Return (nonce_d, pub_d) of a well-formed pairing request, or raise FrameError."""
     ftype, counter, echo = peek(buf)
     if ftype != T_PAIR_REQ:
         raise FrameError("unsupported")
-    if len(buf) != HEADER + NONCE_LEN + TAG_LEN or counter or echo:
+    if len(buf) != HEADER + NONCE_LEN + PUB_LEN + TAG_LEN or counter or echo:
         raise FrameError("malformed")
     if not authentic(PAIR_KEY, buf):
         raise FrameError("bad_tag")
-    return bytes(buf[HEADER : HEADER + NONCE_LEN])
+    return fields(T_PAIR_REQ, buf)
 
 
-def decode_pair_response(buf, nonce_d):
-    """Return (key, nonce_v) when buf answers our nonce_d, or raise FrameError."""
+def split_pair_response(buf, nonce_d):
+    """Return (nonce_v, pub_v) of a response to our nonce_d, its tag not yet checked (the
+    key it is under needs our private key: pair_key), or raise FrameError."""
     ftype, counter, echo = peek(buf)
     if ftype != T_PAIR_RESP:
         raise FrameError("unsupported")
-    if len(buf) != HEADER + 2 * NONCE_LEN + TAG_LEN or counter or echo:
+    if len(buf) != HEADER + 2 * NONCE_LEN + PUB_LEN + TAG_LEN or counter or echo:
         raise FrameError("malformed")
-    if bytes(buf[HEADER : HEADER + NONCE_LEN]) != bytes(nonce_d):
-        raise FrameError("bad_tag")
-    nonce_v = bytes(buf[HEADER + NONCE_LEN : HEADER + 2 * NONCE_LEN])
-    key = pair_key(nonce_d, nonce_v)
-    if not authentic(key, buf):
-        raise FrameError("bad_tag")
-    return key, nonce_v
+    f = fields(T_PAIR_RESP, buf)
+    if f[0] != bytes(nonce_d):
+        raise FrameError("bad_tag")  # not an answer to this window's request
+    return f[1], f[2]

@@ -141,7 +141,7 @@ class LinkCore:
         finally:
             link_pair = None
             if not self.pairing and self._cand is None:
-                lazy.release("link_pair", "interlock_frame", "interlock_keys", "link_cfg")
+                lazy.release("link_pair", "x25519", "interlock_frame", "interlock_keys", "link_cfg")
 
     def _set_link(self, state):
         if state != self.link:

@@ -126,7 +126,7 @@ out["after_pairing"] = [m for m in sys.modules if m.startswith("gasguard.")]
 print(json.dumps(out))
 '''
 
-PARKED = ("gasguard.link_pair", "gasguard.interlock_keys", "gasguard.interlock_frame")
+PARKED = ("gasguard.link_pair", "gasguard.x25519", "gasguard.interlock_keys", "gasguard.interlock_frame")
 
 
 def _run(tmp_path, block, over):

@@ -41,8 +41,8 @@ ODD_MAC = b"\x02\x00\x00\x00\x00\x77"
 def _valid_frames(key):
     return [
         F.heartbeat(key, 5, 3, 1), F.close(key, 6, 3, 6, 1), F.status(key, 7, 5, 2, 1, 1),
-        F.ack(key, 8, 6, 6, 2, 1), F.pair_request(bytes(range(16))),
-        F.pair_response(bytes(range(16)), bytes(range(16, 32))),
+        F.ack(key, 8, 6, 6, 2, 1), F.pair_request(bytes(range(16)), bytes(range(32, 64))),
+        F.pair_response(key, bytes(range(16)), bytes(range(16, 32)), bytes(range(32, 64))),
     ]
 
 
@@ -71,7 +71,7 @@ def frames(draw):
 def test_the_codec_raises_nothing_but_frame_error(data):
     for fn in (lambda: F.peek(data), lambda: F.decode(KEY, data, (F.T_CLOSE, F.T_HEARTBEAT)),
                lambda: F.decode(KEY, data, (F.T_STATUS, F.T_ACK)), lambda: F.decode_pair_request(data),
-               lambda: F.decode_pair_response(data, bytes(range(16)))):
+               lambda: F.split_pair_response(data, bytes(range(16)))):
         try:
             fn()
         except F.FrameError as e:

@@ -10,6 +10,8 @@ Invariants checked after every rule:
   * every acknowledged close leaves the valve closed until a manual reset;
   * no frame on the air from the detector is anything but HEARTBEAT, CLOSE or PAIR_REQ
     (there is no OPEN to send).
+  * no link key is in a frame on the air or follows from the recorded nonces
+    (no_key_from_the_air: the X25519 key agreement, docs/security.md#pairing).
 And in the rules: a replayed or forged frame, handed straight to its receiver, changes no
 state at all (only the rejected-frame counters move; inside a pairing window a foreign
 pairing offer may abort the window, loudly, and nothing else); a pairing started by one
@@ -24,7 +26,7 @@ import tempfile
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from gasguard import hmac256
+from gasguard import hmac256, x25519
 from gasguard import interlock_frame as F
 from gasguard.espnow_link import DetectorLink, ValveLink
 from gasguard.store import FileStore
@@ -208,10 +210,19 @@ class InterlockMachine(RuleBasedStateMachine):
         dst, src = (VALVE_MAC, DET_MAC) if to_valve else (DET_MAC, VALVE_MAC)
         kind = data.draw(st.sampled_from(["random", "bitflip", "wrong_key", "open", "foreign", "pair"]))
         if kind == "pair":
-            # a well-formed pairing offer from a stranger (anyone can make one)
+            # a well-formed pairing offer from a stranger with its own key pair (anyone
+            # can make one); an answer uses the detector's nonce and public key if it has them
             src = b"\x02\x00\x00\x00\x00\x98"
-            n = data.draw(st.binary(min_size=32, max_size=32))
-            frame = F.pair_request(n[:16]) if to_valve else F.pair_response(self.rig.det._nonce or n[:16], n[16:])
+            n = data.draw(st.binary(min_size=48, max_size=48))
+            sk, pub = n[16:], x25519.public(n[16:])
+            if to_valve:
+                frame = F.pair_request(n[:16], pub)
+            else:
+                d = self.rig.det
+                nd = getattr(d, "_nonce", None) or n[:16]
+                pd = getattr(d, "_pub", None) or pub
+                key = F.pair_key(x25519.scalarmult(sk, pd), nd, n[:16], pd, pub, DET_MAC, src)
+                frame = F.pair_response(key, nd, n[:16], pub)
         elif kind == "random":
             frame = data.draw(st.binary(min_size=1, max_size=250))
         elif kind == "bitflip":
@@ -269,6 +280,32 @@ class InterlockMachine(RuleBasedStateMachine):
     def never_paired_with_the_attacker(self):
         if hasattr(self, "rig") and not self.lone:
             assert self.rig.det.peer != ATT_MAC and self.rig.valve.link.peer != ATT_MAC
+
+    @invariant()
+    def no_key_from_the_air(self):
+        # What a listener records of every pairing (both nonces and public keys, in every
+        # PAIR_REQ/PAIR_RESP on the air) holds neither end's link key, and the first design's
+        # derivation (HMAC of two recorded nonces under the public label) does not give it.
+        if not hasattr(self, "rig"):
+            return
+        log = self.rig.air.log
+        seen = getattr(self, "_air_seen", 0)
+        if not hasattr(self, "_pair_frames"):
+            self._pair_frames, self._nd, self._nv = [], set(), set()
+        for _s, _d, f in log[seen:]:
+            if len(f) > 1 and f[1] in (F.T_PAIR_REQ, F.T_PAIR_RESP):
+                self._pair_frames.append(f)
+                self._nd.add(bytes(f[10:26]))
+                if f[1] == F.T_PAIR_RESP:
+                    self._nv.add(bytes(f[26:42]))
+        self._air_seen = len(log)
+        for key in {self.rig.det.key, self.rig.valve.link.key}:
+            if key is None or key == KEY:
+                continue
+            assert not [f for f in self._pair_frames if key in f]
+            for nd in self._nd:
+                for nv in self._nv:
+                    assert hmac256.digest(F.PAIR_KEY, nd + nv) != key
 
     @invariant()
     def acknowledged_close_holds(self):

@@ -133,7 +133,7 @@ def test_button_pairing():
 def test_pairing_frames_outside_a_window_are_rejected():
     rig = _rig("nopair")
     rig.run(1000)
-    rig.air.inject(b"\x02\x00\x00\x00\x00\x07", VALVE_MAC, F.pair_request(bytes(16)))
+    rig.air.inject(b"\x02\x00\x00\x00\x00\x07", VALVE_MAC, F.pair_request(bytes(16), bytes(32)))
     rig.run(500)
     assert rig.valve.link.rejected["pairing_closed"] == 1
     assert rig.valve.link.key == KEY

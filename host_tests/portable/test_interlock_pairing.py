@@ -5,6 +5,8 @@ link up. On both interpreters."""
 
 from ptest import tmpdir
 
+from gasguard import hmac256, x25519
+from gasguard import interlock_frame as F
 from gasguard.espnow_link import DetectorLink, ValveLink, load_pairing
 from gasguard.store import FileStore
 from interlock_rig import DET_MAC, KEY, VALVE_MAC, InterlockRig
@@ -195,3 +197,144 @@ def test_no_room_to_load_the_pairing_code_fails_the_press_not_the_link():
     assert not rig.board.is_open
     rig.det.pair_button()  # with room again, a press opens the window
     assert rig.det.pairing
+
+
+# --- the key agreement (X25519): what a listener and a forger get (docs/security.md) ---
+
+def _pairing_frames(rig):
+    req = [(s, f) for (s, _d, f) in rig.air.log if f[1] == F.T_PAIR_REQ]
+    resp = [(s, f) for (s, _d, f) in rig.air.log if f[1] == F.T_PAIR_RESP]
+    return req, resp
+
+
+def _recorded_pairing(tag):
+    rig = InterlockRig(tmpdir("pair-" + tag), stub_valve=True, link=LINK, keep_log=True, paired=False)
+    drawn = []
+
+    def rand(n):  # what the two ends draw: nonces and private keys
+        b = rig._rand(n)
+        drawn.append(b)
+        return b
+
+    rig.det.rand = rand
+    rig.valve.link.rand = rand
+    rig.det.pair_button()
+    rig.valve.pair_button()
+    rig.run(2 * WINDOW + 1000)
+    assert rig.det.key is not None and rig.det.key == rig.valve.link.key
+    return rig, drawn
+
+
+def test_recorded_pairing_frames_do_not_give_the_key():
+    rig, drawn = _recorded_pairing("listen")
+    key = rig.det.key
+    frames = [f for (_s, _d, f) in rig.air.log]
+    req, resp = _pairing_frames(rig)
+    nd, pd = F.decode_pair_request(req[0][1])
+    nv, pv = F.split_pair_response(resp[0][1], nd)
+    # the key is made with a private key: X25519(sk_d, pub_v) == X25519(sk_v, pub_d)
+    sk = [b for b in drawn if len(b) == 32]
+    assert len(sk) == 2
+    secret = x25519.scalarmult(sk[0], pv)
+    assert secret == x25519.scalarmult(sk[1], pd)
+    assert F.pair_key(secret, nd, nv, pd, pv, DET_MAC, VALVE_MAC) == key
+    # ... which never went on the air, nor the secret, nor the key; both ends forgot theirs
+    for s in sk + [secret, key]:
+        assert not [f for f in frames if s in f]
+    assert rig.det._sk is None and rig.valve.link._sk is None
+    # what the air does give: the first design's key (nonces only) is not it any more ...
+    assert hmac256.digest(F.PAIR_KEY, nd + nv) != key
+    # ... nor what a listener gets running our own firmware on the recording: a detector
+    # in its own window hears the answer to another nonce, a valve answers with its own key
+    eve_d = DetectorLink(rig.air.radio(ATT_MAC), rig.clock, FileStore(tmpdir("eve-d")), LINK, rand=rig._rand)
+    eve_v = ValveLink(rig.air.radio(b"\x02\x00\x00\x00\x00\x67"), rig.clock, FileStore(tmpdir("eve-v")),
+                      LINK, rand=rig._rand)
+    eve_d.pair_button()
+    eve_v.pair_button()
+    for src, f in resp:
+        eve_d._receive_one(src, f)
+    for src, f in req:
+        eve_v._receive_one(src, f)
+    assert eve_d._cand is None and eve_d.rejected["bad_tag"] == len(resp)
+    assert eve_v._pending is not None and eve_v._pending[0] != key
+
+
+def test_replayed_and_forged_pairing_frames_change_nothing():
+    rig, _drawn = _recorded_pairing("replay")
+    key1 = rig.det.key
+    req, resp = _pairing_frames(rig)
+    rig.air.keep_log = False  # (the recording is what we replay; at the ESP32's heap the
+    rig.air.log = []  # log of the whole test would not fit beside two devices)
+    rig.run(2000)
+    assert rig.det.link == "up" and rig.valve.link.link == "up"
+    # outside a window: refused and counted
+    nv, nd = rig.valve.link.rejected["pairing_closed"], rig.det.rejected["pairing_closed"]
+    rig.valve.link._receive_one(req[0][0], req[0][1])
+    rig.det._receive_one(resp[0][0], resp[0][1])
+    assert rig.valve.link.rejected["pairing_closed"] == nv + 1 and rig.det.rejected["pairing_closed"] == nd + 1
+    # in the next windows of both: the old answer is to an old nonce (refused, no offer);
+    # the pairing is made with the real partner, under a new key
+    n = len(rig.events)
+    rig.det.pair_button()
+    rig.valve.pair_button()
+    n_bad = rig.det.rejected["bad_tag"]
+    rig.det._receive_one(resp[0][0], resp[0][1])
+    assert rig.det._cand is None and rig.det.rejected["bad_tag"] == n_bad + 1
+    rig.run(2 * WINDOW + 1000)
+    key2 = rig.det.key
+    assert key2 != key1 and key2 == rig.valve.link.key
+    assert not [e for (_t, _w, e) in rig.events[n:] if e.get("state") == "pair_failed"], rig.events[n:]
+    # the old request replayed into a valve window (the detector not pressed): the valve
+    # answers a key nobody holds (that window's private key is gone); it keeps its pairing
+    rig.valve.pair_button()
+    rig.valve.link._receive_one(DET_MAC, req[0][1])
+    rig.run(3 * WINDOW)
+    assert rig.valve.link.key == key2 == rig.det.key and rig.valve.link.link == "up"
+    # a forged answer to the detector's live nonce, tagged under a key of the forger's
+    # choosing: counted, the window fails loudly, the pairing stays
+    _forged_answer_fails_the_window(rig, x25519.public(bytes(range(1, 33))), key2)
+
+
+def _forged_answer_fails_the_window(rig, pub, key):
+    rig.det.pair_button()
+    rig.det._receive_one(VALVE_MAC, F.pair_response(bytes(32), rig.det._nonce, bytes(16), pub))
+    assert not rig.det.pairing and _failed(rig, "D", "forged")
+    rig.run(2000)
+    assert rig.det.key == key == rig.valve.link.key and rig.det.link == "up"
+
+
+def test_a_small_order_public_key_fails_the_window():
+    rig = _rig("loworder")
+    rig.run(2000)
+    rig.valve.pair_button()
+    n = rig.valve.link.rejected["malformed"]
+    rig.valve.link._receive_one(ATT_MAC, F.pair_request(bytes(16), bytes(32)))  # u = 0
+    assert rig.valve.link.rejected["malformed"] == n + 1
+    assert not rig.valve.link.pairing and rig.valve.link._cand is None and _failed(rig, "V", "forged")
+    _forged_answer_fails_the_window(rig, b"\x01" + bytes(31), KEY)  # u = 1
+
+
+def test_a_flood_of_offers_costs_one_key_agreement():
+    import sys
+
+    rig = _rig("flood")
+    rig.run(2000)
+    rig.valve.pair_button()  # the window's key pair is made here
+    pub = x25519.public(bytes(range(32)))
+    mod = sys.modules["gasguard.x25519"]
+    real = mod.scalarmult
+    calls = []
+
+    def counted(k, u):
+        calls.append(1)
+        return real(k, u)
+
+    mod.scalarmult = counted
+    try:
+        for i in range(20):
+            mac = b"\x02\x00\x00\x00\x01" + bytes((i,))
+            rig.valve.link._receive_one(mac, F.pair_request(bytes((i,)) * 16, pub))
+    finally:
+        mod.scalarmult = real
+    assert len(calls) == 1, calls
+    assert not rig.valve.link.pairing and _failed(rig, "V", "conflict")
