@@ -4,37 +4,15 @@ import json
 
 from gasguard.reporter import Reporter
 from gasguard.store import FileStore
-from ptest import tmpdir
-from reporting_fakes import AutoBroker, FakeNet
-from simboard import SimClock
+from reporting_fakes import AutoBroker
+from reporter_rig import ALARMS, DEV, IDENT, reporter, run as _run
 
-DEV = "88.118.8/GDH.240915.00123F"
-IDENT = {"device_id": DEV, "fw": "0.1.0", "tier": "M", "kind": "detector"}
 CFG = {"base": "gg", "commands": False, "mqtt": {"host": "10.0.0.9", "backoff_min_ms": 100, "backoff_max_ms": 1000}}
 
 
 def _rep(tag, net=None, clock=None, d=None, **kw):
     """A Reporter on a FakeNet, a SimClock and a FileStore (commands off: see _cmd module)."""
-    clock = clock or SimClock()
-    net = net or FakeNet()
-    d = d or tmpdir(tag)
-    r = Reporter(clock, FileStore(d), IDENT, kw.pop("cfg", CFG), net, rand=lambda n: 0, **kw)
-    return r, clock, net, d
-
-
-def _run(r, clock, broker, ms=1000, step=10):
-    for _ in range(ms // step):
-        r.poll()
-        broker.service()
-        clock.advance(step)
-
-
-ALARMS = [
-    {"event": "alarm", "gas": "ch4", "level": 1, "state": "on"},
-    {"event": "alarm", "gas": "ch4", "level": 2, "state": "on"},
-    {"event": "relay", "state": "on"},
-    {"event": "alarm", "gas": "ch4", "level": 2, "state": "off"},
-]
+    return reporter(tag, kw.pop("cfg", CFG), net, clock, d, **kw)
 
 
 def test_events_are_delivered_in_order_with_the_envelope_and_then_forgotten():

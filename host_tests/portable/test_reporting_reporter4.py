@@ -1,44 +1,15 @@
 """The Reporter: identity passthrough, rejected commands stay off the flash."""
 
-from reporting_fakes import AutoBroker, FakeNet  # first: compiling it needs the most heap
-from gasguard.reporter import Reporter
+from reporting_fakes import AutoBroker  # first: compiling it needs the most heap
 from gasguard.mqtt import packet
-from gasguard.store import FileStore
-from ptest import tmpdir
-from simboard import SimClock
+from reporter_rig import DEV, reporter, run as _run
 
-DEV = "88.118.8/GDH.240915.00123F"
-IDENT = {"device_id": DEV, "fw": "0.1.0", "tier": "M", "kind": "detector"}
 KEY = b"\x01" * 32
 CFG = {"base": "gg", "mqtt": {"host": "10.0.0.9", "backoff_min_ms": 100, "backoff_max_ms": 1000}}
-ALARMS = [
-    {"event": "alarm", "gas": "ch4", "level": 1, "state": "on"},
-    {"event": "alarm", "gas": "ch4", "level": 2, "state": "on"},
-    {"event": "relay", "state": "on"},
-    {"event": "alarm", "gas": "ch4", "level": 2, "state": "off"},
-]
-
-
-class Handler:
-    def __init__(self):
-        self.calls = []
-
-    def hush(self):
-        self.calls.append("hush")
 
 
 def _rep(tag, cfg=CFG, **kw):
-    clock = SimClock()
-    net = FakeNet()
-    r = Reporter(clock, FileStore(tmpdir(tag)), IDENT, cfg, net, rand=lambda n: 0, **kw)
-    return r, clock, net
-
-
-def _run(r, clock, broker, ms=1000, step=10):
-    for _ in range(ms // step):
-        r.poll()
-        broker.service()
-        clock.advance(step)
+    return reporter(tag, cfg, **kw)[:3]
 
 
 def test_identity_messages_pass_verbatim_both_ways():
