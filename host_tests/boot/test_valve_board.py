@@ -10,6 +10,9 @@ import json
 from fixtures import board_main
 from fixtures.board_main import last_json
 from conftest import ROOT
+from gasguard import identifier, record
+from gasguard.identity import IdentityStore
+from gasguard.store import FileStore
 
 # the valve with its link (and the console) fits 112 KB, also with Wi-Fi and a refused
 # report config (the reporting config checks are boot-only); with reporting and the active
@@ -21,6 +24,20 @@ MAIN = ROOT / "boards" / "esp32-valve" / "main.py"
 
 def run_main(tmp_path, turns=300):
     return board_main.run_main(MAIN, tmp_path, turns)
+
+
+def _provision(tmp_path):
+    """/data with a provisioned, locked valve identity."""
+    (tmp_path / "data").mkdir()
+    ids = IdentityStore(FileStore(str(tmp_path / "data")))
+    dev_id = identifier.make("88.118.8", "GV", "M", "261129", 7)
+    ids.provision({"id": dev_id, "model": "GG-V1", "hw_rev": "1.0"}, bytes(range(1, 33)))
+    ids.lock(dev_id)
+
+
+def _write_config(tmp_path, cfg):
+    """cfg as /data/config.rec, sealed as CFG writes it."""
+    (tmp_path / "data" / "config.rec").write_bytes(record.seal(json.dumps(cfg).encode()))
 
 
 def test_main_runs_the_valve_app_with_its_radio_and_counts_boots(tmp_path):
@@ -47,15 +64,10 @@ def test_maintenance_flag_skips_the_app_once(tmp_path):
 
 
 def test_low_tier_without_link_has_no_radio_and_net_report_attach_the_platform(tmp_path):
-    import sys
-
-    sys.path.insert(0, str(ROOT / "firmware"))
-    from gasguard import record
-
     (tmp_path / "data").mkdir()
     cfg = {"valve": {"tier": "L"}, "net": {"ssid": "x", "password": "y"},
            "report": {"mqtt": {"host": "127.0.0.1", "port": 1}}}
-    (tmp_path / "data" / "config.rec").write_bytes(record.seal(json.dumps(cfg).encode()))
+    _write_config(tmp_path, cfg)
     st = last_json(run_main(tmp_path, 50))
     assert st["radio"] is False and st["link"] == "none"
     # not provisioned: Wi-Fi comes up but no reporter (the valve still protects)
@@ -63,21 +75,10 @@ def test_low_tier_without_link_has_no_radio_and_net_report_attach_the_platform(t
 
 
 def test_provisioned_valve_with_net_and_report_gets_reporter_and_active_id(tmp_path):
-    import sys
-
-    sys.path.insert(0, str(ROOT / "firmware"))
-    from gasguard import identifier, record
-    from gasguard.identity import IdentityStore
-    from gasguard.store import FileStore
-
-    (tmp_path / "data").mkdir()
-    ids = IdentityStore(FileStore(str(tmp_path / "data")))
-    dev_id = identifier.make("88.118.8", "GV", "M", "261129", 7)
-    ids.provision({"id": dev_id, "model": "GG-V1", "hw_rev": "1.0"}, bytes(range(1, 33)))
-    ids.lock(dev_id)
+    _provision(tmp_path)
     cfg = {"net": {"ssid": "x", "password": "y"},
            "report": {"mqtt": {"host": "127.0.0.1", "port": 1}}}
-    (tmp_path / "data" / "config.rec").write_bytes(record.seal(json.dumps(cfg).encode()))
+    _write_config(tmp_path, cfg)
     st = last_json(run_main(tmp_path, 50))
     assert st["pollers"] == ["WiFi", "Reporter", "TelemetryFeeder", "ParkedActiveId"], st
     assert "reporter" in st["parts"]
@@ -86,21 +87,10 @@ def test_provisioned_valve_with_net_and_report_gets_reporter_and_active_id(tmp_p
 def test_a_refused_report_config_is_counted_and_the_valve_still_runs(tmp_path):
     """Optional parts attach after the safety path: a report section the reporter refuses
     (or a MemoryError while attaching) shows in STATUS? last_errors, the loop still runs."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "firmware"))
-    from gasguard import identifier, record
-    from gasguard.identity import IdentityStore
-    from gasguard.store import FileStore
-
-    (tmp_path / "data").mkdir()
-    ids = IdentityStore(FileStore(str(tmp_path / "data")))
-    dev_id = identifier.make("88.118.8", "GV", "M", "261129", 7)
-    ids.provision({"id": dev_id, "model": "GG-V1", "hw_rev": "1.0"}, bytes(range(1, 33)))
-    ids.lock(dev_id)
+    _provision(tmp_path)
     cfg = {"net": {"ssid": "x", "password": "y"},
            "report": {"mqtt": {"host": "127.0.0.1", "port": "not a port"}}}
-    (tmp_path / "data" / "config.rec").write_bytes(record.seal(json.dumps(cfg).encode()))
+    _write_config(tmp_path, cfg)
     st = last_json(run_main(tmp_path, 50))
     assert st["kind"] == "valve" and st["boot_count"] == 1
     assert st["pollers"] == ["WiFi"], st  # no reporter, no identifier; the valve protects
@@ -108,16 +98,11 @@ def test_a_refused_report_config_is_counted_and_the_valve_still_runs(tmp_path):
 
 
 def test_config_json_from_gasguard_flash_is_the_default_and_cfg_wins(tmp_path):
-    import sys
-
-    sys.path.insert(0, str(ROOT / "firmware"))
-    from gasguard import record
-
     (tmp_path / "data").mkdir()
     (tmp_path / "config.json").write_text(json.dumps({"valve": {"tier": "L"}}))
     st = last_json(run_main(tmp_path, 50))
     assert st["tier"] == "L" and st["radio"] is False
     cfg = {"valve": {"tier": "H"}}
-    (tmp_path / "data" / "config.rec").write_bytes(record.seal(json.dumps(cfg).encode()))
+    _write_config(tmp_path, cfg)
     st = last_json(run_main(tmp_path, 50))
     assert st["tier"] == "H" and st["radio"] is True

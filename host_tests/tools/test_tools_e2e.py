@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from fixtures.dut import board_dut, dut, make_virtual_device, virtual_dut  # noqa: F401
+from fixtures.dut import board_dut, dut, make_virtual_device, sim_serial_port, virtual_dut  # noqa: F401
 
 from gasguard_tools.cmd_sim import SIM_FACTORY_KEY
 
@@ -367,12 +367,7 @@ def test_gasguard_sim_serial_pty_prints_the_port_and_stops_cleanly(tmp_path):
     p = spawn("sim", "--serial", "pty", "--state", str(tmp_path / "board"), "--link",
               str(tmp_path / "ttyGG"))
     try:
-        port = None
-        deadline = time.monotonic() + 20
-        while port is None and time.monotonic() < deadline:
-            line = p.stdout.readline()
-            if line.startswith("serial: "):
-                port = line.split(": ", 1)[1].strip()
+        port = sim_serial_port(p)
         assert port and port.startswith("/dev/pts/")
         assert os.path.realpath(tmp_path / "ttyGG") == port
         r = gasguard("diag", "--port", str(tmp_path / "ttyGG"), "status", "--json")

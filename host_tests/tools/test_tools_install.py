@@ -11,12 +11,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 
 import pytest
 
 from conftest import ROOT
+from fixtures.dut import sim_serial_port
 
 PIP_ENV = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
 for _k in ("PYTHONPATH", "MICROPYPATH", "VIRTUAL_ENV"):
@@ -126,14 +126,7 @@ def test_virtual_device_and_diag_in_chinese(installed):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          cwd=installed["cwd"], env=env)
     try:
-        port = None
-        deadline = time.monotonic() + 30
-        while port is None and time.monotonic() < deadline:
-            line = p.stdout.readline()
-            if not line:
-                break
-            if line.startswith("serial: "):
-                port = line.split(": ", 1)[1].strip()
+        port = sim_serial_port(p, 30)
         assert port, p.stderr.read() if p.poll() is not None else "no serial: line"
         r = run(installed, "diag", "--port", port, "status", "--lang", "zh")
         assert r.returncode == 0, r.stderr

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from fixtures.dut import Dut, _wait_ready, make_virtual_device  # noqa: F401
+from fixtures.dut import Dut, _wait_ready, make_virtual_device, sim_serial_port  # noqa: F401
 
 from gasguard_tools.cmd_sim import SIM_FACTORY_KEY
 
@@ -190,12 +190,7 @@ def test_gasguard_sim_device_option(tmp_path):
                           "--device", "valve", "--state", str(tmp_path / "v")],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=e)
     try:
-        port = None
-        deadline = time.monotonic() + 20
-        while port is None and time.monotonic() < deadline:
-            line = p.stdout.readline()
-            if line.startswith("serial: "):
-                port = line.split(": ", 1)[1].strip()
+        port = sim_serial_port(p)
         r = gasguard("diag", "--port", port, "status", "--json")
         assert r.returncode == 0, r.stderr
         s = json.loads(r.stdout)
