@@ -413,6 +413,10 @@ class Detector:
                 s.close(cause)
             except Exception as e:
                 self._sink_error(s, e)
+            n = getattr(s, "events_lost", 0)  # a sink's own event lost after it closed (wired)
+            if n:
+                self.events_lost += n
+                s.events_lost = 0
         if not again:  # after the sinks: without room the event is lost (counted), not the close
             try:
                 self.emit({"event": "interlock", "state": "close", "cause": cause,

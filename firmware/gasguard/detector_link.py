@@ -138,15 +138,6 @@ class DetectorLink(LinkCore):
         self.valve_state = name_of(STATES, state)
         self.valve_cause = name_of(CAUSES, cause)
 
-    def status(self):
-        d = self.link_status()
-        d["state"] = self.state
-        d["fault"] = self.fault
-        d["valve_state"] = self.valve_state
-        d["valve_cause"] = self.valve_cause
-        d["close_attempts"] = self.attempts
-        return d
-
 
 class PairButton:
     """Detector app sink: the long press of the test/hush button (3 s) opens the link's

@@ -306,12 +306,15 @@ class LinkCore:
         n = self.rejected_total()
         if n != self._reported_rejects and self.clock.ticks_diff(now, self._reject_report_at) >= 0:
             self._reject_report_at = self.clock.ticks_add(now, self.cfg["reject_report_ms"])
-            self._reported_rejects = n
-            counts = {}
-            for r in REJECT_REASONS:
-                if self.rejected[r]:
-                    counts[r] = self.rejected[r]
-            self.emit({"event": "link", "state": "rejected", "total": n, "counts": counts})
+            try:  # the report's dicts need room: without, it is told at the next report time
+                counts = {}
+                for r in REJECT_REASONS:
+                    if self.rejected[r]:
+                        counts[r] = self.rejected[r]
+                self.emit({"event": "link", "state": "rejected", "total": n, "counts": counts})
+                self._reported_rejects = n
+            except MemoryError:
+                pass
 
     def link_status(self):
         return {

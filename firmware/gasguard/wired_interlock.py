@@ -62,6 +62,7 @@ class WiredInterlock:
         self.fault = None
         self.cause = None
         self.closes = 0  # pulses/assertions actually driven
+        self.events_lost = 0  # close events that found no room (the close was driven)
         self._idle = 1 - self.cfg["active_level"]
         self.out.value(self._idle)
         now = clock.ticks_ms()
@@ -94,8 +95,11 @@ class WiredInterlock:
             self.state = "confirmed"
         else:
             self.state = "closing"
-        if self.emit is not None:
-            self.emit({"event": "interlock", "state": self.state, "via": "wired", "cause": cause})
+        if self.emit is not None:  # the output is driven: a lost event is not a failed close
+            try:
+                self.emit({"event": "interlock", "state": self.state, "via": "wired", "cause": cause})
+            except MemoryError:
+                self.events_lost += 1  # the detector takes it into its events_lost
 
     def _driving(self):
         return self.out.value() == self.cfg["active_level"]

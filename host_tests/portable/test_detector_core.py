@@ -140,6 +140,27 @@ def test_a_failing_sink_never_stops_the_alarm_path():
     assert d.sink_errors >= 20 and d.status()["sink_errors"] == d.sink_errors
 
 
+def test_a_wired_close_whose_event_finds_no_room_is_a_lost_event_not_a_sink_error():
+    from gasguard.wired_interlock import WiredInterlock
+    from simboard import SimPin
+
+    b, d, ch, evs, s, _ = make()
+    run(b, d, 2)
+    out = SimPin("ilk_out", SimPin.OUT)
+    out.clock = b.clock
+
+    def full(ev):
+        raise MemoryError("no room for the event")
+
+    w = WiredInterlock(out, None, b.clock, {"mode": "level"}, full)
+    d.interlocks.insert(0, w)
+    lost = d.events_lost
+    d.close("test")
+    assert out.value() == 1 and w.state == "confirmed"  # driven
+    assert d.sink_errors == 0 and d.events_lost == lost + 1 and w.events_lost == 0
+    assert d.status()["events_lost"] == lost + 1 and s.causes == ["test"]
+
+
 def test_valve_reopened_by_hand_during_the_alarm_is_closed_again():
     b, d, ch, evs, s, _ = make()
     run(b, d, 2)

@@ -177,3 +177,28 @@ def test_detector_gives_up_after_the_bound():
         link.poll()
     assert link.state == "failed" and link.fault == "interlock_no_ack"
     assert 4 <= link.attempts <= 8  # 0,100,300,700,1500 ms: backoff, not a flood
+
+
+def test_a_reject_report_without_room_is_told_later_and_raises_nothing():
+    # The report's dicts are built when the heap may be full: poll() must not raise for it
+    # (on the valve the pending-pairing check follows), and the report is not lost.
+    rig = _rig("rejroom")
+    rig.run(3000)
+    told = []
+    room = [False]
+
+    def emit(ev):
+        if ev.get("state") == "rejected":
+            if not room[0]:
+                raise MemoryError("no room for the report")
+            told.append(ev)
+
+    for link in (rig.det, rig.valve.link):
+        link.emit = emit
+        link._receive_one(b"\x02\x00\x00\x00\x00\x07", b"\x02" + bytes(30))  # version 2
+        link._reject_report_at = rig.clock.ticks_ms()  # due now
+        link.poll()  # must not raise
+        assert link._reported_rejects == 0
+    room[0] = True
+    rig.run(link.cfg["reject_report_ms"] + 1000)
+    assert [(e["total"], e["counts"]["version"]) for e in told] == [(1, 1), (1, 1)], told

@@ -123,3 +123,20 @@ def test_pulse_repeat_survives_the_ticks_wrap():
         w.poll()
     w.close("ch4_high")
     assert w.closes == 2 and out.value() == 1
+
+
+def test_a_close_event_without_room_is_a_lost_event_not_a_failed_close():
+    # The output is driven first; the event after it may find a full heap. That is a lost
+    # event (counted, taken into the detector's events_lost), never an exception out of
+    # close(), which the detector would count as a failed sink.
+    clock = SimClock()
+    out = SimPin("ilk_out", SimPin.OUT)
+    out.clock = clock
+
+    def full(ev):
+        raise MemoryError("no room for the event")
+
+    w = WiredInterlock(out, None, clock, {"mode": "level"}, full)
+    w.close("ch4_high")  # must not raise
+    assert out.value() == 1 and w.state == "confirmed" and w.closes == 1
+    assert w.events_lost == 1
