@@ -338,3 +338,32 @@ def test_a_flood_of_offers_costs_one_key_agreement():
         mod.scalarmult = real
     assert len(calls) == 1, calls
     assert not rig.valve.link.pairing and _failed(rig, "V", "conflict")
+
+
+def test_a_man_in_the_middle_fails_loudly_while_the_two_devices_hear_each_other():
+    # The public keys are not authenticated (no code), so an attacker in range may answer
+    # the detector as a valve and the valve as a detector, each with its own key pair, even
+    # under the real devices' MACs. As long as each real device also hears the other, it
+    # hears two offers in its window and pairs with neither (docs/security.md#pairing).
+    for spoof in (False, True):
+        rig = _rig("mitm%d" % spoof, paired=False)
+        att_v = _attacker_valve(rig, "mv%d" % spoof)
+        att_d = DetectorLink(rig.air.radio(b"\x02\x00\x00\x00\x00\x65"), rig.clock,
+                             FileStore(tmpdir("att-md%d" % spoof)), LINK, rand=rig._rand)
+        att_v.pair_button()
+        att_d.pair_button()
+        rig.det.pair_button()
+        rig.valve.pair_button()
+        if spoof:  # the attacker's offers under the real partners' addresses
+            sk = bytes(range(7, 39))
+            pub = x25519.public(sk)
+            rig.valve.link._receive_one(DET_MAC, F.pair_request(bytes(16), pub))
+            nd, pd = rig.det._nonce, rig.det._pub
+            key = F.pair_key(x25519.scalarmult(sk, pd), nd, bytes(16), pd, pub, DET_MAC, VALVE_MAC)
+            rig.det._receive_one(VALVE_MAC, F.pair_response(key, nd, bytes(16), pub))
+        for _ in range(3 * WINDOW // rig.step_ms):
+            rig.step()
+            att_v.poll()
+            att_d.poll()
+        assert rig.det.key is None and rig.valve.link.key is None, spoof
+        assert _failed(rig, "D", "conflict") and _failed(rig, "V", "conflict"), rig.events
