@@ -18,18 +18,9 @@ import itertools
 
 import pytest
 
-from gasguard import sensors
 from gasguard.app import DetectorApp
+from fixtures.detector import EC, MOS, DetectorBoard, pct_lel, run
 from simboard import MemStore
-from test_settings_boot import DetectorBoard
-
-MOS = sensors.from_config({"model": "mq4", "lel_vol_pct": 5.0})
-EC = sensors.from_config({"model": "ec_co"})
-
-
-def pct_lel(p):
-    return int(p * 5000)  # ppm x 10 (LEL 5 %vol: 1 %LEL = 500 ppm)
-
 
 CH4_ZERO = (0, 1, 2.5, 5, 10, 20)  # %LEL at the sensor during CAL ZERO
 CH4_SPAN_GAS = (0, 2, 5, 10, 20)  # %LEL actually at the sensor during CAL SPAN
@@ -47,12 +38,6 @@ def _uv(gas, x10):
 
 def _gas_x10(gas, v):
     return pct_lel(v) if gas == "ch4" else v * 10
-
-
-def run(app, board, seconds):
-    for _ in range(seconds):
-        app.poll()
-        board.clock.advance(1000)
 
 
 def boot(store, board=None):

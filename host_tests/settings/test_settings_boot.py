@@ -24,27 +24,10 @@ from gasguard.sensors import CHANNEL_KEYS, CO_KEYS, MOS_KEYS, SUPPLY_KEYS
 from gasguard.validate import ConfigError
 from gasguard.valve_app import ValveApp
 from gasguard.valve_cfg import DEFAULTS as VALVE_DEFAULTS
-from simboard import MemStore, SimAnalogIn, SimClock, SimConsole, SimPin
+from simboard import MemStore, SimClock, SimConsole, SimPin
 from simvalve import SimValveBoard
 
-
-class DetectorBoard:
-    """The detector board's inputs and outputs (boards/esp32-detector/pins.py), clean air."""
-
-    def __init__(self):
-        self.clock = SimClock()
-        self.console = SimConsole()
-        self.adc_ch4 = SimAnalogIn(686000)
-        self.adc_co = SimAnalogIn(430000)
-        self.adc_supply = SimAnalogIn(2500000)
-        for name in ("led_green", "led_yellow", "led_red", "buzzer", "relay", "heater"):
-            p = SimPin(name, SimPin.OUT)
-            p.clock = self.clock
-            setattr(self, name, p)
-        self.button = SimPin("button", SimPin.IN)
-
-    def reset_cause(self):
-        return "power_on"
+from fixtures.detector import DetectorBoard
 
 
 class ValveBoard(SimValveBoard):

@@ -17,8 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from gasguard import calibration, record
 from gasguard.app import DetectorApp
 from simboard import PowerCutStore
-from test_calibration_sweep import EC, MOS, pct_lel, run
-from test_settings_boot import DetectorBoard
+from fixtures.detector import EC, MOS, DetectorBoard, pct_lel, run
 
 
 def boot(root, budget=None):

@@ -4,27 +4,8 @@ import json
 
 import pytest
 
+from fixtures.documents import sample_cert
 from gasguard_tools import certificate, report
-
-
-def sample_cert(result_ok=True):
-    trace = {"co": [(t * 0.5, 430000 + (352000 if t > 10 else 0), 9.3 if t < 10 else 100.0)
-                    for t in range(40)]}
-    res = {"co": {"result": "pass" if result_ok else "fail", "span_ppm": 100.0, "zero_uv": 430000,
-                  "span_uv": 782000, "gain_pct": 91, "verify_ppm": 100.2 if result_ok else 131.0,
-                  "verify_error_pct": 0.2 if result_ok else 31.0, "reverted": not result_ok}}
-    return certificate.build(
-        device={"id": "88.118.8/GDM.261129.01042S", "serial": "GDM26112901042", "model": "GG-D2",
-                "provisioned": True, "locked": True},
-        span_cert="GBW(E)061234-0457", span_gas_u_pct=2.0,
-        ambient={"temperature_c": 22.5, "humidity_pct": 48},
-        reference_instrument="Draeger X-am 8000, SN ARKL-0042 (calibrated 2026-10-02)",
-        info={"kind": "detector", "tier": "mid", "fw": "0.1.0", "board": "esp32-detector"},
-        results=res, spans={"co": 100.0}, operator="Line <3> & co", zero_gas="synthetic air",
-        span_lot="C-24-1102", settings={"window_s": 20, "tolerance_uv": 2000, "verify_pct": 5,
-                                         "stable_timeout_s": 300},
-        trace=trace, phases={"co": [(0.0, 4.0, "zero"), (8.0, 12.0, "span"), (14, 19.5, "verify")]},
-        error=None if result_ok else "co verification failed", tool_version="0.1.0")
 
 
 def test_certificate_json_and_html(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from gasguard_tools import certificate, i18n, report
 from fixtures.dut import make_virtual_device, virtual_dut  # noqa: F401
-from test_tools_documents import sample_cert
+from fixtures.documents import sample_cert
 
 REQUIRE = bool(os.environ.get("CI")) or os.environ.get("GASGUARD_REQUIRE_DOCS") == "1"
 
