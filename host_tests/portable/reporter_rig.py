@@ -1,6 +1,7 @@
-"""What the Reporter tests (test_reporting_reporter*.py) share: the device, the alarm
-sequence, a Reporter on the strict fake network (reporting_fakes.FakeNet), a SimClock and a
-FileStore, and the loop that runs it against the test's broker."""
+"""What the Reporter tests (test_reporting_delivery, _command_and_config, _sequence_and_polls,
+_identity_passthrough) share: the device, the alarm sequence, a Reporter on the strict fake
+network (reporting_fakes.FakeNet) with a SimClock and a FileStore, and the loop that runs it
+against the test's broker."""
 
 from gasguard.reporter import Reporter
 from gasguard.store import FileStore

@@ -11,7 +11,8 @@ CFG = {"base": "gg", "commands": False, "mqtt": {"host": "10.0.0.9", "backoff_mi
 
 
 def _rep(tag, net=None, clock=None, d=None, **kw):
-    """A Reporter on a FakeNet, a SimClock and a FileStore (commands off: see _cmd module)."""
+    """A Reporter on a FakeNet, a SimClock and a FileStore (commands off; on in
+    test_reporting_command_and_config)."""
     return reporter(tag, kw.pop("cfg", CFG), net, clock, d, **kw)
 
 
