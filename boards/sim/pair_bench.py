@@ -8,7 +8,7 @@ heap after the device: its bytes are measured and reported apart) through both w
 Prints one JSON line: the device's live heap after collecting at every 100 ms loop turn
 before and during the pairing, the peer's bytes, how long the X25519 operations and the
 longest loop turns took (time.ticks_us on this interpreter), and whether the pair was
-made. host_tests/test_interlock_pair_heap.py runs it on the ESP32-like interpreter.
+made. host_tests/heap/test_interlock_pair_heap.py runs it on the ESP32-like interpreter.
 """
 
 import gc
