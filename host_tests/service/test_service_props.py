@@ -15,6 +15,7 @@ from hypothesis import example, given, settings, strategies as st
 from conftest import run_both
 from gasguard.service import Service
 from simboard import SimClock, SimConsole
+from service_facade import FacadeStub
 
 LINE_MAX = 64
 
@@ -25,35 +26,12 @@ ALPHABET = st.sampled_from(
 stream = st.lists(st.one_of(ALPHABET, st.binary(max_size=30)), max_size=40).map(b"".join)
 
 
-class Dev:
-    identity = None
-
+class Dev(FacadeStub):
     def __init__(self):
         self.changes = []
 
-    def info(self):
-        return {"fw": "x"}
-
-    def factory_key(self):
-        return b"k" * 32
-
-    def status(self):
-        return {}
-
-    def readings(self):
-        return {}
-
-    def events(self, n):
-        return []
-
-    def config_get(self, key=None):
-        return {"a": 1}
-
     def config_set(self, key, value):
         self.changes.append("cfg")
-
-    def cal_get(self):
-        return {}
 
     def cal_zero(self, ch):
         self.changes.append("zero")
