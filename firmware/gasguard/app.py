@@ -93,14 +93,9 @@ class DetectorApp(DeviceApp):
         if isinstance(chans, dict):
             return chans
         out = {}
-        for ch in chans or ():
+        for ch in chans or ():  # the detector's gas list, whatever gases it has
             if ch is not None:
                 out[ch.gas] = ch
-        if not out:
-            for gas in ("ch4", "co"):
-                ch = getattr(det, gas, None)
-                if ch is not None:
-                    out[gas] = ch
         return out
 
     def _tier(self):

@@ -155,15 +155,6 @@ def exp2_q12(y):
     return (m + (1 << (s - 1))) >> s
 
 
-def pct_lel_x10(ppm_x10, lel_ppm_value=50000):
-    """%LEL × 10 (integer, rounded down): 5000 ppm at LEL 50 000 ppm -> 100 (10.0 %LEL)."""
-    if ppm_x10 <= 0:
-        return 0
-    if ppm_x10 > 10000000:
-        ppm_x10 = 10000000
-    return ppm_x10 * 100 // lel_ppm_value
-
-
 def interp(table, x10):
     """Piecewise-linear lookup in a compensation table (sensors.comp_table: a flat tuple
     x0, y0, x1, y1, ... of ints), flat beyond the ends (ints only)."""

@@ -44,7 +44,7 @@ fault below 4.50 V, clear at 4.70 V) are [derived] engineering values: docs/cali
 
 from gasguard import sensing
 from gasguard.sensing import (  # noqa: F401  (re-exported)
-    CalibrationError, exp2_q12, log2_q12, pct_lel_x10,
+    CalibrationError, exp2_q12, log2_q12,
 )
 from gasguard.validate import ConfigError, need_choice, need_int, need_num, reject_unknown
 
@@ -54,6 +54,16 @@ except ImportError:
 
     def const(x):
         return x
+
+
+def pct_lel_x10(ppm_x10, lel_ppm_value=50000):
+    """%LEL × 10 (integer, rounded down): 5000 ppm at LEL 50 000 ppm -> 100 (10.0 %LEL).
+    Boot-time and tools only, so it lives here and not in the resident gasguard.sensing."""
+    if ppm_x10 <= 0:
+        return 0
+    if ppm_x10 > 10000000:
+        ppm_x10 = 10000000
+    return ppm_x10 * 100 // lel_ppm_value
 
 
 _ONE = const(4096)

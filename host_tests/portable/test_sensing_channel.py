@@ -3,7 +3,8 @@
 import sys
 
 from gasguard import calibration, sensors
-from gasguard.sensing import FAULT_BITS, FAULT_CODES, N_FAULTS, pct_lel_x10
+from gasguard.sensing import FAULT_BITS, FAULT_CODES, N_FAULTS
+from gasguard.sensors import pct_lel_x10
 from gasguard.sensors import Channel
 from gasguard.validate import ConfigError
 from ptest import raises
