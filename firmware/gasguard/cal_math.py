@@ -58,18 +58,8 @@ def _rs_uv(m, rs_ohm):
     return m.vtop_uv * m.rl_ohm // (m.rl_ohm + rs_ohm)
 
 
-def _ratio_q12(m, uv):
-    """log2((Vtop - v)/v) = log2(Rs/RL), v clipped into 1..Vtop-1 (as sensing's forward path)."""
-    vt = m.vtop_uv
-    if uv < 1:
-        uv = 1
-    elif uv > vt - 1:
-        uv = vt - 1
-    return log2_q12(vt - uv) - log2_q12(uv)
-
-
 def _raw_log(m, uv):
-    lr = _ratio_q12(m, uv) + m.k_q12 - m.comp_q12
+    lr = m.ratio_q12(uv) + m.k_q12 - m.comp_q12
     if lr > 49152:
         lr = 49152
     elif lr < -49152:
@@ -90,7 +80,7 @@ def _mos_gain(m, zero_uv, span_uv, span_ppm_x10):
     """log2 of the MOS span gain (reference / reading after zero), Q12; checks it."""
     saved = state(m)
     try:
-        m.set_cal(m.air_q12 - _ratio_q12(m, zero_uv), 0, m.zero_uv)
+        m.set_cal(m.air_q12 - m.ratio_q12(zero_uv), 0, m.zero_uv)
         raw = _raw_log(m, span_uv)
         if raw is None or raw <= log2_q12(m.p_air):
             raise CalibrationError(
@@ -143,7 +133,7 @@ def calibrate(m, zero_uv, span_uv=None, span_ppm_x10=None):
         m.set_cal(zero_uv, s)
         return
     g = 0 if span_uv is None else _mos_gain(m, zero_uv, span_uv, span_ppm_x10)
-    m.set_cal(m.air_q12 - _ratio_q12(m, zero_uv), g, zero_uv)
+    m.set_cal(m.air_q12 - m.ratio_q12(zero_uv), g, zero_uv)
 
 
 def compute_zero(model_or_cfg, uv):

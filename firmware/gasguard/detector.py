@@ -549,14 +549,14 @@ class Detector:
     def status(self):
         g = self.gases
         st = {"profile": self.cfg["profile"], "tier": self.cfg["tier"], "ready": self.ready,
-              "ch4": g[0].status(), "hushed": self.hushed, "hush_left_s": self._hush.left_s(),
+              "hushed": self.hushed, "hush_left_s": self._hush.left_s(),
               "relay": self.outputs.relay_on, "relay_latched": self.relay_latched,
               "interlock_cause": self.interlock_cause,
               "interlock_requests": self.interlock_count, "sink_errors": self.sink_errors,
               "events_lost": self.events_lost,
               "faults": self.faults(), "self_test": self._st is not None,
               "outputs": list(self.outputs.levels())}
-        for p in g[1:]:
+        for p in g:  # the detector's gases, whatever they are
             st[p.name] = p.status()
         if self.supply is not None:
             st["supply_mv"] = getattr(self.supply, "millivolts", None)

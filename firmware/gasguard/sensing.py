@@ -210,14 +210,19 @@ class MethaneMOS:
             c += interp(self.rh_comp, rh_pct * 10)
         self.comp_q12 = c
 
-    def ppm_x10(self, uv):
-        # log2(Rs/RL), v clipped into 1..Vtop-1, then log2(Rs/R0) compensated, clamped
+    def ratio_q12(self, uv):
+        """log2((Vtop - v)/v) = log2(Rs/RL) in Q12, v clipped into 1..Vtop-1 (the forward
+        path's first step; gasguard.cal_math derives the zero from it)."""
         vt = self.vtop_uv
         if uv < 1:
             uv = 1
         elif uv > vt - 1:
             uv = vt - 1
-        lr = log2_q12(vt - uv) - log2_q12(uv) + self.k_q12 - self.comp_q12
+        return log2_q12(vt - uv) - log2_q12(uv)
+
+    def ppm_x10(self, uv):
+        # log2(Rs/RL), then log2(Rs/R0) compensated, clamped
+        lr = self.ratio_q12(uv) + self.k_q12 - self.comp_q12
         if lr > 49152:
             lr = 49152
         elif lr < -49152:
