@@ -52,7 +52,17 @@ def validate(app, cfg):
 
 def config_set(app, key, value):
     """Set one dotted leaf (e.g. detector.ch4_delay_s); validated, persisted, used after
-    reboot. A refused write changes nothing."""
+    reboot. A refused write changes nothing. The checks it loaded (boot-only code) leave
+    the heap when it returns, refused or not, not when the console next idles."""
+    try:
+        return _set(app, key, value)
+    finally:
+        from gasguard.lazy import BOOT_ONLY, release
+
+        release(*BOOT_ONLY)
+
+
+def _set(app, key, value):
     new = copy(app.config)
     parts = key.split(".")
     node = new
