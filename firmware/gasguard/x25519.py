@@ -4,8 +4,7 @@ Parked: only gasguard.link_pair imports it, while a pairing window is open, and 
 released with link_pair afterwards (docs/heap-budget.md). Pure Python on the port's long
 ints (MicroPython's mpz; 3-argument pow for the inversion): the Montgomery ladder of RFC
 7748 section 5, checked against its test vectors on CPython, the pip MicroPython and the
-ESP32-like interpreter (host_tests/portable/test_interlock_x25519.py) and against an
-independent implementation (host_tests/test_interlock_pair_key.py).
+ESP32-like interpreter (host_tests/portable/test_interlock_x25519.py).
 
 Not constant-time (Python ints are not): each private scalar is used for one pairing
 window only and never stored, so a listener gets at most one timing of each.
