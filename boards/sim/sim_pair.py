@@ -33,13 +33,18 @@ import json
 import sys
 import time
 
-from gasguard import VERSION, identifier
-from gasguard.devices import attach_active_id, attach_reporter, build
-from gasguard.interlock_keys import provision
-from gasguard.store import FileStore
-from simboard import SimClock, SimConsole
-from simvalve import SimValveBoard
-from virtual_device import VirtualBoard
+_alloc = getattr(gc, "mem_alloc", lambda: 0)  # (CPython: the host reads DEVICE_KEY here)
+gc.collect()
+_RUNNER = _alloc()  # this script and the interpreter's own: the harness's
+# the firmware modules the harness shares with the device are the device's: loaded first,
+# and counted (Ballast) as the device's heap, not the harness's
+from gasguard import VERSION  # noqa: E402
+from gasguard import ticks as _ticks  # noqa: E402,F401
+from gasguard.store import FileStore  # noqa: E402
+
+gc.collect()
+_SHARED = _alloc() - _RUNNER
+from simboard import SimClock, SimConsole  # noqa: E402
 
 DET_MAC = b"\x02\x00\x00\x00\x00\x01"
 VALVE_MAC = b"\x02\x00\x00\x00\x00\x02"
@@ -60,12 +65,16 @@ def _addr(v):
 
 def parse_args(argv):
     o = {"device": None, "state": None, "air": None, "broker": None, "loss": 0, "seed": 1,
-         "until": None, "heap_every": 1000}
+         "until": None, "heap_every": 1000, "factory": False, "provisioned": False,
+         "device_heap": None}
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a == "--no-broker":
-            o["broker"] = None
+        if a in ("--no-broker", "--factory", "--provisioned"):
+            if a == "--no-broker":
+                o["broker"] = None
+            else:
+                o[a[2:]] = True
             i += 1
             continue
         if i + 1 >= len(argv):
@@ -89,6 +98,8 @@ def parse_args(argv):
             o["until"] = int(v)
         elif a == "--heap-every":
             o["heap_every"] = int(v)
+        elif a == "--device-heap":
+            o["device_heap"] = int(v)
         else:
             raise SystemExit("sim_pair: unknown option %s" % a)
         i += 2
@@ -139,27 +150,92 @@ def factory_calibration(store):
     calibration.save(store, rec)
 
 
+def device_store(o, kind):
+    return FileStore(o["state"].rstrip("/") + "/" + kind)
+
+
+def factory(kind, o):
+    """The factory line (its own process in `gasguard sim`, as on the line: none of its
+    code is in the device's heap): the ESP-NOW pairing, the calibration, and with a broker
+    the identity written once, read back and locked."""
+    from gasguard import identifier
+    from gasguard.identity import IdentityStore
+    from gasguard.interlock_keys import provision
+
+    store = device_store(o, kind)
+    if kind == "detector":
+        provision(store, "D", PAIR_KEY, VALVE_MAC)
+        factory_calibration(store)
+    else:
+        provision(store, "V", PAIR_KEY, DET_MAC)
+    if o["broker"] is not None:
+        cat, serial = SERIALS[kind]
+        ids = IdentityStore(store)
+        if ids.status() == "blank":
+            dev_id = identifier.make("88.118.8", cat, "M", "261129", serial)
+            ids.provision({"id": dev_id, "model": "GG-SIM-" + cat, "hw_rev": "1.0"}, DEVICE_KEY)
+            ids.lock(dev_id)
+
+
+SERIALS = {"detector": ("GD", 1), "valve": ("GV", 2)}
+
+
+def valve_levels(rows):
+    """The valve transducers' uV for every line pressure and flow the scenario holds (and
+    the defaults), computed before the device boots: the simulated valve then keeps plain
+    numbers, not gasguard.valve_cfg (boot-only on the device)."""
+    from gasguard.valve_cfg import flow_to_uv, pa_to_uv, valve_config
+
+    c = valve_config(None)
+    pa, flow = {2000}, {500, 0}
+    for r in rows:
+        if "pressure_kpa_milli" in r:
+            pa.add(r["pressure_kpa_milli"])
+        if "flow_m3h_milli" in r:
+            flow.add(r["flow_m3h_milli"])
+    out = ({p: pa_to_uv(c, p) for p in pa}, {f: flow_to_uv(c, f) for f in flow},
+           3600 * 1000 * 1000 // int(c["supply_divider"] * 1000))
+    return out
+
+
+def _forget(name):
+    """Drop a boot-only module the harness used (the device loads and releases its own)."""
+    sys.modules.pop("gasguard." + name, None)
+    pkg = sys.modules["gasguard"]
+    if name in pkg.__dict__:
+        delattr(pkg, name)
+
+
 class Device:
     """One device as `gasguard sim` assembles it, on its own clock and radio."""
 
-    def __init__(self, kind, o, clock, radio, out=say):
+    def __init__(self, kind, o, clock, radio, out=say, board=None):
         self.kind = kind
         self.clock = clock
         self.out = out
-        store = FileStore(o["state"].rstrip("/") + "/" + kind)
+        if not o.get("provisioned"):
+            factory(kind, o)
+        store = device_store(o, kind)
+        from gasguard.devices import build
+
         if kind == "detector":
             # the detector: alarm path + console (unused here) + wireless interlock
-            provision(store, "D", PAIR_KEY, VALVE_MAC)
-            factory_calibration(store)
-            self.board = VirtualBoard(clock, SimConsole(), 8.0, "power_on", False)
+            if board is None:
+                from virtual_device import VirtualBoard
+
+                board = VirtualBoard(clock, SimConsole(), 8.0, "power_on", False)
+            self.board = board
             dcfg = {"detector": {"profile": "cn", "tier": "mid"}, "link": {}}
             self.app = build("detector", self.board, store, dcfg, "sim-detector",
                              lambda channel: radio, rand=Rand(o["seed"]))
             self.link = self.app.detector.interlocks[-1]  # the ESP-NOW link the builder added
         else:
             # the valve controller: mechanics + controller (+ its link)
-            provision(store, "V", PAIR_KEY, DET_MAC)
-            self.board = SimValveBoard(clock, radio)
+            if board is None:
+                from simvalve import SimValveBoard
+
+                board = SimValveBoard(clock, radio)
+            self.board = board
             self.app = build("valve", self.board, store, {}, rand=Rand(o["seed"] + 1))
         self.app.sinks.append(Printer(self.out, kind))
         self.reporter = None
@@ -170,24 +246,18 @@ class Device:
     def _attach_reporting(self, o):
         import socket
 
-        from gasguard.identity import IdentityStore
+        from gasguard.devices import attach_active_id, attach_reporter
 
         app = self.app
         host, port = o["broker"]
-        cat, serial = ("GD", 1) if self.kind == "detector" else ("GV", 2)
-        # the factory line: identity written once, read back, locked
-        dev_id = identifier.make("88.118.8", cat, "M", "261129", serial)
-        ids = IdentityStore(app.store)
-        if ids.status() == "blank":
-            ids.provision({"id": dev_id, "model": "GG-SIM-" + cat, "hw_rev": "1.0"}, DEVICE_KEY)
-            ids.lock(dev_id)
+        ids = app.identity
         cfg = {"report": {"mqtt": {"host": host, "port": port, "keepalive_s": 30},
                           "interval_s": 30}}
         self.reporter = attach_reporter(app, self.clock, app.store, ids.identity_info(VERSION),
                                         cfg, socket, ids.device_key(),
-                                        Rand(o["seed"] + serial + 10))
+                                        Rand(o["seed"] + SERIALS[self.kind][1] + 10))
         self.active = attach_active_id(app, self.reporter, ids, {})
-        self.out({"sim": "device", "dev": app.KIND, "id": dev_id,
+        self.out({"sim": "device", "dev": app.KIND, "id": (ids.load() or {}).get("id"),
                   "active_id": self.active is not None})
 
     def apply(self, row):
@@ -261,11 +331,12 @@ class HeapWatch:
     """The least free heap between loop turns (after a collection), and mem_info() lines
     for the host to read the largest free block from."""
 
-    def __init__(self, every_ms):
+    def __init__(self, every_ms, ballast=None):
         self.every = every_ms // SLICE_MS or 1
         self.n = 0
         gc.collect()
-        self.size = gc.mem_alloc() + gc.mem_free()
+        # the device's heap: --device-heap (the harness above it), else the whole process's
+        self.size = ballast.size if ballast is not None else gc.mem_alloc() + gc.mem_free()
         self.min_free = gc.mem_free()
         self.block = 16 if sys.maxsize < (1 << 32) else 32  # bytes per GC block
         import micropython
@@ -289,18 +360,74 @@ class HeapWatch:
         return {"size": self.size, "min_free": self.min_free, "block": self.block}
 
 
+def harness_board(kind, clock, radio, rows):
+    """The simulated board, built before the device: whatever firmware code it needs to
+    model the sensors (sensors, valve_cfg: boot-only on a device) is released again."""
+    if kind == "detector":
+        from virtual_device import VirtualBoard
+
+        return VirtualBoard(clock, SimConsole(), 8.0, "power_on", False)
+    from simvalve import SimValveBoard
+
+    pa, flow, supply = valve_levels(rows)
+    return SimValveBoard(clock, radio, levels=(lambda p: pa[p], lambda f: flow[f], supply))
+
+
+class Ballast:
+    """Heap the harness holds back so that the device sees exactly --device-heap bytes, as
+    on the chip: the harness's own code and objects (this runner, the simulated board and
+    air, the scenario) are on top of the device's heap, not in it. The firmware modules the
+    harness imported before the device was built are the device's (it has them too)."""
+
+    def __init__(self, device_heap, harness):
+        gc.collect()
+        free = gc.mem_free()
+        held = gc.mem_alloc() - harness  # the device's part so far (firmware modules)
+        n = free - (device_heap - held)
+        if n < 0:
+            raise SystemExit("sim_pair: the process heap is %d bytes short of the harness "
+                             "+ a %d-byte device heap" % (-n, device_heap))
+        self.buf = bytearray(n) if n else None
+        self.size = device_heap
+
+
 def main(argv):
+    o = parse_args(argv)
+    kind = o["device"]
+    if o["factory"]:
+        factory(kind, o)
+        say({"sim": "factory", "dev": kind})
+        return 0
     from netair import NetAir
 
-    o = parse_args(argv)
+    shared = _SHARED
+    if kind == "detector":
+        # the simulated gas sensors are the firmware's models (the true response of this
+        # unit): their classes are the device's resident sensing code
+        gc.collect()
+        a = gc.mem_alloc()
+        from gasguard import sensing  # noqa: F401
+
+        gc.collect()
+        shared += gc.mem_alloc() - a
     rows = read_scenario()
     if not rows:
         raise SystemExit("sim_pair: empty scenario on stdin")
-    kind = o["device"]
     clock = SimClock()
     air = NetAir(o["air"], MACS[kind], o["seed"], o["loss"])
-    dev = Device(kind, o, clock, air.radio)
-    heap = HeapWatch(o["heap_every"])
+    before = [m for m in sys.modules if m.startswith("gasguard.")]
+    board = harness_board(kind, clock, air.radio, rows)
+    for m in [m for m in sys.modules if m.startswith("gasguard.") and m not in before]:
+        _forget(m[9:])  # what the board's models needed (boot-only on the device): gone
+    gc.collect()
+    ballast = None
+    if o["device_heap"]:
+        ballast = Ballast(o["device_heap"], gc.mem_alloc() - shared)
+    dev = Device(kind, o, clock, air.radio, board=board)
+    from gasguard import lazy
+
+    lazy.after_boot()  # as the board's main.py does before its loop
+    heap = HeapWatch(o["heap_every"], ballast)
     until_ms = (o["until"] if o["until"] is not None else rows[-1]["t_ms"] // 1000) * 1000
     air.hello()
     air.wait()
@@ -332,6 +459,7 @@ def main(argv):
     d["t"] = sim_ms // 1000
     d["radio"] = air.stats
     d["heap"] = heap.summary()
+    d["modules"] = sorted(m for m in sys.modules if m.startswith("gasguard"))
     say(d)
     air.bye()
     if dev.reporter is not None:

@@ -33,10 +33,10 @@ class _Cached:
 class SimValveBoard:
     def __init__(self, clock, radio=None, cfg=None, travel_ms=800, pressure_pa=2000, flow_m3h_x1000=500,
                  mech_over_pa=8000, mech_under_pa=800, mech_flow_m3h_x1000=4500, supply_mv=3600,
-                 with_pressure=True, with_flow=True, switch_closed_level=1):
-        from gasguard.valve import valve_config, pa_to_uv, flow_to_uv
-
-        self.vcfg = valve_config(cfg)
+                 with_pressure=True, with_flow=True, switch_closed_level=1, levels=None):
+        """levels: (pa -> uV, flow -> uV, supply uV) computed beforehand (`gasguard sim`
+        at a device heap: the board then holds no firmware config code); default: the
+        transducer models of the valve config cfg."""
         self.clock = clock
         self.radio = radio
         self.travel_ms = travel_ms
@@ -52,13 +52,19 @@ class SimValveBoard:
         self.switch = SimPin("valve_switch", SimPin.IN, 1 - switch_closed_level)
         self.trip = SimPin("trip_coil", SimPin.OUT)
         self.trip.clock = clock
-        # the transducers' inverse models use floats (a heap object each on the ESP32):
-        # evaluated once per change of the quantity, not per read
-        self._pa_to_uv = _Cached(lambda pa: pa_to_uv(self.vcfg, pa))
-        self._flow_to_uv = _Cached(lambda f: flow_to_uv(self.vcfg, f))
+        if levels is None:
+            from gasguard.valve import valve_config, pa_to_uv, flow_to_uv
+
+            self.vcfg = vcfg = valve_config(cfg)
+            supply_uv = supply_mv * 1000 * 1000 // int(vcfg["supply_divider"] * 1000)
+            # the transducers' inverse models use floats (a heap object each on the ESP32):
+            # evaluated once per change of the quantity, not per read
+            levels = (lambda pa: pa_to_uv(vcfg, pa), lambda f: flow_to_uv(vcfg, f), supply_uv)
+        self._pa_to_uv = _Cached(levels[0])
+        self._flow_to_uv = _Cached(levels[1])
         self.pressure = SimAnalogIn(self._pressure_uv) if with_pressure else None
         self.flow = SimAnalogIn(self._flow_uv) if with_flow else None
-        self.supply = SimAnalogIn(supply_mv * 1000 * 1000 // int(self.vcfg["supply_divider"] * 1000))
+        self.supply = SimAnalogIn(levels[2])
         self.trips_seen = 0
         self.openings = 0
 

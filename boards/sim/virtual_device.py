@@ -36,11 +36,6 @@ import time
 
 import select
 
-from gasguard import VERSION
-from gasguard.boot import boot_mode
-from gasguard.devices import build
-from gasguard.sensors import from_config
-from gasguard.store import FileStore
 from simboard import SimAnalogIn, SimClock, SimPin, Xorshift32
 
 EXIT_REBOOT = 75
@@ -104,6 +99,8 @@ class GasSource:
     object model (a float is a heap object there, and so is an int beyond 2**30)."""
 
     def __init__(self, gas, clock, tau_s):
+        from gasguard.sensors import from_config  # boot-only on a device: `gasguard sim` releases it
+
         self.model = from_config(SENSOR_TRUTH[gas])
         self.clock = clock
         self.tau_ms = int(tau_s * 1000)
@@ -295,6 +292,11 @@ def load_config(root):
 
 
 def main(argv):
+    from gasguard import VERSION
+    from gasguard.boot import boot_mode
+    from gasguard.devices import build
+    from gasguard.store import FileStore
+
     opts = parse_args(argv)
     root = opts["state"].rstrip("/")
     store = FileStore(root + "/data")

@@ -23,7 +23,7 @@ import time
 
 from . import BOARDS, FIRMWARE, ROOT, SCENARIOS
 from .cmd_replay import DEVICES, parse_scenario
-from .runtime import ToolError, command
+from .runtime import ToolError, command, deploy_mpy_path
 
 RUNNER = BOARDS / "sim" / "sim_pair.py"
 DEFAULT_SCENARIO = SCENARIOS / "pair_leak.csv"
@@ -47,8 +47,10 @@ def add_pair_arguments(p):
     p.add_argument("--json", action="store_true",
                    help="print raw JSON lines; the last one is the summary")
     p.add_argument("--heap", metavar="SIZE",
-                   help="each device's MicroPython heap, e.g. 112k as on an ESP32-WROOM (the "
-                        "firmware then loads from .mpy, as deployed); default: the interpreter's")
+                   help="each device's own heap, e.g. 112k as on an ESP32-WROOM: the device "
+                        "loads its deploy set from .mpy, as deployed, and the simulator's own "
+                        "objects run on top of that heap (docs/runtime.md); default: the "
+                        "interpreter's")
 
 
 def describe(ev):
@@ -224,11 +226,30 @@ class DeviceProcess:
 
     def __init__(self, kind, args, state, air_port, broker, rows, lines):
         self.kind = kind
+        mp = getattr(args, "micropython", None)
+        heap = heap_bytes(getattr(args, "heap", None))
+        # the factory line first, in its own process (none of its code is in the device's heap)
+        argv, env = command("micropython", RUNNER,
+                            ["--factory", "--device", kind, "--state", state, "--broker", broker],
+                            micropython=mp, mpy=bool(heap))
+        r = subprocess.run(argv, env=env, cwd=str(ROOT), capture_output=True, text=True,
+                           timeout=120)
+        if r.returncode:
+            raise ToolError("the simulated %s's factory step failed: %s"
+                            % (kind, (r.stdout + r.stderr).strip()[-1500:]))
+        extra = ["--provisioned"]
+        path = None
+        if heap:
+            # the device sees exactly --heap bytes: the harness (simulated board, air,
+            # scenario) gets HARNESS_HEAP on top and holds the rest back (sim_pair.Ballast);
+            # the firmware is the device's deploy set, as `gasguard flash` installs it
+            extra += ["--device-heap", heap]
+            path = deploy_mpy_path(kind, TIERS[kind])
+            heap += HARNESS_HEAP
         argv, env = command("micropython", RUNNER,
                             ["--device", kind, "--state", state, "--air", "127.0.0.1:%d" % air_port,
-                             "--broker", broker, "--loss", args.loss, "--seed", args.seed],
-                            heap=getattr(args, "heap", None),
-                            micropython=getattr(args, "micropython", None))
+                             "--broker", broker, "--loss", args.loss, "--seed", args.seed] + extra,
+                            heap=heap, micropython=mp, path=path)
         self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
         try:
@@ -275,6 +296,25 @@ class DeviceProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+TIERS = {"detector": "mid", "valve": "M"}  # what boards/sim/sim_pair.Device builds
+HARNESS_HEAP = 160 * 1024  # room for the harness above the device's heap (Ballast holds the rest)
+
+
+def heap_bytes(v):
+    """--heap SIZE (bytes, or with k / m) as a number of bytes; None without one."""
+    if not v:
+        return None
+    t = str(v).strip().lower()
+    mult = {"k": 1024, "m": 1024 * 1024}.get(t[-1:], 1)
+    try:
+        n = int(t[:-1] if mult > 1 else t) * mult
+    except ValueError:
+        raise ToolError("--heap must be a size such as 112k or 114688, got %r" % v)
+    if n < 16 * 1024:
+        raise ToolError("--heap %s is too small for any device (at least 16k)" % v)
+    return n
 
 
 def merge_summaries(det, valve, relay):
@@ -371,7 +411,7 @@ def run_pair(args, out=None):
             broker.stop()
     summary = merge_summaries(devs[0], devs[1], relay)
     args.result = {"events": events, "summary": summary, "messages": watch.messages,
-                   "invalid": printer.invalid}
+                   "invalid": printer.invalid, "devices": {d.kind: d.summary for d in devs}}
     if args.json:
         out.write(json.dumps(summary) + "\n")
         return 0
