@@ -11,6 +11,8 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gasguard_tools.notify import config as cfgmod
 from gasguard_tools.notify.channels import ChannelError, gateway
@@ -482,6 +484,60 @@ def test_safety_events_the_device_had_to_drop_are_told_at_once(tmp_path, receive
                  what="the loss after the reboot")
     finally:
         svc.stop()
+
+
+def test_events_a_full_heap_kept_the_device_from_recording_are_told_at_once(tmp_path, receivers):
+    """counters.events_lost (docs/protocol.md: the alarm and the valve went on, the record
+    of it was lost): a platform must treat a rise like one of lost_safety."""
+    a = receivers[0]
+    svc = service(tmp_path, {"rate_limit": {"max": 1, "per_s": 60}, "recipients": {"a": hook(a)},
+                             "sites": [{"name": "s", "devices": ["*"], "tiers": ["a"]}]})
+    try:
+        feed(svc, state(DEV, 1, 1, events_lost=0))                  # nothing lost
+        feed(svc, state(DEV, 1, 2, events_lost=3))                  # 3 events never built
+        wait_for(lambda: a.ok(), 5, what="the unrecorded events")
+        feed(svc, state(DEV, 1, 3, events_lost=3))                  # the same 3: nothing new
+        feed(svc, state(DEV, 1, 4, events_lost=4, lost_safety=2))   # one more, and 2 dropped
+        wait_for(lambda: len(a.ok()) == 2, 5, what="the next loss")
+        bodies = a.bodies()
+        assert [b["kind"] for b in bodies] == ["events_lost", "events_lost"]
+        assert "3 条事件因内存已满而未能记录" in bodies[0]["text"]
+        assert "条安全事件" not in bodies[0]["text"]  # none dropped from the store: not said
+        assert "1 条事件因内存已满" in bodies[1]["text"] and "2 条安全事件" in bodies[1]["text"]
+        feed(svc, state(DEV, 2, 1, events_lost=1, lost_safety=2))   # rebooted: counts restart
+        wait_for(lambda: len(a.ok()) == 3, 5, what="the loss after the reboot")
+        assert "1 条事件因内存已满" in a.bodies()[-1]["text"]
+    finally:
+        svc.stop()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 20), min_size=1, max_size=8), min_size=1, max_size=6))
+def test_every_unrecorded_event_is_told_once(boots):
+    """Property: the device counts events_lost since boot (state messages carry a growing
+    count; a reboot starts again at 0). Over any run of boots, each seen restarting below
+    its predecessor's last count (what the platform can tell a restart by), the losses
+    told add up to exactly what the device lost: nothing twice, nothing missed."""
+    from gasguard_tools.notify.events import unbuilt_lost
+
+    device, told, lost, last = {}, 0, 0, None
+    for steps in boots:
+        count = 0
+        first = True
+        for more in steps:
+            count += more
+            if first and last is not None and count >= last:
+                count = last - 1 if last > 0 else 0  # a restart shows as a lower count
+                if last == 0:
+                    continue  # 0 after 0: the same message again, nothing to tell
+            first = False
+            new, value = unbuilt_lost(state(DEV, 1, 1, events_lost=count), device)
+            assert new >= 0
+            told += new
+            device["events_lost"] = value
+            last = count
+        lost += count if not first else 0
+    assert told == lost
 
 
 def test_a_loss_kept_across_a_reboot_is_told_once():

@@ -78,6 +78,19 @@ def safety_lost(msg, device):
     return (value - last if value >= last else value), value
 
 
+def unbuilt_lost(msg, device):
+    """How many events the device could not even build since we last looked (its heap was
+    full: counters.events_lost, docs/protocol.md; the alarm, relay and valve went on, the
+    record of it is lost), and the count now (None: not reported). Counted since boot: a
+    value lower than the last one means the device restarted, so it is all new."""
+    d = msg.get("counters")
+    v = d.get("events_lost") if isinstance(d, dict) else None
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        return 0, None
+    last = device.get("events_lost") or 0
+    return (v - last if v >= last else v), v
+
+
 def reading(topic_kind, msg):
     """The gas readings of a telemetry message: {"ch4_ppm_x10": n, "co_ppm_x10": n} (ints only)."""
     if topic_kind != "telemetry" or not isinstance(msg.get("data"), dict):

@@ -16,11 +16,12 @@ import time
 
 from . import incidents
 from .dedup import DEDUP_KINDS, event_key, record_once
-from .events import classify, reading, safety_lost
+from .events import classify, reading, safety_lost, unbuilt_lost
 from .queue import enqueue
 from .. import schemas
 
-DEVICE_FIELDS = ("online", "offline_notified", "relay", "valve", "interlock", "lost_safety")
+DEVICE_FIELDS = ("online", "offline_notified", "relay", "valve", "interlock", "lost_safety",
+                 "events_lost")
 
 
 def usable(kind, msg):
@@ -65,21 +66,25 @@ class Ingestor:
                 return "duplicate"
             device = self._device(t, dev, now)
             notice, updates = classify(kind, msg, device)
-            lost = 0
+            lost = unbuilt = 0
             if kind == "state":
                 lost, value = safety_lost(msg, device)
                 if value is not None:
                     updates["lost_safety"] = value
+                unbuilt, value = unbuilt_lost(msg, device)
+                if value is not None:
+                    updates["events_lost"] = value
             if updates:
                 cols = [k for k in DEVICE_FIELDS if k in updates]
                 t.q("UPDATE devices SET %s, updated=? WHERE dev=?" % ", ".join(
                     "%s=?" % c for c in cols), tuple(updates[c] for c in cols) + (now, dev))
             site = directory.site_for(dev)
             n = 0
-            if lost and site is not None and "events_lost" in site["kinds"]:
+            if (lost or unbuilt) and site is not None and "events_lost" in site["kinds"]:
                 # alarms may have happened that never reached us: as urgent as an alarm
                 ctx = self._context(t, "events_lost", dev, msg, site, now)
                 ctx["lost"] = lost
+                ctx["unbuilt"] = unbuilt  # events its full heap kept it from recording
                 n += self._tell(t, directory, site, "lost:%s:%d:%d" % key, dev, "events_lost",
                                 ctx, now, urgent=True)
             if notice is None or site is None or notice not in site["kinds"]:
@@ -109,8 +114,8 @@ class Ingestor:
         # instances at once, could each open an incident). SQLite: BEGIN IMMEDIATE already.
         t.q("INSERT INTO devices (dev, updated) VALUES (?, ?) ON CONFLICT (dev) DO NOTHING",
             (dev, now))
-        row = t.one("SELECT online, offline_notified, relay, valve, interlock, lost_safety FROM "
-                    "devices WHERE dev=? {FOR_UPDATE}", (dev,))
+        row = t.one("SELECT %s FROM devices WHERE dev=? {FOR_UPDATE}" % ", ".join(DEVICE_FIELDS),
+                    (dev,))
         return dict(zip(DEVICE_FIELDS, row))
 
     def _reading(self, dev, r, msg, now):

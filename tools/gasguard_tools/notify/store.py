@@ -39,7 +39,7 @@ CREATE INDEX IF NOT EXISTS events_received ON events (received);
 CREATE TABLE IF NOT EXISTS devices (dev TEXT PRIMARY KEY, online INTEGER, offline_notified INTEGER
     NOT NULL DEFAULT 0, relay TEXT, valve TEXT, interlock TEXT, ch4_ppm_x10 BIGINT,
     co_ppm_x10 BIGINT, reading_at {REAL}, reading_boot BIGINT, reading_up_ms BIGINT,
-    lost_safety BIGINT, updated {REAL} NOT NULL);
+    lost_safety BIGINT, events_lost BIGINT, updated {REAL} NOT NULL);
 CREATE TABLE IF NOT EXISTS incidents (id TEXT PRIMARY KEY, dev TEXT NOT NULL, gas TEXT NOT NULL,
     site TEXT NOT NULL, levels TEXT NOT NULL, level INTEGER NOT NULL, state TEXT NOT NULL,
     step INTEGER NOT NULL, next_at {REAL} NOT NULL, opened {REAL} NOT NULL, closed {REAL},
@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS members (grp TEXT NOT NULL, slot INTEGER NOT NULL, ow
 
 # columns added after a release of the schema: (table, column, type), added when missing
 ADDED_COLUMNS = (("deliveries", "sent_by", "TEXT"), ("devices", "reading_boot", "BIGINT"),
-                 ("devices", "reading_up_ms", "BIGINT"), ("devices", "lost_safety", "BIGINT"))
+                 ("devices", "reading_up_ms", "BIGINT"), ("devices", "lost_safety", "BIGINT"),
+                 ("devices", "events_lost", "BIGINT"))
 
 DIALECTS = {
     "sqlite": {"ID": "INTEGER PRIMARY KEY AUTOINCREMENT", "REAL": "REAL", "SKIP_LOCKED": "",

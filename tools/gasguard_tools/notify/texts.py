@@ -139,12 +139,20 @@ def render(ctx, lang, ack=None):
         else:
             lines.append(("故障已恢复：%s。" if zh else "Fault cleared: %s.") % code)
     elif kind == "events_lost":
-        lines.append(("设备报告有 %s 条安全事件（报警、故障或阀门动作）因离线太久、存储已满而丢失，"
-                      "平台从未收到。期间可能发生过报警：请立即查看现场和设备状态。" if zh else
-                      "The device reports %s safety events (alarms, faults or valve actions) that "
-                      "it had to drop while offline with its store full; they never reached us. "
-                      "An alarm may have happened: check the site and the device now.")
-                     % ctx.get("lost", "?"))
+        if ctx.get("lost") or not ctx.get("unbuilt"):
+            lines.append(("设备报告有 %s 条安全事件（报警、故障或阀门动作）因离线太久、存储已满而丢失，"
+                          "平台从未收到。期间可能发生过报警：请立即查看现场和设备状态。" if zh else
+                          "The device reports %s safety events (alarms, faults or valve actions) "
+                          "that it had to drop while offline with its store full; they never "
+                          "reached us. An alarm may have happened: check the site and the device "
+                          "now.") % ctx.get("lost", "?"))
+        if ctx.get("unbuilt"):
+            lines.append(("设备报告有 %s 条事件因内存已满而未能记录（报警、关阀照常执行，但记录丢失），"
+                          "平台从未收到。期间可能发生过报警：请立即查看现场，并检修设备。" if zh else
+                          "The device reports %s events it could not record because its memory "
+                          "was full (alarms and valve closing went on; the record of them is "
+                          "lost). An alarm may have happened: check the site now and have the "
+                          "device serviced.") % ctx["unbuilt"])
     elif kind == "offline":
         lines.append("设备与平台失去连接（断电、断网或损坏），在恢复前不能远程报警。请尽快查看。" if zh else
                      "The device lost its connection (power, network or damage); until it is back "
