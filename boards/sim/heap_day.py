@@ -21,8 +21,29 @@ import gc
 import json
 import sys
 
+import micropython
+
 gc.collect()
-_BASE = gc.mem_alloc()
+_BASE = gc.mem_alloc()  # main(base) moves it to the runner's baseline, before this module's code
+
+# The firmware modules the harness's own code imports (simboard: gasguard.ticks and
+# gasguard.store; reporting_fakes: gasguard.mqtt, its broker side), loaded here first, one
+# by one, each one's heap measured. The device keeps store and (when it reports) mqtt
+# resident: their bytes are the device's, not the harness's (device_shared()). ticks is in
+# no deploy set (bench_heap.HARNESS_MODULES): the harness's.
+# The qstr count before and after each (bench_heap: which names are the harness's own).
+SHARED = {}
+micropython.qstr_info()
+print('{"at": "shared", "m": ""}')
+for _m in ("gasguard", "gasguard.ticks", "gasguard.store", "gasguard.mqtt"):
+    gc.collect()
+    _a = gc.mem_alloc()
+    __import__(_m)
+    gc.collect()
+    SHARED[_m] = gc.mem_alloc() - _a
+    micropython.qstr_info()
+    print('{"at": "shared", "m": "%s"}' % _m)
+HARNESS_ONLY = ("gasguard.ticks",)
 
 from simboard import SimAnalogIn, SimClock, SimConsole  # noqa: E402
 
@@ -126,18 +147,25 @@ class ValveBoard:
         pass
 
 
+LEVELS = "/.heapday_levels"  # in the store's folder (a dot file: the store lists none)
+
+
 def valve_levels():
-    """uV of the normal and the over-pressure line, the flow, the supply; then forget the
-    config code again (as the device does after boot)."""
+    """uV of the normal and the over-pressure line, the flow, the supply. Computed by the
+    factory line's process (provision) and read from the store's folder by the day: the
+    day's harness loads no config code (gasguard.valve_cfg would leave gasguard.validate and
+    gasguard.service_proto loaded, credited to the harness although the device keeps them)."""
     from gasguard import valve_cfg as V
 
     c = V.valve_config(None)
-    out = {"p_ok": V.pa_to_uv(c, 2000), "p_over": V.pa_to_uv(c, 9000),
-           "flow": V.flow_to_uv(c, 500), "flow0": V.flow_to_uv(c, 0),
-           "supply": 3600 * 1000 * 1000 // int(c["supply_divider"] * 1000)}
-    sys.modules.pop("gasguard.valve_cfg", None)
-    del sys.modules["gasguard"].valve_cfg
-    return out
+    return {"p_ok": V.pa_to_uv(c, 2000), "p_over": V.pa_to_uv(c, 9000),
+            "flow": V.flow_to_uv(c, 500), "flow0": V.flow_to_uv(c, 0),
+            "supply": 3600 * 1000 * 1000 // int(c["supply_divider"] * 1000)}
+
+
+def read_levels(root):
+    with open(root + LEVELS) as f:
+        return json.loads(f.read())
 
 
 NET = {"net": {"ssid": "x", "password": "y"}, "report": REPORT, "identity": {"heartbeat_s": 600}}
@@ -185,7 +213,59 @@ def provision(kind, tier, root):
         calibration.save(store, rec)
     else:
         pair(store, "V", LINK_KEY, DET_MAC)
+        with open(root + LEVELS, "w") as f:
+            f.write(json.dumps(valve_levels()))
     print(json.dumps({"provisioned": kind}))
+
+
+def device_shared(local):
+    """The firmware modules the harness loaded before the device boots that the device keeps
+    resident too (so counted as the device's): the package, the store, and the MQTT client
+    when the device reports (a device installed without Wi-Fi never loads it)."""
+    return [m for m in SHARED if m not in HARNESS_ONLY and not (local and m == "gasguard.mqtt")]
+
+
+def stub_port_modules():
+    """The ESP32 port's built-in network and espnow (no heap on the chip: C modules), as
+    empty stand-ins so the board files import (their module level only imports them; every
+    use is in a function the sim never calls). machine and select are the unix port's."""
+    class _PortModule:
+        pass
+
+    for m in ("network", "espnow"):
+        if m not in sys.modules:
+            sys.modules[m] = _PortModule
+
+
+def board_code(kind, cfg):
+    """What the chip keeps resident besides the gasguard package: the board files, deployed
+    as source by `gasguard flash` and compiled on the chip (boards/esp32-common/esp32_hal and
+    the board's pins; esp32_net when it has Wi-Fi and esp32_radio when it has a link, which
+    esp32_hal imports in wifi() / radio()), and main.py's code (the port compiles main.py and
+    runs it for ever: its code object stays). bench_heap copies them beside the deploy set;
+    the device's figures count them."""
+    import esp32_hal
+    from pins import PINS
+
+    out = [esp32_hal, PINS]
+    if cfg.get("net"):
+        import esp32_net
+
+        out.append(esp32_net)
+    if cfg.get("link") is not None or kind == "valve":
+        import esp32_radio
+
+        out.append(esp32_radio)
+    for p in sys.path:
+        try:
+            with open(p + "/main.py") as f:
+                src = f.read()
+        except OSError:
+            continue
+        out.append(compile(src, "main.py", "exec"))
+        src = None
+        return out
+    raise ImportError("main.py of the board (bench_heap copies it beside the deploy set)")
 
 
 def max_block():
@@ -229,8 +309,18 @@ class Day:
         self.broker = AutoBroker(self.net)
         self.air = SimAir(clock, 1, 0)
         self.env = Env()
-        self.levels = valve_levels() if kind == "valve" else None
-        self.point("harness")
+        self.levels = read_levels(root) if kind == "valve" else None
+        stub_port_modules()
+        # the harness: everything allocated since the baseline (heap_day's and the sim's
+        # code, the fakes, these objects) but the firmware modules the device keeps
+        gc.collect()
+        shared = device_shared(local)
+        credit = sum(SHARED[m] for m in shared)
+        self.harness = gc.mem_alloc() - _BASE - credit
+        self.point("harness", {"harness": self.harness, "shared": shared, "credit": credit,
+                               "shared_bytes": SHARED,
+                               "gasguard": sorted(m for m in sys.modules
+                                                  if m.split(".")[0] == "gasguard")})
         self.base = gc.mem_alloc()
         self.boot(kind, tier, root)
 
@@ -239,12 +329,14 @@ class Day:
         from gasguard import VERSION, devices
         from gasguard.store import FileStore
 
+        cfg = detector_config(tier, self.local) if kind == "detector" else valve_config(self.local)
+        self.board_code = board_code(kind, cfg)
         store = FileStore(root)
         if kind == "detector":
             from gasguard.app import DetectorApp
 
             board = DetectorBoard(self.clock, self.env)
-            app = DetectorApp(board, store, detector_config(tier, self.local), board_name="heap-day")
+            app = DetectorApp(board, store, cfg, board_name="heap-day")
             self.point("boot_app")
             cfg = app.config
             if cfg.get("link") is not None:
@@ -256,7 +348,7 @@ class Day:
             from gasguard.valve_app import ValveApp
 
             board = ValveBoard(self.clock, self.air.radio(VALVE_MAC), self.levels)
-            app = ValveApp(board, store, valve_config(self.local), board_name="heap-day")
+            app = ValveApp(board, store, cfg, board_name="heap-day")
             self.point("boot_app")
             cfg = app.config
         if cfg.get("net") and cfg.get("report"):
@@ -273,7 +365,8 @@ class Day:
         self.board = board
         self.point("boot")
 
-    def point(self, at):
+    def point(self, at, extra=None):
+        micropython.qstr_info()  # "qstr pool: n_pool=.., n_qstr=.., ..": bench_heap reads it
         gc.collect()
         free = gc.mem_free()
         alloc = gc.mem_alloc() - _BASE
@@ -282,8 +375,10 @@ class Day:
             self.minfree = free
         if self.minblock is None or blk < self.minblock:
             self.minblock = blk
-        print(json.dumps({"at": at, "alloc": alloc, "free": free,
-                          "max_block": blk}))
+        d = {"at": at, "alloc": alloc, "free": free, "max_block": blk}
+        if extra:
+            d.update(extra)
+        print(json.dumps(d))
 
     def run(self, ms, step=100):
         app = self.app
@@ -357,10 +452,19 @@ class Day:
                           "published": self.published,
                           "outbox": st.get("outbox_depth"), "errors": st.get("last_errors"),
                           "error_count": self.app.error_count,
-                          "modules": sorted(m for m in sys.modules if m.startswith("gasguard"))}))
+                          "modules": sorted(m for m in sys.modules if m.startswith("gasguard")),
+                          "board": sorted(m for m in sys.modules
+                                          if m.startswith("esp32_") or m == "pins")}))
 
 
-def main():
+def main(base=None):
+    """base: gc.mem_alloc() of the runner before `import heap_day` (bench_heap), so heap_day's
+    own code is in the harness figure, not in the device's share of the heap."""
+    global _BASE
+    if base is not None:
+        _BASE = base
+    if sys.argv[1:2] == ["pre"]:  # bench_soak: the runner's baseline only
+        return
     what, kind, tier, root = sys.argv[1:5]
     tier, _, variant = tier.partition("/")  # "mid/local": no Wi-Fi, no reporting
     if what == "provision":

@@ -67,7 +67,7 @@ class Soak(heap_day.Day):
         self.view = memoryview(self.frame)
         heap_day.Day.__init__(self, kind, tier, root)
 
-    def point(self, at):
+    def point(self, at, extra=None):
         pass  # the soak samples once per hour (sample()), not at heap_day's checkpoints
 
     def start(self):
@@ -89,9 +89,11 @@ class Soak(heap_day.Day):
             rep.event = event  # the app calls sink.event(ev): every stamped event is seen
         self.det = app.detector if DET else None
         self.unsent = 0
-        # pre: what was allocated before heap_day's baseline (the interpreter, this module's
-        # code): bench_soak adds the part of it heap_day's own runs do not have
-        print(json.dumps({"harness": self.base - heap_day._BASE, "pre": heap_day._BASE}))
+        # harness: heap_day's figure (the firmware modules the harness loaded that the device
+        # keeps are the device's); pre: what was allocated before heap_day's baseline (the
+        # interpreter, this module's and heap_day's code): bench_soak adds the part of it
+        # bench_heap's runner does not have (its baseline is taken before heap_day's import)
+        print(json.dumps({"harness": self.harness, "pre": heap_day._BASE}))
 
     def run(self, ms, step=100):
         app = self.app

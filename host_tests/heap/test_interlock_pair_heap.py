@@ -2,7 +2,8 @@
 (boards/sim/pair_bench.py via gasguard_tools.bench_pairing; docs/security.md#pairing,
 docs/heap-budget.md): the X25519 key agreement and the rest of the pairing code are loaded
 for the window only, the device's live heap during the pairing stays below its day's peak
-(PEAK in test_heap_budget.py), and the valve pairs at its 112 KB heap. Times are published
+(PEAK in test_heap_budget.py), and (not yet: heap-budget.md) the valve pairs at its 112 KB
+heap. Times are published
 by `make bench` (bench_pairing), not asserted."""
 
 import json
@@ -11,12 +12,14 @@ import tempfile
 
 import pytest
 
-from conftest import need_esp32
+from conftest import NOT_FIT_YET, need_esp32
 from gasguard_tools import bench_pairing
 
 # The device's live heap (harness subtracted) at its highest during a pairing, bytes; lower
-# it when pairing needs less. Measured (docs/heap-budget.md): valve 79968, detector mid 103936.
-PAIRING_PEAK = {("valve", "M"): 79 * 1024 + 512, ("detector", "mid"): 102 * 1024}
+# it when pairing needs less. Measured (docs/heap-budget.md): valve 98880, detector mid 120016
+# (+17.5 KB valve, +16 KB mid: what is counted now, the harness no longer credits itself
+# with gasguard.mqtt/store; the board files; heap-budget.md).
+PAIRING_PEAK = {("valve", "M"): 97 * 1024, ("detector", "mid"): 118 * 1024}
 # What the pairing adds while its window is open (the parked code and one key pair).
 PAIRING_EXTRA = 11 * 1024
 
@@ -44,6 +47,14 @@ def test_pairing_fits_beside_the_running_device(tree, kind, tier):
     assert big["pairing"]["live_peak"] <= PAIRING_PEAK[(kind, tier)], big
     assert big["pairing"]["live_peak"] - big["before"]["live_peak"] <= PAIRING_EXTRA, big
     assert big["after"] - big["before"]["live_peak"] <= 1024, big  # nothing of it stays
-    if kind == "valve":  # the valve runs at the ESP32's heap today (the detectors: not yet)
-        small = _bench(exe, path, kind, tier, bench_pairing.ESP32_HEAP + big["harness"])
-        assert small["paired"] and small["link"] == ["up", "up"], small
+
+
+# Since the harness stopped crediting itself with gasguard.mqtt/store and the board files are
+# counted (heap-budget.md), the valve no longer boots at 112 KB (MemoryError opening a qstr
+# pool); the mark goes when it does again.
+@pytest.mark.xfail(strict=True, reason=NOT_FIT_YET)
+def test_valve_pairs_at_112k(tree):
+    exe, path = tree
+    big = _bench(exe, path, "valve", "M", 2 * 1024 * 1024)
+    small = _bench(exe, path, "valve", "M", bench_pairing.ESP32_HEAP + big["harness"])
+    assert small["paired"] and small["link"] == ["up", "up"], small

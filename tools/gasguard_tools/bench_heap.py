@@ -41,7 +41,7 @@ def esp32_micropython():
 def compile_tree(out):
     """firmware, sim board and the fake network as .mpy (-O3, as `gasguard flash` builds),
     plus one firmware folder per device and tier holding only its deploy set."""
-    from .cmd_package import DEVICES as SETS, deploy_set
+    from .cmd_package import DEVICES as SETS, board_sources, deploy_set
 
     out = Path(out)
     for name, src, only in (("firmware", FIRMWARE, None), ("sim", BOARDS / "sim", None),
@@ -59,6 +59,12 @@ def compile_tree(out):
         # a MicroPython package cannot span two folders)
         for f in deploy_set(kind, tier) + ["gasguard/%s.py" % m for m in HARNESS_MODULES]:
             shutil.copy(str(out / "firmware" / f[:-3]) + ".mpy", str(d))
+        # the board files beside the package as `gasguard flash` deploys them: as source
+        # (cmd_flash.board_files), so the interpreter compiles them as the chip does
+        # (heap_day.board_code: resident on the chip, counted as the device's)
+        for f in board_sources(SETS[kind, tier]):
+            if f.name != "boot.py":
+                shutil.copy(str(f), str(d.parent / f.name))
     return [str(out / n) for n in ("firmware", "sim", "portable")]
 
 
@@ -72,9 +78,18 @@ def device_path(path, kind, tier):
     return [str(root / ("deploy-%s-%s" % (kind, tier)))] + path[1:]
 
 
+# The harness baseline is taken before heap_day is imported (its own code is the harness's)
+# and before any gasguard module is loaded: "pre" lists them (a test holds it empty).
+RUNNER = ("import gc\nimport micropython\nimport sys\ngc.collect()\nb = gc.mem_alloc()\n"
+          "micropython.qstr_info()\n"
+          "print('{\"at\": \"pre\", \"alloc\": %d, \"gasguard\": %d}' % (b, "
+          "len([m for m in sys.modules if m.split('.')[0] == 'gasguard'])))\n"
+          "import heap_day\nheap_day.main(b)\n")
+
+
 def _run(exe, path, heap, what, kind, tier, store):
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write("import heap_day\nheap_day.main()\n")
+        f.write(RUNNER)
     try:
         return subprocess.run([exe, "-X", "heapsize=%d" % heap, f.name, what, kind, tier, store],
                               capture_output=True, text=True, timeout=600,
@@ -96,17 +111,78 @@ def run_day(exe, path, kind, tier, heap):
         shutil.rmtree(store, ignore_errors=True)
     points = []
     end = None
+    qstr = None
+    pre = None
+    names = []
     for line in r.stdout.splitlines():
-        if line.startswith("{"):
+        if line.startswith("qstr pool:"):  # micropython.qstr_info() before each checkpoint
+            qstr = dict((k.strip(), int(v)) for k, v in (x.split("=") for x in line[10:].split(",")))
+        elif line.startswith("{"):
             d = json.loads(line)
             if d.get("at") == "end":
                 end = d
+            elif d.get("at") == "pre":
+                pre = d
+                pre["qstr"] = qstr
+                qstr = None
+            elif d.get("at") == "shared":  # heap_day's qstr counts around its shared imports
+                names.append((d["m"], qstr["n_qstr"]))
+                qstr = None
             else:
+                if qstr is not None:
+                    d["qstr"] = qstr
+                    qstr = None
                 points.append(d)
+    if points:
+        points[0]["pre"] = pre  # the runner's baseline: its alloc, the gasguard modules then
+        points[0]["names"] = names
     err = None
     if end is None:
         err = ((r.stdout + r.stderr).strip().splitlines() or ["no output"])[-1]
     return points, end, err
+
+
+# The qstr pools of this interpreter (MicroPython 1.28's unix port, no frozen modules): the
+# first pool holds 20 names and each next one twice the last, 32 B + 7 B per name each, so
+# a pool can be most of a figure's step (the 7th: 1280 names, 8992 B, allocated whole).
+QSTR_FIRST_POOL = 20
+
+
+def qstr_pool_bytes(n):
+    """Bytes of the qstr pools that hold n interned names."""
+    total, cap, held = 0, QSTR_FIRST_POOL, 0
+    while held < n:
+        total += 32 + 7 * cap
+        held += cap
+        cap *= 2
+    return total
+
+
+def harness_names(h):
+    """Names the harness's own code interned (heap_day, simboard, the fakes; not the
+    interpreter's before the baseline, not the credited firmware modules'): h is the harness
+    point of run_day."""
+    before = h["pre"]["qstr"]["n_qstr"]
+    credited = 0
+    last = None
+    for m, n in h["names"]:
+        if m in h["shared"]:
+            credited += n - last
+        last = n
+    return h["qstr"]["n_qstr"] - before - credited
+
+
+def qstr_shift(h, p):
+    """The bytes of qstr pools at checkpoint p the device is charged only because the
+    harness's own names came first (negative: a pool the harness opened that the device
+    fills for free). Reported, not subtracted: the chip's pools follow its image's frozen
+    modules, not this interpreter's, so neither placement is the chip's (a new pool is
+    allocated whole: a name more or less moves a figure by up to a pool)."""
+    own = harness_names(h)
+    n_h, n_p = h["qstr"]["n_qstr"], p["qstr"]["n_qstr"]
+    measured = qstr_pool_bytes(n_p) - qstr_pool_bytes(n_h)
+    alone = qstr_pool_bytes(n_p - own) - qstr_pool_bytes(n_h - own)
+    return measured - alone
 
 
 def smallest_heap(exe, path, kind, tier, harness, peak, clean=False):
@@ -133,10 +209,20 @@ def measure(exe, path, kind, tier):
     big, end, err = run_day(exe, path, kind, tier, 2 * 1024 * 1024)
     if end is None:
         raise RuntimeError("%s %s: the day did not end at 2 MB: %s" % (kind, tier, err))
-    harness = big[0]["alloc"]
+    # the harness: heap_day's and the sim's code and objects, not the firmware modules they
+    # loaded that the device keeps (heap_day.device_shared: counted as the device's)
+    harness = big[0]["harness"]
     pts = {p["at"]: p["alloc"] - harness for p in big[1:]}
-    extra = (harness + 1023) // 1024 * 1024
+    # reported, not subtracted: what the harness's own names did to the device's qstr pools
+    # (docs/heap-budget.md, "qstr pools")
+    shift = {p["at"]: qstr_shift(big[0], p) for p in big[1:]}
+    allowance = harness
+    extra = (allowance + 1023) // 1024 * 1024
     res = {"kind": kind, "tier": tier, "harness": harness, "points": pts,
+           "shared": big[0]["shared"], "harness_gasguard": big[0]["gasguard"],
+           "pre_gasguard": big[0]["pre"]["gasguard"], "board": end["board"],
+           "qstr": {p["at"]: p["qstr"] for p in big}, "qstr_shift": shift,
+           "harness_names": harness_names(big[0]), "allowance": allowance,
            "boot": pts["boot"], "peak_live": max(pts.values()), "modules": end["modules"],
            "published": end["published"]}
     at112, end112, err112 = run_day(exe, path, kind, tier, ESP32_HEAP + extra)
@@ -146,9 +232,9 @@ def measure(exe, path, kind, tier):
     res["error_112k"] = err112 or _errors(end112)
     res["errors_112k"] = end112.get("error_count") if end112 is not None else None
     if end112 is not None:
-        res["min_free_112k"] = end112["min_free"] - (extra - harness)
+        res["min_free_112k"] = end112["min_free"] - (extra - allowance)
         res["min_block_112k"] = end112["min_block"]
-        res["boot_free_112k"] = at112[1]["free"] - (extra - harness)
+        res["boot_free_112k"] = at112[1]["free"] - (extra - allowance)
     _p, end72, err72 = run_day(exe, path, kind, tier, ESP32_HEAP - KEEP_FREE + extra)
     res["fits_72k"] = _clean(end72)
     res["error_72k"] = err72 or _errors(end72)
@@ -178,10 +264,10 @@ def measure_all(devices=DEVICES, smallest=False):
         out = [measure(exe, path, k, t) for k, t in devices]
         if smallest:
             for r in out:
-                r["smallest_heap"] = smallest_heap(exe, path, r["kind"], r["tier"], r["harness"],
-                                                   r["peak_live"])
+                r["smallest_heap"] = smallest_heap(exe, path, r["kind"], r["tier"],
+                                                   r["allowance"], r["peak_live"])
                 r["smallest_clean_heap"] = smallest_heap(exe, path, r["kind"], r["tier"],
-                                                         r["harness"], r["peak_live"], True)
+                                                         r["allowance"], r["peak_live"], True)
         return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

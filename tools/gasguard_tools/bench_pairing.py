@@ -4,15 +4,19 @@ Published by `make bench`; host_tests/heap/test_interlock_pair_heap.py asserts t
 figures, never the times."""
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from . import BOARDS
 from . import bench_heap
 
 DEVICES = (("valve", "M"), ("detector", "mid"), ("detector", "high"))
+# pair_bench imported after the baseline, as bench_heap's runner does with heap_day: the
+# bench's and heap_day's code are the harness's, not taken from the device's heap
+RUNNER = ("import gc\ngc.collect()\nb = gc.mem_alloc()\nimport heap_day\n"
+          "heap_day._BASE = b\nimport pair_bench\n")
 ESP32_HEAP = 112 * 1024
 
 
@@ -35,16 +39,20 @@ def measure(exe, path, kind, tier, heap):
         r = bench_heap._run(exe, full, 2 * 1024 * 1024, "provision", kind, tier, store)
         if r.returncode:
             raise RuntimeError("provisioning failed: " + (r.stdout + r.stderr)[-500:])
-        r = subprocess.run([exe, "-X", "heapsize=%d" % heap, str(BOARDS / "sim" / "pair_bench.py"),
-                            kind, tier, store], capture_output=True, text=True, timeout=300,
+        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+            f.write(RUNNER)
+        r = subprocess.run([exe, "-X", "heapsize=%d" % heap, f.name, kind, tier, store],
+                           capture_output=True, text=True, timeout=300,
                            env={"MICROPYPATH": ":".join(bench_heap.device_path(path, kind, tier)),
                                 "PATH": "/usr/bin:/bin"})
+        os.unlink(f.name)
     finally:
         shutil.rmtree(store, ignore_errors=True)
     if r.returncode:
         raise RuntimeError("pair_bench failed: " + (r.stdout + r.stderr)[-2000:])
     lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
-    harness = lines[0]["alloc"]
+    # heap_day's harness figure (not the firmware modules it loaded that the device keeps)
+    harness = next(x for x in lines if x.get("at") == "harness")["harness"]
     res = lines[-1]
     for k in ("before", "pairing"):
         res[k]["live_peak"] -= harness
@@ -72,7 +80,12 @@ def main():
             big = measure(exe, path, kind, tier, 2 * 1024 * 1024)
             runs = [("2 MB", big)]
             if kind == "valve":  # the detectors do not boot at 112 KB yet (heap-budget.md)
-                runs.append(("112 KB", measure(exe, path, kind, tier, ESP32_HEAP + big["harness"])))
+                try:
+                    runs.append(("112 KB", measure(exe, path, kind, tier,
+                                                   ESP32_HEAP + big["harness"])))
+                except RuntimeError as e:  # not yet either since the harness is honest
+                    print("| %s %s | 112 KB | does not boot: %s |||||" % (
+                        kind, tier, str(e).strip().splitlines()[-1][:80]))
             for name, r in runs:
                 print("| %s %s | %s | %d | %d | %d / %d | %d / %d / %d | %s |" % (
                     kind, tier, name, r["x25519_us"], r["press_us"], r["before"]["longest_turn_us"],

@@ -87,15 +87,20 @@ def harness_bytes(exe, path, kind, tier):
 
 
 def _heap_day_base(exe, path):
-    """heap_day._BASE when heap_day is the script's first import, as in bench_heap's runs."""
+    """The baseline of bench_heap's runner (taken before it imports heap_day): what its
+    figures leave to the interpreter."""
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write("import heap_day\nprint(heap_day._BASE)\n")
+        f.write(bench_heap.RUNNER)
     try:
-        r = subprocess.run([exe, "-X", "heapsize=2m", f.name], capture_output=True, text=True,
-                           timeout=60, env={"MICROPYPATH": ":".join(path), "PATH": "/usr/bin:/bin"})
+        r = subprocess.run([exe, "-X", "heapsize=2m", f.name, "pre"], capture_output=True,
+                           text=True, timeout=60,
+                           env={"MICROPYPATH": ":".join(path), "PATH": "/usr/bin:/bin"})
     finally:
         os.unlink(f.name)
-    return int(r.stdout.split()[-1])
+    for d in _lines(r.stdout):
+        if d.get("at") == "pre":
+            return d["alloc"]
+    raise RuntimeError("no baseline from bench_heap's runner: " + (r.stdout + r.stderr)[-400:])
 
 
 def _provision(exe, path, kind, tier, store):
