@@ -27,7 +27,6 @@ from binascii import hexlify
 
 from gasguard import hmac256, record
 from gasguard.canon import canon
-from gasguard.validate import ConfigError, need_int, reject_unknown
 
 MAX_PENDING = 4  # registration attempts whose ack is still accepted (the reporter queues 4)
 
@@ -106,23 +105,22 @@ def _rng(n):
 class ActiveId:
     """Registration / heartbeat / remote identifier access for one device.
 
-    clock: ticks clock; ids: a locked IdentityStore of tier M or H; cfg: dict (heartbeat_s
-    60..86400 default 3600, reg_retry_min_s 5..3600 default 30, reg_retry_max_s
-    60..86400 default 3600); send(kind, payload_bytes) -> bool hands one uplink to the
+    clock: ticks clock; ids: a locked IdentityStore of tier M or H; cfg: the config's identity
+    section (heartbeat_s 60..86400 default 3600, reg_retry_min_s 5..3600 default 30,
+    reg_retry_max_s 60..86400 default 3600), checked by gasguard.report_cfg.identity_config,
+    the check CFG runs; send(kind, payload_bytes) -> bool hands one uplink to the
     reporter (kind: "reg", "hb", "rsp"); fw: firmware version string; rng(n) -> n random
     bytes; status_fn() -> small dict of ints/strs put into heartbeats as "st".
     """
 
     def __init__(self, clock, ids, cfg, send, fw, rng=None, status_fn=None):
-        if not isinstance(cfg, dict):
-            raise ConfigError("active_id: config must be a dict")
-        reject_unknown(cfg, ("heartbeat_s", "reg_retry_min_s", "reg_retry_max_s"), "active_id")
-        hb = need_int(cfg, "heartbeat_s", 60, 86400, 3600)
-        self._rmin = need_int(cfg, "reg_retry_min_s", 5, 3600, 30)
-        self._rmax = need_int(cfg, "reg_retry_max_s", 60, 86400, 3600)
-        if self._rmax < self._rmin:
-            raise ConfigError("active_id: reg_retry_max_s %d is below reg_retry_min_s %d"
-                              % (self._rmax, self._rmin))
+        # the identity section's one check, the one CFG runs (boot-only code, built at boot)
+        from gasguard.report_cfg import identity_config
+
+        cfg = identity_config(cfg)  # ConfigError naming identity.<key>
+        hb = cfg["heartbeat_s"]
+        self._rmin = cfg["reg_retry_min_s"]
+        self._rmax = cfg["reg_retry_max_s"]
         r, key, r["kid"] = ids.active()  # IdentityError: not locked, tier L, no key
         self._up, self._down = direction_keys(key)
         key = None

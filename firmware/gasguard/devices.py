@@ -114,15 +114,26 @@ def attach_active_id(app, rep, ids, config, status_fn=None, rng=None):
     through the reporter. A missing, unlocked or low-tier identity gives None: the device
     still alarms and closes valves, it only does not register.
 
+    The config's identity section is checked by the check CFG runs
+    (report_cfg.identity_config); one it refuses (written by another firmware version) is
+    refused visibly (fault identity_invalid, the reason in status "refused", a fault event)
+    and the identifier runs on its defaults: the device still registers.
+
     The identifier is parked (gasguard.lazy): its code and the identity store's are in the
     heap only while a registration, a heartbeat or a downlink is handled."""
     import os
 
     from gasguard.lazy import parked_active_id
+    from gasguard.report_cfg import identity_config
 
     # (nothing of this module may be kept by what it builds: it is released after boot)
     try:
-        act = parked_active_id((app.clock, ids, config.get("identity", {}), rep.identity_send,
+        section = identity_config(config.get("identity", {}))
+    except ValueError as e:  # ConfigError: the section's timing only; never a silent stop
+        app.refuse("identity_invalid", "config identity", e)
+        section = identity_config({})
+    try:
+        act = parked_active_id((app.clock, ids, section, rep.identity_send,
                                 VERSION, rng or os.urandom, status_fn))
     except ValueError:  # IdentityError: not provisioned, not locked, tier L
         return None

@@ -1,5 +1,5 @@
 """Boot-only reporting code: the reporter's and the MQTT client's config checks, the
-identity check, the persistent boot counter and the outbox's loading.
+identity checks (the device id, the active identifier's section), the persistent boot counter and the outbox's loading.
 
 In gasguard.lazy.BOOT_ONLY: loaded to build the reporter (and for a CFG check), released
 by lazy.after_boot() before the loop (docs/heap-budget.md). Nothing here outlives the call.
@@ -180,6 +180,31 @@ def configure(cfg):
     return c
 
 
+# the active identifier's settings (gasguard.active_id.ActiveId): name -> (default, lo, hi)
+IDENTITY = {"heartbeat_s": (3600, 60, 86400), "reg_retry_min_s": (30, 5, 3600),
+            "reg_retry_max_s": (3600, 60, 86400)}
+
+
+def identity_config(cfg):
+    """The config's identity section (the active identifier's timing) checked as ActiveId
+    uses it: the one check, run by ActiveId() and by CFG. ConfigError naming
+    identity.<key>, else the complete section (defaults filled in)."""
+    if not isinstance(cfg, dict):
+        raise ConfigError("identity: expected a dict")
+    reject_unknown(cfg, IDENTITY, "identity")
+    c = {}
+    try:
+        for k in ("heartbeat_s", "reg_retry_min_s", "reg_retry_max_s"):
+            d, lo, hi = IDENTITY[k]
+            c[k] = need_int(cfg, k, lo, hi, d)
+    except ConfigError as e:
+        raise ConfigError("identity.%s" % e)
+    if c["reg_retry_max_s"] < c["reg_retry_min_s"]:
+        raise ConfigError("identity.reg_retry_max_s: %d is below reg_retry_min_s %d"
+                          % (c["reg_retry_max_s"], c["reg_retry_min_s"]))
+    return c
+
+
 def platform_config(cfg):
     """The sections a device's main.py hands to gasguard.devices (net, report,
     identity), checked as they will be used (gasguard.config_write.validate)."""
@@ -193,8 +218,8 @@ def platform_config(cfg):
                 raise ConfigError("net.%s: expected a string" % k)
     if cfg.get("report") is not None:
         configure(cfg["report"])
-    if not isinstance(cfg.get("identity", {}), dict):
-        raise ConfigError("identity: expected a dict")
+    if "identity" in cfg:
+        identity_config(cfg["identity"])
 
 
 def outbox_open(ob):

@@ -200,6 +200,29 @@ def test_config_and_tier_rules():
     raises(IdentityError, setup, "g5", None, "L")
 
 
+def test_the_identity_section_has_one_check_for_cfg_and_the_identifier():
+    """report_cfg.identity_config is what ActiveId() runs and what CFG runs: the same
+    refusals with the same words (identity.<key>), the defaults filled in, idempotent."""
+    from gasguard.report_cfg import identity_config, platform_config
+
+    assert identity_config({}) == {"heartbeat_s": 3600, "reg_retry_min_s": 30,
+                                   "reg_retry_max_s": 3600}
+    ok = identity_config({"heartbeat_s": 60, "reg_retry_max_s": 60})
+    assert ok == {"heartbeat_s": 60, "reg_retry_min_s": 30, "reg_retry_max_s": 60}
+    assert identity_config(ok) == ok
+    for bad, words in (({"heartbeat_s": 10}, "identity.heartbeat_s: 10 is outside 60..86400"),
+                       ({"heartbeat_s": True}, "identity.heartbeat_s: expected an integer"),
+                       ({"heartbeat_s": None}, "identity.heartbeat_s: required"),
+                       ({"reg_retry_min_s": 4}, "identity.reg_retry_min_s: 4 is outside"),
+                       ({"reg_retry_min_s": 100, "reg_retry_max_s": 60},
+                        "identity.reg_retry_max_s: 60 is below reg_retry_min_s 100"),
+                       ({"hb": 100}, "identity: unknown key"), ("x", "identity: expected a dict")):
+        e1 = raises(ConfigError, identity_config, bad)
+        e2 = raises(ConfigError, platform_config, {"identity": bad})
+        e3 = raises(ConfigError, setup, "g6", bad)
+        assert str(e1) == str(e2) == str(e3) and str(e1).startswith(words), (bad, str(e1))
+
+
 def test_escaped_non_bmp_text_authenticates_on_both_interpreters():
     # MicroPython's json.loads keeps \ud83d\ude00 as two code points, CPython joins them;
     # canon() writes both back as the same escapes, so the MAC still verifies

@@ -258,6 +258,9 @@ FAULTS = {
     "coil_open_circuit": ("脱扣线圈开路", "trip coil open circuit"),
     "pressure_sensor": ("压力传感器故障", "pressure sensor fault"),
     "config_invalid": ("存储的配置无效，按启动配置运行", "stored config refused: running on the boot config"),
+    "identity_invalid": ("标识设置（identity 节）无效，主动标识按默认值注册和发送心跳",
+                         "identity settings refused: the active identifier registers and sends "
+                         "heartbeats on its defaults"),
     "store_failed": ("写入闪存失败", "writing to flash failed"),
     "connection_lost": ("与平台的连接中断", "connection to the platform lost"),
 }
