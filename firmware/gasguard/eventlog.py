@@ -111,8 +111,10 @@ class EventLog:
         p = self._pending
         if not p or self.store is None:
             return
-        self._pending = []
-        for raw in p:
+        # drained in place: the loop turn calls this under a full heap too, where even a new
+        # empty list is an allocation that fails (and would escape the loop turn)
+        while p:
+            raw = p.pop(0)
             try:
                 frame = record.seal(raw, _VERSION)
                 size = self.store.size(self.name)
