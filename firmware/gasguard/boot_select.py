@@ -7,6 +7,11 @@ fallback. The parts' constructors run the same checks as CFG (gasguard.config_wr
 what CFG accepts builds. Every config passed over is refused with its reason (app.refuse:
 fault config_invalid in status, the reason in status "refused", a fault event); the last
 fallback's error propagates (the board itself is broken: the watchdog resets).
+
+Lack of heap is not a bad config: a build that raises MemoryError is retried once after
+gc.collect(); failing again, that config is refused as config_nomem (not config_invalid)
+and the next one is tried. A build that only fitted by making a part smaller (the CO
+alarm's coarse rate table, gasguard.co_rates.table) runs, and is shown as config_nomem too.
 """
 
 import json
@@ -42,17 +47,39 @@ def boot(app, given, build, fallbacks):
         cands.append(("defaults", cfg))
     for name, cfg in cands:
         try:
-            if not isinstance(cfg, dict):
-                raise ConfigError("not an object")
-            reject_unknown(cfg, app.SECTIONS, "config")
-            app._hist_period_ms = app_settings(cfg) * 1000
-            app.config = cfg
-            build()
+            try:
+                _try(app, cfg, build)
+            except MemoryError as e:  # the heap, not the config: once more after a collection
+                import gc
+
+                app._note_error("boot " + name, e)
+                e = None
+                gc.collect()
+                _try(app, cfg, build)
+            _lean(app, name)
             return
         except Exception as e:  # whatever a stored record provokes: the next candidate
             if cfg is fallbacks[-1]:
                 raise
-            app.refuse("config_invalid", name, e)
+            app.refuse("config_nomem" if isinstance(e, MemoryError) else "config_invalid",
+                       name, e)
+
+
+def _try(app, cfg, build):
+    if not isinstance(cfg, dict):
+        raise ConfigError("not an object")
+    reject_unknown(cfg, app.SECTIONS, "config")
+    app._hist_period_ms = app_settings(cfg) * 1000
+    app.config = cfg
+    build()
+
+
+def _lean(app, name):
+    """What the build had to make smaller for lack of heap: shown (fault config_nomem)."""
+    a = getattr(getattr(app, "detector", None), "co_alarm", None)
+    if a is not None and getattr(a, "shift", 0):
+        app.refuse("config_nomem", name, MemoryError(
+            "no heap block for the CO rate table: 1/%d of its entries" % (1 << a.shift)))
 
 
 def app_settings(cfg):

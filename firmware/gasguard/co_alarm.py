@@ -10,7 +10,10 @@ Integer accumulator (same alarm times on every float width):
   profile's anchor points (ppm, T_alarm_s). The interpolation itself is done in
   fixed-point integers (binary log2/exp2 on Python ints), so the table is
   bit-identical on CPython, the MicroPython unix port and the ESP32's
-  single-precision floats, and needs no float at all.
+  single-precision floats, and needs no float at all. A heap with no block for
+  the table at boot (after a collection) gets a coarse one, 1/2 or 1/4 of the entries
+  (each entry the highest rate of the ones it stands for: an alarm never later), and
+  the boot shows it as fault config_nomem (gasguard.co_rates.table, boot_select).
 - Each sample adds RATE[ppm] * dt_ms / 1000 with the remainder carried, so no dose
   is lost to rounding. Products stay below 2**30 (RATE <= DOSE_FULL / T_MIN_S,
   dt chunks <= 1000 ms).
@@ -36,14 +39,19 @@ _TABLES = {}  # (targets, no-alarm ppm) -> rate table: one per profile, shared b
 class COAlarm:
     def __init__(self, cfg, rates=None):
         self.no_alarm_x10 = cfg["co_no_alarm_ppm"] * 10
+        self.shift = 0  # the table's entry for index i is rates[i >> shift] (co_rates.table)
         if rates is None:
             key = (cfg["co_targets"], cfg["co_no_alarm_ppm"])
-            rates = _TABLES.get(key)
-            if rates is None:  # built by boot-time code, released at once
+            t = _TABLES.get(key)
+            if t is None:  # built by boot-time code, released at once
                 from gasguard.lazy import load, release
 
-                rates = _TABLES[key] = load("co_rates").build_rates(key[0], key[1])
-                release("co_rates")
+                try:
+                    t = load("co_rates").table(key[0], key[1])
+                finally:
+                    release("co_rates")
+                _TABLES[key] = t
+            rates, self.shift = t
         self.rates = rates
         # exponential washout: tau = half-life / ln 2, in whole seconds
         self.tau_s = (cfg["co_washout_min"] * 60 * 1000000 + 346573) // 693147
@@ -78,7 +86,7 @@ class COAlarm:
                 if ppm > PPM_MAX:
                     ppm = PPM_MAX
                 i = FINE_MAX + (ppm - FINE_MAX) // FINE_STEP
-            r = self.rates[i]
+            r = self.rates[i >> self.shift]
             d = self.dose
             rem = self._rem
             left = dt_ms

@@ -126,8 +126,11 @@ def table_ppm(i):
     return FINE_MAX + (i - FINE_MAX) * FINE_STEP
 
 
-def build_rates(targets, no_alarm_ppm):
-    """RATE table (dose units per second) indexed by index(ppm), as an array('i')."""
+def build_rates(targets, no_alarm_ppm, shift=0):
+    """RATE table (dose units per second) indexed by index(ppm) >> shift, as an array('i').
+    shift 0: the full table. shift > 0 (a heap without a block for it): the coarse table,
+    entry j the highest rate of the full table's entries j << shift .. ((j + 1) << shift) - 1,
+    so an alarm never comes later than with the full table (a little earlier at most)."""
     prev_p = 0
     prev_t = None
     for p, t in targets:
@@ -142,11 +145,13 @@ def build_rates(targets, no_alarm_ppm):
     lmin = log2_q(T_MIN_S)
     # the table's one block and nothing more (an array from a sized iterable: no 1.8 KB
     # transient of zeros to copy from, which at boot needed a second hole of that size)
-    rates = array("i", range(TABLE_LEN)) if array is not None else [0] * TABLE_LEN
+    n = ((TABLE_LEN - 1) >> shift) + 1
+    rates = array("i", range(n)) if array is not None else [0] * n
+    for j in range(n):
+        rates[j] = 0
     for i in range(TABLE_LEN):
         ppm = table_ppm(i)
         if ppm <= no_alarm_ppm:
-            rates[i] = 0
             continue
         lt = t_alarm_s_q(ppm, targets, logs)
         if lt < lmin:
@@ -156,13 +161,38 @@ def build_rates(targets, no_alarm_ppm):
             r = 0
         else:
             r = (exp2_q(ly) + (_ONE >> 1)) >> Q
-        rates[i] = r if r > 0 else 1
+        if r <= 0:
+            r = 1
+        if r > rates[i >> shift]:
+            rates[i >> shift] = r
     return rates
 
 
-def alarm_time_s(rates, ppm):
+# What COAlarm falls back to when the heap has no block for the full table: the full table
+# again after a collection, then the coarse ones (884 and 444 bytes instead of 1764); each
+# keeps every profile's windows, also with a 7 % reading error (test_alarms_units).
+SHIFTS = (0, 0, 1, 2)
+
+
+def table(targets, no_alarm_ppm):
+    """(rates, shift) for COAlarm: the full table if the heap has a block for it, retried
+    after gc.collect(), else the finest coarse table that fits; MemoryError if none does
+    (the boot then refuses that config: fault config_nomem, gasguard.boot_select)."""
+    import gc
+
+    err = None
+    for shift in SHIFTS:
+        try:
+            return build_rates(targets, no_alarm_ppm, shift), shift
+        except MemoryError as e:
+            err = e
+            gc.collect()
+    raise err
+
+
+def alarm_time_s(rates, ppm, shift=0):
     """Whole seconds to reach one dose at a constant ppm (None if it never alarms)."""
-    r = rates[index(ppm)]
+    r = rates[index(ppm) >> shift]
     if r <= 0:
         return None
     return (DOSE_FULL + r - 1) // r

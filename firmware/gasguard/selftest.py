@@ -45,7 +45,7 @@ class SelfTest:
             from gasguard.co_rates import alarm_time_s
 
             for ppm, lo, hi in det.cfg["co_windows"]:
-                ts = alarm_time_s(det.co_alarm.rates, ppm)
+                ts = alarm_time_s(det.co_alarm.rates, ppm, det.co_alarm.shift)
                 if hi is None:
                     if ts is not None and ts < lo:
                         faults.append("logic_co")

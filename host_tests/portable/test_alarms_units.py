@@ -4,7 +4,8 @@ from ptest import raises
 
 from gasguard import profiles
 from gasguard.co_alarm import COAlarm, DOSE_FULL, PPM_MAX
-from gasguard.co_rates import TABLE_LEN, alarm_time_s, build_rates, exp2_q, log2_q
+from gasguard.co_rates import (SHIFTS, TABLE_LEN, alarm_time_s, build_rates, exp2_q, log2_q,
+                               table)
 from gasguard.methane_alarm import MethaneAlarm, MethaneLevel
 from gasguard.outputs import BLINK_1HZ, CHIRP, OFF, ON, PatternPin
 from gasguard.validate import ConfigError
@@ -94,6 +95,50 @@ def test_co_windows_of_every_profile_hold_for_the_table():
                 assert t is None or t >= lo, (name, ppm, t)
             else:
                 assert t is not None and lo <= t <= hi, (name, ppm, t)
+
+
+def test_coarse_co_tables_alarm_never_later_and_keep_every_window():
+    """The tables COAlarm falls back to when the heap has no block for the full one
+    (co_rates.table: 1/2, 1/4 of the entries): at every ppm the alarm comes no later than
+    with the full table, and every profile's windows hold, also for readings 7 % off."""
+    for name in ("cn", "ul", "en"):
+        p = profiles.PROFILES[name]
+        full = build_rates(p["co_targets"], p["co_no_alarm_ppm"])
+        for shift in [s for s in SHIFTS if s]:
+            r = build_rates(p["co_targets"], p["co_no_alarm_ppm"], shift)
+            assert len(r) == ((TABLE_LEN - 1) >> shift) + 1 and len(r) * 4 < 1000, (shift, len(r))
+            for ppm in range(p["co_no_alarm_ppm"] + 1, PPM_MAX + 1, 3):
+                tf = alarm_time_s(full, ppm)
+                tc = alarm_time_s(r, ppm, shift)
+                assert tc is not None and tc <= tf, (name, shift, ppm, tc, tf)
+            for ppm, lo, hi in p["co_windows"]:
+                for pct in range(-7, 8):
+                    x = ppm * (100 + pct) // 100
+                    if x <= p["co_no_alarm_ppm"]:
+                        continue  # COAlarm never reads the table at or below the level
+                    t = alarm_time_s(r, x, shift)
+                    if hi is None:
+                        assert t >= lo, (name, shift, ppm, pct, t)
+                    else:
+                        assert lo <= t <= hi, (name, shift, ppm, pct, t)
+
+
+def test_co_table_falls_back_to_a_coarse_one_only_without_heap():
+    cn = profiles.PROFILES["cn"]
+    r, shift = table(cn["co_targets"], cn["co_no_alarm_ppm"])
+    assert shift == 0 and len(r) == TABLE_LEN
+    # a COAlarm on a coarse table (what co_rates.table gives without a 1.8 KB block)
+    cfg = profiles.load({"profile": "cn"})
+    coarse = build_rates(cn["co_targets"], cn["co_no_alarm_ppm"], 2)
+    a = COAlarm(cfg)
+    b = COAlarm(cfg, coarse)
+    b.shift = 2
+    ta = tb = 0
+    while not a.update(4000, 1000):
+        ta += 1
+    while not b.update(4000, 1000):
+        tb += 1
+    assert tb <= ta and 4 * 60 <= tb <= 15 * 60, (ta, tb)  # 400 ppm: 4..15 min
 
 
 def _co(profile="cn", **kw):

@@ -31,6 +31,26 @@ def test_fault_sentence_keeps_the_code_and_the_gas():
     assert i18n.fault("co:sensor_open", "zh") == "一氧化碳：传感器开路（接线断开或元件损坏） (co:sensor_open)"
 
 
+def test_every_refusal_the_firmware_shows_has_a_sentence_in_both_languages():
+    """The codes of what a device refused at boot (app.refuse, app.attach: STATUS? faults)
+    are expanded like the sensor faults, not shown as bare codes."""
+    import re
+
+    from conftest import FIRMWARE
+
+    codes = set()
+    for f in (FIRMWARE / "gasguard").glob("*.py"):
+        text = f.read_text()
+        codes.update(re.findall(r'refuse\(\s*"(\w+)"', text))
+        codes.update(re.findall(r'"(\w+)" if isinstance\(e, MemoryError\)', text))
+        codes.update(c + "_invalid" for c in re.findall(r'\.attach\(\s*"(\w+)"', text))
+    assert {"config_invalid", "config_nomem", "identity_invalid", "identity_corrupt",
+            "link_invalid", "platform_invalid", "modbus_invalid"} <= codes, codes
+    for code in codes:
+        for lang in i18n.LANGS:
+            assert i18n.fault(code, lang) != code, (code, lang)
+
+
 @given(st.text(min_size=1, max_size=20))
 def test_an_unknown_code_is_shown_as_it_is(code):
     if code.rpartition(":")[2] in i18n.FAULTS:

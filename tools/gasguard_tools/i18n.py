@@ -258,6 +258,19 @@ FAULTS = {
     "coil_open_circuit": ("脱扣线圈开路", "trip coil open circuit"),
     "pressure_sensor": ("压力传感器故障", "pressure sensor fault"),
     "config_invalid": ("存储的配置无效，按启动配置运行", "stored config refused: running on the boot config"),
+    "config_nomem": ("内存不足，配置未能按设定建立：一氧化碳报警表降为粗表（报警不会推迟）或按后备配置运行",
+                     "not enough memory to build the config as set: a coarser CO rate table "
+                     "(alarms no later) or a fallback config"),
+    "identity_corrupt": ("设备标识记录无法读取（设备仍报警，但不注册）",
+                         "identity record unreadable (the device still alarms; it does not register)"),
+    "link_invalid": ("无线联动未能启用（设置或配对记录无效），设备无联动运行",
+                     "radio interlock not started (settings or pairing record refused): running "
+                     "without it"),
+    "platform_invalid": ("平台上报未能启用（网络或上报设置无效），设备不上报运行",
+                         "platform reporting not started (network or report settings refused): "
+                         "running without it"),
+    "modbus_invalid": ("RS-485 Modbus 未能启用（设置无效），设备无总线运行",
+                       "RS-485 Modbus not started (settings refused): running without it"),
     "identity_invalid": ("标识设置（identity 节）无效，主动标识按默认值注册和发送心跳",
                          "identity settings refused: the active identifier registers and sends "
                          "heartbeats on its defaults"),
