@@ -122,9 +122,11 @@ class EventLog:
                     # atomic: a power cut leaves the old or the new pair of files
                     self.store.rename(self.name, self.name + ".1")
                 self.store.append(self.name, frame)
-            except (OSError, MemoryError, record.RecordError):
-                # flash full or failing, or no heap for a frame: counted; the alarm path
-                # goes on (the event reached the sinks)
+            except Exception:  # noqa: BLE001
+                # flash full or failing (OSError), no heap for a frame (MemoryError: under a
+                # full heap every exception is one, and an `except (A, B)` tuple would be an
+                # allocation that fails), a record error: counted; the alarm path goes on
+                # (the event reached the sinks)
                 self.write_errors += 1
 
     def _tail(self, name, n):

@@ -43,11 +43,10 @@ def release(*names):
     before = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
     for n in names:
         sys.modules.pop("gasguard." + n, None)
-        if pkg is not None:
-            try:
-                delattr(pkg, n)  # `import gasguard.x` binds x on the package too
-            except (AttributeError, KeyError):  # not bound (MicroPython: KeyError)
-                pass
+        # `import gasguard.x` binds x on the package too; looked up, not tried: a release
+        # runs when the heap is tightest, where a raised exception is a MemoryError
+        if pkg is not None and n in pkg.__dict__:
+            delattr(pkg, n)
     gc.collect()
     after = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
     return before - after

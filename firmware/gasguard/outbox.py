@@ -72,8 +72,11 @@ class Outbox:
             self.store.write(self.name, data)
             self.file_bytes = len(data)
             return True
-        except (OSError, MemoryError):
+        except MemoryError:  # alone: a full heap cannot build an `except (A, B)` tuple
             self.store_errors += 1  # the old log stays, complete
+            return False
+        except OSError:
+            self.store_errors += 1
             return False
 
     def append(self, boot, seq, kind, prio, msg):

@@ -318,23 +318,29 @@ class Reporter:
         p = self._pending
         while p:
             seq, up, ts, ev = p[0]
-            name = ev.pop("event")
+            name = ev["event"]
             safety = name in SAFETY
-            kind = 2 if name in SAFETY[2:] else 1  # valve / event
-            m = self._envelope(KINDS[kind], seq, up, ts, None)
-            m["event"] = name
-            m["data"] = ev  # "event" names it, "data" has the rest
+            kind = 2 if safety and SAFETY.index(name) >= 2 else 1  # valve / event (no slice)
+            # MemoryError first and alone: under a full heap any exception arrives as one,
+            # and even the tuple of an `except (A, B)` clause is an allocation that fails
             try:
+                m = self._envelope(KINDS[kind], seq, up, ts, None)
+                m["event"] = name
+                del ev["event"]
+                m["data"] = ev  # "event" names it, "data" has the rest
                 if not plain(ev):
                     raise TypeError
                 self.outbox.append(self.boot, seq, kind, 0 if safety else 1, encode(m))
-            except (TypeError, ValueError):
+            except MemoryError:
+                ev["event"] = name  # (its slot is free again: no allocation)
+                return  # still queued in RAM, in order: the next poll() tries again
+            except Exception as e:
+                ev["event"] = name
+                if not (isinstance(e, TypeError) or isinstance(e, ValueError)):
+                    raise
                 # not JSON-encodable, or larger than the whole outbox: a programming error
                 # upstream; counted (state counters: bad_events), never raised into the loop
                 self.bad_events += 1
-            except MemoryError:
-                ev["event"] = name
-                return  # still queued in RAM, in order: the next poll() tries again
             p.pop(0)
 
     def send(self, kind, body, persist=True):

@@ -192,3 +192,37 @@ def test_telemetry_ring_drops_oldest_counts_and_yields_to_events():
     assert [m["dropped"] for m in tel] == [2, 2, 2]
     qos = set(q for t, p, q, rt, dup in b.published if t.endswith("/telemetry"))
     assert qos == {0}
+
+
+def test_events_queued_under_a_full_heap_stay_queued_and_are_delivered_after():
+    """With no heap left at all (heap locked), flushing the queued alarm events raises
+    nothing and loses nothing: they stay in RAM, in order, each still named, and go to the
+    outbox once there is heap again. (Before: `except (TypeError, ValueError)` could not
+    even build its tuple, the MemoryError left the loop turn with the event's name popped,
+    and every later flush failed on it: no event reached the platform again.) MicroPython
+    only: CPython has no heap to lock."""
+    try:
+        from micropython import heap_lock, heap_unlock
+    except ImportError:
+        return
+    r, clock, net, d = _rep("rp-full")
+    for ev in ALARMS[:2]:
+        r.event(ev)
+    err = None
+    heap_lock()
+    try:
+        r.flush()
+    except Exception as e:  # noqa: BLE001 - the point is that nothing escapes
+        err = e
+    heap_unlock()
+    assert err is None, repr(err)
+    assert len(r.outbox) == 0 and r.bad_events == 0
+    r.flush()
+    assert len(r.outbox) == 2 and r.bad_events == 0
+    assert [m["data"]["level"] for m in _outbox_messages(r)] == [1, 2]
+
+
+def _outbox_messages(r):
+    import json
+
+    return [json.loads(e[4]) for e in r.outbox.entries]
