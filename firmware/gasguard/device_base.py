@@ -223,9 +223,12 @@ class DeviceApp:
 
     def _note_error(self, where, e):
         self.error_count += 1
-        self.errors.append("%s: %s: %s" % (where, type(e).__name__, e))
-        if len(self.errors) > 5:
-            self.errors.pop(0)
+        try:
+            self.errors.append("%s: %s: %s" % (where, type(e).__name__, e))
+            if len(self.errors) > 5:
+                self.errors.pop(0)
+        except MemoryError:
+            pass  # counted; its text needs heap there is none of (it must not leave the loop)
 
     # ------------------------------------------------------------ main loop
     def poll_core(self):
