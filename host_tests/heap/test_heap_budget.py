@@ -69,7 +69,7 @@ PEAK = {
     # with the parked identifier (heap-budget.md)
     ("detector", "mid"): 118 * 1024,
     ("detector", "high"): 118 * 1024,
-    ("valve", "M"): 94 * 1024,
+    ("valve", "M"): 93 * 1024,  # -1 KB: 95120 B re-measured after the identity section change
 }
 # The goal of issue 10 (40 KB free at every moment at 112 KB, largest block >= 8 KB) is not
 # reached yet by these: docs/heap-budget.md, "What is left".
