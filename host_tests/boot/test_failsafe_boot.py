@@ -275,3 +275,32 @@ def test_a_boot_config_the_board_cannot_run_falls_back_to_the_defaults(tmp_path)
     out, stt = run_board("detector", tmp_path)
     assert_in_loop(out, stt)
     assert stt["faults"].count("config_invalid") == 1 and stt["refused"][0].startswith("boot config")
+
+
+@pytest.mark.parametrize("interp", ["cpython", "micropython", "esp32"])
+def test_a_stored_identity_section_the_firmware_refuses_is_shown_and_the_identifier_still_runs(
+        interp, tmp_path):
+    """A provisioned mid-tier detector whose config.rec (another firmware's) has
+    identity.heartbeat_s 10: before, the identifier was silently never built (the device
+    never registered again); now main.py shows identity_invalid and the identifier runs on
+    its defaults, the rest of the stored config in use (docs/identity.md)."""
+    if interp == "esp32":
+        need_esp32()
+    data = tmp_path / "data"
+    data.mkdir()
+    store = FileStore(str(data))
+    ids = IdentityStore(store)
+    dev_id = identifier.make("88.118.8", "GD", "M", "261129", 7)
+    ids.provision({"id": dev_id, "model": "GG-1", "hw_rev": "1.0"}, bytes(range(1, 33)))
+    ids.lock(dev_id)
+    cfg = {"detector": {"profile": "en"}, "net": {"ssid": "x", "password": "y"},
+           "report": {"mqtt": {"host": "127.0.0.1", "port": 1}}, "identity": {"heartbeat_s": 10}}
+    (data / "config.rec").write_bytes(_seal_json(cfg))
+    out, stt = run_board("detector", tmp_path, interp,
+                         heap=DETECTOR_HEAP if interp == "esp32" else None)
+    assert_in_loop(out, stt)
+    assert "identity_invalid" in stt["faults"] and "identity_invalid" in stt["fault_events"], stt
+    assert "config_invalid" not in stt["faults"] and stt["profile"] == "en", stt
+    assert any("identity.heartbeat_s: 10 is outside 60..86400" in r for r in stt["refused"]), stt
+    assert "ParkedActiveId" in stt["pollers"], stt  # it registers, on the defaults
+    _detector_ran(stt)
