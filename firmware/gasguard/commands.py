@@ -85,8 +85,8 @@ def parse(payload):
     checked the size); argument values are interpreted only after the MAC."""
     try:
         msg = json.loads(bytes(payload).decode() if not isinstance(payload, str) else payload)
-    except Exception:  # ValueError, UnicodeError, RecursionError, MemoryError: all "not JSON"
-        raise CommandError("malformed", "not JSON")
+    except Exception:  # ValueError, UnicodeError, RecursionError, MemoryError
+        msg = None  # one reason on both interpreters: b"00" is 0 to MicroPython, an error to CPython
     if not isinstance(msg, dict):
         raise CommandError("malformed", "not a JSON object")
     for k in msg:

@@ -197,3 +197,18 @@ def test_a_corrupt_counter_refuses_commands_until_time_is_known():
     assert r["reason"] == "stale" and h.calls == []
     wall.set(NOW)
     assert _send(c, sign(KEY, DEV, "z2", 2, NOW, "hush"))["ok"] and h.calls == ["hush"]
+
+
+def test_a_payload_that_is_not_a_json_object_has_one_reason_on_every_interpreter():
+    """b"00" and b"1 2" are JSON (0, 1) to MicroPython's json.loads and errors to CPython's:
+    the platform gets the same refusal either way (before: "not JSON" on one, "not a JSON
+    object" on the other)."""
+    from gasguard.commands import CommandError, parse
+
+    for payload in (b"00", b"1 2", b"[1]", b"nope", b"\xff", b"7"):
+        try:
+            parse(payload)
+        except CommandError as e:
+            assert (e.args[0], e.args[1]) == ("malformed", "not a JSON object"), (payload, e.args)
+        else:
+            raise AssertionError("accepted %r" % payload)
