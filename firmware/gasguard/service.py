@@ -33,7 +33,6 @@ except ImportError:
 
 _LF = const(10)
 _CR = const(13)
-_VERBS_IDLE_MS = const(10000)  # console idle this long: the verbs leave the heap
 
 
 class Service:
@@ -61,8 +60,6 @@ class Service:
         self.errors = 0
         self.dropped_partial = 0
         self.after_reply = None  # a verb's action once its reply is out (REBOOT, MAINT)
-        self._verbs = None  # gasguard.service_cmds.handle while a session is going on
-        self._verbs_at = 0
         self.handlers = {}  # extra verbs: name -> fn(service, args) -> dict (e.g. SIM)
 
     # ----------------------------------------------------------------- byte level
@@ -78,9 +75,6 @@ class Service:
                 self._reset_line()
                 self.dropped_partial += 1
             self._expire_factory(now)
-            if self._verbs is not None and self.clock.ticks_diff(now, self._verbs_at) > _VERBS_IDLE_MS:
-                self._verbs = None
-                release("service_cmds", *BOOT_ONLY)  # a CFG check loads boot-only code too
             return 0
         self._last_rx = now
         handled = 0
@@ -125,23 +119,23 @@ class Service:
 
     def handle_line(self, line):
         """Handle one request line (without newline). Also usable directly by tests.
-        The parsing and the verbs (gasguard.service_cmds) are loaded by the first request
-        of a console session and released when the console has been idle _VERBS_IDLE_MS
-        (docs/heap-budget.md); a line is answered even when they cannot load."""
+        The parsing and the verbs (gasguard.service_cmds) are loaded for each request and
+        released when it has been answered, with the boot-only code a verb loaded (CAL?
+        the calibration record, CFG the config checks): between two requests the console
+        holds only this module (docs/heap-budget.md). A line is answered even when the
+        verbs cannot load."""
         self.lines += 1
-        now = self.clock.ticks_ms()
         if self.factory:
-            self._factory_seen = now
-        self._verbs_at = now
+            self._factory_seen = self.clock.ticks_ms()
         try:
-            handle = self._verbs
-            if handle is None:
-                from gasguard.service_cmds import handle
+            from gasguard.service_cmds import handle
 
-                self._verbs = handle
             handle(self, line)  # answers every request itself, errors included
         except Exception as e:  # the verbs could not load (MemoryError): still an answer
             self.error(None, E_DEVICE, "%s: %s" % (type(e).__name__, e))
+        finally:
+            handle = None
+            release("service_cmds", *BOOT_ONLY)
 
     def reply(self, tag, text):
         if tag is not None:
