@@ -2,11 +2,14 @@
 tests build it; only the board objects differ) and run the alarm loop forever.
 Maintenance mode (service command MAINT) skips the app once so the REPL is free."""
 
-import esp32_hal
-from pins import PINS
-
 from gasguard import lazy
-from gasguard.devices import board_main
+
+lazy.prime()  # first: the boot's names interned while the heap is empty (docs/heap-budget.md)
+
+import esp32_hal  # noqa: E402
+from pins import PINS  # noqa: E402
+
+from gasguard.devices import board_main  # noqa: E402
 
 app = board_main("detector", "esp32-detector", esp32_hal, PINS)
 del board_main

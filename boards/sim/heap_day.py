@@ -326,6 +326,9 @@ class Day:
 
     def boot(self, kind, tier, root):
         """What boards/esp32-*/main.py does, with the simulated board objects."""
+        from gasguard import lazy
+
+        lazy.prime()  # first, as main.py does: the boot's names while the heap is empty
         from gasguard import VERSION, devices
         from gasguard.store import FileStore
 
@@ -357,8 +360,6 @@ class Day:
                                           app.identity.device_key(), rand=lambda n: n // 2)
             self.point("boot_reporter")
             devices.attach_active_id(app, rep, app.identity, cfg)
-        from gasguard import lazy
-
         del devices  # boot-only, as main.py drops it before its loop
         lazy.after_boot()  # as main.py does before its loop
         self.app = app
@@ -471,6 +472,8 @@ def main(base=None):
         provision(kind, tier, root)
     else:
         Day(kind, tier, root, variant == "local").day()
+        if what == "names":  # every interned name, so every module loaded (host_tests/heap/
+            micropython.qstr_info(1)  # test_prime_names.py: their __file__ names)
 
 
 if __name__ == "__main__":  # imported by soak.py for the device assembly

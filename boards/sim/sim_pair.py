@@ -423,9 +423,10 @@ def main(argv):
     ballast = None
     if o["device_heap"]:
         ballast = Ballast(o["device_heap"], gc.mem_alloc() - shared)
-    dev = Device(kind, o, clock, air.radio, board=board)
     from gasguard import lazy
 
+    lazy.prime()  # first, as the board's main.py does (the boot's names on an empty heap)
+    dev = Device(kind, o, clock, air.radio, board=board)
     lazy.after_boot()  # as the board's main.py does before its loop
     heap = HeapWatch(o["heap_every"], ballast)
     until_ms = (o["until"] if o["until"] is not None else rows[-1]["t_ms"] // 1000) * 1000

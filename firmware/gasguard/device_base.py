@@ -65,6 +65,10 @@ class DeviceApp:
         self.pollers = []  # objects with poll(): every loop turn (links, reporter, ...)
         self.errors = []  # the last few errors of pollers, sinks and the console
         self.error_count = 0
+        from gasguard.lazy import _PRIMED  # a failed lazy.prime() at the start of boot
+
+        while _PRIMED:
+            self._note_error("prime", _PRIMED.pop())
         self.log = EventLog(store, boot=self.boot_count)
         self.refused = []  # what boot could not use (reasons), and its fault codes:
         self.faults_refused = []

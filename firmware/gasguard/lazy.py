@@ -52,6 +52,29 @@ def release(*names):
     return before - after
 
 
+_PRIMED = []  # a priming that failed: its exception, for the device's error count
+
+
+def prime():
+    """Intern, at the very start of boot, the names of the code the device loads at boot:
+    gasguard.names (generated per deploy set by `gasguard flash` and the
+    bench from the compiled modules, gasguard_tools.prime) holds them in its name table;
+    importing it interns them all, then it is released (its code goes, the names stay, as
+    every loaded module's do). So the interpreter's name pools grow while the heap is still
+    empty, not later as one contiguous block in a fragmented heap (docs/heap-budget.md,
+    "Interned names"). Only names the device interns anyway: nothing more is kept.
+    Never fatal: without the module (a source install, a frozen image, the host) nothing
+    happens; any other failure (a MemoryError) is kept for the device's error count
+    (DeviceApp) and boot goes on."""
+    try:
+        __import__("gasguard.names")
+    except ImportError:
+        pass
+    except Exception as e:  # MemoryError, a damaged file: boot goes on without it
+        _PRIMED.append(e)
+    release("names")
+
+
 def after_boot():
     """Release the boot-only code; returns the bytes freed."""
     return release(*BOOT_ONLY)

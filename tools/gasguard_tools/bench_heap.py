@@ -44,6 +44,7 @@ def compile_tree(out):
     """firmware, sim board and the fake network as .mpy (-O3, as `gasguard flash` builds),
     plus one firmware folder per device and tier holding only its deploy set."""
     from .cmd_package import DEVICES as SETS, board_sources, deploy_set
+    from .prime import write_names
 
     out = Path(out)
     for name, src, only in (("firmware", FIRMWARE, None), ("sim", BOARDS / "sim", None),
@@ -61,6 +62,7 @@ def compile_tree(out):
         # a MicroPython package cannot span two folders)
         for f in deploy_set(kind, tier) + ["gasguard/%s.py" % m for m in HARNESS_MODULES]:
             shutil.copy(str(out / "firmware" / f[:-3]) + ".mpy", str(d))
+        write_names(d, kind, tier)  # gasguard/names.mpy, as `gasguard flash` deploys it
         # the board files beside the package as `gasguard flash` deploys them: as source
         # (cmd_flash.board_files), so the interpreter compiles them as the chip does
         # (heap_day.board_code: resident on the chip, counted as the device's)

@@ -106,21 +106,28 @@ class Runner:
         return r.stdout
 
 
-def deploy_files(board, tier=None, config=None):
-    """The firmware sources this board (and detector tier) runs: its deploy set."""
-    from .cmd_package import deploy_set
-
+def deploy_device(board, tier=None, config=None):
+    """(device, tier) of the deploy set this board (and detector tier) runs; None for the
+    virtual board."""
     if board == "esp32-valve":
-        names = deploy_set("valve", "M")
-    elif board == "esp32-detector":
+        return "valve", "M"
+    if board == "esp32-detector":
         if tier is None:
             tier = ((config or {}).get("detector") or {}).get("tier") or "mid"
         if tier not in ("low", "mid", "high"):
             raise UsageError("detector tier %r: expected low, mid or high" % (tier,))
-        names = deploy_set("detector", tier)
-    else:  # the virtual board: the whole package (its host side picks the parts)
+        return "detector", tier
+    return None
+
+
+def deploy_files(board, tier=None, config=None):
+    """The firmware sources this board (and detector tier) runs: its deploy set."""
+    from .cmd_package import deploy_set
+
+    dev = deploy_device(board, tier, config)
+    if dev is None:  # the virtual board: the whole package (its host side picks the parts)
         return sorted((FIRMWARE / "gasguard").glob("*.py"))
-    return [FIRMWARE / n for n in names]
+    return [FIRMWARE / n for n in deploy_set(*dev)]
 
 
 def compile_app(runner, build, srcs=None, arch="xtensawin"):
@@ -280,6 +287,19 @@ def run(args):
         % (target["arch"], args.board))
     srcs = deploy_files(args.board, args.tier, device_cfg if isinstance(device_cfg, dict) else None)
     mpys = compile_app(runner, build, srcs, target["arch"])
+    dev = deploy_device(args.board, args.tier, device_cfg if isinstance(device_cfg, dict) else None)
+    if dev is not None:
+        # gasguard/names.mpy from the modules just compiled (gasguard_tools.prime): main.py
+        # interns the boot's names first, while the heap is empty (docs/heap-budget.md)
+        from .prime import write_names
+
+        from .prime import PRIME
+
+        if dev in PRIME:
+            say("# 2b. gasguard/names.mpy: the names of the modules the %s %s loads at boot" % dev)
+            if not runner.dry_run:
+                mpys.append(write_names(build / "lib" / "gasguard", dev[0], dev[1],
+                                        ["-march=" + target["arch"], "-O3"]))
     if not in_repl:
         say("# 3. maintenance mode")
         enter_maintenance(args, say)

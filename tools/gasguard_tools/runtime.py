@@ -102,11 +102,24 @@ def mpy_cross():
 
 
 def cross_argv(src, name, dst, flags=()):
-    """mpy-cross arguments for one module. `name` (e.g. "gasguard/detector.py") is the source
-    name embedded in the .mpy: the chip keeps it as a string on its heap and in tracebacks, so
-    a host's absolute checkout path would cost heap and make every heap figure depend on where
-    the checkout lies."""
-    return mpy_cross() + list(flags) + ["-s", str(name), "-o", str(dst), str(src)]
+    """mpy-cross arguments for one module. `name` (e.g. "gasguard/detector.py") is the
+    module's file relative to its folder; the source name embedded in the .mpy (an interned
+    name on the chip's heap, shown in tracebacks) is the module's dotted name
+    (source_name: "gasguard.detector"), which the chip interns anyway as the module's
+    __name__, so it costs no name of its own (a host's absolute checkout path would cost
+    heap and make every heap figure depend on where the checkout lies)."""
+    return mpy_cross() + list(flags) + ["-s", source_name(name), "-o", str(dst), str(src)]
+
+
+def source_name(name):
+    """"gasguard/detector.py" -> "gasguard.detector" ("gasguard/__init__.py" -> "gasguard")."""
+    name = str(name)
+    if name.endswith(".py"):
+        name = name[:-3]
+    name = name.replace("/", ".")
+    if name.endswith(".__init__"):
+        name = name[:-9]
+    return name
 
 
 # mpy-cross options of the code as `gasguard flash` deploys it (cmd_flash): -O3 drops asserts
@@ -129,7 +142,9 @@ def compile_tree(sources, out=None):
             if not f.name.startswith("manifest"):
                 files.append((name, src, f, flags))
     if out is None:
-        h = hashlib.sha256(b"-s import-relative names\0")
+        h = hashlib.sha256(b"-s dotted names\0")
+        # the deploy folders' gasguard/names.mpy follows gasguard_tools.prime
+        h.update((Path(__file__).parent / "prime.py").read_bytes())
         for name, src, f, flags in files:
             h.update(("%s/%s %s\0" % (name, f.relative_to(src), " ".join(flags))).encode())
             h.update(f.read_bytes())
@@ -179,6 +194,9 @@ def deploy_mpy_path(kind, tier):
         (tmp / "gasguard").mkdir(parents=True, exist_ok=True)
         for f in deploy_set(kind, tier) + ["gasguard/ticks.py"]:  # ticks: the sim board's clock
             shutil.copy(str(Path(fw) / f[:-3]) + ".mpy", str(tmp / "gasguard"))
+        from .prime import write_names
+
+        write_names(tmp / "gasguard", kind, tier)  # as `gasguard flash` deploys it
         (tmp / ".complete").write_text("")
         try:
             tmp.rename(out)
