@@ -7,8 +7,8 @@ Line-delimited ASCII requests, one reply line per request:
 The full protocol, the `device` facade it talks to and the factory-mode handshake are
 documented in docs/service-protocol.md. This module is what stays resident: the line
 framing, the reply, factory mode with its timeout and the AUTH lockout state (issue 15).
-The request parsing, authorisation and the verbs are gasguard.service_cmds, loaded per
-console session; the device does the work.
+The request parsing, authorisation and the verbs are gasguard.service_cmds and its verb
+groups, loaded per request; the device does the work.
 
 Robustness: bytes go into one preallocated line buffer of `line_max` bytes. A line that
 overflows it is discarded up to its newline and answered with E_TOOLONG; a line with
@@ -33,6 +33,7 @@ except ImportError:
 
 _LF = const(10)
 _CR = const(13)
+_NOMEM = b"ERR E_DEVICE MemoryError\n"  # the reply when there is no heap to build one
 
 
 class Service:
@@ -119,23 +120,33 @@ class Service:
 
     def handle_line(self, line):
         """Handle one request line (without newline). Also usable directly by tests.
-        The parsing and the verbs (gasguard.service_cmds) are loaded for each request and
-        released when it has been answered, with the boot-only code a verb loaded (CAL?
-        the calibration record, CFG the config checks): between two requests the console
-        holds only this module (docs/heap-budget.md). A line is answered even when the
-        verbs cannot load."""
+        The parsing (gasguard.service_cmds) and the verb group that answers the request are
+        loaded for it and released when it has been answered, with the boot-only code a
+        verb loaded (CAL? the calibration record, CFG the config checks): between two
+        requests the console holds only this module (docs/heap-budget.md). A line is
+        answered even when the verbs cannot load: released first, then the E_DEVICE reply."""
         self.lines += 1
         if self.factory:
             self._factory_seen = self.clock.ticks_ms()
+        loaded = ("service_cmds",)
+        failed = None
         try:
             from gasguard.service_cmds import handle
 
-            handle(self, line)  # answers every request itself, errors included
+            loaded = handle(self, line)  # answers every request itself, errors included
         except Exception as e:  # the verbs could not load (MemoryError): still an answer
-            self.error(None, E_DEVICE, "%s: %s" % (type(e).__name__, e))
-        finally:
-            handle = None
-            release("service_cmds", *BOOT_ONLY)
+            failed = e
+        handle = None
+        try:
+            release(*(loaded + BOOT_ONLY))  # the dispatch, its verb groups (MODULES)
+        except MemoryError:  # no heap even for that: the next request releases them
+            pass
+        if failed is not None:
+            try:
+                msg = "%s: %s" % (type(failed).__name__, failed)
+            except MemoryError:
+                msg = "MemoryError"
+            self.error(None, E_DEVICE, msg)
 
     def reply(self, tag, text):
         if tag is not None:
@@ -143,9 +154,14 @@ class Service:
         self.console.write(text.encode() + b"\n")
 
     def error(self, tag, code, msg):
+        """Reply ERR code msg, counted. With no heap left even for that line, the reply is
+        the constant _NOMEM (untagged): one line per request all the same."""
         self.errors += 1
-        msg = msg.replace("\n", " ").replace("\r", " ")
-        self.reply(tag, "ERR %s %s" % (code, msg))
+        try:
+            msg = msg.replace("\n", " ").replace("\r", " ")
+            self.reply(tag, "ERR %s %s" % (code, msg))
+        except MemoryError:
+            self.console.write(_NOMEM)
 
     # ----------------------------------------------------------------- factory mode
     def _expire_factory(self, now):

@@ -45,7 +45,10 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_the_cycle_finder_sees_the_firmware_graph():
     g = _graph()
     assert "device_base" in g["app"] and "device_base" in g["valve_app"]
-    assert "service_cmds" in g["service"]  # loaded per session: a function-level import
+    assert "service_cmds" in g["service"]  # loaded per request: a function-level import
+    # the verb groups are loaded by the dispatch, and never import it back
+    for grp in ("service_read", "service_cal", "service_cfg", "service_factory"):
+        assert grp in g["service_cmds"] and "service_cmds" not in g[grp], grp
 
 
 def test_the_device_cores_do_not_import_the_builder_or_each_other():

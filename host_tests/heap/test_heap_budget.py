@@ -114,6 +114,7 @@ def test_resident_heap_within_budget(exe, mpy_path, kind, tier):
     assert r["published"] > 20, r
     # and what is parked or boot-only is not resident at the end of it
     for m in ("identity", "identifier", "active_id", "profiles", "valve_cfg", "service_cmds",
+              "service_read", "service_cal", "service_cfg", "service_factory",
               "calibration", "report_cfg", "sensors"):
         assert "gasguard." + m not in r["modules"], m
 

@@ -2,7 +2,7 @@
 
 import json
 
-from gasguard import hmac256, service_cmds
+from gasguard import hmac256, service_factory
 from gasguard.service import Service
 from simboard import SimClock, SimConsole
 
@@ -143,7 +143,7 @@ def err_code(reply):
 
 def login(svc, con):
     ch = ok(svc, con, "AUTH")
-    resp = service_cmds.auth_response(KEY, ch["nonce"], ch["id"])
+    resp = service_factory.auth_response(KEY, ch["nonce"], ch["id"])
     return ask(svc, con, "AUTH " + resp)
 
 
@@ -242,9 +242,9 @@ def test_challenge_response_enters_factory_mode():
 def test_wrong_response_is_refused_and_nonce_is_single_use():
     svc, con, dev, clock = make()
     ch = ok(svc, con, "AUTH")
-    bad = service_cmds.auth_response(b"not the key", ch["nonce"], ch["id"])
+    bad = service_factory.auth_response(b"not the key", ch["nonce"], ch["id"])
     assert err_code(ask(svc, con, "AUTH " + bad)) == "E_AUTH"
-    good_for_old = service_cmds.auth_response(KEY, ch["nonce"], ch["id"])
+    good_for_old = service_factory.auth_response(KEY, ch["nonce"], ch["id"])
     assert err_code(ask(svc, con, "AUTH " + good_for_old)) == "E_STATE"  # nonce consumed
     assert err_code(ask(svc, con, "AUTH zz")) == "E_STATE"
     assert svc.factory is False
@@ -374,4 +374,4 @@ def test_auth_response_matches_documented_construction():
     nonce = "00112233445566778899aabbccddeeff"
     msg = ("GGSP1-FACTORY:%s:%s" % (nonce, "88.1/X")).encode()
     want = "".join("%02x" % b for b in hmac256.digest(KEY, msg))
-    assert service_cmds.auth_response(KEY, nonce, "88.1/X") == want
+    assert service_factory.auth_response(KEY, nonce, "88.1/X") == want

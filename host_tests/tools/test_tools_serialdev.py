@@ -6,7 +6,7 @@ import hmac
 
 import pytest
 
-from gasguard import service_cmds
+from gasguard import service_factory
 from gasguard_tools.serialdev import (DeviceError, NoAnswer, ServiceClient, auth_response,
                                       parse_key)
 from gasguard_tools.runtime import ToolError
@@ -79,7 +79,7 @@ def test_malformed_ok_body_is_a_tool_error():
 def test_host_and_device_compute_the_same_response():
     key = bytes(range(32))
     nonce = "00" * 16
-    assert auth_response(key, nonce, None) == service_cmds.auth_response(key, nonce, None)
+    assert auth_response(key, nonce, None) == service_factory.auth_response(key, nonce, None)
     assert auth_response(key, nonce, "88.1/X") == hmac.new(
         key, b"GGSP1-FACTORY:" + nonce.encode() + b":88.1/X", hashlib.sha256).hexdigest()
 

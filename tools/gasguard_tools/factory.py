@@ -208,7 +208,7 @@ def provision_link(link, fields, secret, label_id, factory_key=None, log=print):
         if factory_key is None:
             raise ToolError("the device is not in factory mode: hold its button at power-up, "
                             "or give the factory key")
-        from gasguard.service_cmds import auth_response
+        from gasguard.service_factory import auth_response
 
         ch = link.cmd("AUTH")
         link.cmd("AUTH " + auth_response(factory_key, ch["nonce"], ch.get("id")))

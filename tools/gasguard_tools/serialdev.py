@@ -43,7 +43,7 @@ def _import_serial():
 
 
 def auth_response(key, nonce_hex, device_id):
-    """Same construction as gasguard.service_cmds.auth_response (documented in the protocol)."""
+    """Same construction as gasguard.service_factory.auth_response (documented in the protocol)."""
     import hashlib
     import hmac
 
