@@ -328,7 +328,10 @@ class Day:
         """What boards/esp32-*/main.py does, with the simulated board objects."""
         from gasguard import lazy
 
-        lazy.prime()  # first, as main.py does: the boot's names while the heap is empty
+        # first, as main.py does: the boot's names while the heap is empty; a low-tier
+        # detector installed without Wi-Fi gets no gasguard/names.mpy (gasguard_tools.prime.primed)
+        if not (self.local and tier == "low"):
+            lazy.prime()
         from gasguard import VERSION, devices
         from gasguard.store import FileStore
 

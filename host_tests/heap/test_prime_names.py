@@ -122,3 +122,14 @@ def test_prime_that_runs_out_of_memory_is_counted_and_boot_goes_on(tmp_path, mon
         app.poll()
         board.clock.advance(1000)
     assert json.dumps(app.status())
+
+
+def test_which_installs_are_primed():
+    """Measured choices (gasguard_tools.prime): the detectors, except a low tier without
+    Wi-Fi; never the valve. heap_day.py (low/local) and `gasguard flash` follow primed()."""
+    assert prime.primed("detector", "low") and prime.primed("detector", "mid")
+    assert prime.primed("detector", "mid", net=False) and prime.primed("detector", "high", False)
+    assert not prime.primed("detector", "low", net=False)
+    assert not prime.primed("valve", "M") and not prime.primed("valve", "M", False)
+    src = (Path(__file__).resolve().parents[2] / "boards" / "sim" / "heap_day.py").read_text()
+    assert 'if not (self.local and tier == "low"):\n            lazy.prime()' in src

@@ -293,9 +293,10 @@ def run(args):
         # interns the boot's names first, while the heap is empty (docs/heap-budget.md)
         from .prime import write_names
 
-        from .prime import PRIME
+        from .prime import primed
 
-        if dev in PRIME:
+        net = not (isinstance(device_cfg, dict) and not device_cfg.get("net"))
+        if primed(dev[0], dev[1], net):
             say("# 2b. gasguard/names.mpy: the names of the modules the %s %s loads at boot" % dev)
             if not runner.dry_run:
                 mpys.append(write_names(build / "lib" / "gasguard", dev[0], dev[1],

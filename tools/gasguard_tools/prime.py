@@ -27,6 +27,12 @@ from .runtime import cross_argv
 # valve's boot stops just short of it (with the harness's names; far short without): primed,
 # its pool would open at boot, inside its boot peak (measured: valve boot_reporter 87 ->
 # 97 KB), instead of later or never. A device not listed gets no names module.
+# A low-tier detector installed without Wi-Fi (`gasguard flash --config` without "net";
+# heap_day's low/local) gets none either: it never loads the reporting stack listed here,
+# and priming moved its pool before its peak (measured low/local: boot 57312 -> 67760, peak
+# 68336 -> 73152, least free at 112k 44416 -> 34272 B). The mid/high tiers without Wi-Fi
+# are primed: mid/local runs its day at 112k only so (least free 19456 B; without: MemoryError
+# opening the pool).
 # The modules each device and tier loads at boot (resident, boot-only builders and checks,
 # the identity for its boot-time reads): measured by test_prime_names on the day of
 # boards/sim/heap_day.py.
@@ -49,6 +55,11 @@ PRIME = {
     ("detector", "mid"): _DETECTOR + _LINK,
     ("detector", "high"): _DETECTOR + _LINK,
 }
+
+
+def primed(device, tier, net=True):
+    """Whether that device and tier, with (net) or without Wi-Fi, gets gasguard/names.mpy."""
+    return (device, tier) in PRIME and (net or tier != "low")
 
 
 def _vuint(b, i):
