@@ -79,7 +79,9 @@ def test_prime_list_is_what_the_day_loads(tree, kind, tier):
         if m:
             loaded.add(m.group(1))
     want = (set(prime.PRIME[kind, tier]) - {"flash_config"}) | set(prime.CONSOLE[kind])
-    assert loaded - {"names"} - set(bench_heap.HARNESS_MODULES) == want
+    got = loaded - {"names"} - set(bench_heap.HARNESS_MODULES)
+    assert got == want, ("loaded, not listed: %s; listed, not loaded: %s"
+                         % (sorted(got - want), sorted(want - got)))
     assert "names" in loaded  # the day primed
 
 

@@ -49,7 +49,7 @@ _LINK = ("canon", "co_rates", "detector_link", "interlock_keys", "link_cfg", "li
 # Loaded by the day's console session only (CFG, CAL?, ...), not primed: the names are
 # interned when it first runs, after the pools have grown (priming them would only raise
 # the boot figures; measured: detector +0.7 KB after boot, valve +2 KB at its boot peak).
-CONSOLE = {"detector": ("app_cal", "service_cmds")}
+CONSOLE = {"detector": ("app_cal", "service_cmds", "service_read")}
 PRIME = {
     ("detector", "low"): _DETECTOR,
     ("detector", "mid"): _DETECTOR + _LINK,
