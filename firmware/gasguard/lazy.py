@@ -162,9 +162,21 @@ class ParkedIdentity(Parked):
         Parked.__init__(self, "identity", "IdentityStore",
                         {"store": store, "_rec": None, "_plat": None}, _IDENTITY)
 
+    # What IdentityStore answers from its cached record (_rec, read once at boot) is answered
+    # here from the same cache, without loading the identity stack: the console's HELLO,
+    # ID? and STATUS? ask for it at every request. Uncached, the real method runs.
     @property
     def locked(self):
-        return self.call("locked")
+        r = self.state.get("_rec")
+        return self.call("locked") if r is None else r.get("locked") is True
+
+    def load(self):
+        r = self.state.get("_rec")
+        if r is None:
+            return self.call("load")
+        r = dict(r)
+        r.pop("locked", None)
+        return r
 
 
 class ParkedActiveId(Parked):

@@ -92,3 +92,30 @@ def test_the_rare_side_loads_for_its_call_and_is_released():
     assert seen[-1][0] == "rsp" and "id_admin" in seen[-1][2] and "identifier" in seen[-1][2]
     assert pids.platform()["site_ref"] == "A-1"
     assert _loaded() == []
+
+
+def test_a_cached_record_is_answered_without_loading_the_identity_code():
+    # the console's HELLO, ID? and STATUS? read the record at every request: once it is
+    # cached (read once, at boot), load() and locked answer from it; the code loads only
+    # for the first read
+    st = FileStore(tmpdir("parked-cache"))
+    ids = IdentityStore(st)
+    ids.provision({"id": ID_H, "model": "GG-200", "hw_rev": "1.2"}, KEY)
+    ids.lock()
+    lazy.release(*STACK)
+    pids = lazy.ParkedIdentity(st)
+    real = lazy.load
+    loads = []
+    lazy.load = lambda name: loads.append(name) or real(name)
+    try:
+        first = pids.load()
+        assert loads == ["identity"]
+        again = pids.load()
+        locked = pids.locked
+    finally:
+        lazy.load = real
+    assert first == ids.load() and first["id"] == ID_H and "locked" not in first
+    assert again == first and locked is True and loads == ["identity"], loads
+    again["id"] = "changed"  # a copy, as IdentityStore.load() returns
+    assert pids.load()["id"] == ID_H
+    assert _loaded() == []
