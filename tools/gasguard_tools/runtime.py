@@ -181,37 +181,13 @@ def firmware_mpy_path():
     return [str(p) for p in compile_tree((("firmware", FIRMWARE), ("sim", BOARDS / "sim")))]
 
 
-def deploy_mpy_path(kind, tier):
-    """firmware_mpy_path() with only what `gasguard flash` installs on that device and tier
-    (its deploy set): a module the device does not have fails with ImportError, as on the
-    chip. The simulated board's modules after it."""
-    from .cmd_package import deploy_set
-
-    fw, sim = firmware_mpy_path()
-    out = Path(fw).parent / ("deploy-%s-%s" % (kind, tier))
-    if not (out / ".complete").exists():
-        tmp = out.with_name(out.name + ".tmp%d" % os.getpid())
-        (tmp / "gasguard").mkdir(parents=True, exist_ok=True)
-        for f in deploy_set(kind, tier) + ["gasguard/ticks.py"]:  # ticks: the sim board's clock
-            shutil.copy(str(Path(fw) / f[:-3]) + ".mpy", str(tmp / "gasguard"))
-        from .prime import write_names
-
-        write_names(tmp / "gasguard", kind, tier)  # as `gasguard flash` deploys it
-        (tmp / ".complete").write_text("")
-        try:
-            tmp.rename(out)
-        except OSError:  # another run finished first: use its copy
-            shutil.rmtree(str(tmp), ignore_errors=True)
-    return [str(out), sim]
-
-
 def command(runtime, script, args=(), heap=None, micropython=None, mpy=None, path=None):
     """argv and env to run a firmware-side script on 'micropython' or 'cpython'.
 
     micropython: the interpreter's path (default: micropython_exe()). mpy: load the firmware
     from .mpy as deployed (default: when a heap size is given, since compiling source on
     the device costs heap the product never spends). path: the module folders instead of
-    the whole firmware's (deploy_mpy_path: one device's deploy set)."""
+    the whole firmware's (sim_pair.deploy_mpy_path: one device's deploy set)."""
     env = dict(os.environ)
     if runtime == "micropython":
         argv = [micropython_exe(micropython)]

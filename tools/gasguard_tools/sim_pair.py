@@ -12,18 +12,21 @@ free heap between loop turns (after a collection) and the largest free block the
 
 import collections
 import json
+import os
 import queue
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 from . import BOARDS, FIRMWARE, ROOT, SCENARIOS
 from .cmd_replay import DEVICES, parse_scenario
-from .runtime import ToolError, command, deploy_mpy_path
+from .runtime import ToolError, command, firmware_mpy_path
 
 RUNNER = BOARDS / "sim" / "sim_pair.py"
 DEFAULT_SCENARIO = SCENARIOS / "pair_leak.csv"
@@ -219,6 +222,29 @@ class AirRelay:
                 self.gone.add(a)
                 self.waiting.discard(a)
                 self._go()
+
+
+def deploy_mpy_path(kind, tier):
+    """firmware_mpy_path() with only what `gasguard flash` installs on that device and tier
+    (its deploy set): a module the device does not have fails with ImportError, as on the
+    chip. The simulated board's modules after it."""
+    from .cmd_package import deploy_set
+    from .prime import write_names
+
+    fw, sim = firmware_mpy_path()
+    out = Path(fw).parent / ("deploy-%s-%s" % (kind, tier))
+    if not (out / ".complete").exists():
+        tmp = out.with_name(out.name + ".tmp%d" % os.getpid())
+        (tmp / "gasguard").mkdir(parents=True, exist_ok=True)
+        for f in deploy_set(kind, tier) + ["gasguard/ticks.py"]:  # ticks: the sim board's clock
+            shutil.copy(str(Path(fw) / f[:-3]) + ".mpy", str(tmp / "gasguard"))
+        write_names(tmp / "gasguard", kind, tier)  # as `gasguard flash` deploys it
+        (tmp / ".complete").write_text("")
+        try:
+            tmp.rename(out)
+        except OSError:  # another run finished first: use its copy
+            shutil.rmtree(str(tmp), ignore_errors=True)
+    return [str(out), sim]
 
 
 class DeviceProcess:
