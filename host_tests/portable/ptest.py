@@ -59,3 +59,28 @@ def allocated(fn, *args):
         return gc.mem_alloc() - before
     finally:
         gc.enable()
+
+
+def full_heap_lockable():
+    """True where the heap can be locked (MicroPython); CPython has no heap to lock."""
+    try:
+        from micropython import heap_lock  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def raised_under_full_heap(fn):
+    """The exception fn() lets out while no heap is left at all (heap locked: every
+    allocation fails), or None. MicroPython only (see full_heap_lockable). No arguments:
+    a call with *args would itself allocate under the lock."""
+    from micropython import heap_lock, heap_unlock
+
+    err = None
+    heap_lock()
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - the point is what escapes
+        err = e
+    heap_unlock()
+    return err

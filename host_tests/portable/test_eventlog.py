@@ -2,7 +2,7 @@
 loop turn writes, bounded flash by renaming (never a whole-file read on the alarm path),
 recent() read back from the end of the file, and power cuts at every byte of the writes."""
 
-from ptest import tmpdir
+from ptest import full_heap_lockable, raised_under_full_heap, tmpdir
 
 from gasguard.eventlog import EventLog
 from gasguard.store import FileStore
@@ -129,23 +129,15 @@ def test_flush_under_a_full_heap_counts_and_never_raises():
     """The loop turn flushes in a `finally` after the safety path: with no heap left at all
     (heap locked: every allocation fails), pending events are counted as write errors and
     nothing escapes (a MemoryError there would leave the loop turn). MicroPython only."""
-    try:
-        from micropython import heap_lock, heap_unlock
-    except ImportError:
-        return  # CPython: no heap to lock
+    if not full_heap_lockable():
+        return
     store = CountingStore(tmpdir("evl-full"))
     log = EventLog(store)
     log.flush()
     for i in range(3):
         log.add({"event": "alarm", "i": i}, i)
     before = log.write_errors
-    err = None
-    heap_lock()
-    try:
-        log.flush()
-    except Exception as e:  # noqa: BLE001 - the point is that nothing escapes
-        err = e
-    heap_unlock()
+    err = raised_under_full_heap(log.flush)
     assert err is None, repr(err)
     assert log.write_errors - before == 3  # each counted, none silently gone
     log.flush()  # nothing left pending: nothing written twice

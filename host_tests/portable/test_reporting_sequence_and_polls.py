@@ -2,7 +2,7 @@
 
 from gasguard.reporter import Reporter
 from gasguard.store import FileStore
-from ptest import tmpdir
+from ptest import full_heap_lockable, raised_under_full_heap, tmpdir
 from reporting_fakes import AutoBroker
 from simboard import SimClock
 from reporter_rig import ALARMS, IDENT, reporter, run as _run
@@ -201,20 +201,12 @@ def test_events_queued_under_a_full_heap_stay_queued_and_are_delivered_after():
     even build its tuple, the MemoryError left the loop turn with the event's name popped,
     and every later flush failed on it: no event reached the platform again.) MicroPython
     only: CPython has no heap to lock."""
-    try:
-        from micropython import heap_lock, heap_unlock
-    except ImportError:
+    if not full_heap_lockable():
         return
     r, clock, net, d = _rep("rp-full")
     for ev in ALARMS[:2]:
         r.event(ev)
-    err = None
-    heap_lock()
-    try:
-        r.flush()
-    except Exception as e:  # noqa: BLE001 - the point is that nothing escapes
-        err = e
-    heap_unlock()
+    err = raised_under_full_heap(r.flush)
     assert err is None, repr(err)
     assert len(r.outbox) == 0 and r.bad_events == 0
     r.flush()
