@@ -38,7 +38,7 @@ gc.collect()
 _RUNNER = _alloc()  # this script and the interpreter's own: the harness's
 # the firmware modules the harness shares with the device are the device's: loaded first,
 # and counted (Ballast) as the device's heap, not the harness's
-from gasguard import VERSION  # noqa: E402
+from gasguard import VERSION, lazy  # noqa: E402
 from gasguard import ticks as _ticks  # noqa: E402,F401
 from gasguard.store import FileStore  # noqa: E402
 
@@ -196,14 +196,6 @@ def valve_levels(rows):
     out = ({p: pa_to_uv(c, p) for p in pa}, {f: flow_to_uv(c, f) for f in flow},
            3600 * 1000 * 1000 // int(c["supply_divider"] * 1000))
     return out
-
-
-def _forget(name):
-    """Drop a boot-only module the harness used (the device loads and releases its own)."""
-    sys.modules.pop("gasguard." + name, None)
-    pkg = sys.modules["gasguard"]
-    if name in pkg.__dict__:
-        delattr(pkg, name)
 
 
 class Device:
@@ -417,14 +409,11 @@ def main(argv):
     air = NetAir(o["air"], MACS[kind], o["seed"], o["loss"])
     before = [m for m in sys.modules if m.startswith("gasguard.")]
     board = harness_board(kind, clock, air.radio, rows)
-    for m in [m for m in sys.modules if m.startswith("gasguard.") and m not in before]:
-        _forget(m[9:])  # what the board's models needed (boot-only on the device): gone
-    gc.collect()
+    # what the board's models needed (boot-only on the device): gone before the device boots
+    lazy.release(*[m[9:] for m in sys.modules if m.startswith("gasguard.") and m not in before])
     ballast = None
     if o["device_heap"]:
         ballast = Ballast(o["device_heap"], gc.mem_alloc() - shared)
-    from gasguard import lazy
-
     lazy.prime()  # first, as the board's main.py does (the boot's names on an empty heap)
     dev = Device(kind, o, clock, air.radio, board=board)
     lazy.after_boot()  # as the board's main.py does before its loop
