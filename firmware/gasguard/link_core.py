@@ -315,17 +315,3 @@ class LinkCore:
                 self._reported_rejects = n
             except MemoryError:
                 pass
-
-    def link_status(self):
-        return {
-            "link": self.link,
-            "paired": self.key is not None,
-            "pairing": self.pairing,
-            "sent": self.sent,
-            "send_failures": self.send_failures,
-            "accepted": self.accepted,
-            "rejected": self.rejected_total(),
-            "rejected_by_reason": dict(self.rejected),
-            "counter_writes": self.counter.writes if self.counter else 0,
-            "store_errors": self.counter.store_errors if self.counter else 0,
-        }

@@ -97,7 +97,20 @@ class ValveLink(LinkCore):
         return bool(self._rare("pending", mac, data))
 
     def status(self):
-        d = self.link_status()
-        d["closes_executed"] = self.closes_executed
-        d["acks_sent"] = self.acks_sent
-        return d
+        # here, not in link_core: the detector shows only its link's state and fault
+        # (app._status), so these counters' code is not resident on the detectors
+        c = self.counter
+        return {
+            "link": self.link,
+            "paired": self.key is not None,
+            "pairing": self.pairing,
+            "sent": self.sent,
+            "send_failures": self.send_failures,
+            "accepted": self.accepted,
+            "rejected": self.rejected_total(),
+            "rejected_by_reason": dict(self.rejected),
+            "counter_writes": c.writes if c else 0,
+            "store_errors": c.store_errors if c else 0,
+            "closes_executed": self.closes_executed,
+            "acks_sent": self.acks_sent,
+        }
