@@ -138,17 +138,14 @@ class DetectorLink(LinkCore):
         self.valve_state = name_of(STATES, state)
         self.valve_cause = name_of(CAUSES, cause)
 
-
-class PairButton:
-    """Detector app sink: the long press of the test/hush button (3 s) opens the link's
-    pairing window (docs/security.md); in factory mode entered with the button held at
-    power-up (physical presence) that window may replace a working pairing."""
-
-    def __init__(self, link, service):
-        self.link = link
-        self.service = service
+    # An app sink too (devices.attach_interlock): the long press of the test/hush button
+    # (3 s) opens the pairing window (docs/security.md); in factory mode entered with the
+    # button held at power-up (physical presence) that window may replace a working
+    # pairing. service: the app's console (its factory_via), set when attached. (It was a
+    # separate PairButton sink: a class, its constructor and an object resident for this.)
+    service = None
 
     def event(self, ev):
         if ev.get("event") == "button" and ev.get("press") == "long":
             svc = self.service
-            self.link.pair_button(svc is not None and svc.factory_via == "button")
+            self.pair_button(svc is not None and svc.factory_via == "button")

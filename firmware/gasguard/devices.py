@@ -87,11 +87,12 @@ def board_main(kind, board_name, hal, pins):
 
 def attach_interlock(app, radio, store, config, rand=None):
     """Add the ESP-NOW interlock (detector side) as an interlock sink of the detector."""
-    from gasguard.detector_link import DetectorLink, PairButton
+    from gasguard.detector_link import DetectorLink
 
     link = DetectorLink(radio, app.clock, store, config.get("link"), app.emit, rand)
     app.detector.interlocks.append(link)
-    app.sinks.append(PairButton(link, getattr(app, "service", None)))
+    link.service = getattr(app, "service", None)
+    app.sinks.append(link)  # its event(): the long press opens the pairing window
     return link
 
 

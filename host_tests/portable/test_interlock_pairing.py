@@ -144,14 +144,13 @@ def test_factory_mode_presence_frees_a_valve_held_by_an_attacker():
 
 
 def test_detector_long_press_opens_the_window_with_presence_from_factory_mode():
-    from gasguard.detector_link import PairButton
-
     class Svc:
         factory_via = None
 
     rig = _rig("longpress")
     svc = Svc()
-    sink = PairButton(rig.det, svc)
+    sink = rig.det  # the app's sink for the button (devices.attach_interlock)
+    sink.service = svc
     sink.event({"event": "button", "press": "short"})
     assert not rig.det.pairing
     sink.event({"event": "button", "press": "long"})
