@@ -35,7 +35,6 @@ Latching vs self-reset (per output):
   - peak memory: kept until reset_latches().
 """
 
-from gasguard.co_alarm import DOSE_FULL
 from gasguard.sensing import FAULT_BITS, FAULT_CODES, N_FAULTS
 
 # faults that leave the reading usable (the channel still converts on the nominal model)
@@ -197,7 +196,9 @@ class Hush:
         self.co_x10 = 0
         self.count = 0  # hushes in this alarm episode (0 again when all alarms clear)
         self.ms = cfg["hush_s"] * 1000
-        self.rise = (DOSE_FULL * cfg["hush_co_rise_pct"]) // 100
+        # of an alarm dose, co_alarm.DOSE_FULL = 1 << 24 (written out: a methane-only
+        # detector never loads gasguard.co_alarm; test_detector_core pins the two)
+        self.rise = ((1 << 24) * cfg["hush_co_rise_pct"]) // 100
         self.co_max = cfg["hush_co_max_ppm"] * 10
 
     def ask(self):
@@ -268,17 +269,34 @@ class Hush:
 class Detector:
     def __init__(self, board, config, store, emit, channels=None, supply=None):
         # the config check, the inputs it needs and the wiring of the parts: boot/CFG-time
-        # code (gasguard.profiles, lazy.BOOT_ONLY); ConfigError before anything is built
-        from gasguard import profiles
+        # code (lazy.BOOT_ONLY), loaded one builder at a time and each released before the
+        # next loads (the boot's peak, docs/heap-budget.md): the check (profiles), the
+        # channels and the supply monitor (sensors, calibration), the wiring (profiles
+        # again). ConfigError before anything is built
+        from gasguard import lazy, profiles
 
         # Events without room under a full heap (issue 10): the alarm path never waits for
         # or fails on them (docs/heap-budget.md "The alarm path under a full heap"); each
         # one lost is counted here
         self.events_lost = 0
+        cfg = profiles.load(config)
+        profiles = rec = None
+        lazy.release("profiles")
+        if channels is None and store is not None:
+            from gasguard import calibration
+
+            rec = calibration.load(store)  # the stored record, applied to the new channels
+            calibration = None
+        from gasguard import sensors
+
+        channels, supply = sensors.inputs(board, cfg, rec, channels, supply)
+        sensors = rec = None
+        lazy.release("sensors", "calibration")
+        from gasguard import profiles
+
         # the builder gets this module's parts as arguments (it does not import them back:
         # no import cycle, docs/architecture.md)
-        profiles.build_detector(self, (Gas, Faults, Hush), board, config, store, emit,
-                                channels, supply)
+        profiles.build_detector(self, (Gas, Faults, Hush), board, cfg, emit, channels, supply)
         self._render()
 
     # ------------------------------------------------------------------ loop

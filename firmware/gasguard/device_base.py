@@ -98,6 +98,12 @@ class DeviceApp:
                                    button_at_boot=self.button_at_boot)
 
         boot(self, given, make, fallbacks)
+        boot = None
+        # the fallback boot's code out of the heap before the optional parts (link, reporter)
+        # load into it, not only after boot (docs/heap-budget.md)
+        from gasguard.lazy import release
+
+        release("boot_select", "boot")
 
     def _booted(self, extra=None):
         ev = {"event": "boot", "reset_cause": self.reset_cause, "fw": VERSION,

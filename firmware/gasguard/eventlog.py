@@ -130,11 +130,12 @@ class EventLog:
                 self.write_errors += 1
 
     def _tail(self, name, n):
-        """The newest (up to) n intact records of one file, read from its end 1 KB at a
-        time (never the whole file in one heap block)."""
+        """The newest (up to) n intact records of one file, read from its end 512 B at a
+        time (never the whole file in one heap block; STATUS? and the status message read
+        it late in a day, in a heap whose holes are small: docs/heap-budget.md)."""
         end = self.store.size(name)
         out = []
-        k = 1024
+        k = 512
         while end and len(out) < n:
             s = max(0, end - k)
             got, i = _records(self.store.read_at(name, s, end - s))

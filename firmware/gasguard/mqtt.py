@@ -369,21 +369,31 @@ class MQTTClient:
         self._txn = self._txo = 0
         self._rx = bytearray()
         flags = 0x02  # clean session
-        p = _s(self.client_id)
+        # queued field by field, not joined into one packet: the will (the state message,
+        # ~500 B) is copied once, and a reconnect after an outage finds a heap whose holes
+        # the queued messages pinned (docs/heap-budget.md)
+        p = [_s(self.client_id)]
         w = self.will
         if callable(w):
             w = w()
         if w is not None:
             flags |= 0x04 | (w[2] << 3) | (0x20 if w[3] else 0)
-            p += _s(w[0]) + _s(w[1])
+            p += (_s(w[0]), _s(w[1]))
+            w = None
         if self.user is not None:
             flags |= 0x80
-            p += _s(self.user)
+            p.append(_s(self.user))
             if self.password is not None:
                 flags |= 0x40
-                p += _s(self.password)
-        self._put(packet(0x10, b"\x00\x04MQTT\x04" + bytes([flags])
-                         + struct.pack("!H", self.keepalive_s) + p))
+                p.append(_s(self.password))
+        n = 10
+        for x in p:
+            n += len(x)
+        self._put(bytes([0x10]) + _remaining(n) + b"\x00\x04MQTT\x04" + bytes([flags])
+                  + struct.pack("!H", self.keepalive_s))
+        for x in p:
+            self._put(x)
+        p = None
         self.state = _CONNACK
         self._last_rx = self.clock.ticks_ms()
         self._flush()

@@ -11,10 +11,12 @@ that violates a standard's bounds or a tier's minimum raises ConfigError naming
 the key, the value and the allowed range; nothing is applied. Sources of every
 number: docs/alarms.md.
 
-`assemble(board, config, store, channels, supply)` is what Detector() and the CFG check
-run: the config check, then the channels and the supply monitor it needs (built from the
-board unless given) and the checks between them. `build_detector(det, ...)` wires a
-Detector's parts (gas paths, faults, hush, outputs, button) from the checked config.
+`assemble(board, config, store, channels, supply)` is what the CFG check runs: the config
+check, then the channels and the supply monitor it needs (gasguard.sensors.inputs, built
+from the board unless given) and the checks between them. Detector() runs the same steps
+one module at a time (this module is out of the heap while the inputs are built), then
+`build_detector(det, ...)` wires its parts (gas paths, faults, hush, outputs, button) from
+the checked config.
 
 Config time only: floats are allowed here, never on the sample path. Boot/CFG-time code
 (gasguard.lazy.BOOT_ONLY): the detector keeps the checked config as a plain dict.
@@ -210,68 +212,28 @@ def load(config):
 
 
 def assemble(board, config, store, channels=None, supply=None):
-    """Check a detector config and build its sensing inputs: (cfg, channels, supply).
-    ConfigError before anything is kept (Detector() and the CFG check)."""
+    """What the CFG check runs: the config check, then the sensing inputs Detector() would
+    build on the board and the checks between them (gasguard.sensors.inputs): (cfg,
+    channels, supply). ConfigError before anything is kept."""
     cfg = load(config)
-    clock = board.clock
-    if channels is None:
-        channels = _channels(board, cfg, store, clock)
-    if "ch4" not in channels:
-        raise ConfigError("channels: a methane channel is required")
-    if cfg["co_enabled"] and "co" not in channels:
-        raise ConfigError("channels: tier %s requires a CO channel" % cfg["tier"])
-    if supply is None:
-        adc = getattr(board, "adc_supply", None)
-        if adc is not None:
-            from gasguard.sensors import SupplyMonitor
+    rec = None
+    if store is not None and channels is None:
+        from gasguard.calibration import load as cal_load
 
-            supply = SupplyMonitor(adc, clock, cfg["supply"])
-    rng = getattr(getattr(channels["ch4"], "model", None), "range_ppm_x10", None)
-    if rng is not None and rng < cfg["ch4_low_x10"]:
-        raise ConfigError("ch4_low_pct_lel: %r %%LEL (%d ppm) is above the sensor range (%d ppm)"
-                          % (cfg["ch4_low_pct_lel"], cfg["ch4_low_x10"] // 10, rng // 10))
-    return cfg, channels, supply
+        rec = cal_load(store)
+    from gasguard.sensors import inputs
+
+    return (cfg,) + inputs(board, cfg, rec, channels, supply)
 
 
-def _channels(board, cfg, store, clock):
-    """The sensing channels (gasguard.sensors) from the board and the sub-configs
-    cfg["ch4"] / cfg["co"] = {"sensor": {model config}, "channel": {channel config}}."""
-    from gasguard import calibration, sensors
-    from gasguard.sensors import Channel
-
-    rec = calibration.load(store) if store is not None else None
-    gases = ["ch4"]
-    if cfg["co_enabled"]:
-        gases.append("co")
-    chans = {}
-    for gas in gases:
-        adc = getattr(board, "adc_" + gas, None)
-        if adc is None:
-            raise ConfigError("%s: tier %s needs a %s channel but the board has no adc_%s"
-                              % (gas, cfg["tier"], gas, gas))
-        sub = cfg[gas]
-        model = sensors.from_config(sub["sensor"])
-        if model.gas != gas:
-            raise ConfigError("%s.sensor: model %s measures %s" % (gas, model.name, model.gas))
-        cal = rec.get(gas) if rec is not None else None
-        chans[gas] = Channel(adc, clock, model, cal, sub["channel"])
-    return chans
-
-
-def build_detector(det, parts, board, config, store, emit, channels=None, supply=None):
-    """Detector.__init__: the checked config, its inputs and the detector's parts, wired.
-    parts: gasguard.detector's (Gas, Faults, Hush), handed in by the detector (this module
-    does not import it: no cycle). Only plain data and objects of resident modules are kept
-    (this module is released)."""
-    from gasguard.lazy import release
-
+def build_detector(det, parts, board, cfg, emit, channels, supply):
+    """Detector.__init__: the parts wired around the checked config (load()) and its inputs
+    (gasguard.sensors.inputs, built while this module was out of the heap). parts:
+    gasguard.detector's (Gas, Faults, Hush), handed in by the detector (this module does not
+    import it: no cycle). Only plain data and objects of resident modules are kept (this
+    module is released)."""
     Gas, Faults, Hush = parts
-    cfg, channels, supply = assemble(board, config, store, channels, supply)
-    # the sensing builders and calibration are done: out of the heap before the parts'
-    # code and the CO rate table (1.8 KB in one block) load, into the hole they leave
-    release("sensors", "calibration")
     from gasguard.button import Button
-    from gasguard.co_alarm import COAlarm
     from gasguard.methane_alarm import MethaneAlarm
     from gasguard.outputs import Outputs
 
@@ -291,6 +253,8 @@ def build_detector(det, parts, board, config, store, emit, channels=None, supply
                      cfg["ch4_high_x10"])]
     det.co = det.co_alarm = det._co = None
     if cfg["co_enabled"]:
+        from gasguard.co_alarm import COAlarm  # (a methane-only detector never loads it)
+
         det.co = channels["co"]
         det.co_alarm = COAlarm(cfg)
         det._co = Gas("co", det.co, det.co_alarm, 1 if cfg["interlock_on_co"] else 0, "co",

@@ -183,17 +183,6 @@ class Reporter:
         ntp = c["ntp_server"]
         self.wall = WallTime(clock, transport if ntp else None, ntp, c["ntp_port"],
                              c["ntp_resync_s"], rand=rand)
-        self.commands = None
-        if c["commands"]:
-            # parked (gasguard.lazy): commands come a few times a day, so their code is in
-            # the heap only while one is handled
-            from gasguard.lazy import Parked
-
-            self.commands = Parked.build(
-                "commands", "Commands",
-                (self.dev, key, store, handler, self.wall, c["cmd_window_s"],
-                 {"report_now": self._cmd_report_now, "set_interval": self._cmd_set_interval,
-                  "ack_losses": self._cmd_ack_losses}), ("commands",))
         self._pending = []  # events stamped by event(), written to the outbox by poll()
         self.bad_events = self.rq_dropped = self.published = 0
         self._rq = []  # RAM QoS 1 queue (<= 4): identity uplinks, rejected command results
@@ -215,9 +204,26 @@ class Reporter:
             m.on_disconnect = self._on_disconnect
             m.on_puback = self._on_puback
             m.on_message = self._on_message
-            if self.commands is not None:
-                m.subscribe(self.topic("command"), 1)
             m.will = self._will  # built for each CONNECT: not held between connections
+        # the config checks (boot-only) out of the heap before the command handler's code
+        # loads: the reporter is built while the boot's builders are still in the heap
+        check_ident = configure = next_boot = None
+        from gasguard.lazy import release
+
+        release("report_cfg")
+        self.commands = None
+        if c["commands"]:
+            # parked (gasguard.lazy): commands come a few times a day, so their code is in
+            # the heap only while one is handled
+            from gasguard.lazy import Parked
+
+            self.commands = Parked.build(
+                "commands", "Commands",
+                (self.dev, key, store, handler, self.wall, c["cmd_window_s"],
+                 {"report_now": self._cmd_report_now, "set_interval": self._cmd_set_interval,
+                  "ack_losses": self._cmd_ack_losses}), ("commands",))
+        if self.commands is not None and self.mqtt is not None:
+            self.mqtt.subscribe(self.topic("command"), 1)
 
     # ---- message building --------------------------------------------------------------
     def topic(self, kind):

@@ -431,3 +431,48 @@ def SupplyMonitor(adc, clock, cfg=None):
     s._bad = 0
     s._good = 0
     return s
+
+
+def inputs(board, cfg, rec, channels=None, supply=None):
+    """A detector's sensing inputs for a config checked by gasguard.profiles.load():
+    (channels, supply), built from the board unless given (channels: gas -> Channel, rec:
+    the stored gasguard.calibration record applied, or None; supply: the supply monitor on
+    adc_supply), and the checks between them and the config (ConfigError). Detector() runs
+    it while profiles is out of the heap; the CFG check through profiles.assemble()."""
+    clock = board.clock
+    if channels is None:
+        channels = _channels(board, cfg, rec, clock)
+    if "ch4" not in channels:
+        raise ConfigError("channels: a methane channel is required")
+    if cfg["co_enabled"] and "co" not in channels:
+        raise ConfigError("channels: tier %s requires a CO channel" % cfg["tier"])
+    if supply is None:
+        adc = getattr(board, "adc_supply", None)
+        if adc is not None:
+            supply = SupplyMonitor(adc, clock, cfg["supply"])
+    rng = getattr(getattr(channels["ch4"], "model", None), "range_ppm_x10", None)
+    if rng is not None and rng < cfg["ch4_low_x10"]:
+        raise ConfigError("ch4_low_pct_lel: %r %%LEL (%d ppm) is above the sensor range (%d ppm)"
+                          % (cfg["ch4_low_pct_lel"], cfg["ch4_low_x10"] // 10, rng // 10))
+    return channels, supply
+
+
+def _channels(board, cfg, rec, clock):
+    """The sensing channels from the board and the checked sub-configs cfg["ch4"] /
+    cfg["co"] = {"sensor": {model config}, "channel": {channel config}}."""
+    gases = ["ch4"]
+    if cfg["co_enabled"]:
+        gases.append("co")
+    chans = {}
+    for gas in gases:
+        adc = getattr(board, "adc_" + gas, None)
+        if adc is None:
+            raise ConfigError("%s: tier %s needs a %s channel but the board has no adc_%s"
+                              % (gas, cfg["tier"], gas, gas))
+        sub = cfg[gas]
+        model = from_config(sub["sensor"])
+        if model.gas != gas:
+            raise ConfigError("%s.sensor: model %s measures %s" % (gas, model.name, model.gas))
+        cal = rec.get(gas) if rec is not None else None
+        chans[gas] = Channel(adc, clock, model, cal, sub["channel"])
+    return chans

@@ -201,3 +201,13 @@ def test_every_close_goes_through_one_guarded_path():
     run(b, d, 20)
     assert s.causes == ["test", "ch4_high"] and d.interlock_cause == "ch4_high"
     assert d.interlock_count == 1 and d.sink_errors > 2  # the broken one is asked again
+
+
+def test_hush_co_rise_is_a_share_of_the_co_alarm_dose():
+    """The hush's CO rise is hush_co_rise_pct of one alarm dose (co_alarm.DOSE_FULL), the
+    constant written out in the detector (a methane-only detector never loads co_alarm)."""
+    from gasguard.co_alarm import DOSE_FULL
+
+    for pct in (10, 50, 100):
+        d = make({"profile": "cn", "tier": "mid", "hush_co_rise_pct": pct})[1]
+        assert d._hush.rise == DOSE_FULL * pct // 100
