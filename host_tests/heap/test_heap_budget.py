@@ -179,6 +179,25 @@ def test_forty_kb_free_all_day_at_112k(exe, mpy_path, kind, tier):
     assert r["fits_72k"], r["error_72k"]
 
 
+# The first milestone of that goal: the whole day ends at the ESP32's heap with no part
+# failing (bench_heap.measure's fits_112k), whatever is left free. Not yet by any: the low
+# detector boots there now and fails at the reconnect after the outage, about 4.5 KB short
+# (docs/heap-budget.md, "The boot's builders one at a time"). Strict: the mark comes off the
+# day a device gets there.
+DAY_NOT_YET_112K = {("detector", "low"), ("detector", "mid"), ("detector", "high"),
+                    ("valve", "M")}
+
+
+@pytest.mark.parametrize("kind,tier", [
+    pytest.param(k, t, marks=pytest.mark.xfail(
+        (k, t) in DAY_NOT_YET_112K, strict=True,
+        reason="the day does not end at 112 KB yet: docs/heap-budget.md")) for k, t in
+    bench_heap.DEVICES])
+def test_whole_day_ends_clean_at_112k(exe, mpy_path, kind, tier):
+    r = measured(exe, mpy_path, kind, tier)
+    assert r["fits_112k"], r["error_112k"]
+
+
 RELEASE_SCRIPT = r'''
 import gc, json, sys
 from gasguard.store import FileStore
