@@ -150,6 +150,11 @@ class ValveBoard:
 LEVELS = "/.heapday_levels"  # in the store's folder (a dot file: the store lists none)
 
 
+# The valve's main.py sets gc.threshold(8192) first (a collection after every 8 KB allocated:
+# the boot's garbage reused before fresh heap is taken); test_valve_board checks it is the same.
+VALVE_GC_EVERY = 8192
+
+
 def valve_levels():
     """uV of the normal and the over-pressure line, the flow, the supply. Computed by the
     factory line's process (provision) and read from the store's folder by the day: the
@@ -328,6 +333,8 @@ class Day:
         """What boards/esp32-*/main.py does, with the simulated board objects."""
         from gasguard import lazy
 
+        if kind == "valve":  # first of all, as boards/esp32-valve/main.py does
+            gc.threshold(VALVE_GC_EVERY)
         # first, as main.py does: the boot's names while the heap is empty; a low-tier
         # detector installed without Wi-Fi gets no gasguard/names.mpy (gasguard_tools.prime.primed)
         if not (self.local and tier == "low"):
