@@ -60,9 +60,11 @@ class ValveApp(DeviceApp):
         c = self.controller
         self._booted({"valve": c.state, "cause": c.cause} if c.cause is not None
                      else {"valve": c.state})  # closed since before this boot, and why
-        # the config builders are done with (boot-only): out of the heap now, not only at
-        # after_boot(), so they are not resident while reporting is attached, the boot's
-        # highest point (docs/heap-budget.md, "Fragmentation: the valve collects every 8 KB")
+        # the controller's config check is done with (boot-only): out of the heap now, not
+        # only at after_boot(), so it is not resident while reporting is attached, the boot's
+        # highest point (boot_select and boot: DeviceApp._boot released them already; kept in
+        # the call, as measured: docs/heap-budget.md, "Fragmentation: the valve collects
+        # every 8 KB")
         from gasguard import lazy
 
         lazy.release("valve_cfg", "boot_select", "boot")

@@ -180,12 +180,13 @@ def test_forty_kb_free_all_day_at_112k(exe, mpy_path, kind, tier):
 
 
 # The first milestone of that goal: the whole day ends at the ESP32's heap with no part
-# failing (bench_heap.measure's fits_112k), whatever is left free. Not yet by any: the low
-# detector boots there now and fails at the reconnect after the outage, about 4.5 KB short
+# failing (bench_heap.measure's fits_112k), whatever is left free. Not yet by the detectors:
+# the low one boots there now and fails at the reconnect after the outage, about 4.5 KB short
 # (docs/heap-budget.md, "The boot's builders one at a time"). Strict: the mark comes off the
-# day a device gets there.
-DAY_NOT_YET_112K = {("detector", "low"), ("detector", "mid"), ("detector", "high"),
-                    ("valve", "M")}
+# day a device gets there. The valve gets there since its main.py collects every 8 KB, at the
+# edge: at 112 KB - 1 KB it fails, and a few bytes more (or less) in its modules can move it
+# (docs/heap-budget.md, "Fragmentation: the valve collects every 8 KB").
+DAY_NOT_YET_112K = {("detector", "low"), ("detector", "mid"), ("detector", "high")}
 
 
 @pytest.mark.parametrize("kind,tier", [
