@@ -54,6 +54,7 @@ package("gasguard", files=(
     "mqtt.py",
     "outbox.py",
     "outputs.py",
+    "pair_note.py",
     "profiles.py",
     "record.py",
     "report_cfg.py",

@@ -44,6 +44,7 @@ package("gasguard", files=(
     "modbus_valve.py",
     "mqtt.py",
     "outbox.py",
+    "pair_note.py",
     "record.py",
     "report_cfg.py",
     "reporter.py",

@@ -113,15 +113,17 @@ class LinkCore:
         """Factory provisioning on a running device: store and use a shared key."""
         self._rare("provision", key, peer_mac)
 
-    def pair_button(self, force=False):
+    def pair_button(self, force=False, *args):
         """The pairing button was pressed: open a pairing window (docs/security.md).
 
         The window hears offers for its whole length; exactly one peer may offer, a second
         aborts it. A pairing whose link is up is replaced only if its peer says, under the
         current key, that it is pairing too, or with force (physical presence: factory mode).
+        args: (app,), the device whose LEDs and buzzer tell the person if the window fails
+        (gasguard.pair_note; "args", a name this module has already: no new table entry).
         """
         if not self.pairing:  # one window, one nonce: a second press must not look like a second peer
-            self._rare("button", force)
+            self._rare("button", force, *args)
 
     def _rare(self, name, *args):
         """link_pair.<name>(self, *args): loaded for the call, kept while a pairing is open."""

@@ -18,10 +18,13 @@ from gasguard import interlock_frame as F
 from gasguard import interlock_keys, x25519
 
 
-def button(l, force):
+def button(l, force, app=None):
+    if app is None:  # the detector's link: its console's device is its app
+        app = getattr(getattr(l, "service", None), "device", None)
+    l._app = app  # the device that tells the person when the window fails (failed())
     mac = getattr(l.radio, "mac", None)
     if not isinstance(mac, (bytes, bytearray)) or len(mac) != 6:
-        l.emit({"event": "link", "state": "pair_failed", "reason": "no_address"})
+        failed(l, "no_address")
         return  # the key is bound to both addresses: without ours there is no pairing
     l.pairing = True
     l._force = force
@@ -134,6 +137,14 @@ def failed(l, reason):
         l._pending = None
     _forget(l)
     l.emit({"event": "link", "state": "pair_failed", "reason": reason})
+    app = getattr(l, "_app", None)
+    if app is not None:  # tell the person who pressed the button (not resident: pair_note)
+        try:
+            from gasguard import pair_note
+
+            pair_note.start(app, l, reason)
+        except Exception:  # (a MemoryError: no room to show it) the event says why; the
+            pass  # indication must never stop the link's poll
 
 
 def end(l):

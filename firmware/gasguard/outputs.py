@@ -96,6 +96,9 @@ class Outputs:
         self.buzzer = PatternPin(getattr(board, "buzzer", None), clock)
         self.relay_pin = getattr(board, "relay", None)
         self.relay_on = False
+        # an indication that sets the patterns itself (the failed-pairing note, gasguard.pair_note),
+        # else None (the name is one this module has already: no new entry in its name table)
+        self.pattern = None
         if self.relay_pin is not None:
             self.relay_pin.value(0)
 
@@ -110,38 +113,21 @@ class Outputs:
 
     def show(self, lvl, co, faulted, ready, hushed, chirp_ms):
         """The indications of the table above for one state: methane level `lvl`, CO alarm
-        `co`, any fault, warm-up over, hush (silences all but a high methane alarm)."""
-        r = self.red
-        if lvl >= 2:
-            r.set(ON)
-        elif lvl:
-            r.set(BLINK_1HZ)
-        elif co:
-            r.set(DOUBLE_FLASH)
-        else:
-            r.set(OFF)
+        `co`, any fault, warm-up over, hush (silences all but a high methane alarm).
+        While a failed-pairing note has the patterns (self.pattern), they stay its own unless
+        there is an alarm: the alarm always wins and the note is dropped."""
+        alarm = lvl or co
+        if self.pattern is not None and not alarm:
+            return
+        self.pattern = None
+        self.red.set(ON if lvl >= 2 else BLINK_1HZ if lvl else DOUBLE_FLASH if co else OFF)
         self.yellow.set(ON if faulted else OFF)
-        g = self.green
-        if lvl or co or faulted:
-            g.set(OFF)
-        elif not ready:
-            g.set(SLOW_BLINK)
-        else:
-            g.set(ON)
-        # buzzer: priority high methane > CO > low methane > fault chirp
-        b = self.buzzer
-        if lvl >= 2:
-            b.set(BEEP_L2)
-        elif hushed:
-            b.set(OFF)
-        elif co:
-            b.set(BEEP_CO_T4)
-        elif lvl:
-            b.set(BEEP_L1)
-        elif faulted:
-            b.set(CHIRP, chirp_ms)
-        else:
-            b.set(OFF)
+        self.green.set(OFF if alarm or faulted else ON if ready else SLOW_BLINK)
+        # buzzer: priority high methane > CO > low methane > fault chirp (one expression:
+        # fewer calls, less resident bytecode)
+        b = (BEEP_L2 if lvl >= 2 else OFF if hushed else BEEP_CO_T4 if co else BEEP_L1 if lvl
+             else CHIRP if faulted else OFF)
+        self.buzzer.set(b, chirp_ms if b is CHIRP else 0)
 
     def poll(self):
         now = self.clock.ticks_ms()

@@ -156,9 +156,9 @@ class ValveController:
             return self.state, cause
         return "unknown", cause  # a change of the switch is being debounced
 
-    def pair_button(self, force=False):
-        if self.link is not None:
-            self.link.pair_button(force)
+    def pair_button(self, force=False, *args):
+        if self.link is not None:  # args: (app,) whose LEDs show a failed window (pair_note)
+            self.link.pair_button(force, *args)
 
     # --- the step ----------------------------------------------------------
     def poll(self):

@@ -88,7 +88,7 @@ class ValveApp(DeviceApp):
     def _long_press(self):
         self.emit({"event": "button", "action": "pair"})
         # factory mode from the button (physical presence) may replace a working pairing
-        self.controller.pair_button(self.service.factory_via == "button")
+        self.controller.pair_button(self.service.factory_via == "button", self)
 
     def _tier(self):
         return self.controller.cfg["tier"], None

@@ -10,11 +10,38 @@ from gasguard_tools import i18n
 
 
 def test_every_entry_has_both_languages():
-    for table in (i18n.TEXT, i18n.FAULTS, i18n.CAUSES, i18n.EVENTS, i18n.WORDS, i18n.FIELDS):
+    for table in (i18n.TEXT, i18n.FAULTS, i18n.CAUSES, i18n.EVENTS, i18n.WORDS, i18n.FIELDS,
+                  i18n.PAIR_REASONS):
         for key, pair in table.items():
             assert len(pair) == 2 and all(isinstance(s, str) and s for s in pair), key
     # the Chinese text really is Chinese (someone pasting English twice is caught)
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in zh) for zh, _ in i18n.FAULTS.values())
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in zh) for zh, _ in i18n.PAIR_REASONS.values())
+
+
+def test_every_pairing_failure_the_firmware_reports_is_expanded_in_both_languages():
+    """The reasons of the link event pair_failed (gasguard.link_pair, link_core) are
+    sentences in diag log / diag status, with the code beside them."""
+    import re
+
+    from conftest import FIRMWARE
+
+    codes = set()
+    for name in ("link_pair.py", "link_core.py", "valve_link.py", "detector_link.py"):
+        text = (FIRMWARE / "gasguard" / name).read_text()
+        codes.update(re.findall(r'failed\(l, "(\w+)"\)', text))
+        codes.update(re.findall(r'_rare\("failed", "(\w+)"\)', text))
+        codes.update(re.findall(r'"pair_failed", "reason": "(\w+)"', text))
+    assert {"no_answer", "conflict", "forged", "linked", "no_confirm", "no_memory",
+            "no_address"} <= codes, codes
+    for code in codes:
+        for lang in i18n.LANGS:
+            assert i18n.pair_reason(code, lang).endswith("(%s)" % code), code
+            assert i18n.pair_reason(code, lang) != code
+    ev = {"event": "link", "state": "pair_failed", "reason": "conflict", "seq": 9, "t": 4}
+    assert i18n.describe(ev, "en").startswith("pairing failed: a second device answered")
+    assert i18n.describe(ev, "zh").startswith("配对失败：") and "(conflict)" in i18n.describe(ev, "zh")
+    assert i18n.pair_reason("new_code", "zh") == "new_code"  # unknown: shown as it is
 
 
 def test_language_comes_from_the_locale_then_chinese():

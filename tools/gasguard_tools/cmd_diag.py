@@ -207,6 +207,7 @@ def status_rows(s, lang):
                      " (%s)" % i18n.fault(x["fault"], lang) if x.get("fault") else "")
         for x in links) or T("none_configured")))
     rows.append((T("interlock_cause"), s["interlock_cause"] or "-"))
+    rows.extend(_pair_note_rows(s, lang))
     rows.append((T("outbox_depth"), "-" if s["outbox_depth"] is None else s["outbox_depth"]))
     rep = s["parts"].get("reporter")
     if isinstance(rep, dict):
@@ -215,6 +216,14 @@ def status_rows(s, lang):
             T("time_synced") if rep.get("time_synced") else T("time_not_synced"))))
     rows.append((T("last_errors"), "; ".join(s["last_errors"]) or T("none")))
     return rows
+
+
+def _pair_note_rows(s, lang):
+    """While a device shows that its pairing window failed (STATUS? parts.pair_note): why."""
+    n = s.get("parts", {}).get("pair_note")
+    if not isinstance(n, dict):
+        return []
+    return [(i18n.t("pairing_failed", lang), i18n.pair_reason(n.get("failed"), lang))]
 
 
 def _faults(codes, lang):
@@ -260,6 +269,7 @@ def _valve_rows(s, lang):
     rows.append((T("flow"), "- " + T("no_flow_input") if s["flow_m3h"] is None
                  else "%.3f m3/h" % s["flow_m3h"]))
     rows.append((T("supply"), "-" if s["supply_mv"] is None else "%d mV" % s["supply_mv"]))
+    rows.extend(_pair_note_rows(s, lang))
     c = s["counters"]
     rows.append((T("counters"), ", ".join("%s %s" % (k.replace("_", " "), c[k]) for k in (
         "closes", "reopens", "trips", "trip_retries", "remote_closes", "rejected_frames") if k in c)))

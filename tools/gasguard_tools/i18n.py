@@ -84,6 +84,7 @@ TEXT = {
     "last_close": ("上次关阀", "last close"),
     "why": ("原因说明", "why"),
     "link": ("无线链路", "link"),
+    "pairing_failed": ("配对", "pairing"),
     "rejected": ("拒收", "rejected"),
     "pressure": ("压力", "pressure"),
     "flow": ("流量", "flow"),
@@ -297,6 +298,29 @@ CAUSES = {
                 "no sensor reading explains it (no pressure/flow sensor fitted?)"),
 }
 
+# Why a pairing window ended without a pairing: the short code of the link event pair_failed
+# (docs/interlock.md "When a pairing fails"), what the person should do next.
+PAIR_REASONS = {
+    "no_answer": ("配对窗口内对端设备没有应答：请在 60 秒内同时长按两台设备的按键",
+                  "no device answered in the pairing window: hold both devices' buttons "
+                  "within the same minute"),
+    "no_confirm": ("阀门已应答，但探测器没有确认：请在两台设备上重新同时配对",
+                   "the valve answered but the detector never confirmed: pair both again"),
+    "conflict": ("窗口内有第二台设备应答（附近有其他设备在配对或有人干扰），未配对；"
+                 "请远离其他正在配对的设备后重试",
+                 "a second device answered in the window (another pairing nearby, or someone "
+                 "interfering): not paired; try again away from other devices being paired"),
+    "forged": ("收到无效的配对应答（密钥校验失败），未配对", "an invalid pairing answer (its key did "
+               "not verify): not paired"),
+    "linked": ("已有正常工作的配对，单侧按键不会替换它：请同时按两台设备，或在出厂模式下按键",
+               "a working pairing is not replaced from one side: press both devices, or press "
+               "in factory mode entered with the button"),
+    "no_memory": ("内存不足，无法配对（报警功能不受影响）：请稍后重试",
+                  "not enough memory to pair now (the alarm is not affected): try again later"),
+    "no_address": ("无线模块没有地址，无法配对：请检修无线模块",
+                   "the radio has no address, pairing is impossible: have the radio checked"),
+}
+
 EVENTS = {
     "alarm": ("报警", "alarm"),
     "boot": ("启动", "boot"),
@@ -352,6 +376,16 @@ def fault(code, lang):
     return "%s (%s)" % (text, code)
 
 
+def pair_reason(code, lang):
+    """'配对失败：… (no_answer)': why a pairing window failed, with its code (the code alone
+    if unknown)."""
+    text = _pick(PAIR_REASONS, code, lang)
+    if not text:
+        return str(code)
+    return "%s%s%s (%s)" % (FAULTS["pair_failed"][0 if lang == "zh" else 1],
+                            "：" if lang == "zh" else ": ", text, code)
+
+
 def cause(code, lang):
     return _pick(CAUSES, code, lang)
 
@@ -374,6 +408,9 @@ def describe(ev, lang="en"):
     if ev.get("event") == "fault" and ev.get("code"):
         out.append("%s %s" % (fault(ev["code"], lang), word(ev.get("state"), lang)))
         skip = skip + ("code", "state")
+    if ev.get("event") == "link" and ev.get("state") == "pair_failed":
+        out.append(pair_reason(ev.get("reason"), lang))
+        skip = skip + ("state", "reason")
     if ev.get("event") == "valve" and ev.get("cause") and cause(ev["cause"], lang):
         out.append("%s (%s)" % (cause(ev["cause"], lang), ev["cause"]))
         skip = skip + ("cause",)
