@@ -75,6 +75,13 @@ def _num(text, col, lineno):
     return v
 
 
+def _cells(text, lineno):
+    try:
+        return next(csv.reader([text]), [""])
+    except csv.Error as e:  # (a line break inside a field of a list given by a caller)
+        raise ToolError("line %d: not a CSV line (%s)" % (lineno, e))
+
+
 def parse_scenario(path_or_lines, device="detector"):
     """Validate a scenario; return (rows, end_ms): rows are JSON-ready dicts for the runner.
 
@@ -98,7 +105,7 @@ def parse_scenario(path_or_lines, device="detector"):
         raise ToolError("line 1: empty scenario (need a header with t_s)")
     hdr_line, hdr = body[0]
     hdr = hdr.lstrip("\ufeff")  # a spreadsheet's UTF-8 byte-order mark
-    header = [h.strip() for h in next(csv.reader([hdr]))]
+    header = [h.strip() for h in _cells(hdr, hdr_line)]
     if "t_s" not in header:
         raise ToolError("line %d: header has no t_s column (got %s)" % (hdr_line, ", ".join(header)))
     known = ("t_s",) + spec["numeric"] + tuple(spec["text"])
@@ -112,7 +119,7 @@ def parse_scenario(path_or_lines, device="detector"):
     rows = []
     last_t = None
     for lineno, text in body[1:]:
-        cells = [c.strip() for c in next(csv.reader([text]))]
+        cells = [c.strip() for c in _cells(text, lineno)]
         if len(cells) != len(header):
             raise ToolError("line %d: %d values for %d columns" % (lineno, len(cells), len(header)))
         row = {}
