@@ -15,7 +15,8 @@ from binascii import hexlify, unhexlify
 
 from gasguard.identifier import IdentifierError, check_char, make, validate
 from gasguard.canon import canon
-from gasguard.active_id import MessageError, direction_keys, open_msg, seal
+from gasguard.active_id import direction_keys, seal
+from gasguard.id_down import MessageError, open_msg
 
 
 def out(s):
