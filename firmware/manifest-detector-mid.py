@@ -37,7 +37,6 @@ package("gasguard", files=(
     "flash_config.py",
     "hmac256.py",
     "id_admin.py",
-    "id_down.py",
     "identifier.py",
     "identity.py",
     "interlock_frame.py",

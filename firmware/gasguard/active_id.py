@@ -18,10 +18,9 @@ gasguard.id_platform, which no device carries.
 ActiveId is a non-blocking step machine: poll() does at most one message per call and
 only hands bytes to send(kind, payload) (the reporter's queue); it never waits on the
 network, so registration never delays alarming or valve closing. What runs often (the
-heartbeat decision, sealing a registration or a heartbeat) is this module and
-gasguard.canon only; a downlink (opening and checking it, an acknowledgement) adds
-gasguard.id_down; the identity store is loaded to build the object and to record a
-registration; the commands (get_id, set_attr, set_hb) are gasguard.id_admin.
+heartbeat decision, sealing a registration or a heartbeat, an acknowledgement) is this
+module and gasguard.canon only: the identity store is loaded to build the object and to
+record a registration; the commands (get_id, set_attr, set_hb) are gasguard.id_admin.
 """
 
 from binascii import hexlify
@@ -44,6 +43,57 @@ def seal(dkey, body):
     msg = dict(body)
     msg["mac"] = hexlify(hmac256.digest(dkey, canon(body))).decode()
     return canon(msg)
+
+
+class MessageError(ValueError):
+    pass
+
+
+def open_msg(dkey, payload):
+    """Parse and authenticate wire bytes; return the body (dict without mac).
+    Raises MessageError naming the reason; never anything else for any input."""
+    import json
+    from binascii import unhexlify
+
+    try:
+        if isinstance(payload, str):
+            payload = payload.encode()
+        if not isinstance(payload, (bytes, bytearray)):
+            raise MessageError("payload must be bytes")
+        if len(payload) > 2048:
+            raise MessageError("message longer than 2048 bytes")
+        try:
+            body = json.loads(payload)
+        except Exception:  # (one reason for both: b"00" is 0 on MicroPython, an error on CPython)
+            body = None
+        if not isinstance(body, dict):
+            raise MessageError("not a JSON object")
+        tag = body.pop("mac", None)
+        if not isinstance(tag, str) or len(tag) != 64:
+            raise MessageError("mac missing or not 64 hex digits")
+        try:
+            if tag.lower() != tag:
+                raise ValueError
+            tag = unhexlify(tag)
+        except Exception:
+            raise MessageError("mac must be 64 lower-case hex digits")
+        try:
+            data = canon(body)
+        except Exception:
+            raise MessageError("body cannot be encoded canonically (floats?)")
+        if not hmac256.equal(hmac256.digest(dkey, data), tag):
+            raise MessageError("bad mac")
+        if body.get("v") != 1:
+            raise MessageError("protocol version is not 1")
+        return body
+    except MessageError:
+        raise
+    except Exception as e:  # defensive: hostile input must not crash the device
+        raise MessageError("malformed message (%s)" % type(e).__name__)
+
+
+def _int(v, hi):
+    return (not isinstance(v, bool)) and isinstance(v, int) and 0 <= v <= hi
 
 
 def _rng(n):
@@ -183,18 +233,43 @@ class ActiveId:
         self._last_hb = now
         return "hb"
 
-    def on_message(self, payload):
-        """Handle one downlink (wire bytes). Returns (accepted, reason). Never raises on input.
-        The downlink side is gasguard.id_down, loaded for the call: a heartbeat or a
-        registration, the frequent calls, load this module alone."""
-        from gasguard import lazy
-        from gasguard.id_down import on_message
+    def _reject(self, why):
+        self.counters["rejected"] += 1
+        self.last_reject = why
+        return (False, why)
 
+    def on_message(self, payload):
+        """Handle one downlink (wire bytes). Returns (accepted, reason). Never raises on input."""
+        self._tick()
         try:
-            return on_message(self, payload)
-        finally:
-            # parked (lazy.parked_active_id): released with this module when the call ends
-            lazy.release("id_down")
+            b = open_msg(self._down, payload)
+        except MessageError as e:
+            return self._reject(str(e))
+        if b.get("id") != self.id:
+            return self._reject("addressed to another identifier")
+        t = b.get("t")
+        if t == "reg_ack":
+            if not self.pending:
+                return self._reject("no registration pending")
+            if b.get("nonce") not in self.pending:
+                return self._reject("stale nonce (replayed acknowledgement)")
+            if b.get("status") != "registered":
+                return self._reject("registration refused by the platform")
+            ts = b.get("ts")
+            if not _int(ts, 0x7FFFFFFF):
+                return self._reject("ts must be an integer")
+            self.pending = []
+            self.rec = None
+            self.ids.mark_registered(ts)
+            self.registered = True
+            self._retry_s = self._rmin
+            self._last_hb = self.clock.ticks_ms()  # first heartbeat one interval after it
+            return (True, "registered")
+        if t != "cmd":
+            return self._reject("unexpected message type")
+        from gasguard.id_admin import command  # the rare side: commands (get_id, set_attr, set_hb)
+
+        return command(self, b)
 
 
 def attach_reporter(active, rep):

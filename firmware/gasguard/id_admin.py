@@ -274,22 +274,21 @@ def set_hb(ids, seconds):
 # ---- the platform's remote commands (gasguard.active_id hands them here) -------------------
 
 
-def command(act, b, reject):
+def command(act, b):
     """One authenticated downlink command for act (an ActiveId): refused when stale or
-    malformed, else run and answered with a sealed rsp. Returns (accepted, reason).
-    reject: gasguard.id_down.reject (counts and returns a refusal), which handed it here."""
+    malformed, else run and answered with a sealed rsp. Returns (accepted, reason)."""
     seq = b.get("seq")
     if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= 0x3FFFFFFF:
-        return reject(act, "seq must be a positive integer")
+        return act._reject("seq must be a positive integer")
     ids = act.ids
     if seq <= ids.platform()["down_seq"]:
-        return reject(act, "old seq (replayed command)")
+        return act._reject("old seq (replayed command)")
     op = b.get("op")
     args = b.get("args")
     if op not in ("get_id", "set_attr", "set_hb"):
-        return reject(act, "unknown op")
+        return act._reject("unknown op")
     if not isinstance(args, dict):
-        return reject(act, "args must be an object")
+        return act._reject("args must be an object")
     ids.set_down_seq(seq)  # consumed before acting: it can never run twice
     act.counters["cmds"] += 1
     rsp = {"t": "rsp", "re": seq, "op": op, "ok": True}

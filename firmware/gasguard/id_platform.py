@@ -2,8 +2,7 @@
 registration, sending a command, opening a device's uplink. Used by the host tools, the
 platform simulator and the tests; no device imports it, so no deploy set carries it."""
 
-from gasguard.active_id import direction_keys, seal
-from gasguard.id_down import open_msg
+from gasguard.active_id import direction_keys, open_msg, seal
 
 
 def platform_ack(key, reg_payload, ts, status="registered"):

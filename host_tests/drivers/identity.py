@@ -15,8 +15,7 @@ from binascii import hexlify, unhexlify
 
 from gasguard.identifier import IdentifierError, check_char, make, validate
 from gasguard.canon import canon
-from gasguard.active_id import direction_keys, seal
-from gasguard.id_down import MessageError, open_msg
+from gasguard.active_id import MessageError, direction_keys, open_msg, seal
 
 
 def out(s):

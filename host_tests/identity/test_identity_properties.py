@@ -8,8 +8,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from conftest import run_both
-from gasguard.active_id import MAX_PENDING, ActiveId, direction_keys, seal
-from gasguard.id_down import open_msg
+from gasguard.active_id import MAX_PENDING, ActiveId, direction_keys, open_msg, seal
 from gasguard.id_platform import platform_ack, platform_cmd, platform_open
 from gasguard.identifier import ALNUM, IdentifierError, check_char, make, parse, validate
 from gasguard.canon import canon

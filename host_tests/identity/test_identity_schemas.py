@@ -7,8 +7,7 @@ import jsonschema
 import pytest
 
 from conftest import ROOT
-from gasguard.active_id import ActiveId, direction_keys
-from gasguard.id_down import open_msg
+from gasguard.active_id import ActiveId, direction_keys, open_msg
 from gasguard.id_platform import platform_ack, platform_cmd, platform_open
 from gasguard.canon import canon
 from gasguard.identity import IdentityStore

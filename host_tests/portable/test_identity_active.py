@@ -4,8 +4,7 @@ import json
 
 from ptest import raises, tmpdir
 
-from gasguard.active_id import MAX_PENDING, ActiveId, direction_keys, seal
-from gasguard.id_down import MessageError, open_msg
+from gasguard.active_id import MAX_PENDING, ActiveId, MessageError, direction_keys, open_msg, seal
 from gasguard.id_platform import platform_ack, platform_cmd, platform_open
 from gasguard.identity import IdentityError, IdentityStore
 from gasguard.store import FileStore
