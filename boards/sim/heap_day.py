@@ -263,7 +263,7 @@ def board_code(kind, cfg):
         out.append(esp32_radio)
     for p in sys.path:
         try:
-            with open(p + "/main.py") as f:
+            with open(p + "/main.py" if p else "main.py") as f:  # "": the chip's root
                 src = f.read()
         except OSError:
             continue

@@ -19,7 +19,7 @@ from fixtures.detector import DetectorBoard
 from gasguard import lazy
 from gasguard_tools import bench_heap, prime
 
-MPY = re.compile(r"/gasguard/(\w+)\.mpy$")
+MPY = re.compile(r"(?:^|/)gasguard/(\w+)\.mpy$")
 
 
 @pytest.fixture(scope="module")

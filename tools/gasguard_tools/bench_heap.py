@@ -91,13 +91,30 @@ RUNNER = ("import gc\nimport micropython\nimport sys\ngc.collect()\nb = gc.mem_a
           "import heap_day\nheap_day.main(b)\n")
 
 
+def device_run(path):
+    """(env, cwd) to run an interpreter on `path` as the chip finds its files. A device's
+    deploy folder (device_path) becomes the working directory and the first path entry is
+    "": the chip's sys.path starts with "" and its files are at the filesystem's root, so
+    every module it imports interns its path as "gasguard/reporter.mpy" (import keeps
+    each module's file name as a name for good, released or not). Run from a long
+    temporary folder, each path would charge the device about 50 B more than the chip's
+    (measured on the valve's day: about 2 KB). Any other path list (the factory line's
+    whole firmware tree) is used as it is."""
+    first = Path(path[0])
+    if first.name.startswith("deploy-"):
+        # the unix port puts the script's folder first and takes a leading "" for it
+        return ({"MICROPYPATH": ":".join(["", ""] + list(path[1:])), "PATH": "/usr/bin:/bin"},
+                str(first))
+    return {"MICROPYPATH": ":".join(path), "PATH": "/usr/bin:/bin"}, None
+
+
 def _run(exe, path, heap, what, kind, tier, store):
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(RUNNER)
+    env, cwd = device_run(path)
     try:
         return subprocess.run([exe, "-X", "heapsize=%d" % heap, f.name, what, kind, tier, store],
-                              capture_output=True, text=True, timeout=600,
-                              env={"MICROPYPATH": ":".join(path), "PATH": "/usr/bin:/bin"})
+                              capture_output=True, text=True, timeout=600, env=env, cwd=cwd)
     finally:
         os.unlink(f.name)
 

@@ -41,10 +41,9 @@ def measure(exe, path, kind, tier, heap):
             raise RuntimeError("provisioning failed: " + (r.stdout + r.stderr)[-500:])
         with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
             f.write(RUNNER)
+        env, cwd = bench_heap.device_run(bench_heap.device_path(path, kind, tier))
         r = subprocess.run([exe, "-X", "heapsize=%d" % heap, f.name, kind, tier, store],
-                           capture_output=True, text=True, timeout=300,
-                           env={"MICROPYPATH": ":".join(bench_heap.device_path(path, kind, tier)),
-                                "PATH": "/usr/bin:/bin"})
+                           capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
         os.unlink(f.name)
     finally:
         shutil.rmtree(store, ignore_errors=True)

@@ -54,8 +54,9 @@ def _segment(exe, path, heap, kind, tier, store, seed, start, end):
     try:
         argv = [exe, "-X", "heapsize=%d" % heap, f.name, kind, tier, store, str(seed),
                 str(start[0]), str(start[1]), str(end[0]), str(end[1])]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=3600,
-                              env={"MICROPYPATH": ":".join(path), "PATH": "/usr/bin:/bin"})
+        env, cwd = bench_heap.device_run(path)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=3600, env=env,
+                              cwd=cwd)
     finally:
         os.unlink(f.name)
 
@@ -92,9 +93,9 @@ def _heap_day_base(exe, path):
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(bench_heap.RUNNER)
     try:
+        env, cwd = bench_heap.device_run(path)
         r = subprocess.run([exe, "-X", "heapsize=2m", f.name, "pre"], capture_output=True,
-                           text=True, timeout=60,
-                           env={"MICROPYPATH": ":".join(path), "PATH": "/usr/bin:/bin"})
+                           text=True, timeout=60, env=env, cwd=cwd)
     finally:
         os.unlink(f.name)
     for d in _lines(r.stdout):
