@@ -100,11 +100,17 @@ def setup(l, radio, clock, store, cfg, emit, rand, reasons):
 
 
 def install(l, key, peer, counter):
-    """LinkCore._install: use a shared key (pads once, a frame counter, fresh state)."""
-    l.key = bytes(key)
-    l.peer = bytes(peer)
-    l._p = hmac256.pads(l.key)
-    l.counter = counter(l.store, l.key, l.cfg["counter_block"])
+    """LinkCore._install: use a shared key (pads once, a frame counter, fresh state).
+    All or nothing: what needs memory or the flash is made first, so a MemoryError leaves
+    the link as it was (a key without its counter made every later heartbeat raise)."""
+    key = bytes(key)
+    peer = bytes(peer)
+    pads = hmac256.pads(key)
+    c = counter(l.store, key, l.cfg["counter_block"])
+    l.key = key
+    l.peer = peer
+    l._p = pads
+    l.counter = c
     l.last_rx = 0  # highest peer counter accepted
     l.seen = 0  # highest authentic peer counter seen (what we echo)
     l.synced = False

@@ -53,8 +53,12 @@ def test_pairing_fits_beside_the_running_device(tree, kind, tier):
 # The valve at its 112 KB heap pairs or not depending on the run: since its main.py collects
 # every 8 KB it is at the edge (docs/heap-budget.md, "Fragmentation: the valve collects every
 # 8 KB"); measured on main 56215af: passed in three runs on a loaded machine, failed in four
-# on a quieter one (link lost, pairing live peak 100144 B). Not strict until it has margin.
-@pytest.mark.xfail(strict=False, reason="at the edge of 112 KB: passes or fails with the run")
+# on a quieter one (link lost, pairing live peak 100144 B). And the bench's simulated detector,
+# the other chip, runs in the valve's interpreter and takes its pairing's room (x25519, the
+# frame tags) out of the valve's 112 KB: with the device's files found as on the chip
+# (bench_heap.device_run) that peer ran out first (MemoryError in its heartbeat's tag), a
+# harness limit: the peer needs a heap of its own, as in `gasguard sim`. Not strict until then.
+@pytest.mark.xfail(strict=False, reason="at the edge of 112 KB; the peer shares the valve's heap")
 def test_valve_pairs_at_112k(tree):
     exe, path = tree
     big = _bench(exe, path, "valve", "M", 2 * 1024 * 1024)
