@@ -61,7 +61,9 @@ class Button:
                     self.shorts += 1
                     self.on_short()
                 return
-        if self.pressed and not self._done and clock.ticks_diff(now, self._pressed_at) >= self.hold_ms:
+        # a release not yet debounced (_cand 0) ends the press where it began: a 2960 ms press
+        # is a short one, though it is still "pressed" for the debounce after it
+        if self._cand and self.pressed and not self._done and clock.ticks_diff(now, self._pressed_at) >= self.hold_ms:
             self._done = True
             self.holds += 1
             self.on_hold()

@@ -126,3 +126,22 @@ def test_nothing_but_a_hand_opens_a_closed_valve(actions):
         assert not r.board.is_open
     assert r.app.controller.state in ("closed", "closing")
     assert [e for e in r.app.events(50) if e["event"] == "valve" and e["state"] == "open"] == []
+
+
+def test_a_press_released_just_before_the_hold_time_is_short():
+    """Found by the model test: a 2960 ms press fired on_hold, because the release is
+    debounced 50 ms after it happens and the hold time was counted to "now" meanwhile."""
+    for held, want in ((2960, ["short"]), (2990, ["short"]), (3020, ["hold"])):
+        clock = SimClock(0)
+        pin = SimPin("button", SimPin.IN)
+        calls = []
+        b = Button(pin, clock, lambda: calls.append("short"), lambda: calls.append("hold"))
+        pin.set_input(1)
+        for _ in range(held // STEP):
+            clock.advance(STEP)
+            b.poll()
+        pin.set_input(0)
+        for _ in range(20):
+            clock.advance(STEP)
+            b.poll()
+        assert calls == want, (held, calls)
