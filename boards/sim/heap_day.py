@@ -150,9 +150,10 @@ class ValveBoard:
 LEVELS = "/.heapday_levels"  # in the store's folder (a dot file: the store lists none)
 
 
-# The valve's main.py sets gc.threshold(8192) first (a collection after every 8 KB allocated:
-# the boot's garbage reused before fresh heap is taken); test_valve_board checks it is the same.
-VALVE_GC_EVERY = 8192
+# Both boards' main.py set gc.threshold(8192) first (a collection after every 8 KB allocated:
+# the boot's garbage reused before fresh heap is taken); test_valve_board and
+# test_detector_board check it is the same.
+GC_EVERY = 8192
 
 
 def valve_levels():
@@ -333,8 +334,7 @@ class Day:
         """What boards/esp32-*/main.py does, with the simulated board objects."""
         from gasguard import lazy
 
-        if kind == "valve":  # first of all, as boards/esp32-valve/main.py does
-            gc.threshold(VALVE_GC_EVERY)
+        gc.threshold(GC_EVERY)  # first of all, as boards/esp32-*/main.py do
         # first, as main.py does: the boot's names while the heap is empty; a low-tier
         # detector installed without Wi-Fi gets no gasguard/names.mpy (gasguard_tools.prime.primed)
         if not (self.local and tier == "low"):

@@ -1,7 +1,8 @@
 """micropython run_main.py STORE_DIR TURNS MAIN: a board's main.py with /data at STORE_DIR.
 
 Also runs on CPython (python3 run_main.py ...): the few MicroPython names main.py uses
-(micropython.kbd_intr/const, time.ticks_*/sleep_ms) are supplied, nothing else changes."""
+(micropython.kbd_intr/const, time.ticks_*/sleep_ms, gc.threshold) are supplied, nothing else
+changes."""
 
 import json
 import os
@@ -22,6 +23,9 @@ except ImportError:  # CPython
     time.ticks_add = lambda t, d: (t + d) % _P
     time.ticks_diff = lambda a, b: ((a - b + _P // 2) % _P) - _P // 2
     time.sleep_ms = lambda ms: time.sleep(ms / 1000)
+    import gc
+
+    gc.threshold = lambda n=None: None  # MicroPython's collection threshold: nothing here
 
 import esp32_hal
 import gasguard.store

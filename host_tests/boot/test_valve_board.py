@@ -32,8 +32,8 @@ def test_main_collects_every_8k_from_its_first_line_as_the_bench_does():
             if ln.strip() and not ln.lstrip().startswith("#")]
     assert code[:2] == ["import gc", "gc.threshold(8192)"], code[:3]
     day = (ROOT / "boards" / "sim" / "heap_day.py").read_text()
-    assert re.search(r"^VALVE_GC_EVERY = 8192$", day, re.M)
-    assert day.index("gc.threshold(VALVE_GC_EVERY)") < day.index("lazy.prime()")
+    assert re.search(r"^GC_EVERY = 8192$", day, re.M)
+    assert day.index("gc.threshold(GC_EVERY)") < day.index("lazy.prime()")
 
 
 def run_main(tmp_path, turns=300):
