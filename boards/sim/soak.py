@@ -194,7 +194,7 @@ def run_boot():
     board = dev.board
     d, t = day, ms
     while True:
-        items = soak_plan.plan(d, seed, kind)
+        items = soak_plan.plan(d, seed, kind, tier != "low")
         stop = end_ms if d == end_day else DAY_MS
         for it in items:
             if it[2] == "reboot" and t < it[0] < stop:

@@ -5,7 +5,9 @@ the ESP32-like interpreter (the device's harness drives the air and the network 
 so both sides see the same day. Deterministic from (day, seed); every number is a small
 int (no big ints on the 32-bit interpreter).
 
-plan(day, seed, kind) -> list of (t0_ms, t1_ms, what, value), t in ms of that day:
+plan(day, seed, kind, co=True) -> list of (t0_ms, t1_ms, what, value), t in ms of that day
+(co=False: a detector without a CO channel, the low tier: no CO at its sensor, and the
+night's CO leak is a methane leak instead, so it still has a leak most nights):
   "ch4", "co"   gas at the sensor, ppm x10 (the highest active interval counts)
   "pressure"    valve: an over-pressure on the line (value 1)
   "outage"      the broker unreachable
@@ -40,21 +42,26 @@ class Lcg:
         return lo + self.below(hi - lo + 1)
 
 
-def plan(day, seed, kind="detector"):
+def plan(day, seed, kind="detector", co=True):
     r = Lcg(seed * 131 + day * 7919 + 17)
     out = []
     det = kind == "detector"
+    gas2 = "co" if co else "ch4"  # every draw stays as it is: the other devices' days do not move
     for hour in (7, 12, 18):  # meals: cooking interference below the alarm point
         t = hour * HOUR_MS + r.between(0, 40) * MIN_MS
         if det:
             out.append((t, t + r.between(60, 300) * 1000, "ch4", r.between(5000, 35000)))
-            out.append((t, t + r.between(8, 25) * MIN_MS, "co", r.between(100, 350)))
+            c = (t, t + r.between(8, 25) * MIN_MS, "co", r.between(100, 350))
+            if co:
+                out.append(c)
             if r.below(2) == 0:  # a brief whiff above the level-1 point (a burner lit late)
                 s = t + 30000
                 out.append((s, s + r.between(3, 8) * 1000, "ch4", r.between(60000, 150000)))
             if r.below(3) == 0:  # a short CO bump above the no-alarm level (a pan burnt)
                 s = t + 10 * MIN_MS
-                out.append((s, s + r.between(2, 5) * MIN_MS, "co", r.between(600, 1200)))
+                c = (s, s + r.between(2, 5) * MIN_MS, "co", r.between(600, 1200))
+                if co:
+                    out.append(c)
     # a leak most nights, sometimes during a broker outage (the event waits in the outbox)
     night = 2 * HOUR_MS + r.between(0, 120) * MIN_MS
     during_outage = r.below(2) == 0
@@ -66,7 +73,8 @@ def plan(day, seed, kind="detector"):
         out.append((night, night + r.between(120, 360) * 1000, "ch4", r.between(75000, 250000)))
     if det and co_leak:
         t = night + 10 * MIN_MS
-        out.append((t, t + 15 * MIN_MS, "co", r.between(4000, 5000)))
+        v = r.between(4000, 5000)  # 400-500 ppm CO; as methane: 20-25 %LEL
+        out.append((t, t + 15 * MIN_MS, gas2, v if co else v * 25))
     if not det and (leak or co_leak):
         out.append((night, night + 30000, "pressure", 1))
     t = 10 * HOUR_MS + r.between(0, 60) * MIN_MS

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from . import bench_heap
 
-DEVICES = (("detector", "mid"), ("valve", "M"))
+DEVICES = (("detector", "low"), ("detector", "mid"), ("valve", "M"))
 SOAK_HEAP_GOAL = bench_heap.ESP32_HEAP
 # Used only while a device does not boot at SOAK_HEAP_GOAL (device's own bytes): the smallest
 # heap heap_day's whole day runs in (docs/heap-budget.md) is not enough for a soak day
@@ -242,7 +242,7 @@ def summarize(res, soak_plan):
 
 def _item(x, res, soak_plan):
     day, t0, what = x[0], x[1], x[2]
-    for it in soak_plan.plan(day, res["seed"], res["kind"]):
+    for it in soak_plan.plan(day, res["seed"], res["kind"], res["tier"] != "low"):
         if it[0] == t0 and it[2] == what:
             return it
     raise RuntimeError("soak: interval not in the plan: %r" % (x,))
