@@ -48,15 +48,4 @@ def test_maintenance_flag_skips_the_app_once(tmp_path):
 
 
 def test_main_collects_every_8k_from_its_first_line_as_the_bench_does():
-    """As the valve's: main.py sets gc.threshold before anything is imported (lazy.prime's
-    names module included), and boards/sim/heap_day.py, where every heap figure comes from,
-    sets the same threshold at the same moment (docs/heap-budget.md, "Fragmentation")."""
-    import re
-
-    src = MAIN.read_text()
-    code = [ln for ln in src.split(chr(34) * 3, 2)[2].splitlines()
-            if ln.strip() and not ln.lstrip().startswith("#")]
-    assert code[:2] == ["import gc", "gc.threshold(8192)"], code[:3]
-    day = (ROOT / "boards" / "sim" / "heap_day.py").read_text()
-    assert re.search(r"^GC_EVERY = 8192$", day, re.M)
-    assert day.index("gc.threshold(GC_EVERY)") < day.index("lazy.prime()")
+    board_main.assert_collects_every_8k_first(MAIN)

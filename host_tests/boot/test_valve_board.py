@@ -22,18 +22,7 @@ MAIN = ROOT / "boards" / "esp32-valve" / "main.py"
 
 
 def test_main_collects_every_8k_from_its_first_line_as_the_bench_does():
-    """main.py sets gc.threshold before anything is imported (lazy.prime's names module
-    included); boards/sim/heap_day.py, which every heap figure of the valve comes from, sets
-    the same threshold at the same moment (docs/heap-budget.md, "Fragmentation")."""
-    import re
-
-    src = MAIN.read_text()
-    code = [ln for ln in src.split(chr(34) * 3, 2)[2].splitlines()
-            if ln.strip() and not ln.lstrip().startswith("#")]
-    assert code[:2] == ["import gc", "gc.threshold(8192)"], code[:3]
-    day = (ROOT / "boards" / "sim" / "heap_day.py").read_text()
-    assert re.search(r"^GC_EVERY = 8192$", day, re.M)
-    assert day.index("gc.threshold(GC_EVERY)") < day.index("lazy.prime()")
+    board_main.assert_collects_every_8k_first(MAIN)
 
 
 def run_main(tmp_path, turns=300):
