@@ -212,3 +212,49 @@ def test_a_payload_that_is_not_a_json_object_has_one_reason_on_every_interpreter
             assert (e.args[0], e.args[1]) == ("malformed", "not a JSON object"), (payload, e.args)
         else:
             raise AssertionError("accepted %r" % payload)
+
+
+class _BrokenWall:
+    """A wall clock with a bug: the command is authenticated, then reading the time raises."""
+
+    def now(self):
+        raise RuntimeError("rtc driver")
+
+
+class _BrokenStore:
+    """A store whose write fails with something other than the OSError it documents."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def read(self, name):
+        return self.inner.read(name)
+
+    def write(self, name, data):
+        raise ValueError("driver bug")
+
+
+def test_a_bug_past_the_mac_check_is_answered_malformed_and_runs_nothing():
+    """The last resort in Commands.handle: an exception that is not a CommandError, raised
+    after the MAC passed (the time source, the counter store), is answered with its type's
+    name, counted as rejected, runs no handler and leaves the counter where it was; the next
+    good command still runs (before the last resort, it would have reached the loop)."""
+    h = Handler()
+    st = FileStore(tmpdir("cmd11"))
+    c = Commands(DEV, KEY, st, h, _BrokenWall(), 300)
+    r = _send(c, sign(KEY, DEV, "w1", 1, NOW, "hush"))
+    assert r == {"id": "w1", "cmd": "hush", "ok": False, "reason": "malformed",
+                 "detail": "RuntimeError"}, r
+    assert h.calls == [] and c.last_ctr == 0 and c.rejected == 1 and c.accepted == 0
+
+    clock = SimClock()
+    wall = WallTime(clock)
+    wall.set(NOW)
+    h2 = Handler()
+    c2 = Commands(DEV, KEY, _BrokenStore(FileStore(tmpdir("cmd12"))), h2, wall, 300)
+    r = _send(c2, sign(KEY, DEV, "w2", 1, NOW, "hush"))
+    assert r["reason"] == "malformed" and r["detail"] == "ValueError", r
+    assert h2.calls == [] and c2.last_ctr == 0 and c2.rejected == 1
+
+    c.wall = wall
+    assert _send(c, sign(KEY, DEV, "w3", 2, NOW, "hush"))["ok"] and h.calls == ["hush"]
