@@ -138,16 +138,39 @@ import pytest  # noqa: E402
 from conftest import NOT_FIT_YET  # noqa: E402
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_FIT_YET)
-def test_long_leak_at_112k_on_the_esp32_like_interpreter_runs_to_its_end(tmp_path):
-    """Done means (issue 10): at 112 KB each, a long leak runs to its end, the alarm closes
-    the valve, every event reaches the broker, and both devices keep 40 KB free."""
+@pytest.fixture(scope="module")
+def long_leak_112k(tmp_path_factory):
+    """One run of a long leak (6 minutes at 40 %LEL) with each device at 112 KB on the
+    ESP32-like interpreter, shared by the two tests below."""
     from conftest import need_esp32
 
-    sc = tmp_path / "long_leak.csv"
+    sc = tmp_path_factory.mktemp("long_leak") / "long_leak.csv"
     sc.write_text("t_s,ch4_ppm,pressure_kpa,flow_m3h,valve_hand\n"
                   "0,0,2.0,0.5,\n330,20000,,,\n690,0,,,\n900,,,,\n")
-    res, lines = run_json("--micropython", need_esp32(), "--heap", "112k", "--scenario", str(sc))
+    return run_json("--micropython", need_esp32(), "--heap", "112k", "--scenario", str(sc))
+
+
+def test_long_leak_at_112k_on_the_esp32_like_interpreter_runs_to_its_end(long_leak_112k):
+    """Done means (issue 10), first half: at 112 KB each (the mid-tier detector and the valve
+    M, each its deploy set from .mpy), a long leak runs to its end: the alarm closes the valve
+    over the radio, it stays closed, and every event reaches the broker."""
+    res, lines = long_leak_112k
+    last = json.loads(lines[-1])
+    assert last["sim"] == "end" and last["t"] == 900, last
+    assert last["valve"] == "closed" and last["cause"] == "interlock", last
+    assert last["outbox_left"] == [0, 0] and all(n > 0 for n in last["published"]), last
+    assert last["registered"] == {"detector": True, "valve": True}, last
+    alarm = [e for e in res["events"] if e.get("event") == "alarm" and e["state"] == "on"]
+    assert [e["level"] for e in alarm if e["gas"] == "ch4"] == [1, 2], alarm
+    for dev, h in last["heap"].items():
+        assert h["size"] == 112 * 1024 and 0 < h["min_free"] < h["size"], (dev, h)
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_FIT_YET)
+def test_long_leak_at_112k_keeps_40k_free_on_both_devices(long_leak_112k):
+    """Done means (issue 10), second half: both devices keep 40 KB free through it (on
+    2026-12-04 the valve does, 44768 B; the mid detector does not, 19456 B)."""
+    res, lines = long_leak_112k
     last = json.loads(lines[-1])
     assert last["valve"] == "closed" and last["outbox_left"] == [0, 0]
     for dev, h in last["heap"].items():
