@@ -4,7 +4,7 @@ import json
 
 from hypothesis import given, settings, strategies as st
 
-from conftest import NOT_FIT_HEAP, run_both
+from conftest import run_both
 
 row = st.fixed_dictionaries(
     {"dt_s": st.integers(1, 400)},
@@ -33,10 +33,7 @@ def test_detector_identical_on_both_interpreters(profile, tier, seed, rows):
         t += r.pop("dt_s")
         lines.append(json.dumps(r))
     lines.append(json.dumps({"end_ms": t * 1000}))
-    # the detector's modules plus the replay harness leave ~20 KB of a 112 KB heap, and some
-    # inputs fragment it past a CO table's 1.7 KB: the ESP32-like run uses NOT_FIT_HEAP
-    # until the detector fits (issue 10, heapfit)
-    a, b = run_both("detector", ("\n".join(lines) + "\n").encode(), esp32_heap=NOT_FIT_HEAP)
+    a, b = run_both("detector", ("\n".join(lines) + "\n").encode())
     assert a == b
     last = json.loads(a.decode().splitlines()[-1])
     assert last["event"] == "end" and last["t"] == t

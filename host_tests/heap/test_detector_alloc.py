@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import NOT_FIT_HEAP, ROOT, run_cpython, run_micropython
+from conftest import ESP32_HEAP, ROOT, run_cpython, run_micropython
 
 SCRIPT = r'''
 import gc, sys
@@ -98,10 +98,8 @@ print(json.dumps(out))
 def test_steady_state_step_allocates_nothing_on_micropython(tmp_path, interp):
     p = tmp_path / "alloc.py"
     p.write_text(SCRIPT)
-    # the ESP32-like interpreter loads the modules as .mpy, as deployed; at NOT_FIT_HEAP until
-    # the detector core fits 112 KB whatever the layout (issue 10, heapfit): what a step
-    # allocates does not depend on the heap's size
-    heap = NOT_FIT_HEAP if interp == "esp32" else None
+    # the ESP32-like interpreter loads the modules as .mpy, as deployed, at the ESP32's 112 KB
+    heap = ESP32_HEAP if interp == "esp32" else None
     r = run_micropython([p, "600"], interp=interp, heap=heap, extra_path=[ROOT / "boards" / "sim"])
     out = (r.stdout + r.stderr).decode()
     assert r.returncode == 0, out

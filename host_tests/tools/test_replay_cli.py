@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import NOT_FIT_HEAP, ROOT, esp32_exe, need_esp32
+from conftest import ESP32_HEAP, ROOT, esp32_exe, need_esp32
 from gasguard_tools import cmd_replay
 from gasguard_tools.runtime import ToolError
 
@@ -77,9 +77,9 @@ def test_kitchen_scenario_events_in_time_order(runtime):
 
 
 def esp32_args():
-    """`gasguard replay` options for the ESP32-like interpreter, from .mpy; at NOT_FIT_HEAP
-    until the detector fits 112 KB whatever the code layout (issue 10, heapfit)."""
-    return ("--micropython", need_esp32(), "--heap", NOT_FIT_HEAP)
+    """`gasguard replay` options for the ESP32-like interpreter, from .mpy, at the ESP32's
+    112 KB."""
+    return ("--micropython", need_esp32(), "--heap", ESP32_HEAP)
 
 
 def test_both_runtimes_print_the_same_bytes():
