@@ -33,10 +33,10 @@ for i in range(N):
             r.outbox.ack(k[0], k[1])
 print("event_us", te // N)
 print("flush_us", tf // N)
-msg = r.outbox.entries[-1][4] if r.outbox.entries else b""
+msg = bytes(r.outbox.message(r.outbox.entries[-1])) if r.outbox.entries else b""
 if not msg:
     r.event(ev)
-    msg = r.outbox.entries[-1][4]
+    msg = bytes(r.outbox.message(r.outbox.entries[-1]))
 print("message_bytes", len(msg))
 from gasguard.outbox import _rec
 rec = _rec(b"M", "<IIBB", 1, 1, 1, 0, msg)

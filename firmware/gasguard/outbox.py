@@ -9,11 +9,15 @@ payload, CRC-32) in the store file "outbox":
 A power cut at any byte leaves a valid prefix plus at most one torn record; opening it
 (gasguard.report_cfg.outbox_open, boot-only) keeps the prefix and atomically rewrites the
 file without the torn tail (otherwise later appends would sit behind garbage and be lost).
-Compaction (dropping acked records) is an atomic rewrite (store.write = temp file +
-rename), so a cut during compaction leaves the old log, which still reads correctly.
+Compaction (dropping acked records) is an atomic rewrite (built in "<name>.new", then
+renamed over the log), so a cut during compaction leaves the old log, which still reads
+correctly.
 
-RAM holds the live messages (bounded by max_bytes + reserve_bytes) so delivery never
-reads flash. Capacity policy (docs/protocol.md, "Outbox"):
+RAM holds only an index of the live messages (boot, seq, kind, prio, the M-record's
+offset in the log, its length: about 50 bytes each); message() reads one back from the
+log when it is sent (a store read at that offset, checked against the index), so a broker
+outage does not fill the heap with messages that are on flash anyway (docs/heap-budget.md,
+"The outbox on flash only"). Capacity policy (docs/protocol.md, "Outbox"):
   * a non-safety message (prio 1) may use max_bytes; when that is full the oldest
     non-safety message is dropped (counter dropped), and if none is left the new one
     is refused (counter dropped, append returns False);
@@ -21,8 +25,11 @@ reads flash. Capacity policy (docs/protocol.md, "Outbox"):
     reserve_bytes; when even that is full, non-safety messages go first, then the oldest
     safety message *after the first one* (the first detection is kept) is dropped and
     counted in lost_safety, which the state message reports: never silently.
-If the store refuses a write (flash error), the message is still kept in RAM and
-delivered, and store_errors counts it (reported as a quality flag).
+If the store refuses a write (flash error), the message is kept in RAM instead (its index
+entry holds the bytes) and delivered, store_errors counts it (reported as a quality flag),
+and the next append or ack rewrites the log (which puts it on flash, behind no torn tail).
+A rewrite is built record by record in "<name>.new" (records copied from the old log, never
+the whole log in one heap block) and renamed over the log (atomic).
 Losses (unacked_lost, unacked_dropped) survive reboots: a drop for space is written in
 the same atomic rewrite as the message that caused it, so the counter and the log
 agree after a power cut; ack_losses() (the platform's signed ack_losses command)
@@ -49,9 +56,12 @@ class Outbox:
         self.name = name
         self.max_bytes = max_bytes
         self.reserve_bytes = reserve_bytes
-        self.entries = []  # [boot, seq, kind, prio, msg_bytes, rec_len], oldest first
+        # [boot, seq, kind, prio, where, rec_len], oldest first; where: the M-record's offset
+        # in the log (int), or the message bytes while the store could not take them
+        self.entries = []
         self.live_bytes = self.file_bytes = self.repaired = self.store_errors = 0
         self.dropped = 0  # non-safety messages dropped for space
+        self._torn = False  # an append failed: the log may end in a torn record
         self.lost_safety = 0  # safety messages dropped (outbox full of safety messages)
         self.unacked_lost = 0  # safety messages lost, not yet acknowledged (persisted)
         self.unacked_dropped = 0  # other messages dropped, not yet acknowledged (persisted)
@@ -62,22 +72,58 @@ class Outbox:
     def _loss(self):
         return _rec(b"L", "<II", self.unacked_lost, self.unacked_dropped)
 
-    def _rewrite(self):
+    def _rewrite(self, rec=None):
+        """Replace the log by the loss counters and the live messages (atomic). rec: the
+        sealed record of the newest entry, not on flash yet. Built record by record in
+        <name>.new (a copy of each record read from the old log), then renamed over it."""
+        st = self.store
+        tmp = self.name + ".new"
+        es = self.entries
         try:
-            parts = [self._loss()] if self.unacked_lost or self.unacked_dropped else []
-            for e in self.entries:
-                parts.append(_rec(b"M", "<IIBB", *e[:5]))
-            data = b"".join(parts)  # up to ~10 KB in one piece: may not fit a tight heap
-            parts = None
-            self.store.write(self.name, data)
-            self.file_bytes = len(data)
-            return True
+            head = self._loss() if self.unacked_lost or self.unacked_dropped else b""
+            st.write(tmp, head)
+            n = len(es)
+            for i in range(n):
+                e = es[i]
+                w = e[4]
+                if rec is not None and i == n - 1:
+                    r = rec
+                elif isinstance(w, int):
+                    r = self.message(e, True)
+                    if r is None:
+                        raise OSError(5)  # the log does not hold what the index says
+                else:
+                    r = _rec(b"M", "<IIBB", *e[:5])
+                st.append(tmp, r)
+                r = None
+            st.rename(tmp, self.name)
         except MemoryError:  # alone: a full heap cannot build an `except (A, B)` tuple
             self.store_errors += 1  # the old log stays, complete
             return False
         except OSError:
             self.store_errors += 1
             return False
+        pos = len(head)
+        for e in es:  # every record has the length the index holds
+            e[4] = pos
+            pos += e[5]
+        self.file_bytes = pos
+        self._torn = False
+        return True
+
+    def message(self, e, whole=False):
+        """The message bytes of entry e (an item of entries): read from the log at send
+        time (a memoryview into one read of its record; whole: the record), or the bytes
+        RAM holds. None if the log does not hold at the entry's offset what the index says
+        (counted in store_errors; the entry stays)."""
+        w = e[4]
+        if not isinstance(w, int):
+            return w
+        r = self.store.read_at(self.name, w, e[5])
+        if len(r) == e[5] and r[4] == 0x4D and struct.unpack_from("<II", r, 5) == (e[0], e[1]):
+            return r if whole else memoryview(r)[15 : e[5] - 4]
+        self.store_errors += 1
+        return None
 
     def append(self, boot, seq, kind, prio, msg):
         """Persist one message. Return True if kept, False if refused (counted in dropped)."""
@@ -119,12 +165,17 @@ class Outbox:
                 self.unacked_dropped += 1
             self.live_bytes -= es.pop(victim)[5]
             removed = True
-        es.append([boot, seq, kind, prio, msg, need])
+        e = [boot, seq, kind, prio, msg, need]
+        es.append(e)
         self.live_bytes += need
         # drops acked/dropped records, counts the drop; atomic. If it cannot be done the
-        # message is appended to the old log: on flash either way
-        if not (removed or self._full(need)) or not self._rewrite():
-            self._append(rec)
+        # message is appended to the old log: on flash either way (RAM keeps it only if
+        # the store refuses that too)
+        if (removed or self._torn or self._full(need)) and self._rewrite(rec):
+            return True
+        at = self.file_bytes
+        if self._append(rec):
+            e[4] = at
         return True
 
     def _full(self, more):
@@ -135,8 +186,17 @@ class Outbox:
         try:
             self.store.append(self.name, rec)
             self.file_bytes += len(rec)
+            return True
         except OSError:
             self.store_errors += 1
+            # part of it may be there: later offsets count from what the log holds, and
+            # the next append or ack rewrites the log without the torn record
+            self._torn = True
+            try:
+                self.file_bytes = self.store.size(self.name)
+            except OSError:
+                pass
+            return False
 
     def ack_losses(self, lost_safety, dropped_events):
         """The platform has seen these losses: subtract them (never below 0), persisted."""
@@ -156,7 +216,7 @@ class Outbox:
         # nothing live: a file with only the loss counters (often empty) is the cheapest
         # compaction (atomic replace); below 1 KB an A-record append costs less flash than a
         # rewrite (17 bytes: an A-record on flash)
-        if (not es and self.file_bytes >= 1024) or self._full(17):
+        if (not es and self.file_bytes >= 1024) or self._torn or self._full(17):
             self._rewrite()
         else:
             self._append(_rec(b"A", "<II", boot, seq))

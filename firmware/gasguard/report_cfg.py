@@ -233,11 +233,16 @@ def outbox_open(ob):
     if not data:
         return
     payloads, good = record.scan(data)
+    data_len = len(data)
+    data = None
     live = []
+    pos = 0  # each record's offset in the log: the index keeps it, not the message
     for p in payloads:
+        at = pos
+        pos += len(p) + 8
         if len(p) >= 11 and p[0] == 0x4D:  # "M"
             boot, seq, kind, prio = struct.unpack_from("<IIBB", p, 1)
-            live.append([boot, seq, kind, prio, bytes(p[11:]), len(p) + 8])
+            live.append([boot, seq, kind, prio, at, len(p) + 8])
         elif len(p) == 9 and p[0] == 0x41:  # "A"
             boot, seq = struct.unpack_from("<II", p, 1)
             for i in range(len(live)):
@@ -246,10 +251,11 @@ def outbox_open(ob):
                     break
         elif len(p) == 9 and p[0] == 0x4C:  # "L"
             ob.unacked_lost, ob.unacked_dropped = struct.unpack_from("<II", p, 1)
+    payloads = None
     ob.entries = live
     for e in live:
         ob.live_bytes += e[5]
     ob.file_bytes = good
-    if good < len(data):
-        ob.repaired = len(data) - good
+    if good < data_len:
+        ob.repaired = data_len - good
         ob._rewrite()

@@ -463,7 +463,8 @@ class Reporter:
                 self._clear_cmd = False
                 budget -= 1
         fl = self._inflight
-        ob = self.outbox.entries
+        box = self.outbox
+        ob = box.entries
         if len(fl) < len(ob):  # else everything is in flight (or nothing waits): no iterator
             for e in ob:
                 if budget <= 0 or len(fl) >= self._lim[0]:
@@ -472,8 +473,16 @@ class Reporter:
                 if key in fl:
                     continue
                 k = e[2]
-                pid = c.publish(tp + KINDS[k if 0 < k < 7 else 1], e[4], 1, k == 5,
-                                key in self._tried or e[0] != self.boot)
+                t = tp + KINDS[k if 0 < k < 7 else 1]
+                if not c.can_publish(1, e[5] + len(t)):
+                    break  # no room now: the message is not read from flash for nothing
+                # read back from the flash log now (the outbox keeps an index in RAM); the
+                # client holds it until the PUBACK
+                msg = box.message(e)
+                if msg is None:
+                    break  # the log cannot give it now (counted): tried again next poll
+                pid = c.publish(t, msg, 1, k == 5, key in self._tried or e[0] != self.boot)
+                msg = None
                 if pid is None:
                     break
                 self._tried[key] = True

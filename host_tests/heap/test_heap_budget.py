@@ -73,9 +73,12 @@ PEAK = {
     # low -1 KB: the boot's names primed (lazy.prime, heap-budget.md), re-measured
     # low -3 KB: the boot's builders one at a time, the fallback boot and the reporting
     # checks released before the next part loads (96912 B, the outage now; heap-budget.md)
-    ("detector", "low"): 95 * 1024,
-    ("detector", "mid"): 114 * 1024,
-    ("detector", "high"): 114 * 1024,
+    # low -3 KB, mid/high -5 KB: the outbox keeps an index in RAM and reads a message back
+    # from its flash log when it is sent (93600 / 110944 B; heap-budget.md, "The outbox on
+    # flash only")
+    ("detector", "low"): 92 * 1024,
+    ("detector", "mid"): 109 * 1024,
+    ("detector", "high"): 109 * 1024,
     ("valve", "M"): 90 * 1024,
 }
 # The goal of issue 10 (40 KB free at every moment at 112 KB, largest block >= 8 KB) is not

@@ -51,7 +51,7 @@ def test_encoding_is_compact_json_with_the_envelope():
                  {"commands": False}, None)
     seq = r.event({"event": "alarm", "gas": "co", "level": 1, "state": "on"})
     r.flush()
-    b = r.outbox.entries[-1][4]
+    b = bytes(r.outbox.message(r.outbox.entries[-1]))
     assert b" " not in b and json.loads(encode(json.loads(b))) == json.loads(b)
     d = json.loads(b)
     assert d["boot"] == r.boot and d["seq"] == seq and "ts" not in d and d["data"]["gas"] == "co"

@@ -217,4 +217,4 @@ def test_events_queued_under_a_full_heap_stay_queued_and_are_delivered_after():
 def _outbox_messages(r):
     import json
 
-    return [json.loads(e[4]) for e in r.outbox.entries]
+    return [json.loads(bytes(r.outbox.message(e))) for e in r.outbox.entries]

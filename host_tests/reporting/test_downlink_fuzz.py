@@ -257,7 +257,7 @@ def _play(d, budget):
 
 def _flash_state(d):
     ob = Outbox(FileStore(d), "outbox", LIMIT, RESERVE)
-    return ob.keys(), [e[4] for e in ob.entries], ob.unacked_lost, ob.unacked_dropped
+    return ob.keys(), [bytes(ob.message(e)) for e in ob.entries], ob.unacked_lost, ob.unacked_dropped
 
 
 def test_power_cut_at_every_byte_of_outbox_and_loss_counter_writes():

@@ -111,7 +111,7 @@ class OutboxMachine(RuleBasedStateMachine):
         assert len(set(keys)) == len(keys)
         for e in self.ob.entries:
             k = (e[0], e[1])
-            assert self.all[k][1] == e[4]  # never corrupted
+            assert self.all[k][1] == bytes(self.ob.message(e))  # never corrupted (read back)
             if k in self.acked and k not in self.maybe:
                 raise AssertionError("acked message %r came back" % (k,))
         assert self.ob.live_bytes == sum(e[5] for e in self.ob.entries)
