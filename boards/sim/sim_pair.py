@@ -37,13 +37,14 @@ _alloc = getattr(gc, "mem_alloc", lambda: 0)  # (CPython: the host reads DEVICE_
 gc.collect()
 _RUNNER = _alloc()  # this script and the interpreter's own: the harness's
 # the firmware modules the harness shares with the device are the device's: loaded first,
-# and counted (Ballast) as the device's heap, not the harness's
+# and counted (ballast.Ballast) as the device's heap, not the harness's
 from gasguard import VERSION, lazy  # noqa: E402
 from gasguard import ticks as _ticks  # noqa: E402,F401
 from gasguard.store import FileStore  # noqa: E402
 
 gc.collect()
 _SHARED = _alloc() - _RUNNER
+from ballast import Ballast  # noqa: E402
 from simboard import SimClock, SimConsole  # noqa: E402
 
 DET_MAC = b"\x02\x00\x00\x00\x00\x01"
@@ -363,24 +364,6 @@ def harness_board(kind, clock, radio, rows):
 
     pa, flow, supply = valve_levels(rows)
     return SimValveBoard(clock, radio, levels=(lambda p: pa[p], lambda f: flow[f], supply))
-
-
-class Ballast:
-    """Heap the harness holds back so that the device sees exactly --device-heap bytes, as
-    on the chip: the harness's own code and objects (this runner, the simulated board and
-    air, the scenario) are on top of the device's heap, not in it. The firmware modules the
-    harness imported before the device was built are the device's (it has them too)."""
-
-    def __init__(self, device_heap, harness):
-        gc.collect()
-        free = gc.mem_free()
-        held = gc.mem_alloc() - harness  # the device's part so far (firmware modules)
-        n = free - (device_heap - held)
-        if n < 0:
-            raise SystemExit("sim_pair: the process heap is %d bytes short of the harness "
-                             "+ a %d-byte device heap" % (-n, device_heap))
-        self.buf = bytearray(n) if n else None
-        self.size = device_heap
 
 
 def main(argv):

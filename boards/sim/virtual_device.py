@@ -36,7 +36,11 @@ import time
 
 import select
 
-from simboard import SimAnalogIn, SimClock, SimPin, Xorshift32
+from ballast import Ballast, device_share
+
+# the firmware modules the simulated board imports are the device's (--device-heap)
+_SHARED = device_share("gasguard", "gasguard.lazy", "gasguard.ticks", "gasguard.store")
+from simboard import SimAnalogIn, SimClock, SimPin, Xorshift32  # noqa: E402
 
 EXIT_REBOOT = 75
 EXIT_MAINTENANCE = 76
@@ -250,7 +254,8 @@ class Sim:
 
 def parse_args(argv):
     opts = {"state": None, "speed": 1.0, "reset_cause": "power_on", "button": False,
-            "tau": 8.0, "board_name": "sim-detector", "rs485": None, "rs485_address": 1}
+            "tau": 8.0, "board_name": "sim-detector", "rs485": None, "rs485_address": 1,
+            "device_heap": 0}
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -275,12 +280,23 @@ def parse_args(argv):
             opts["rs485"] = v
         elif a == "--rs485-address":  # used when the config has no modbus section
             opts["rs485_address"] = int(v)
+        elif a == "--device-heap":  # the device's own heap in bytes (ballast.py)
+            opts["device_heap"] = int(v)
         else:
             raise SystemExit("virtual_device: unknown option %s" % a)
         i += 2
     if not opts["state"]:
         raise SystemExit("virtual_device: --state DIR is required")
     return opts
+
+
+def no_interrupt():
+    try:
+        import micropython
+
+        micropython.kbd_intr(-1)  # as on the device: Ctrl-C is a byte, not an interrupt
+    except (ImportError, AttributeError):
+        pass
 
 
 def load_config(root):
@@ -291,9 +307,34 @@ def load_config(root):
         return DEFAULT_CONFIG
 
 
-def main(argv):
-    from gasguard import VERSION
+def hold_device_heap(opts, shared, before):
+    """With --device-heap, as the board's main.py starts: the collector every 8 KB, the
+    board-model code released (boot-only on a device), and the harness's share held back
+    so that the device sees exactly its heap (ballast.py). Returns the Ballast or None."""
+    if not opts["device_heap"]:
+        return None
+    from gasguard import lazy
+
+    gc.threshold(8192)
+    lazy.release(*[m[9:] for m in sys.modules if m.startswith("gasguard.") and m not in before])
+    ballast = Ballast(opts["device_heap"], gc.mem_alloc() - shared)
+    lazy.prime()
+    return ballast
+
+
+def boot_or_maintenance(store, console):
+    """The board's boot decision: None to run the app, else the exit code."""
     from gasguard.boot import boot_mode
+
+    if boot_mode(store) == "maintenance":
+        console.write(b"gasguard: maintenance mode: application not started (REPL)\n")
+        return EXIT_MAINTENANCE
+    return None
+
+
+def main(argv):
+    shared = _SHARED + device_share("gasguard.boot", "gasguard.devices")
+    from gasguard import VERSION, lazy
     from gasguard.devices import build
     from gasguard.store import FileStore
 
@@ -301,12 +342,14 @@ def main(argv):
     root = opts["state"].rstrip("/")
     store = FileStore(root + "/data")
     console = StdioConsole()
-    if boot_mode(store) == "maintenance":
-        console.write(b"gasguard: maintenance mode: application not started (REPL)\n")
-        return EXIT_MAINTENANCE
+    rc = boot_or_maintenance(store, console)
+    if rc is not None:
+        return rc
+    before = [m for m in sys.modules if m.startswith("gasguard.")]
     clock = SimClock()
     board = VirtualBoard(clock, console, opts["tau"], opts["reset_cause"], opts["button"])
     sim = Sim(board, clock, opts["speed"])
+    ballast = hold_device_heap(opts, shared, before)  # noqa: F841 (held while the device runs)
     app = build("detector", board, store, load_config(root), opts["board_name"])
     # the valve shut-off output: a wired pulse interlock (a latching valve's trip coil)
     from gasguard.wired_interlock import WiredInterlock
@@ -319,12 +362,9 @@ def main(argv):
         from sim_rs485 import attach_pty
 
         attach_pty(app, opts["rs485"], opts["rs485_address"])
-    try:
-        import micropython
-
-        micropython.kbd_intr(-1)  # as on the device: Ctrl-C is a byte, not an interrupt
-    except (ImportError, AttributeError):
-        pass
+    if opts["device_heap"]:
+        lazy.after_boot()  # as the board's main.py does before its loop
+    no_interrupt()
     console.write(("gasguard %s virtual detector ready (GGSP/1, boot %d)\n"
                    % (VERSION, app.boot_count)).encode())
     last = time.ticks_ms()

@@ -34,13 +34,16 @@ import json
 import sys
 import time
 
-from gasguard import VERSION
-from gasguard.store import FileStore
-from gasguard.boot import boot_mode
-from gasguard.devices import build
-from simboard import SimAnalogIn, SimClock, SimPin
-from simvalve import SimValveBoard
-from virtual_device import EXIT_MAINTENANCE, EXIT_REBOOT, StdioConsole, parse_args
+from ballast import device_share
+from virtual_device import (_SHARED, EXIT_REBOOT, StdioConsole, boot_or_maintenance,
+                            hold_device_heap, no_interrupt, parse_args)
+
+_SHARED += device_share("gasguard.boot", "gasguard.devices")
+from gasguard import VERSION, lazy  # noqa: E402
+from gasguard.store import FileStore  # noqa: E402
+from gasguard.devices import build  # noqa: E402
+from simboard import SimAnalogIn, SimClock, SimPin  # noqa: E402
+from simvalve import SimValveBoard  # noqa: E402
 
 WORLD = "/valve_world.json"
 STEP_MS = 20
@@ -207,9 +210,10 @@ def main(argv):
     root = opts["state"].rstrip("/")
     store = FileStore(root + "/data")
     console = StdioConsole()
-    if boot_mode(store) == "maintenance":
-        console.write(b"gasguard: maintenance mode: application not started (REPL)\n")
-        return EXIT_MAINTENANCE
+    rc = boot_or_maintenance(store, console)
+    if rc is not None:
+        return rc
+    before = [m for m in sys.modules if m.startswith("gasguard.")]
     clock = SimClock()
     from simradio import SimAir
 
@@ -218,6 +222,7 @@ def main(argv):
                               load_json(root + WORLD, None), air.radio(VALVE_MAC))
     sim = ValveSim(board, clock, opts["speed"])
     sim.air = air
+    ballast = hold_device_heap(opts, _SHARED, before)  # noqa: F841 (held while the device runs)
     app = build("valve", board, store, load_json(root + "/config.json", DEFAULT_CONFIG),
                 opts["board_name"])
     app.service.handlers["SIM"] = sim
@@ -226,12 +231,9 @@ def main(argv):
         from sim_rs485 import attach_pty
 
         attach_pty(app, opts["rs485"], opts["rs485_address"])
-    try:
-        import micropython
-
-        micropython.kbd_intr(-1)  # as on the device: Ctrl-C is a byte, not an interrupt
-    except (ImportError, AttributeError):
-        pass
+    if opts["device_heap"]:
+        lazy.after_boot()  # as the board's main.py does before its loop
+    no_interrupt()
     console.write(("gasguard %s virtual valve ready (GGSP/1, boot %d)\n"
                    % (VERSION, app.boot_count)).encode())
     saved = board.world()

@@ -108,7 +108,7 @@ def test_each_device_runs_in_its_own_interpreter_with_its_own_heap(tmp_path):
     for dev, h in heap.items():
         assert sorted(h) == ["max_block", "min_free", "size"]
         # its own heap, exactly the size asked: the harness (simulated board, air, scenario)
-        # runs on top of it, as the chip has no harness (boards/sim/sim_pair.Ballast)
+        # runs on top of it, as the chip has no harness (boards/sim/ballast.py)
         assert h["size"] == 400 * 1024, (dev, h)
         assert 0 < h["min_free"] < h["size"] and 0 < h["max_block"] < h["size"], (dev, h)
     # two chips, two different programs: the detector carries more than the valve

@@ -455,18 +455,15 @@ def _esp32_virtual_status(make_virtual_device, device, heap):
         d.close()
 
 
-from conftest import NOT_FIT_HEAP, NOT_FIT_YET  # noqa: E402
+from conftest import ESP32_HEAP  # noqa: E402
 
 
-@pytest.mark.parametrize("device", ["detector", "valve"])
-def test_virtual_boards_run_on_the_esp32_like_interpreter(make_virtual_device, device):
-    st = _esp32_virtual_status(make_virtual_device, device, NOT_FIT_HEAP)
-    assert st["kind"] == device and st["boot_count"] == 1
-    assert 0 < st["free_heap"] < 256000  # the board's own heap, as the console reports it
-
-
-@pytest.mark.xfail(strict=True, reason=NOT_FIT_YET)
 @pytest.mark.parametrize("device", ["detector", "valve"])
 def test_virtual_boards_boot_at_112k_on_the_esp32_like_interpreter(make_virtual_device, device):
-    st = _esp32_virtual_status(make_virtual_device, device, "112k")
-    assert st["kind"] == device and st["free_heap"] >= 40960
+    """`gasguard sim --serial pty --heap 112k`: the device's own heap is 112 KB, the harness
+    above it (boards/sim/ballast.py), its boot-only code released as main.py does; the
+    console answers and the status shows at least 40 KB free (2026-12-04: detector mid
+    without Wi-Fi 45344 B, valve 58992 B)."""
+    st = _esp32_virtual_status(make_virtual_device, device, ESP32_HEAP)
+    assert st["kind"] == device and st["boot_count"] == 1
+    assert 40960 <= st["free_heap"] < 112 * 1024, st["free_heap"]

@@ -146,7 +146,16 @@ class VirtualSerialDevice:
     def _spawn(self, mode, reset_cause):
         cm, cs = pty.openpty()
         tty.setraw(cs)
-        argv = [self.exe] + (["-X", "heapsize=" + str(self.heap)] if self.heap else [])
+        device_heap = None
+        heap = self.heap
+        if heap and mode != "repl":
+            # the device sees exactly --heap bytes, as on the chip: the simulated board and
+            # console get HARNESS_HEAP on top and hold the rest back (boards/sim/ballast.py)
+            from .sim_pair import HARNESS_HEAP, heap_bytes
+
+            device_heap = heap_bytes(heap)
+            heap = device_heap + HARNESS_HEAP
+        argv = [self.exe] + (["-X", "heapsize=" + str(heap)] if heap else [])
         if mode != "repl":
             script = SCRIPTS[self.device]
             if self.heap and not (self.state / "lib" / "gasguard").is_dir():
@@ -160,6 +169,8 @@ class VirtualSerialDevice:
                 argv.append("--button")
             if self.rs485:
                 argv += ["--rs485", self.rs485, "--rs485-address", str(self.rs485_address)]
+            if device_heap:
+                argv += ["--device-heap", str(device_heap)]
         self.proc = subprocess.Popen(
             argv, stdin=cs, stdout=cs, stderr=self.stderr, env=self._env(mode),
             cwd=str(self.state), start_new_session=True, close_fds=True,

@@ -267,7 +267,7 @@ class DeviceProcess:
         path = None
         if heap:
             # the device sees exactly --heap bytes: the harness (simulated board, air,
-            # scenario) gets HARNESS_HEAP on top and holds the rest back (sim_pair.Ballast);
+            # scenario) gets HARNESS_HEAP on top and holds the rest back (boards/sim/ballast.py);
             # the firmware is the device's deploy set, as `gasguard flash` installs it
             extra += ["--device-heap", heap]
             path = deploy_mpy_path(kind, TIERS[kind])
