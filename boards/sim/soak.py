@@ -65,6 +65,13 @@ class Soak(heap_day.Day):
         # ESP32 would sit in the network stack's buffers, not in the MicroPython heap.
         self.frame = bytearray(FRAME)
         self.view = memoryview(self.frame)
+        # True while a noise message is being handed over: the broker answers nothing until
+        # its last piece is in, as one TCP stream would (its replies after the message, not
+        # inside it). Answering between the pieces put a PUBACK inside a 3000-byte PUBLISH:
+        # the client skipped the message's length, lost step with the stream (every later
+        # PUBACK read as part of a packet that never ended) and retransmitted its 8 events
+        # every 10 s for hours (the low detector's day 21 22:50 -> MemoryError on day 22).
+        self.feeding = False
         heap_day.Day.__init__(self, kind, tier, root)
 
     def point(self, at, extra=None):
@@ -104,7 +111,8 @@ class Soak(heap_day.Day):
             if not DET:
                 board.step()
             app.poll()
-            broker.service()
+            if not self.feeding:
+                broker.service()
             if broker.published:
                 for topic, payload, _q, _r, _d in broker.published:
                     if topic.endswith("/event") or topic.endswith("/valve"):
@@ -152,8 +160,10 @@ class Soak(heap_day.Day):
                 f[i : i + m] = p
             end = i + m
             i = 0
+            self.feeding = True
             while i < end:  # as the segments arrive: one loop turn each
                 if s.closed:  # the device dropped the connection: the rest goes nowhere
+                    self.feeding = False
                     return
                 k = min(end, i + CHUNK)
                 try:
@@ -163,6 +173,7 @@ class Soak(heap_day.Day):
                     break
                 i = k
                 self.run(100, 100)
+            self.feeding = False
             self.run(500, 100)
 
     def console(self):
