@@ -157,18 +157,14 @@ class GasSource:
         return self._uv + self._rng.lo % 301 - 150
 
 
-class VirtualBoard:
-    def __init__(self, clock, console, tau_s, reset_cause, button):
-        self.clock = clock
+class ConsoleBoard:
+    """What both virtual boards add to their simulated hardware: the console, the reset
+    cause, the free heap, the chip id and REBOOT (the runner's exit code)."""
+
+    UID = b"\x24\x0a\xc4\x00\x51\x7e"
+
+    def console_board(self, console, reset_cause, button):
         self.console = console
-        self.gas = {"ch4": GasSource("ch4", clock, tau_s), "co": GasSource("co", clock, tau_s)}
-        self.adc_ch4 = SimAnalogIn(self.gas["ch4"])
-        self.adc_co = SimAnalogIn(self.gas["co"])
-        self.adc_supply = SimAnalogIn(SUPPLY_UV)
-        for name in ("led_green", "led_yellow", "led_red", "buzzer", "relay", "heater", "valve_out"):
-            pin = SimPin(name, SimPin.OUT)
-            pin.clock = clock
-            setattr(self, name, pin)
         self.button = SimPin("button", SimPin.IN)
         self.button.set_input(1 if button else 0)
         self._reset_cause = reset_cause
@@ -182,20 +178,71 @@ class VirtualBoard:
         return gc.mem_free()
 
     def unique_id(self):
-        return b"\x24\x0a\xc4\x00\x51\x7e"
+        return self.UID
 
     def reboot(self):
         self.exit_code = EXIT_REBOOT
 
 
-class Sim:
-    """The SIM console command: simulation control, refused on real hardware."""
+class VirtualBoard(ConsoleBoard):
+    def __init__(self, clock, console, tau_s, reset_cause, button):
+        self.clock = clock
+        self.console_board(console, reset_cause, button)
+        self.gas = {"ch4": GasSource("ch4", clock, tau_s), "co": GasSource("co", clock, tau_s)}
+        self.adc_ch4 = SimAnalogIn(self.gas["ch4"])
+        self.adc_co = SimAnalogIn(self.gas["co"])
+        self.adc_supply = SimAnalogIn(SUPPLY_UV)
+        for name in ("led_green", "led_yellow", "led_red", "buzzer", "relay", "heater", "valve_out"):
+            pin = SimPin(name, SimPin.OUT)
+            pin.clock = clock
+            setattr(self, name, pin)
+
+
+class SimCommand:
+    """The SIM console command's common verbs (BUTTON, SPEED, ADVANCE); simulation
+    control, refused on real hardware. A board's own verbs come first (its __call__)."""
+
+    MAX_ADVANCE_S = 86400
+    ADVANCE_STEP_MS = 250
 
     def __init__(self, board, clock, speed):
         self.board = board
         self.clock = clock
         self.speed = speed
         self.app = None
+
+    def advance(self, ms):
+        self.clock.advance(ms)
+        self.app.poll_core()
+
+    def common(self, sub, a):
+        """The reply of a common verb, or None when `sub` is not one."""
+        from gasguard.service_proto import E_ARG, ServiceError
+
+        if sub == "BUTTON" and len(a) == 2 and a[1] in ("0", "1"):
+            self.board.button.set_input(int(a[1]))
+            return {"button": int(a[1])}
+        if sub == "SPEED" and len(a) == 2:
+            try:
+                self.speed = max(0.0, min(1000.0, float(a[1])))
+            except ValueError:
+                raise ServiceError(E_ARG, "speed must be a number")
+            return {"speed": self.speed}
+        if sub == "ADVANCE" and len(a) == 2:
+            try:
+                s = int(a[1])
+            except ValueError:
+                raise ServiceError(E_ARG, "seconds must be an integer")
+            if not 0 <= s <= self.MAX_ADVANCE_S:
+                raise ServiceError(E_ARG, "seconds must be in 0..%d" % self.MAX_ADVANCE_S)
+            for _ in range(s * 1000 // self.ADVANCE_STEP_MS):
+                self.advance(self.ADVANCE_STEP_MS)
+            return {"advanced_s": s}
+        return None
+
+
+class Sim(SimCommand):
+    """The virtual detector's SIM command."""
 
     def __call__(self, svc, rest):
         from gasguard.service_proto import E_ARG, ServiceError
@@ -213,29 +260,12 @@ class Sim:
                 raise ServiceError(E_ARG, "ppm must be in 0..1000000")
             self.board.gas[a[1]].target = ppm
             return {"gas": a[1], "target_ppm": ppm}
-        if sub == "BUTTON" and len(a) == 2 and a[1] in ("0", "1"):
-            self.board.button.set_input(int(a[1]))
-            return {"button": int(a[1])}
         if sub == "FAULT" and len(a) == 3 and a[1] in self.board.gas and a[2] in ("open", "short", "none"):
             self.board.gas[a[1]].fault = None if a[2] == "none" else a[2]
             return {"gas": a[1], "fault": a[2]}
-        if sub == "SPEED" and len(a) == 2:
-            try:
-                self.speed = max(0.0, min(1000.0, float(a[1])))
-            except ValueError:
-                raise ServiceError(E_ARG, "speed must be a number")
-            return {"speed": self.speed}
-        if sub == "ADVANCE" and len(a) == 2:
-            try:
-                s = int(a[1])
-            except ValueError:
-                raise ServiceError(E_ARG, "seconds must be an integer")
-            if not 0 <= s <= 86400:
-                raise ServiceError(E_ARG, "seconds must be in 0..86400")
-            for _ in range(s * 4):
-                self.clock.advance(250)
-                self.app.poll_core()
-            return {"advanced_s": s}
+        r = self.common(sub, a)
+        if r is not None:
+            return r
         if sub == "STATE?":
             b = self.board
             return {
@@ -290,15 +320,6 @@ def parse_args(argv):
     return opts
 
 
-def no_interrupt():
-    try:
-        import micropython
-
-        micropython.kbd_intr(-1)  # as on the device: Ctrl-C is a byte, not an interrupt
-    except (ImportError, AttributeError):
-        pass
-
-
 def load_config(root):
     try:
         with open(root + "/config.json") as f:
@@ -322,27 +343,30 @@ def hold_device_heap(opts, shared, before):
     return ballast
 
 
-def boot_or_maintenance(store, console):
-    """The board's boot decision: None to run the app, else the exit code."""
+def power_on(argv, board_name):
+    """The board's first steps: its options, its flash (DIR/data) and console, and the boot
+    decision. Returns (opts, root, store, console, exit code or None to run the app)."""
     from gasguard.boot import boot_mode
+    from gasguard.store import FileStore
 
+    opts = parse_args(argv)
+    if "--board-name" not in argv:
+        opts["board_name"] = board_name
+    root = opts["state"].rstrip("/")
+    store = FileStore(root + "/data")
+    console = StdioConsole()
+    rc = None
     if boot_mode(store) == "maintenance":
         console.write(b"gasguard: maintenance mode: application not started (REPL)\n")
-        return EXIT_MAINTENANCE
-    return None
+        rc = EXIT_MAINTENANCE
+    return opts, root, store, console, rc
 
 
 def main(argv):
     shared = _SHARED + device_share("gasguard.boot", "gasguard.devices")
-    from gasguard import VERSION, lazy
     from gasguard.devices import build
-    from gasguard.store import FileStore
 
-    opts = parse_args(argv)
-    root = opts["state"].rstrip("/")
-    store = FileStore(root + "/data")
-    console = StdioConsole()
-    rc = boot_or_maintenance(store, console)
+    opts, root, store, console, rc = power_on(argv, "sim-detector")
     if rc is not None:
         return rc
     before = [m for m in sys.modules if m.startswith("gasguard.")]
@@ -356,6 +380,21 @@ def main(argv):
 
     app.detector.interlocks.append(WiredInterlock(board.valve_out, None, clock, {"mode": "pulse"},
                                                   emit=app.emit))
+    start(app, sim, opts, "detector")
+
+    def turn(ms, more):  # in slices so the detector sees every sample period even when fast
+        clock.advance(ms)
+        if more:
+            app.poll_core()
+
+    return run_paced(board, console, sim, app, 100, turn)
+
+
+def start(app, sim, opts, what):
+    """The board's last steps before its loop: the SIM command, the RS-485 port, the boot-only
+    code released (with --device-heap, as main.py does), Ctrl-C a byte, the banner."""
+    from gasguard import VERSION, lazy
+
     app.service.handlers["SIM"] = sim
     sim.app = app
     if opts["rs485"]:
@@ -364,9 +403,19 @@ def main(argv):
         attach_pty(app, opts["rs485"], opts["rs485_address"])
     if opts["device_heap"]:
         lazy.after_boot()  # as the board's main.py does before its loop
-    no_interrupt()
-    console.write(("gasguard %s virtual detector ready (GGSP/1, boot %d)\n"
-                   % (VERSION, app.boot_count)).encode())
+    try:
+        import micropython
+
+        micropython.kbd_intr(-1)  # as on the device: Ctrl-C is a byte, not an interrupt
+    except (ImportError, AttributeError):
+        pass
+    app.board.console.write(("gasguard %s virtual %s ready (GGSP/1, boot %d)\n"
+                             % (VERSION, what, app.boot_count)).encode())
+
+
+def run_paced(board, console, sim, app, slice_ms, turn, after_poll=None):
+    """The board's loop: simulated time follows real time times sim.speed, in slices of at
+    most slice_ms (turn(ms, more_to_come)), then one app.poll(); until REBOOT or hang-up."""
     last = time.ticks_ms()
     carry = 0.0
     while board.exit_code is None and not console.closed:
@@ -374,16 +423,15 @@ def main(argv):
         real = time.ticks_diff(now, last)
         last = now
         carry += real * sim.speed
-        step = int(carry)
-        carry -= step
-        # advance in slices so the detector sees every sample period even when fast
-        while step > 0:
-            d = 100 if step > 100 else step
-            clock.advance(d)
-            step -= d
-            if step > 0:
-                app.poll_core()
+        n = int(carry)
+        carry -= n
+        while n > 0:
+            d = slice_ms if n > slice_ms else n
+            n -= d
+            turn(d, n > 0)
         app.poll()
+        if after_poll is not None:
+            after_poll()
         time.sleep_ms(5)
     return board.exit_code or 0
 

@@ -29,18 +29,14 @@ The valve's position and the line survive a REBOOT (DIR/valve_world.json): a lat
 valve stays closed while its controller restarts.
 """
 
-import gc
 import json
 import sys
-import time
 
 from ballast import device_share
-from virtual_device import (_SHARED, EXIT_REBOOT, StdioConsole, boot_or_maintenance,
-                            hold_device_heap, no_interrupt, parse_args)
+from virtual_device import (_SHARED, ConsoleBoard, SimCommand, hold_device_heap, power_on,
+                            run_paced, start)
 
 _SHARED += device_share("gasguard.boot", "gasguard.devices")
-from gasguard import VERSION, lazy  # noqa: E402
-from gasguard.store import FileStore  # noqa: E402
 from gasguard.devices import build  # noqa: E402
 from simboard import SimAnalogIn, SimClock, SimPin  # noqa: E402
 from simvalve import SimValveBoard  # noqa: E402
@@ -52,21 +48,19 @@ STRANGER_MAC = b"\x02\x00\x00\x00\x00\x66"
 DEFAULT_CONFIG = {"valve": {"flow_mode": "analog"}}
 
 
-class VirtualValveBoard(SimValveBoard):
+class VirtualValveBoard(SimValveBoard, ConsoleBoard):
+    UID = b"\x24\x0a\xc4\x00\x5a\x1e"
+
     def __init__(self, clock, console, reset_cause, button, world=None, radio=None):
         SimValveBoard.__init__(self, clock, radio, None)
-        self.console = console
+        self.console_board(console, reset_cause, button)
         self.pressure_fault = None  # None, "open", "short"
         vcfg = self.vcfg
         from gasguard.valve import pa_to_uv
 
         self.pressure = SimAnalogIn(lambda: self._pressure_uv(pa_to_uv(vcfg, self.pressure_pa)))
-        self.button = SimPin("button", SimPin.IN)
-        self.button.set_input(1 if button else 0)
         for name in ("led_green", "led_red"):
             setattr(self, name, SimPin(name, SimPin.OUT))
-        self._reset_cause = reset_cause
-        self.exit_code = None
         if world:
             self.pressure_pa = int(world.get("pressure_pa", self.pressure_pa))
             self.flow_m3h_x1000 = int(world.get("flow_m3h_x1000", self.flow_m3h_x1000))
@@ -86,29 +80,20 @@ class VirtualValveBoard(SimValveBoard):
         return {"is_open": self.is_open, "closed_by": self.closed_by,
                 "pressure_pa": self.pressure_pa, "flow_m3h_x1000": self.flow_m3h_x1000}
 
-    def reset_cause(self):
-        return self._reset_cause
-
-    def free_heap(self):
-        gc.collect()  # as the ESP32 board does: the free heap after a collection
-        return gc.mem_free()
-
-    def unique_id(self):
-        return b"\x24\x0a\xc4\x00\x5a\x1e"
-
-    def reboot(self):
-        self.exit_code = EXIT_REBOOT
 
 
-class ValveSim:
+class ValveSim(SimCommand):
     """The SIM console command of the virtual valve (never on hardware)."""
 
+    MAX_ADVANCE_S = 600
+    ADVANCE_STEP_MS = STEP_MS
+
     def __init__(self, board, clock, speed):
-        self.board = board
-        self.clock = clock
-        self.speed = speed
-        self.app = None
+        SimCommand.__init__(self, board, clock, speed)
         self.air = None
+
+    def advance(self, ms):
+        step(self.clock, self.board, self.app, ms)
 
     def __call__(self, svc, rest):
         from gasguard.service_proto import E_ARG, E_STATE, ServiceError
@@ -141,9 +126,6 @@ class ValveSim:
                 raise ServiceError(E_STATE, "the latch does not release while the line pressure "
                                             "is outside the band (SIM PRESSURE 2 first)")
             return {"hand": "reset"}
-        if sub == "BUTTON" and len(a) == 2 and a[1] in ("0", "1"):
-            b.button.set_input(int(a[1]))
-            return {"button": int(a[1])}
         if sub == "FAULT" and len(a) == 3 and a[1] == "pressure" and a[2] in ("open", "short", "none"):
             b.pressure_fault = None if a[2] == "none" else a[2]
             return {"sensor": "pressure", "fault": a[2]}
@@ -156,22 +138,9 @@ class ValveSim:
                 raise ServiceError(E_ARG, "frame must be 1..250 bytes of hex")
             self.air.inject(STRANGER_MAC, VALVE_MAC, data)
             return {"injected": len(data)}
-        if sub == "SPEED" and len(a) == 2:
-            try:
-                self.speed = max(0.0, min(1000.0, float(a[1])))
-            except ValueError:
-                raise ServiceError(E_ARG, "speed must be a number")
-            return {"speed": self.speed}
-        if sub == "ADVANCE" and len(a) == 2:
-            try:
-                s = int(a[1])
-            except ValueError:
-                raise ServiceError(E_ARG, "seconds must be an integer")
-            if not 0 <= s <= 600:
-                raise ServiceError(E_ARG, "seconds must be in 0..600")
-            for _ in range(s * 1000 // STEP_MS):
-                step(self.clock, b, self.app, STEP_MS)
-            return {"advanced_s": s}
+        r = self.common(sub, a)
+        if r is not None:
+            return r
         if sub == "STATE?":
             return {"elapsed_ms": self.clock.elapsed_ms, "speed": self.speed,
                     "pressure_pa": b.pressure_pa, "flow_m3h_x1000": b.flow_m3h_x1000,
@@ -204,13 +173,7 @@ def save_world(root, board):
 
 
 def main(argv):
-    opts = parse_args(argv)
-    if "--board-name" not in argv:
-        opts["board_name"] = "sim-valve"
-    root = opts["state"].rstrip("/")
-    store = FileStore(root + "/data")
-    console = StdioConsole()
-    rc = boot_or_maintenance(store, console)
+    opts, root, store, console, rc = power_on(argv, "sim-valve")
     if rc is not None:
         return rc
     before = [m for m in sys.modules if m.startswith("gasguard.")]
@@ -225,39 +188,21 @@ def main(argv):
     ballast = hold_device_heap(opts, _SHARED, before)  # noqa: F841 (held while the device runs)
     app = build("valve", board, store, load_json(root + "/config.json", DEFAULT_CONFIG),
                 opts["board_name"])
-    app.service.handlers["SIM"] = sim
-    sim.app = app
-    if opts["rs485"]:
-        from sim_rs485 import attach_pty
+    start(app, sim, opts, "valve")
+    saved = [board.world()]
 
-        attach_pty(app, opts["rs485"], opts["rs485_address"])
-    if opts["device_heap"]:
-        lazy.after_boot()  # as the board's main.py does before its loop
-    no_interrupt()
-    console.write(("gasguard %s virtual valve ready (GGSP/1, boot %d)\n"
-                   % (VERSION, app.boot_count)).encode())
-    saved = board.world()
-    last = time.ticks_ms()
-    carry = 0.0
-    while board.exit_code is None and not console.closed:
-        now = time.ticks_ms()
-        real = time.ticks_diff(now, last)
-        last = now
-        carry += real * sim.speed
-        n = int(carry)
-        carry -= n
-        while n > 0:  # in slices: the controller sees every debounce and sample period
-            d = STEP_MS if n > STEP_MS else n
-            n -= d
-            step(clock, board, app, d)
-        app.poll()
+    def turn(ms, more):  # in slices: the controller sees every debounce and sample period
+        step(clock, board, app, ms)
+
+    def keep_world():
         w = board.world()
-        if w != saved:
-            saved = w
+        if w != saved[0]:
+            saved[0] = w
             save_world(root, board)
-        time.sleep_ms(5)
+
+    rc = run_paced(board, console, sim, app, STEP_MS, turn, keep_world)
     save_world(root, board)
-    return board.exit_code or 0
+    return rc
 
 
 if __name__ == "__main__":
