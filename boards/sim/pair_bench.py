@@ -1,6 +1,6 @@
 """A button pairing on a booted device: its time and heap (docs/security.md#pairing).
 
-    micropython pair_bench.py KIND TIER STORE_DIR     (STORE_DIR provisioned by heap_day.py)
+    micropython pair_bench.py KIND TIER STORE_DIR [alone]   (STORE_DIR provisioned by heap_day.py)
 
 Boots the device as heap_day.py does (board main.py's assembly, reporting, identifier),
 runs a minute, then pairs it with a peer (a real link of the other role, built in the same
@@ -8,7 +8,8 @@ heap after the device: its bytes are measured and reported apart) through both w
 Prints one JSON line: the device's live heap after collecting at every 100 ms loop turn
 before and during the pairing, the peer's bytes, how long the X25519 operations and the
 longest loop turns took (time.ticks_us on this interpreter), and whether the pair was
-made. host_tests/heap/test_interlock_pair_heap.py runs it on the ESP32-like interpreter.
+made. With "alone" no peer is built: the window ends unanswered and the device shows the
+failed-pairing note (gasguard.pair_note). host_tests/heap/test_interlock_pair_heap.py runs it on the ESP32-like interpreter.
 """
 
 import gc
@@ -30,6 +31,32 @@ def _link(app, kind):
         if hasattr(s, "pair_button"):
             return s
     raise RuntimeError("no ESP-NOW link on this device")
+
+
+def alone(app, kind, out, turn):
+    """A pairing window nobody answers, opened by the device's button (its app tells the
+    person: the failed-pairing note): the device's live heap while the window and the note
+    run, whether the note was shown and released, what the link said, and the key kept."""
+    link = _link(app, kind)
+    old = link.key
+    errors = app.error_count
+    link.pair_button(False, app)
+    peak = 0
+    shown = False
+    for _ in range((link.cfg["pair_window_ms"] + 30000) // STEP):  # window, the note, margin
+        turn()
+        shown = shown or "gasguard.pair_note" in sys.modules
+        gc.collect()
+        peak = max(peak, gc.mem_alloc() - heap_day._BASE)
+    gc.collect()
+    out["alone"] = {
+        "live_peak": peak, "after": gc.mem_alloc() - heap_day._BASE, "note_shown": shown,
+        "failed": [e.get("reason") for e in app.log.recent(8)
+                   if e.get("event") == "link" and e.get("state") == "pair_failed"],
+        "key_kept": link.key == old, "pairing": link.pairing, "new_errors": app.error_count - errors,
+        "parked_loaded": [m for m in ("gasguard.link_pair", "gasguard.x25519", "gasguard.pair_note")
+                          if m in sys.modules]}
+    return out
 
 
 def main():
@@ -59,6 +86,9 @@ def main():
         gc.collect()
         peak = max(peak, gc.mem_alloc() - heap_day._BASE)
     out["before"] = {"live_peak": peak, "longest_turn_us": longest}
+    if len(sys.argv) > 4 and sys.argv[4] == "alone":
+        print(json.dumps(alone(app, kind, out, turn)))
+        return
 
     gc.collect()
     a0 = gc.mem_alloc()

@@ -64,3 +64,25 @@ def test_valve_pairs_at_112k(tree):
     big = _bench(exe, path, "valve", "M", 2 * 1024 * 1024)
     small = _bench(exe, path, "valve", "M", bench_pairing.ESP32_HEAP + big["harness"])
     assert small["paired"] and small["link"] == ["up", "up"], small
+
+
+# A window nobody answers (no peer built: nothing shares the device's heap): the device shows
+# the failed-pairing note (gasguard.pair_note, loaded for it and released after). The valve at
+# its 112 KB heap; the detector mid at 2 MB until it boots at 112 KB (heap-budget.md).
+ALONE_HEAP = {("valve", "M"): 112 * 1024, ("detector", "mid"): 2 * 1024 * 1024}
+
+
+@pytest.mark.parametrize("kind,tier", sorted(ALONE_HEAP))
+def test_a_failed_pairing_is_shown_and_released_without_an_error(tree, kind, tier):
+    exe, path = tree
+    heap = ALONE_HEAP[(kind, tier)]
+    if heap < 1024 * 1024:  # the chip's heap for the device, the harness on top
+        heap += bench_pairing.measure(exe, path, kind, tier, 2 * 1024 * 1024, alone=True)["harness"]
+    res = bench_pairing.measure(exe, path, kind, tier, heap, alone=True)
+    print(kind, tier, heap, json.dumps(res, sort_keys=True))
+    a = res["alone"]
+    assert a["failed"] == ["no_answer"] and a["note_shown"], a  # the event, and the person told
+    assert a["parked_loaded"] == [] and not a["pairing"], a  # window and note over, code released
+    assert a["key_kept"] and a["new_errors"] == 0, a  # the old pairing stands; nothing failed
+    assert a["live_peak"] <= PAIRING_PEAK[(kind, tier)], a
+    assert a["after"] - res["before"]["live_peak"] <= 1024, (a, res["before"])  # nothing stays

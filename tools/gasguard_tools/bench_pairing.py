@@ -30,9 +30,10 @@ def compile_tree(out):
     return path
 
 
-def measure(exe, path, kind, tier, heap):
+def measure(exe, path, kind, tier, heap, alone=False):
     """The bench's figures of one pairing, heap figures the device's own (harness and peer
-    subtracted). heap: the interpreter's heap (bytes)."""
+    subtracted). heap: the interpreter's heap (bytes). alone: no peer, the window fails
+    (figures under "alone")."""
     store = tempfile.mkdtemp(prefix="gasguard-pairbench-")
     try:
         full = [str(Path(path[1]).parent / "firmware")] + path[1:]
@@ -42,7 +43,8 @@ def measure(exe, path, kind, tier, heap):
         with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
             f.write(RUNNER)
         env, cwd = bench_heap.device_run(bench_heap.device_path(path, kind, tier))
-        r = subprocess.run([exe, "-X", "heapsize=%d" % heap, f.name, kind, tier, store],
+        r = subprocess.run([exe, "-X", "heapsize=%d" % heap, f.name, kind, tier, store]
+                           + (["alone"] if alone else []),
                            capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
         os.unlink(f.name)
     finally:
@@ -53,10 +55,14 @@ def measure(exe, path, kind, tier, heap):
     # heap_day's harness figure (not the firmware modules it loaded that the device keeps)
     harness = next(x for x in lines if x.get("at") == "harness")["harness"]
     res = lines[-1]
-    for k in ("before", "pairing"):
-        res[k]["live_peak"] -= harness
-    res["window_open"] -= harness
-    res["after"] -= harness
+    res["before"]["live_peak"] -= harness
+    if alone:
+        res["alone"]["live_peak"] -= harness
+        res["alone"]["after"] -= harness
+    else:
+        res["pairing"]["live_peak"] -= harness
+        res["window_open"] -= harness
+        res["after"] -= harness
     res["harness"] = harness
     return res
 
