@@ -405,6 +405,16 @@ class Day:
             if broker.published:
                 self.published += len(broker.published)
                 broker.published = []
+            net = self.net
+            socks = net.sockets
+            if len(socks) > 1 or net.connects:
+                # the fake network's own log and the sockets the device closed (kept with
+                # their buffers): the network stack's on the chip, gone with the connection,
+                # so not the device's heap (as the soak harness drops them)
+                net.connects = []
+                for i in range(len(socks) - 1, -1, -1):
+                    if socks[i].closed:
+                        socks.pop(i)
 
     def ask(self, line):
         con = self.board.console
