@@ -110,21 +110,29 @@ class ActiveId:
     reg_retry_max_s 60..86400 default 3600), checked by gasguard.report_cfg.identity_config,
     the check CFG runs; send(kind, payload_bytes) -> bool hands one uplink to the
     reporter (kind: "reg", "hb", "rsp"); fw: firmware version string; rng(n) -> n random
-    bytes; status_fn() -> small dict of ints/strs put into heartbeats as "st".
+    bytes; status_fn() -> small dict of ints/strs put into heartbeats as "st"; read:
+    (ids.active(), ids.platform()) already read, cfg then already checked (the device's
+    boot: gasguard.devices.attach_active_id).
     """
 
-    def __init__(self, clock, ids, cfg, send, fw, rng=None, status_fn=None):
-        # the identity section's one check, the one CFG runs (boot-only code, built at boot)
-        from gasguard.report_cfg import identity_config
+    def __init__(self, clock, ids, cfg, send, fw, rng=None, status_fn=None, read=None):
+        if read is None:
+            # the identity section's one check, the one CFG runs (boot-only code)
+            from gasguard.report_cfg import identity_config
 
-        cfg = identity_config(cfg)  # ConfigError naming identity.<key>
+            cfg = identity_config(cfg)  # ConfigError naming identity.<key>
+            read = (ids.active(), ids.platform())  # IdentityError: not locked, tier L, no key
+        # else (devices.attach_active_id, at boot) cfg is checked and read is (ids.active(),
+        # ids.platform()) read before this module was loaded: neither the checks nor the
+        # identity store's code is in the heap with this one's (docs/heap-budget.md)
+        (r, key, kid), p = read
+        read = None
+        r["kid"] = kid
         hb = cfg["heartbeat_s"]
         self._rmin = cfg["reg_retry_min_s"]
         self._rmax = cfg["reg_retry_max_s"]
-        r, key, r["kid"] = ids.active()  # IdentityError: not locked, tier L, no key
         self._up, self._down = direction_keys(key)
         key = None
-        p = ids.platform()
         self.registered = p["registered"]
         # what a registration carries, kept only until one is acknowledged (a device that
         # registered before this boot keeps none of it)

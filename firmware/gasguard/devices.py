@@ -124,7 +124,7 @@ def attach_active_id(app, rep, ids, config, status_fn=None, rng=None):
     heap only while a registration, a heartbeat or a downlink is handled."""
     import os
 
-    from gasguard.lazy import parked_active_id
+    from gasguard.lazy import parked_active_id, release
     from gasguard.report_cfg import identity_config
 
     # (nothing of this module may be kept by what it builds: it is released after boot)
@@ -133,9 +133,16 @@ def attach_active_id(app, rep, ids, config, status_fn=None, rng=None):
     except ValueError as e:  # ConfigError: the section's timing only; never a silent stop
         app.refuse("identity_invalid", "config identity", e)
         section = identity_config({})
+    # one part at a time (the boot's peak, docs/heap-budget.md): the checks out of the heap,
+    # then the identity store's reads (parked: loaded and released), then the identifier's
+    # code, built on what they gave
+    identity_config = None
+    release("report_cfg", "validate")
     try:
+        read = (ids.active(), ids.platform())
         act = parked_active_id((app.clock, ids, section, rep.identity_send,
-                                VERSION, rng or os.urandom, status_fn))
+                                VERSION, rng or os.urandom, status_fn, read))
+        read = None
     except ValueError:  # IdentityError: not provisioned, not locked, tier L
         return None
     except ImportError:  # a deploy set without it (tier L): docs/heap-budget.md

@@ -209,6 +209,31 @@ class ParkedActiveId(Parked):
         return self.call("on_message", payload)
 
 
+class ParkedCommands(Parked):
+    """gasguard.commands.Commands(*args), parked, and built on the first command, not at
+    boot: until then nothing of it is in the heap (its counter file is read then, as its
+    constructor did at boot) and it has accepted and rejected nothing. A command that
+    finds no room to load it raises MemoryError to the reporter's MQTT callback, which
+    counts it (rx_dropped; docs/protocol.md)."""
+
+    def __init__(self, args):
+        Parked.__init__(self, "commands", "Commands", None, ("commands",))
+        self._args = args
+
+    def __getattr__(self, name):
+        if self.state is None and (name == "accepted" or name == "rejected"):
+            return 0
+        return Parked.__getattr__(self, name)
+
+    def handle(self, payload, retained=False):
+        if self.state is None:
+            self._run(self._build, True)
+        return self.call("handle", payload, retained)
+
+    def _build(self, c):
+        return c(*self._args)
+
+
 def parked_active_id(args):
     return Parked.build("active_id", "ActiveId", args, ("active_id",) + _IDENTITY,
                         ParkedActiveId)

@@ -214,14 +214,14 @@ class Reporter:
         self.commands = None
         if c["commands"]:
             # parked (gasguard.lazy): commands come a few times a day, so their code is in
-            # the heap only while one is handled
-            from gasguard.lazy import Parked
+            # the heap only while one is handled; built on the first one, not here, so it
+            # is never in the heap with the boot's builders (docs/heap-budget.md)
+            from gasguard.lazy import ParkedCommands
 
-            self.commands = Parked.build(
-                "commands", "Commands",
+            self.commands = ParkedCommands(
                 (self.dev, key, store, handler, self.wall, c["cmd_window_s"],
                  {"report_now": self._cmd_report_now, "set_interval": self._cmd_set_interval,
-                  "ack_losses": self._cmd_ack_losses}), ("commands",))
+                  "ack_losses": self._cmd_ack_losses}))
         if self.commands is not None and self.mqtt is not None:
             self.mqtt.subscribe(self.topic("command"), 1)
 

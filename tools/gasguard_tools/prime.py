@@ -40,13 +40,14 @@ from .runtime import cross_argv
 # flash_config: read by devices.board_main on the chip (the simulated day builds the app
 # without it).
 _DETECTOR = ("__init__", "app", "boot", "boot_select", "button", "cal_math", "calibration",
-             "commands", "detector", "device_base", "devices", "eventlog",
-             "flash_config", "hmac256", "identity", "lazy", "methane_alarm", "mqtt", "outbox",
+             "detector", "device_base", "devices", "eventlog",
+             "flash_config", "identity", "lazy", "methane_alarm", "mqtt", "outbox",
              "outputs", "profiles", "record", "report_cfg", "reporter", "sensing", "sensors",
              "service", "service_proto", "store", "validate")
-# (+ the CO alarm: a methane-only low-tier detector never loads it)
-_LINK = ("canon", "co_alarm", "co_rates", "detector_link", "interlock_keys", "link_cfg", "link_core",
-         "active_id")
+# (+ the CO alarm: a methane-only low-tier detector never loads it; nor hmac256: on the low
+# tier only a downlink command loads it, with gasguard.commands)
+_LINK = ("canon", "co_alarm", "co_rates", "detector_link", "hmac256", "interlock_keys", "link_cfg",
+         "link_core", "active_id")
 # Loaded by the day's console session only (CFG, CAL?, ...), not primed: the names are
 # interned when it first runs, after the pools have grown (priming them would only raise
 # the boot figures; measured: detector +0.7 KB after boot, valve +2 KB at its boot peak).
