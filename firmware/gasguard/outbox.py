@@ -114,16 +114,40 @@ class Outbox:
     def message(self, e, whole=False):
         """The message bytes of entry e (an item of entries): read from the log at send
         time (a memoryview into one read of its record; whole: the record), or the bytes
-        RAM holds. None if the log does not hold at the entry's offset what the index says
-        (counted in store_errors; the entry stays)."""
+        RAM holds. None when it cannot be had (counted in store_errors): a read that fails
+        (flash error, no heap for it now) leaves the entry to be tried again; a log that
+        does not hold at the entry's offset the record the index says will never give it,
+        so the entry is dropped and counted as a loss (lost_safety or dropped, persisted,
+        reported until acknowledged), never left to block every message behind it.
+        whole (the rewrite's read) never drops. The record's CRC was checked when the log
+        was loaded; the header check here catches an index that no longer matches."""
         w = e[4]
         if not isinstance(w, int):
             return w
-        r = self.store.read_at(self.name, w, e[5])
-        if len(r) == e[5] and r[4] == 0x4D and struct.unpack_from("<II", r, 5) == (e[0], e[1]):
-            return r if whole else memoryview(r)[15 : e[5] - 4]
+        n = e[5]
+        try:
+            r = self.store.read_at(self.name, w, n)
+        except Exception:  # OSError or MemoryError; one class: a full heap builds no tuple
+            r = None
+        if r is not None and len(r) == n and r[4] == 0x4D and struct.unpack_from("<II", r, 5) == (e[0], e[1]):
+            return r if whole else memoryview(r)[15 : n - 4]
         self.store_errors += 1
+        if r is not None and not whole:
+            self.entries.remove(e)
+            self.live_bytes -= n
+            self._count(e[3])
+            self._torn = True  # the next write rewrites the log without it
+            self._append(self._loss())
         return None
+
+    def _count(self, prio):
+        """One message lost: a safety one (prio 0) or another; persisted by the caller."""
+        if prio:
+            self.dropped += 1
+            self.unacked_dropped += 1
+        else:
+            self.lost_safety += 1
+            self.unacked_lost += 1
 
     def append(self, boot, seq, kind, prio, msg):
         """Persist one message. Return True if kept, False if refused (counted in dropped)."""
@@ -142,8 +166,7 @@ class Outbox:
                 if e[3] == 0:
                     safety += e[5]
             if safety + need > cap:
-                self.dropped += 1
-                self.unacked_dropped += 1
+                self._count(prio)
                 self._append(self._loss())
                 return False
         else:
@@ -158,12 +181,9 @@ class Outbox:
             if victim < 0:
                 # full of safety messages: keep the first detection while we can
                 victim = 1 if len(es) > 1 else 0
-                self.lost_safety += 1
-                self.unacked_lost += 1
-            else:
-                self.dropped += 1
-                self.unacked_dropped += 1
-            self.live_bytes -= es.pop(victim)[5]
+            v = es.pop(victim)
+            self._count(v[3])
+            self.live_bytes -= v[5]
             removed = True
         e = [boot, seq, kind, prio, msg, need]
         es.append(e)

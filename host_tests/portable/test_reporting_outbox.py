@@ -211,7 +211,54 @@ def test_ram_holds_an_index_and_delivery_reads_the_log():
     # a log that no longer holds what the index says gives nothing (counted), never garbage
     errs = ob.store_errors
     st.write("outbox", b"\x00" * st.size("outbox"))
-    assert ob.message(ob.entries[0]) is None and ob.store_errors == errs + 1
+    first = ob.entries[0]
+    assert ob.message(first) is None and ob.store_errors == errs + 1
+    # ... and that entry is gone, counted as a lost safety message (it can never be sent)
+    assert ob.keys() == [(5, 3)] and (ob.lost_safety, ob.unacked_lost) == (1, 1)
+
+
+def test_a_record_corrupted_on_flash_is_counted_lost_and_blocks_nothing():
+    """One message's record on flash no longer holds what the index says (a bit flipped in
+    its message number): that message can never be sent, so it is dropped and counted
+    (never sent as another message, never left in front of the others); the messages
+    behind it are delivered, and after the next write and a reboot the log holds them and
+    the loss counter."""
+    d = tmpdir("ob13")
+    st = FileStore(d)
+    ob = Outbox(st, max_bytes=4096)
+    for i in range(1, 5):
+        assert ob.append(8, i, 1, 0 if i == 2 else 1, _msg(i))
+    data = bytearray(st.read("outbox"))
+    at = ob.entries[1][4] + 9  # message 2's seq in its header (a safety message)
+    data[at] ^= 0x01
+    st.write("outbox", bytes(data))
+    got = []
+    for e in list(ob.entries):
+        m = ob.message(e)
+        if m is not None:
+            got.append(bytes(m))
+    assert got == [_msg(1), _msg(3), _msg(4)]
+    assert ob.keys() == [(8, 1), (8, 3), (8, 4)]
+    assert (ob.lost_safety, ob.unacked_lost, ob.dropped) == (1, 1, 0)
+    assert ob.append(8, 5, 1, 1, _msg(5))
+    re = Outbox(FileStore(d), max_bytes=4096)
+    assert re.keys() == [(8, 1), (8, 3), (8, 4), (8, 5)] and re.unacked_lost == 1
+    assert [bytes(re.message(e)) for e in re.entries] == [_msg(i) for i in (1, 3, 4, 5)]
+
+
+class _ReadFails(FileStore):
+    def read_at(self, name, pos, n):
+        raise OSError(5)
+
+
+def test_a_read_that_fails_keeps_the_message_for_the_next_try():
+    d = tmpdir("ob14")
+    ob = Outbox(FileStore(d), max_bytes=4096)
+    assert ob.append(9, 1, 1, 0, _msg(1))
+    bad = Outbox(_ReadFails(d), max_bytes=4096)
+    assert bad.message(bad.entries[0]) is None and bad.store_errors == 1
+    assert bad.keys() == [(9, 1)] and bad.lost_safety == 0  # a flash error is not a loss
+    assert bytes(ob.message(ob.entries[0])) == _msg(1)
 
 
 class _TearsOneAppend(FileStore):
