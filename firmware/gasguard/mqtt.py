@@ -50,6 +50,11 @@ _UP = const(4)
 _NAMES = ("down", "connecting", "tls", "connack_wait", "up")
 _RX = const(512)  # bytes read per poll
 _TXMAX = const(1460)  # bytes sent per poll
+# re-sends without any PUBACK that end the connection: TCP delivers or fails, so a broker
+# that answers none of them is stalled, or the client has lost its place in the stream (a
+# soak found one reading PUBACKs as the body of a packet that never ends, re-sending every
+# retry_ms for hours with every event stuck behind); a new connection starts in step
+_RESENDS = const(3)
 
 # "not yet": EAGAIN/EWOULDBLOCK (11; BSD 35), EINPROGRESS (Linux 115, newlib/lwIP on the
 # ESP32 119, BSD 36), EALREADY (Linux 114, newlib 120, BSD 37)
@@ -171,6 +176,7 @@ class MQTTClient:
         self._next_try = clock.ticks_ms()  # first attempt immediately
         self._deadline = self._last_tx = self._last_rx = 0
         self._ping_sent = None
+        self._resent = 0  # re-sends since the last PUBACK
         self._skip = 0  # bytes of an oversized packet still to discard
         # counters for diagnostics and the state message
         self.connects = self.failures = self.retransmits = 0
@@ -413,7 +419,7 @@ class MQTTClient:
                     pass
         self._sock = self._raw = self._ping_sent = None
         self._rx = bytearray()
-        self._skip = self._txn = self._txo = 0
+        self._skip = self._txn = self._txo = self._resent = 0
         self._tx = []
         self._inflight = {}
         self._order = []
@@ -580,6 +586,7 @@ class MQTTClient:
             if e - s >= 2:
                 pid = (b[s] << 8) | b[s + 1]
                 if self._inflight.pop(pid, None) is not None:
+                    self._resent = 0
                     self._order.remove(pid)
                     if self.on_puback is not None:
                         self.on_puback(pid)
@@ -608,7 +615,11 @@ class MQTTClient:
         for pid in self._order:
             e = self._inflight[pid]
             if clock.ticks_diff(now, e[3]) >= self.retry_ms:
+                if self._resent >= _RESENDS:
+                    self._fail("no PUBACK")
+                    return
                 if self._txn + len(e[1]) + 8 <= self.tx_buffer:
+                    self._resent += 1
                     e[3] = now
                     self.retransmits += 1
                     self._pub(e[0], e[1], 1, e[2], pid, True)

@@ -229,6 +229,69 @@ def test_qos1_publish_retransmits_with_dup_until_puback():
     assert [x for x in s.take() if x[0] >> 4 == 3] == []
 
 
+def _resend_due(cl, clock, s):
+    """Let retry_ms pass; return the PUBLISH packets the client re-sent."""
+    clock.advance(cl.retry_ms)
+    cl.poll()
+    return [x for x in s.take() if x[0] >> 4 == 3]
+
+
+def test_a_connection_that_answers_no_resend_is_dropped_and_the_next_one_is_in_step():
+    """The soak's stuck client: the stream is read out of step (here a packet header claims
+    2000 bytes that never come), so every PUBACK after it is swallowed. Before, the client
+    re-sent every retry_ms for ever on that connection; now the 4th re-send is not made: the
+    connection ends ("no PUBACK", a failure, the backoff) and the next one starts clean."""
+    cl, clock, net = _client(retry_ms=2000, keepalive_s=0)
+    run_until_up(cl, clock)
+    cl.publish("gg/dev1/event", b"{}", 1)
+    cl.poll()
+    s = cl._sock
+    s.take()
+    s.feed(b"\x30\xd0\x0f")  # a PUBLISH of 2000 bytes, never completed
+    for i in range(3):
+        s.feed(puback(1))  # answered, but read as that packet's body
+        assert len(_resend_due(cl, clock, s)) == 1 and cl.connected
+    assert cl.retransmits == 3 and cl.failures == 0
+    assert _resend_due(cl, clock, s) == [] and not cl.connected
+    assert (cl.failures, cl.last_error, cl.retransmits) == (1, "no PUBACK", 3)
+    assert not cl._inflight  # the reporter re-sends from its outbox on the next connection
+    clock.advance(cl.backoff_max_ms)
+    for _ in range(3):
+        cl.poll()
+    s2 = cl._sock
+    assert s2 is not s and cl._rx == bytearray()
+    s2.take()
+    s2.feed(CONNACK_OK)
+    cl.poll()
+    assert cl.connected
+    acked = []
+    cl.on_puback = acked.append
+    pid = cl.publish("gg/dev1/event", b"{}", 1)
+    cl.poll()
+    s2.feed(puback(pid))
+    cl.poll()
+    assert acked == [pid]
+
+
+def test_any_puback_starts_the_resend_count_again():
+    cl, clock, net = _client(retry_ms=2000, keepalive_s=0)
+    run_until_up(cl, clock)
+    a = cl.publish("gg/dev1/event", b"a", 1)
+    cl.poll()
+    s = cl._sock
+    s.take()
+    for i in range(2):
+        assert len(_resend_due(cl, clock, s)) == 1
+    s.feed(puback(a))  # a slow broker, but in step
+    cl.poll()
+    cl.publish("gg/dev1/event", b"b", 1)
+    cl.poll()
+    s.take()
+    for i in range(3):
+        assert len(_resend_due(cl, clock, s)) == 1
+    assert cl.connected and cl.retransmits == 5 and cl.failures == 0
+
+
 def test_inflight_window_and_not_connected_refuse_instead_of_blocking():
     cl, clock, net = _client(max_inflight=2)
     assert cl.publish("a/b", b"x", 1) is None  # not connected: the caller keeps it
