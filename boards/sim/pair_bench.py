@@ -1,22 +1,30 @@
 """A button pairing on a booted device: its time and heap (docs/security.md#pairing).
 
-    micropython pair_bench.py KIND TIER STORE_DIR [alone]   (STORE_DIR provisioned by heap_day.py)
+    micropython pair_bench.py KIND TIER STORE_DIR air=IP:PORT   (STORE_DIR provisioned by heap_day.py)
+    micropython pair_bench.py KIND TIER STORE_DIR alone
 
 Boots the device as heap_day.py does (board main.py's assembly, reporting, identifier),
-runs a minute, then pairs it with a peer (a real link of the other role, built in the same
-heap after the device: its bytes are measured and reported apart) through both windows.
-Prints one JSON line: the device's live heap after collecting at every 100 ms loop turn
-before and during the pairing, the peer's bytes, how long the X25519 operations and the
-longest loop turns took (time.ticks_us on this interpreter), and whether the pair was
-made. With "alone" no peer is built: the window ends unanswered and the device shows the
-failed-pairing note (gasguard.pair_note). host_tests/heap/test_interlock_pair_heap.py runs it on the ESP32-like interpreter.
+runs a minute, then pairs it through both windows with its peer: a real link of the other
+role in a second process with its own heap (pair_peer.py, started by
+gasguard_tools.bench_pairing when this prints {"at": "ready"}), as on two chips. The two
+talk over the simulated ESP-NOW air between processes (netair.NetAir through the host's
+AirRelay at air=, the slice-based clock of `gasguard sim`: one 100 ms loop turn per slice).
+So this interpreter's heap holds the device and the harness only; the harness figure
+(heap_day.Day) includes the NetAir. Prints one JSON line: the device's live heap after
+collecting at every 100 ms loop turn before and during the pairing, how long the X25519
+operations and the longest loop turns took (time.ticks_us on this interpreter), the
+device's key (hex; bench_pairing compares it with the peer's) and link state. With "alone"
+no peer and no relay (an in-process SimAir nobody else is on): the window ends unanswered
+and the device shows the failed-pairing note (gasguard.pair_note).
+host_tests/heap/test_interlock_pair_heap.py runs it on the ESP32-like interpreter.
 """
 
 import gc
 import json
-import os
 import sys
 import time
+
+from binascii import hexlify
 
 import heap_day
 from heap_day import DET_MAC, VALVE_MAC, Day
@@ -59,81 +67,92 @@ def alone(app, kind, out, turn):
     return out
 
 
+class _NetAirOf:
+    """The device's one NetAir radio where heap_day.Day asks its air for radio(mac)."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def radio(self, mac):
+        if mac != self.net.radio.mac:
+            raise ValueError("this NetAir is the other MAC's")
+        return self.net.radio
+
+
 def main():
     kind, tier, root = sys.argv[1:4]
+    mode = sys.argv[4] if len(sys.argv) > 4 else "alone"
+    valve = kind == "valve"
+    net = None
+    if mode != "alone":  # air=IP:PORT: the peer is in its own process, on the relay there
+        from netair import NetAir
+
+        host, port = mode[4:].rsplit(":", 1)
+        net = NetAir((host, int(port)), VALVE_MAC if valve else DET_MAC, 1, 0)
+        # heap_day.Day takes its air from simradio.SimAir when it is built: here that is
+        # this NetAir (heap_day itself unchanged: its code is in every heap figure's harness)
+        import simradio
+
+        simradio.SimAir = lambda clock, seed, loss: _NetAirOf(net)
+    # the NetAir is made before the Day: its code and socket are in the harness figure
     day = Day(kind, tier, root)
     app, board, clock = day.app, day.board, day.clock
-    valve = kind == "valve"
 
-    def turn(peer=None):
+    def turn(paired=False):
         clock.advance(STEP)
         if valve:
             board.step()
         t = time.ticks_us()
         app.poll()
         dt = time.ticks_diff(time.ticks_us(), t)
-        if peer is not None:
-            peer.poll()
         day.broker.service()
         day.broker.published = []
+        if paired:  # this slice is done: the peer's frames of it come in, then the next one
+            net.barrier()
         return dt
 
     out = {"kind": kind, "tier": tier}
     longest = 0
     peak = 0
-    for _ in range(600):  # a minute of the device alone: link lost (no partner), reporting up
+    # a minute of the device alone: link lost (the peer is not on the air yet: the relay
+    # drops frames of a device that has not said hello), reporting up
+    for _ in range(600):
         longest = max(longest, turn())
         gc.collect()
         peak = max(peak, gc.mem_alloc() - heap_day._BASE)
     out["before"] = {"live_peak": peak, "longest_turn_us": longest}
-    if len(sys.argv) > 4 and sys.argv[4] == "alone":
+    if net is None:
         print(json.dumps(alone(app, kind, out, turn)))
         return
 
-    gc.collect()
-    a0 = gc.mem_alloc()
-    from gasguard.store import FileStore
-
-    proot = root + "/peer"
-    try:
-        os.mkdir(proot)
-    except OSError:
-        pass
-    if valve:
-        from gasguard.detector_link import DetectorLink
-
-        peer = DetectorLink(day.air.radio(DET_MAC), clock, FileStore(proot), {})
-    else:
-        from gasguard.valve_link import ValveLink
-
-        peer = ValveLink(day.air.radio(VALVE_MAC), clock, FileStore(proot), {},
-                         on_close=lambda r: None, get_state=lambda: ("open", "none"))
-    gc.collect()
-    peer_bytes = gc.mem_alloc() - a0
-    out["peer_bytes"] = peer_bytes
-
+    print('{"at": "ready"}')  # bench_pairing starts the peer's process now
+    net.hello()
+    net.wait()  # both on the air: the relay's first slice
     link = _link(app, kind)
     old = link.key
     t = time.ticks_us()
     link.pair_button()  # loads the pairing code, makes the window's key pair
     out["press_us"] = time.ticks_diff(time.ticks_us(), t)
-    peer.pair_button()
     gc.collect()
-    out["window_open"] = gc.mem_alloc() - heap_day._BASE - peer_bytes
+    out["window_open"] = gc.mem_alloc() - heap_day._BASE
     longest = 0
     peak = 0
-    turns = (2 * link.cfg["pair_window_ms"] + 5000) // STEP
+    turns = (2 * link.cfg["pair_window_ms"] + 5000) // STEP  # pair_peer.py turns as many
     for _ in range(turns):
-        longest = max(longest, turn(peer))
+        longest = max(longest, turn(True))
         gc.collect()
-        peak = max(peak, gc.mem_alloc() - heap_day._BASE - peer_bytes)
+        peak = max(peak, gc.mem_alloc() - heap_day._BASE)
     out["pairing"] = {"live_peak": peak, "longest_turn_us": longest}
     gc.collect()
-    out["after"] = gc.mem_alloc() - heap_day._BASE - peer_bytes
-    out["paired"] = link.key is not None and link.key != old and link.key == peer.key
-    out["link"] = [link.link, peer.link]
+    out["after"] = gc.mem_alloc() - heap_day._BASE
+    net.bye()
+    key = link.key
+    out["key"] = hexlify(key).decode() if key else None  # bench_pairing: == the peer's?
+    out["key_changed"] = key is not None and key != old
+    out["link"] = link.link
     out["parked_loaded"] = [m for m in ("gasguard.link_pair", "gasguard.x25519", "gasguard.interlock_frame")
                             if m in sys.modules]
+    out["radio"] = net.stats
 
     from gasguard import x25519  # the operations alone (the device's released copy is reloaded)
 

@@ -20,33 +20,96 @@ RUNNER = ("import gc\ngc.collect()\nb = gc.mem_alloc()\nimport heap_day\n"
 ESP32_HEAP = 112 * 1024
 
 
+PEER_HEAP = 2 * 1024 * 1024  # the peer's own chip: room, its figures are not asserted
+PEER_RUNNER = "import pair_peer\n"
+AIR_SPEED = 1e9  # the relay keeps the two clocks in step, never waits for real time
+
+
 def compile_tree(out):
-    """bench_heap's tree, plus the peer link of the other role beside each deploy set (the
-    bench's, not the device's)."""
-    path = bench_heap.compile_tree(out)
-    for d in Path(out).glob("deploy-*/gasguard"):
-        for m in ("valve_link", "detector_link"):
-            shutil.copy(str(Path(out) / "firmware" / "gasguard" / (m + ".mpy")), str(d))
-    return path
+    """bench_heap's tree: the device runs from its deploy set only (its peer is in its own
+    process, from the whole firmware tree)."""
+    return bench_heap.compile_tree(out)
+
+
+def _script(text):
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(text)
+    return f.name
+
+
+def _paired(exe, path, full, kind, tier, heap, store):
+    """The device's process (pair_bench, at `heap`) and, once it says it is ready, its
+    peer's (pair_peer, at PEER_HEAP), joined by an AirRelay: (device's run, peer's run)."""
+    from .sim_pair import AirRelay
+
+    relay = AirRelay(2, AIR_SPEED).start()
+    runner, prunner = _script(RUNNER), _script(PEER_RUNNER)
+    peer = None
+    try:
+        env, cwd = bench_heap.device_run(bench_heap.device_path(path, kind, tier))
+        dev = subprocess.Popen([exe, "-X", "heapsize=%d" % heap, runner, kind, tier, store,
+                                "air=127.0.0.1:%d" % relay.port],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env, cwd=cwd)
+        head = []
+        for line in dev.stdout:  # boot and the minute alone, then "ready"
+            head.append(line)
+            if line.startswith('{"at": "ready"}'):
+                proot = store + "/peer"
+                os.mkdir(proot)
+                penv, pcwd = bench_heap.device_run(full)
+                peer = subprocess.Popen([exe, "-X", "heapsize=%d" % PEER_HEAP, prunner, kind, proot,
+                                         "127.0.0.1:%d" % relay.port],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, env=penv, cwd=pcwd)
+                break
+        try:
+            out, err = dev.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+            out, err = dev.communicate()
+        r = subprocess.CompletedProcess(dev.args, dev.returncode, "".join(head) + out, err)
+        p = None
+        if peer is not None:
+            if r.returncode:  # the device stopped: its peer would wait for it in vain
+                peer.kill()
+            try:
+                pout, perr = peer.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                peer.kill()
+                pout, perr = peer.communicate()
+            p = subprocess.CompletedProcess(peer.args, peer.returncode, pout, perr)
+        return r, p
+    finally:
+        if peer is not None and peer.poll() is None:
+            peer.kill()
+        relay.stop()
+        os.unlink(runner)
+        os.unlink(prunner)
 
 
 def measure(exe, path, kind, tier, heap, alone=False):
-    """The bench's figures of one pairing, heap figures the device's own (harness and peer
-    subtracted). heap: the interpreter's heap (bytes). alone: no peer, the window fails
-    (figures under "alone")."""
+    """The bench's figures of one pairing, heap figures the device's own (harness
+    subtracted; the peer is in its own process). heap: the device's interpreter's heap
+    (bytes). alone: no peer, the window fails (figures under "alone")."""
     store = tempfile.mkdtemp(prefix="gasguard-pairbench-")
+    p = None
     try:
         full = [str(Path(path[1]).parent / "firmware")] + path[1:]
         r = bench_heap._run(exe, full, 2 * 1024 * 1024, "provision", kind, tier, store)
         if r.returncode:
             raise RuntimeError("provisioning failed: " + (r.stdout + r.stderr)[-500:])
-        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-            f.write(RUNNER)
-        env, cwd = bench_heap.device_run(bench_heap.device_path(path, kind, tier))
-        r = subprocess.run([exe, "-X", "heapsize=%d" % heap, f.name, kind, tier, store]
-                           + (["alone"] if alone else []),
-                           capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
-        os.unlink(f.name)
+        if alone:
+            runner = _script(RUNNER)
+            env, cwd = bench_heap.device_run(bench_heap.device_path(path, kind, tier))
+            try:
+                r = subprocess.run([exe, "-X", "heapsize=%d" % heap, runner, kind, tier, store,
+                                    "alone"], capture_output=True, text=True, timeout=300,
+                                   env=env, cwd=cwd)
+            finally:
+                os.unlink(runner)
+        else:
+            r, p = _paired(exe, path, full, kind, tier, heap, store)
     finally:
         shutil.rmtree(store, ignore_errors=True)
     if r.returncode:
@@ -60,9 +123,17 @@ def measure(exe, path, kind, tier, heap, alone=False):
         res["alone"]["live_peak"] -= harness
         res["alone"]["after"] -= harness
     else:
+        if p is None or p.returncode:
+            raise RuntimeError("pair_peer failed: " + ((p.stdout + p.stderr)[-2000:] if p else
+                                                       "not started"))
+        peer = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")][-1]
         res["pairing"]["live_peak"] -= harness
         res["window_open"] -= harness
         res["after"] -= harness
+        res["paired"] = res.pop("key_changed") and res["key"] == peer["key"]
+        res["link"] = [res["link"], peer["link"]]
+        res["peer_bytes"] = peer["peer_bytes"]  # in the peer's own heap
+        res["peer_radio"] = peer["radio"]
     res["harness"] = harness
     return res
 
@@ -75,7 +146,7 @@ def main():
     out = tempfile.mkdtemp(prefix="gasguard-heap-mpy-pair-")
     try:
         path = compile_tree(out)
-        print("One pairing, both windows, with a peer link; times from time.ticks_us on this host "
+        print("One pairing, both windows, with its peer in its own interpreter (2 MB heap); times from time.ticks_us on this host "
               "(the ESP32 at 240 MHz: 20-50x slower; another load on this host shows here too). Heap: the device's live bytes after "
               "collecting at every 100 ms loop turn.\n")
         print("| device | heap | X25519 op us | press us | longest turn us, alone / pairing "

@@ -135,6 +135,7 @@ class BrokerWatch:
         self.client.disconnect()
 
 
+BROADCAST = b"\xff" * 6
 SLICE_MS = 100  # boards/sim/sim_pair.SLICE_MS: simulated time between two meetings
 _MAX_FREE = re.compile(r"max free sz: (\d+)")
 
@@ -142,8 +143,9 @@ _MAX_FREE = re.compile(r"max free sz: (\d+)")
 class AirRelay:
     """The simulated ESP-NOW air between the device processes (boards/sim/netair.py).
 
-    Forwards every frame to the device with that MAC (frames are lost at the sender, which
-    knows whether its unicast was acknowledged) and keeps time: a device that has finished
+    Forwards every frame to the device with that MAC, a broadcast (the pairing request) to
+    every other one (frames are lost at the sender, which knows whether its unicast was
+    acknowledged) and keeps time: a device that has finished
     a slice waits for the next one until every device has, and until real time reaches the
     slice at `speed`. Runs in a thread; port is where the devices send."""
 
@@ -208,6 +210,12 @@ class AirRelay:
                     self.t0 = time.monotonic()
                     for x in self.mac:
                         self._send(b"G", x)
+            elif kind == b"F" and a in self.mac and len(data) > 7 and data[1:7] == BROADCAST:
+                # ESP-NOW's broadcast (the pairing request): every other device on the air
+                for to in self.mac:
+                    if to != a and to not in self.gone:
+                        self._send(b"F" + self.mac[a] + data[7:], to)
+                        self.stats["delivered"] += 1
             elif kind == b"F" and a in self.mac and len(data) > 7:
                 to = self.addr.get(data[1:7])
                 if to is None or to in self.gone:
