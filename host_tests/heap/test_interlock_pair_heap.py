@@ -21,7 +21,7 @@ from gasguard_tools import bench_pairing
 # (+17.5 KB valve, +16 KB mid: what is counted now, the harness no longer credits itself
 # with gasguard.mqtt/store; the board files; heap-budget.md; then -1 KB valve, -2 KB mid:
 # the console verbs released after each request, the boot's names primed). With the peer in
-# its own process (2026-12-04, main 6e609a4 + the peer's process): valve 97408, mid 117120.
+# its own process (2026-12-04, main f028153): valve 97552, mid 117232.
 PAIRING_PEAK = {("valve", "M"): 96 * 1024, ("detector", "mid"): 116 * 1024}
 # What the pairing adds while its window is open (the parked code and one key pair).
 PAIRING_EXTRA = 11 * 1024
@@ -53,10 +53,10 @@ def test_pairing_fits_beside_the_running_device(tree, kind, tier):
 
 
 # The valve at its 112 KB heap (plus the harness, measured at 2 MB: 30128 B with the NetAir),
-# its peer in its own process at 2 MB: measured 2026-12-04 on main 6e609a4 + the peer's
-# process, the same figures in every run: paired, link up/up, live peak before 86640 B,
-# window open 96272 B, pairing live peak 97424 B, after 87536 B. It still pairs with 105472 B
-# for the device (bisection within 512 B), not at 105088 B (window ends unpaired). Before,
+# its peer in its own process at 2 MB: measured 2026-12-04 on main f028153, the same figures
+# in every run: paired, link up/up, live peak before 86848 B, window open 96352 B, pairing
+# live peak 97504 B, after 87616 B. It still pairs with 109056 B for the device (bisection
+# within 512 B); at 108544 B the harness's NetAir receive (257 B) runs out first. Before,
 # the bench's peer ran in the valve's interpreter and took its pairing's room (x25519, the
 # frame tags) out of the valve's 112 KB: a non-strict xfail (3 passes, 4 failures, link
 # lost at a pairing live peak of 100144 B on main 56215af).

@@ -190,3 +190,44 @@ def test_an_external_broker_is_used_with_broker_host_port(tmp_path):
     topics = {t.rsplit("/", 1)[-1] for t, _p, _r in res["messages"]}
     assert {"event", "valve", "state", "identity"} <= topics
     assert not [ln for ln in lines if "embedded MQTT broker" in ln]
+
+
+def test_the_relay_forwards_a_broadcast_to_every_other_device_and_a_unicast_to_its_mac():
+    """ESP-NOW's broadcast (the pairing request, PAIR_REQ) reaches every other device on
+    the simulated air, not the sender; a unicast only its MAC (pair_bench pairs through it)."""
+    import socket
+
+    relay = sim_pair.AirRelay(3, 1e9).start()
+    socks = []
+    try:
+        macs = [bytes([2, 0, 0, 0, 0, i]) for i in (1, 2, 3)]
+        for m in macs:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("127.0.0.1", 0))
+            s.settimeout(5)
+            s.connect(("127.0.0.1", relay.port))
+            s.send(b"H" + m)
+            socks.append(s)
+        for s in socks:
+            assert s.recv(512) == b"G"  # all three there: the first slice
+        socks[0].send(b"F" + sim_pair.BROADCAST + b"pair?")
+        socks[1].send(b"F" + macs[2] + b"only-3")
+        for s in socks:
+            s.send(b"T")
+        got = []
+        for s in socks:
+            frames = []
+            while True:
+                d = s.recv(512)
+                if d == b"G":
+                    break
+                frames.append(d)
+            got.append(frames)
+        assert got[0] == []  # the sender does not hear its own broadcast
+        assert got[1] == [b"F" + macs[0] + b"pair?"]
+        assert sorted(got[2]) == sorted([b"F" + macs[0] + b"pair?", b"F" + macs[1] + b"only-3"])
+        assert relay.stats == {"delivered": 3, "unreachable": 0}
+    finally:
+        for s in socks:
+            s.close()
+        relay.stop()
