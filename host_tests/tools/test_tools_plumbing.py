@@ -53,3 +53,22 @@ def test_no_command_prints_help_and_fails():
     r = gasguard()
     assert r.returncode == 2
     assert "replay" in r.stdout
+
+
+def test_a_long_benchmark_rewrites_only_its_own_section_of_benchmarks_md(tmp_path):
+    """bench_soak --write and bench_heap --write refresh one section of docs/benchmarks.md
+    without rerunning the others: that section is replaced, a missing one goes where
+    bench.py's alphabetical order puts it, everything else is left byte for byte."""
+    from gasguard_tools.benchkit import write_section
+
+    doc = tmp_path / "benchmarks.md"
+    head = "# gasguard benchmarks\n\n## Firmware size\n\nsizes\n\n"
+    doc.write_text(head + "## devices\n\nd\n\n## heap\n\nold heap\n\n## soak\n\ns\n")
+    write_section("heap", "new heap", 12.34, doc)
+    assert doc.read_text() == (head + "## devices\n\nd\n\n## heap\n\nnew heap\n\n"
+                               "_(ran in 12.3 s)_\n\n## soak\n\ns\n")
+    write_section("modbus", "m", 1, doc)  # missing: between heap and soak
+    text = doc.read_text()
+    assert text.index("## heap") < text.index("## modbus\n\nm\n") < text.index("## soak")
+    write_section("valve_app", "v", 1, doc)  # after the last one
+    assert doc.read_text().startswith(text.rstrip("\n")) and doc.read_text().endswith("## valve_app\n\nv\n\n_(ran in 1.0 s)_\n")

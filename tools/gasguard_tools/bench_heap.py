@@ -402,5 +402,30 @@ def main():
         str(next(r["boot"] for r in results if (r["kind"], r["tier"]) == c)) for c in cols))
 
 
+def cli(argv=None):
+    """`python -m gasguard_tools.bench_heap [--write]`: the heap section alone (its
+    bisections take minutes); --write puts it into docs/benchmarks.md, section heap."""
+    import argparse
+    import contextlib
+    import io
+    import time
+
+    from .benchkit import write_section
+
+    ap = argparse.ArgumentParser(prog="python -m gasguard_tools.bench_heap", description=cli.__doc__)
+    ap.add_argument("--write", action="store_true",
+                    help="also write the tables into docs/benchmarks.md, section heap")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        main()
+    print(buf.getvalue())
+    if args.write:
+        write_section("heap", buf.getvalue(), time.time() - t0)
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    cli(sys.argv[1:])

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from . import bench_heap
+from .benchkit import write_section
 
 DEVICES = (("detector", "low"), ("detector", "mid"), ("valve", "M"))
 SOAK_HEAP_GOAL = bench_heap.ESP32_HEAP
@@ -355,30 +356,6 @@ def report(days, heap=None):
                 days, SEED, table(results)))
 
 
-def write_section(text, seconds, doc=None):
-    """Put `text` under "## soak" in docs/benchmarks.md (replacing that section only, in the
-    alphabetical place bench.py gives it), so the 30-day run need not rerun the others."""
-    from . import ROOT
-
-    doc = Path(doc) if doc else ROOT / "docs" / "benchmarks.md"
-    lines = doc.read_text(encoding="utf-8").split("\n")
-    body = ("## soak\n\n%s\n\n_(ran in %.1f s)_\n" % (text.strip(), seconds)).split("\n")
-    heads = [i for i, line in enumerate(lines) if line.startswith("## ")]
-    start = end = None
-    for n, i in enumerate(heads):
-        name = lines[i][3:]
-        if name == "soak":
-            start = i
-            end = heads[n + 1] if n + 1 < len(heads) else len(lines)
-            break
-        if start is None and name > "soak" and name[:1].islower():
-            start = end = i
-            break
-    if start is None:
-        start = end = len(lines)
-    doc.write_text("\n".join(lines[:start] + body + lines[end:]), encoding="utf-8")
-
-
 def main(argv=None):
     import argparse
 
@@ -395,7 +372,7 @@ def main(argv=None):
     text = report(args.days, args.heap)
     print(text)
     if args.write:
-        write_section(text, time.time() - t0)
+        write_section("soak", text, time.time() - t0)
 
 
 if __name__ == "__main__":

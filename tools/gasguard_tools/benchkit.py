@@ -53,3 +53,30 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def write_section(area, text, seconds, doc=None):
+    """Put `text` under "## <area>" in docs/benchmarks.md, replacing that section only, in
+    the alphabetical place bench.py gives it, so a long benchmark (the 30-day soak, the heap
+    bisections) can refresh its own section without rerunning the others."""
+    from pathlib import Path
+
+    from . import ROOT
+
+    doc = Path(doc) if doc else ROOT / "docs" / "benchmarks.md"
+    lines = doc.read_text(encoding="utf-8").split("\n")
+    body = ("## %s\n\n%s\n\n_(ran in %.1f s)_\n" % (area, text.strip(), seconds)).split("\n")
+    heads = [i for i, line in enumerate(lines) if line.startswith("## ")]
+    start = end = None
+    for n, i in enumerate(heads):
+        name = lines[i][3:]
+        if name == area:
+            start = i
+            end = heads[n + 1] if n + 1 < len(heads) else len(lines)
+            break
+        if start is None and name > area and name[:1].islower():
+            start = end = i
+            break
+    if start is None:
+        start = end = len(lines)
+    doc.write_text("\n".join(lines[:start] + body + lines[end:]), encoding="utf-8")
