@@ -76,10 +76,13 @@ PEAK = {
     # low -3 KB, mid/high -5 KB: the outbox keeps an index in RAM and reads a message back
     # from its flash log when it is sent (93600 / 110944 B; heap-budget.md, "The outbox on
     # flash only")
-    ("detector", "low"): 92 * 1024,
-    ("detector", "mid"): 109 * 1024,
-    ("detector", "high"): 109 * 1024,
-    ("valve", "M"): 90 * 1024,
+    # -1 KB low, mid/high, -2 KB valve: the day's fake network drops the sockets the device
+    # closed (harness), commands built on the first command, the identifier built in parts
+    # (91168 / 108832 / 88608 B; heap-budget.md, "Boot transients of mid/high")
+    ("detector", "low"): 91 * 1024,
+    ("detector", "mid"): 108 * 1024,
+    ("detector", "high"): 108 * 1024,
+    ("valve", "M"): 88 * 1024,
 }
 # The goal of issue 10 (40 KB free at every moment at 112 KB, largest block >= 8 KB) is not
 # reached yet by these: docs/heap-budget.md, "What is left".
@@ -189,9 +192,10 @@ def test_forty_kb_free_all_day_at_112k(exe, mpy_path, kind, tier):
 
 # The first milestone of that goal: the whole day ends at the ESP32's heap with no part
 # failing (bench_heap.measure's fits_112k), whatever is left free. Not yet by the mid/high
-# detectors (about 23 KB short). The valve and the low detector get there since their main.py
-# collects every 8 KB (docs/heap-budget.md, "Fragmentation: the valve collects every 8 KB");
-# the valve at the edge: a few bytes more (or less) in its modules can move it.
+# detectors (the smallest heap their day runs in: 122.3 KB on 8470936). The valve and the
+# low detector get there since their main.py collects every 8 KB (docs/heap-budget.md,
+# "Fragmentation: the valve collects every 8 KB"); the valve's largest block at 112 KB is
+# 10.3 KB since its 7th name pool opens after boot ("Boot transients of mid/high").
 DAY_NOT_YET_112K = {("detector", "mid"), ("detector", "high")}
 
 
