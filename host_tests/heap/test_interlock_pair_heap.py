@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 from conftest import need_esp32
-from gasguard_tools import bench_pairing
+from gasguard_tools import bench_heap, bench_pairing
 
 # The device's live heap (harness subtracted) at its highest during a pairing, bytes; lower
 # it when pairing needs less. Measured (docs/heap-budget.md): valve 97584, detector mid 118320
@@ -31,7 +31,7 @@ PAIRING_EXTRA = 11 * 1024
 def tree():
     exe = need_esp32()
     out = tempfile.mkdtemp(prefix="gasguard-heap-mpy-pair-")
-    yield exe, bench_pairing.compile_tree(out)
+    yield exe, bench_heap.compile_tree(out)
     shutil.rmtree(out, ignore_errors=True)
 
 

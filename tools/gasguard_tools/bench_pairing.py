@@ -25,12 +25,6 @@ PEER_RUNNER = "import pair_peer\n"
 AIR_SPEED = 1e9  # the relay keeps the two clocks in step, never waits for real time
 
 
-def compile_tree(out):
-    """bench_heap's tree: the device runs from its deploy set only (its peer is in its own
-    process, from the whole firmware tree)."""
-    return bench_heap.compile_tree(out)
-
-
 def _script(text):
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(text)
@@ -145,7 +139,7 @@ def main():
         return
     out = tempfile.mkdtemp(prefix="gasguard-heap-mpy-pair-")
     try:
-        path = compile_tree(out)
+        path = bench_heap.compile_tree(out)  # the peer runs from its whole firmware tree
         print("One pairing, both windows, with its peer in its own interpreter (2 MB heap); times from time.ticks_us on this host "
               "(the ESP32 at 240 MHz: 20-50x slower; another load on this host shows here too). Heap: the device's live bytes after "
               "collecting at every 100 ms loop turn.\n")
