@@ -26,7 +26,8 @@ import json
 from array import array
 
 from gasguard import VERSION
-from gasguard.boot import KEY_NAME, MAINT_NAME  # (str: nothing of the boot-only module is kept)
+from gasguard.boot import CONFIG_NAME, KEY_NAME, MAINT_NAME  # (str: nothing of the boot-only
+# module is kept)
 from gasguard.eventlog import EventLog
 from gasguard.service_proto import PROTOCOL
 
@@ -45,6 +46,7 @@ _NONE = const(-1)
 class DeviceApp:
     KIND = None
     SECTIONS = ()
+    CONFIG_NAME = CONFIG_NAME  # the CFG record's name, for gasguard.config_write (without boot)
 
     def __init__(self, board, store, identity, reset_cause, button_at_boot, board_name):
         self.board = board

@@ -5,14 +5,22 @@ answered, with the config checks the write loaded (lazy.BOOT_ONLY).
 
 import json
 
-from gasguard.service_proto import E_ARG, ServiceError
-from gasguard.service_read import call
+from gasguard.service_proto import E_ARG, E_UNSUPPORTED, ServiceError
+
+
+def _config(svc, op, *args):
+    # the device's config_get/config_set, without service_read (2 KB the write would hold
+    # while its checks load: docs/heap-budget.md, "A CFG write on a full heap")
+    fn = getattr(svc.device, op, None)
+    if fn is None:
+        raise ServiceError(E_UNSUPPORTED, "this device has no %s" % op)
+    return fn(*args)
 
 
 def _cmd_cfg(svc, rest):
     rest = rest.strip()
     if not rest:
-        return {"config": call(svc, "config_get", None)}
+        return {"config": _config(svc, "config_get", None)}
     parts = rest.split(None, 1)
     key = parts[0]
     if len(parts) == 1:
@@ -21,7 +29,7 @@ def _cmd_cfg(svc, rest):
         value = json.loads(parts[1])
     except Exception:
         raise ServiceError(E_ARG, "value must be JSON (strings in double quotes)")
-    r = call(svc, "config_set", key, value)
+    r = _config(svc, "config_set", key, value)
     return r if isinstance(r, dict) else {"key": key, "value": value}
 
 

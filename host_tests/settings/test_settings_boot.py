@@ -13,6 +13,7 @@ app.history_period_s), each of which was saved and then made every boot raise.
 """
 
 import json
+import sys
 
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings, strategies as st
@@ -140,3 +141,55 @@ def test_one_sensor_leaf_keeps_the_default_model_and_boots_with_it():
     assert again.refused == []
     m = again.detector.channels["ch4"].model
     assert m.name == "mq4" and again.config["detector"]["ch4"]["sensor"] == {"r0_ohm": 12000}
+
+
+# ---- one check at a time (docs/heap-budget.md, "A CFG write on a full heap") ------------------
+
+CHECKS = ("report_cfg", "profiles", "sensors", "valve_cfg", "link_cfg", "boot_select", "modbus")
+
+
+def _spy_checks(monkeypatch):
+    """Each config_write check as it starts: its module, and which other checks' modules are
+    loaded at that moment."""
+    from gasguard import config_write, lazy
+
+    lazy.release(*CHECKS)  # (another test's import does not count as the write's)
+    seen = []
+    real = config_write._check
+
+    def check(name, fn, *args):
+        seen.append((name, [m for m in CHECKS if m != name and "gasguard." + m in sys.modules]))
+        return real(name, fn, *args)
+
+    monkeypatch.setattr(config_write, "_check", check)
+    return seen
+
+
+@pytest.mark.parametrize("kind,key,value,runs,skips", [
+    ("detector", "detector.hush_s", 240, {"profiles", "sensors", "boot_select"}, {"report_cfg"}),
+    ("detector", "report.interval_s", 120, {"report_cfg", "boot_select"}, {"profiles", "sensors"}),
+    ("valve", "valve.link.heartbeat_ms", 2000, {"valve_cfg", "link_cfg"}, {"report_cfg"}),
+    ("valve", "app.history_period_s", 120, {"boot_select"}, {"valve_cfg", "report_cfg"}),
+])
+def test_a_cfg_write_runs_its_sections_checks_one_at_a_time(monkeypatch, kind, key, value, runs,
+                                                            skips):
+    """The written section's checks run (the rest of the config is what the device booted
+    on), each alone in the heap, and none stays loaded after the write."""
+    seen = _spy_checks(monkeypatch)
+    store = MemStore()
+    app = boot(kind, store, {})
+    app.config_set(key, value)
+    names = {n for n, _ in seen}
+    assert runs <= names and not (skips & names), seen
+    assert all(others == [] for _, others in seen), seen
+    assert [m for m in CHECKS if "gasguard." + m in sys.modules] == []
+    assert boot(kind, store, {}).refused == []  # and the write boots
+
+
+def test_a_refused_write_releases_the_check_that_refused_it(monkeypatch):
+    seen = _spy_checks(monkeypatch)
+    app = boot("detector", MemStore(), {})
+    with pytest.raises(ConfigError):
+        app.config_set("detector.ch4.channel.oversample", 99)
+    assert "sensors" in {n for n, _ in seen} or "profiles" in {n for n, _ in seen}, seen
+    assert [m for m in CHECKS if "gasguard." + m in sys.modules] == []
