@@ -50,6 +50,7 @@ from simboard import SimAnalogIn, SimClock, SimConsole  # noqa: E402
 DEV_ID = "88.118.8/GDH.240915.00123F"
 KEY = bytes(range(1, 33))
 LINK_KEY = bytes(range(32))
+FACTORY_KEY = bytes(range(64, 96))  # `gasguard flash --install-factory-key` writes data/factory.key
 DET_MAC = b"\x02\x00\x00\x00\x00\x01"
 VALVE_MAC = b"\x02\x00\x00\x00\x00\x02"
 REPORT = {"base": "gg", "commands": True,
@@ -203,6 +204,7 @@ def provision(kind, tier, root):
     ids = IdentityStore(store)
     ids.provision({"id": DEV_ID, "model": "GG-200", "hw_rev": "1.2"}, KEY)
     ids.lock()
+    store.write("factory.key", FACTORY_KEY)
     if kind == "detector":
         from gasguard import calibration, sensors
 
@@ -306,6 +308,7 @@ class Day:
         self.local = local
         self.minfree = None
         self.minblock = None
+        self.console_failed = []  # console requests not answered OK (ask())
         self.published = 0
         self.clock = clock = SimClock()
         from reporting_fakes import AutoBroker, FakeNet
@@ -416,12 +419,34 @@ class Day:
                     if socks[i].closed:
                         socks.pop(i)
 
-    def ask(self, line):
+    def ask(self, line, unsupported=False):
+        """One console request; an answer other than OK is kept for the end line (a part
+        of the day that did not happen is not a day that fits). unsupported: ERR
+        E_UNSUPPORTED is this device's right answer (the valve has no CAL?)."""
         con = self.board.console
         con.feed(line + "\n")
         self.run(300)
         out = con.take_output()
-        return out[:2] == b"OK"
+        if out[:2] == b"OK" or (unsupported and out[:17] == b"ERR E_UNSUPPORTED"):
+            return out
+        self.console_failed.append("%s: %s" % (line, bytes(out[:120]).decode().strip()))
+        return None
+
+    def factory_auth(self):
+        """AUTH as a technician's tool does it (gasguard_tools.serialdev): the challenge,
+        HMAC-SHA256 over it with the factory key, the response. Harness code: the host's
+        side of the exchange."""
+        import hashlib
+
+        out = self.ask("AUTH")
+        if out is None:
+            return
+        nonce = json.loads(bytes(out[3:]).decode())["nonce"]
+        msg = ("GGSP1-FACTORY:%s:%s" % (nonce, DEV_ID)).encode()
+        k = FACTORY_KEY + bytes(64 - len(FACTORY_KEY))
+        inner = hashlib.sha256(bytes(b ^ 0x36 for b in k) + msg).digest()
+        tag = hashlib.sha256(bytes(b ^ 0x5C for b in k) + inner).digest()
+        self.ask("AUTH " + "".join("%02x" % b for b in tag))
 
     def day(self):
         det = self.kind == "detector"
@@ -442,15 +467,18 @@ class Day:
             self.run(30000)
             self.board.pressure_uv = self.levels["p_ok"]
             self.point("valve_closed")
-        ok = 0
         for line in ("HELLO", "STATUS?", "READ?", "LOG? 20", "HIST?", "CFG?", "CAL?", "ID?",
                      "HELP", "FACTORY?"):
-            ok += self.ask(line)
+            self.ask(line, unsupported=line == "CAL?" and not det)
         self.point("console")
+        # a technician's config change: factory mode by the key (the button's window at
+        # power-up has closed on the detector by now), the write, the end of factory mode
+        self.factory_auth()
         if det:
-            ok += self.ask("CFG detector.hush_s 240")
+            self.ask("CFG detector.hush_s 240")
         else:
-            ok += self.ask("CFG app.history_period_s 120")
+            self.ask("CFG app.history_period_s 120")
+        self.ask("AUTH END")
         self.point("cfg_write")
         self.net.mode = "unreachable"
         if self.net.last is not None:
@@ -468,7 +496,8 @@ class Day:
         self.run(3600000, 1000)  # quiet hour: telemetry, heartbeats, link heartbeats
         self.point("quiet")
         st = self.app.status()
-        print(json.dumps({"at": "end", "console_ok": ok, "min_free": self.minfree,
+        print(json.dumps({"at": "end", "console_failed": self.console_failed,
+                          "min_free": self.minfree,
                           "min_block": self.minblock, "boot_alloc": None,
                           "published": self.published,
                           "outbox": st.get("outbox_depth"), "errors": st.get("last_errors"),

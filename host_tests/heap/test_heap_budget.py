@@ -120,8 +120,10 @@ def test_resident_heap_within_budget(exe, mpy_path, kind, tier):
         "%s %s: %d bytes resident after boot, budget %d: %s" % (kind, tier, r["boot"],
                                                                 BUDGET[kind, tier], r["modules"]))
     assert r["peak_live"] <= PEAK[kind, tier], r["points"]
-    # every part worked during the day: messages reached the broker
+    # every part worked during the day: messages reached the broker, and every console
+    # request was answered (the factory AUTH and the CFG write included) with the heap to spare
     assert r["published"] > 20, r
+    assert r["console_failed"] == [], r["console_failed"]
     # and what is parked or boot-only is not resident at the end of it
     for m in ("identity", "identifier", "active_id", "profiles", "valve_cfg", "service_cmds",
               "service_read", "service_cal", "service_cfg", "service_factory",
@@ -172,6 +174,14 @@ def test_harness_of_a_device_without_wifi_keeps_mqtt(exe, mpy_path):
     assert abs(h["alloc"] - h["harness"] - h["credit"]) < 1024, h
 
 
+def test_a_day_with_a_console_request_not_answered_is_not_clean():
+    day = {"error_count": 0, "errors": [], "console_failed": []}
+    assert bench_heap._clean(day)
+    day["console_failed"] = ["CFG app.history_period_s 120: ERR E_DEVICE MemoryError"]
+    assert not bench_heap._clean(day)
+    assert "CFG app.history_period_s" in bench_heap._errors(day)
+
+
 def _devices_not_yet(not_yet, reason):
     """Every device, a strict xfail on those in not_yet: the mark must come off when one
     gets there."""
@@ -196,7 +206,14 @@ def test_forty_kb_free_all_day_at_112k(exe, mpy_path, kind, tier):
 # low detector get there since their main.py collects every 8 KB (docs/heap-budget.md,
 # "Fragmentation: the valve collects every 8 KB"); the valve's largest block at 112 KB is
 # 10.3 KB since its 7th name pool opens after boot ("Boot transients of mid/high").
-DAY_NOT_YET_112K = {("detector", "mid"), ("detector", "high")}
+# Since 2026-12-06 the day's config change is real (heap_day authenticates with the factory
+# key; before, the detectors' CFG was refused for want of factory mode and nothing checked
+# the answer): the low detector's CFG write does not fit at 112 KB yet (MemoryError loading
+# the sensing checks; the console answers E_DEVICE and nothing changes), the rest of its day
+# does (test_the_day_at_112k_fails_only_where_known).
+DAY_NOT_YET_112K = {("detector", "mid"), ("detector", "high"), ("detector", "low")}
+# The console requests known not to fit at 112 KB yet, by device: nothing else may fail.
+KNOWN_GAPS_112K = {("detector", "low"): ("CFG detector.",)}
 
 
 @pytest.mark.parametrize("kind,tier", _devices_not_yet(
@@ -204,6 +221,18 @@ DAY_NOT_YET_112K = {("detector", "mid"), ("detector", "high")}
 def test_whole_day_ends_clean_at_112k(exe, mpy_path, kind, tier):
     r = measured(exe, mpy_path, kind, tier)
     assert r["fits_112k"], r["error_112k"]
+
+
+@pytest.mark.parametrize("kind,tier", [d for d in bench_heap.DEVICES
+                                       if d not in DAY_NOT_YET_112K or d in KNOWN_GAPS_112K])
+def test_the_day_at_112k_fails_only_where_known(exe, mpy_path, kind, tier):
+    """The day ends at 112 KB, no part counted an error, and every console request was
+    answered OK but the known gaps (which answer ERR E_DEVICE and change nothing)."""
+    r = measured(exe, mpy_path, kind, tier)
+    assert r["ended_112k"] and not r["errors_112k"], r["error_112k"]
+    known = KNOWN_GAPS_112K.get((kind, tier), ())
+    for f in r["console_failed_112k"]:
+        assert f.startswith(known) and "E_DEVICE MemoryError" in f, f
 
 
 RELEASE_SCRIPT = r'''

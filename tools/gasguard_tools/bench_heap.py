@@ -246,13 +246,15 @@ def measure(exe, path, kind, tier):
            "qstr": {p["at"]: p["qstr"] for p in big}, "qstr_shift": shift,
            "harness_names": harness_names(big[0]), "allowance": allowance,
            "boot": pts["boot"], "peak_live": max(pts.values()), "modules": end["modules"],
-           "published": end["published"]}
+           "published": end["published"], "console_failed": end.get("console_failed")}
     at112, end112, err112 = run_day(exe, path, kind, tier, ESP32_HEAP + extra)
     # a day that reaches its end while parts failed with MemoryError (counted by the app:
     # a poller, the console, a config that could not be built at boot) did not fit
     res["fits_112k"] = _clean(end112)
     res["error_112k"] = err112 or _errors(end112)
     res["errors_112k"] = end112.get("error_count") if end112 is not None else None
+    res["ended_112k"] = end112 is not None
+    res["console_failed_112k"] = end112.get("console_failed") if end112 is not None else None
     if end112 is not None:
         res["min_free_112k"] = end112["min_free"] - (extra - allowance)
         res["min_block_112k"] = end112["min_block"]
@@ -265,15 +267,18 @@ def measure(exe, path, kind, tier):
 
 
 def _clean(end):
-    """The day ended and no part of the device failed on the way (the app's error count:
-    heap_day's end line)."""
-    return end is not None and not end.get("error_count") and not end.get("errors")
+    """The day ended and no part of the device failed on the way (the app's error count,
+    and every console request answered: heap_day's end line)."""
+    return (end is not None and not end.get("error_count") and not end.get("errors")
+            and not end.get("console_failed"))
 
 
 def _errors(end):
     if end is None or _clean(end):
         return None
-    return "ended with %s errors: %s" % (end.get("error_count"), "; ".join(end.get("errors") or ()))
+    return "ended with %s errors: %s" % (
+        end.get("error_count"), "; ".join(list(end.get("errors") or ())
+                                          + list(end.get("console_failed") or ())))
 
 
 def measure_all(devices=DEVICES, smallest=False):

@@ -51,7 +51,10 @@ _LINK = ("canon", "co_alarm", "co_rates", "detector_link", "hmac256", "interlock
 # Loaded by the day's console session only (CFG, CAL?, ...), not primed: the names are
 # interned when it first runs, after the pools have grown (priming them would only raise
 # the boot figures; measured: detector +0.7 KB after boot, valve +2 KB at its boot peak).
-CONSOLE = {"detector": ("app_cal", "service_cmds", "service_read")}
+# (the day's config change: AUTH with the factory key, which loads hmac256 on the low tier
+# too, and the CFG write with its checks)
+CONSOLE = {"detector": ("app_cal", "config_write", "hmac256", "service_cfg", "service_cmds",
+                        "service_factory", "service_read")}
 PRIME = {
     ("detector", "low"): _DETECTOR,
     ("detector", "mid"): _DETECTOR + _LINK,
