@@ -351,12 +351,17 @@ def table(results):
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         bad = "%s errors" % r["errors_112k"] if r.get("errors_112k") else "MemoryError"
+        # a day that ended with console requests refused (MemoryError answered E_DEVICE):
+        # its figures, and which requests
+        ended = r["fits_112k"] or (r.get("ended_112k") and not r.get("errors_112k"))
+        refused = "; refused: " + ", ".join(f.split(":")[0] for f in r["console_failed_112k"]) \
+            if ended and r.get("console_failed_112k") else ""
         lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             r["kind"], r["tier"], _kb(r["boot"]), _kb(r["peak_live"]), _kb(r.get("smallest_heap")),
             _kb(r.get("smallest_clean_heap")),
-            _kb(r.get("boot_free_112k")) if r["fits_112k"] else bad,
-            _kb(r.get("min_free_112k")) if r["fits_112k"] else "-",
-            _kb(r.get("min_block_112k")) if r["fits_112k"] else "-",
+            _kb(r.get("boot_free_112k")) if ended else bad,
+            _kb(r.get("min_free_112k")) + refused if ended else "-",
+            _kb(r.get("min_block_112k")) if ended else "-",
             "runs to the end" if r["fits_72k"] else "fails: " + (r["error_72k"] or "")[:60]))
     return "\n".join(lines)
 
