@@ -435,7 +435,8 @@ class Day:
     def factory_auth(self):
         """AUTH as a technician's tool does it (gasguard_tools.serialdev): the challenge,
         HMAC-SHA256 over it with the factory key, the response. Harness code: the host's
-        side of the exchange."""
+        side of the exchange, written out rather than gasguard.service_factory.auth_response,
+        which the harness would load into the device's heap outside any console request."""
         import hashlib
 
         out = self.ask("AUTH")

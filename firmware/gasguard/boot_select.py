@@ -91,6 +91,12 @@ def app_settings(cfg):
     return need_int(a, "history_period_s", 1, 3600, 60)
 
 
+def settings(cfg):
+    """The whole-config sections every CFG write checks (gasguard.config_write): app, service."""
+    app_settings(cfg)
+    service_config(cfg.get("service"))
+
+
 def service_config(cfg):
     """The service section checked (ConfigError naming the key), as a tuple in the order
     of SERVICE_DEFAULTS."""

@@ -25,7 +25,7 @@ def validate(app, cfg, section=None):
     if not isinstance(cfg, dict):
         raise ConfigError("config: expected an object")
     reject_unknown(cfg, app.SECTIONS, "config")
-    _check("boot_select", "app_settings", cfg)  # (the boot's fallback code: not held meanwhile)
+    _check("boot_select", "settings", cfg)  # app, service (the boot's fallback code: not held)
 
     def feeds(*names):
         return section is None or section in names
@@ -54,7 +54,6 @@ def validate(app, cfg, section=None):
             _check("sensors", "inputs", app.board, dcfg, None)
     if link is not None:
         _check("link_cfg", "link_config", link)
-    _check("boot_select", "service_config", cfg.get("service"))
 
 
 def _check(name, fn, *args):
@@ -83,7 +82,7 @@ def config_set(app, key, value):
 
 
 def _set(app, key, value):
-    new = json.loads(json.dumps(app.config))  # a deep copy (gasguard.boot.copy)
+    new = app.config_get()  # a deep copy
     parts = key.split(".")
     node = new
     for p in parts[:-1]:

@@ -43,20 +43,17 @@ def release(*names):
     pkg = mods.get("gasguard")
     before = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
     for n in names:
+        # Set, then pop: an import that failed (a MemoryError while loading, the usual
+        # reason to release a module that is not loaded) leaves its half-built module in
+        # the slot of sys.modules it was removed from (MicroPython's map removal keeps the
+        # value, reachable until the slot is reused); dict pop clears it. Measured:
+        # docs/heap-budget.md, "A failed load is not held".
         k = "gasguard." + n
-        if k in mods:
+        try:
+            mods[k] = None
             mods.pop(k)
-        else:
-            # An import that failed (a MemoryError while loading, the usual reason to be
-            # here) leaves its half-built module in the slot of sys.modules it was removed
-            # from: MicroPython's map removal keeps the value, so its code and objects stay
-            # reachable until that slot is reused. Set and pop clears it (dict pop does).
-            # Measured: docs/heap-budget.md, "A failed load is not held".
-            try:
-                mods[k] = None
-                mods.pop(k)
-            except MemoryError:  # the table could not grow: nothing was held by it then
-                pass
+        except MemoryError:  # a new key the table could not grow for: nothing held it then
+            pass
         # `import gasguard.x` binds x on the package too; looked up, not tried: a release
         # runs when the heap is tightest, where a raised exception is a MemoryError
         if pkg is not None and n in pkg.__dict__:

@@ -9,8 +9,10 @@ from gasguard.service_proto import E_ARG, E_UNSUPPORTED, ServiceError
 
 
 def _config(svc, op, *args):
-    # the device's config_get/config_set, without service_read (2 KB the write would hold
-    # while its checks load: docs/heap-budget.md, "A CFG write on a full heap")
+    # service_read.call, not imported: loading service_read would hold 2 KB while the write's
+    # checks load; moving call to the resident service_proto cost 128-144 B resident on
+    # every device (measured), more than these lines (docs/heap-budget.md, "A CFG write on
+    # a full heap")
     fn = getattr(svc.device, op, None)
     if fn is None:
         raise ServiceError(E_UNSUPPORTED, "this device has no %s" % op)
